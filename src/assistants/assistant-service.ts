@@ -1,0 +1,41 @@
+import { eq } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { assistants, type AssistantRow } from '../db/schema.js';
+import { newId } from '../domain/ids.js';
+import type { Metadata, Tool } from '../domain/run.js';
+
+export interface CreateAssistantInput {
+  model: string;
+  name?: string | null;
+  description?: string | null;
+  instructions?: string | null;
+  tools?: Tool[] | null;
+  metadata?: Metadata | null;
+}
+
+export class AssistantService {
+  constructor(private readonly deps: { db: Db; clock: () => number }) {}
+
+  async create(input: CreateAssistantInput): Promise<AssistantRow> {
+    const [row] = await this.deps.db
+      .insert(assistants)
+      .values({
+        id: newId('asst'),
+        createdAt: this.deps.clock(),
+        model: input.model,
+        name: input.name ?? null,
+        description: input.description ?? null,
+        instructions: input.instructions ?? null,
+        tools: input.tools ?? [],
+        metadata: input.metadata ?? {},
+      })
+      .returning();
+    if (!row) throw new Error('insert returned no row');
+    return row;
+  }
+
+  async get(id: string): Promise<AssistantRow | undefined> {
+    const [row] = await this.deps.db.select().from(assistants).where(eq(assistants.id, id));
+    return row;
+  }
+}

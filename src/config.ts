@@ -1,0 +1,55 @@
+/**
+ * The environment, parsed once. Only the entry point (`main.ts`) reads `process.env`;
+ * everything else receives a {@link Config}, so tests build one without touching globals.
+ */
+import { z } from 'zod';
+
+const intFromEnv = (fallback: number, min: number) =>
+  z.coerce.number().int().min(min).default(fallback);
+
+const configSchema = z.object({
+  /** HTTP and websocket port. @default 4000 */
+  PORT: intFromEnv(4000, 0),
+  /** Interface to listen on. @default "0.0.0.0" (all interfaces) */
+  HOST: z.string().min(1).default('0.0.0.0'),
+  /** A PostgreSQL URL. When unset, Runway runs on embedded PGlite. */
+  DATABASE_URL: z.string().min(1).optional(),
+  /** PGlite data directory when DATABASE_URL is unset; `memory://` keeps nothing. @default "./.data/pglite" */
+  PGLITE_DIR: z.string().min(1).default('./.data/pglite'),
+  /** Connections in the postgres.js pool. @default 10 */
+  DATABASE_POOL_SIZE: intFromEnv(10, 1),
+  /** An active run's expiresAt is createdAt + this. @default 600 */
+  RUN_EXPIRES_AFTER_SECONDS: intFromEnv(600, 1),
+  /** `production` turns off GraphiQL and error details. @default "development" */
+  NODE_ENV: z.string().default('development'),
+});
+
+export type Config = Readonly<{
+  port: number;
+  host: string;
+  databaseUrl: string | undefined;
+  pgliteDir: string;
+  databasePoolSize: number;
+  runExpiresAfterSeconds: number;
+  production: boolean;
+}>;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // An empty variable means "unset", as in most shells' `VAR= cmd`.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ''));
+  const parsed = configSchema.safeParse(present);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new Error(`Invalid environment:\n  ${problems.join('\n  ')}`);
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    pgliteDir: e.PGLITE_DIR,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+    runExpiresAfterSeconds: e.RUN_EXPIRES_AFTER_SECONDS,
+    production: e.NODE_ENV === 'production',
+  };
+}

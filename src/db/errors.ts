@@ -1,0 +1,23 @@
+/**
+ * Recognizes PostgreSQL errors whichever driver raised them: postgres.js and PGlite both
+ * expose the SQLSTATE as `code`, and drizzle wraps them (the original is in `cause`).
+ */
+interface PgErrorLike {
+  code?: unknown;
+  constraint?: unknown;
+  constraint_name?: unknown;
+  cause?: unknown;
+}
+
+function findPgError(error: unknown): PgErrorLike | undefined {
+  for (let e = error as PgErrorLike | undefined, depth = 0; e && depth < 5; e = e.cause as PgErrorLike, depth++) {
+    if (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code)) return e;
+  }
+  return undefined;
+}
+
+export function isUniqueViolation(error: unknown, constraint?: string): boolean {
+  const pg = findPgError(error);
+  if (!pg || pg.code !== '23505') return false;
+  return constraint === undefined || pg.constraint === constraint || pg.constraint_name === constraint;
+}

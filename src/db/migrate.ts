@@ -1,0 +1,42 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
+import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import type { PgliteDatabase } from 'drizzle-orm/pglite';
+import { postgresClient, type Database } from './client.js';
+
+/** `drizzle/` at the project root, found from this file whether run from src/ or dist/. */
+function migrationsFolder(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = join(dir, 'drizzle');
+    if (existsSync(join(candidate, 'meta', '_journal.json'))) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('drizzle/ migrations folder not found');
+    dir = parent;
+  }
+}
+
+// Any constant works; it only has to be the same in every Runway process.
+const MIGRATION_LOCK_KEY = 0x52756e77; // "Runw"
+
+/**
+ * Applies pending migrations. On a PostgreSQL server several processes may start at
+ * once, so they take turns under an advisory lock on one dedicated connection.
+ */
+export async function migrate(database: Database): Promise<void> {
+  const folder = migrationsFolder();
+  if (database.driver === 'pglite') {
+    await migratePglite(database.db as unknown as PgliteDatabase, { migrationsFolder: folder });
+    return;
+  }
+  const client = postgresClient(database.url, { max: 1 });
+  try {
+    await client`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
+    await migratePostgres(drizzlePostgres(client), { migrationsFolder: folder });
+  } finally {
+    await client.end({ timeout: 5 });
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * The tables. Migrations in `drizzle/` are generated from this file by drizzle-kit
+ * (`npm run db:generate`) and applied at start; never edit a generated migration.
+ *
+ * Times the API shows are Unix seconds (as in the seeds), stored as bigint so they do not
+ * stop in 2038. Ids are prefixed ULIDs, so ordering by id is ordering by creation.
+ */
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  boolean,
+  doublePrecision,
+  index,
+  integer,
+  jsonb,
+  pgEnum,
+  pgTable,
+  primaryKey,
+  text,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
+import type {
+  IncompleteDetails,
+  Metadata,
+  RequiredAction,
+  ResponseFormat,
+  RunError,
+  RunUsage,
+  StepDetails,
+  Tool,
+  ToolChoice,
+  TruncationStrategy,
+} from '../domain/run.js';
+import { ACTIVE_STATUSES, RUN_STATUSES } from '../domain/run-status.js';
+
+const unixSeconds = (name: string) => bigint(name, { mode: 'number' });
+
+export const runStatus = pgEnum('run_status', RUN_STATUSES);
+export const messageRole = pgEnum('message_role', ['user', 'assistant']);
+export const runStepType = pgEnum('run_step_type', ['message_creation', 'tool_calls']);
+export const runStepStatus = pgEnum('run_step_status', [
+  'in_progress',
+  'cancelled',
+  'failed',
+  'completed',
+  'expired',
+]);
+
+export const assistants = pgTable('assistants', {
+  id: text('id').primaryKey(),
+  createdAt: unixSeconds('created_at').notNull(),
+  model: text('model').notNull(),
+  name: text('name'),
+  description: text('description'),
+  instructions: text('instructions'),
+  tools: jsonb('tools').$type<Tool[]>().notNull().default([]),
+  metadata: jsonb('metadata').$type<Metadata>().notNull().default({}),
+});
+
+export const threads = pgTable('threads', {
+  id: text('id').primaryKey(),
+  createdAt: unixSeconds('created_at').notNull(),
+  metadata: jsonb('metadata').$type<Metadata>().notNull().default({}),
+});
+
+export const messages = pgTable(
+  'messages',
+  {
+    id: text('id').primaryKey(),
+    threadId: text('thread_id')
+      .notNull()
+      .references(() => threads.id, { onDelete: 'cascade' }),
+    createdAt: unixSeconds('created_at').notNull(),
+    role: messageRole('role').notNull(),
+    content: text('content').notNull(),
+    runId: text('run_id'),
+    assistantId: text('assistant_id'),
+    metadata: jsonb('metadata').$type<Metadata>().notNull().default({}),
+  },
+  (t) => [index('messages_thread_id_id_idx').on(t.threadId, t.id)],
+);
+
+export const runs = pgTable(
+  'runs',
+  {
+    id: text('id').primaryKey(),
+    threadId: text('thread_id')
+      .notNull()
+      .references(() => threads.id, { onDelete: 'cascade' }),
+    assistantId: text('assistant_id')
+      .notNull()
+      .references(() => assistants.id),
+    createdAt: unixSeconds('created_at').notNull(),
+    status: runStatus('status').notNull(),
+    /**
+     * The status before the latest transition. The transition UPDATE sets it from the
+     * old row (`previous_status = status`), which gives the event its `from` without a
+     * read-before-write.
+     */
+    previousStatus: runStatus('previous_status'),
+    /** 1 at creation, +1 on every status change; orders the run's events. */
+    version: integer('version').notNull().default(1),
+    requiredAction: jsonb('required_action').$type<RequiredAction>(),
+    lastError: jsonb('last_error').$type<RunError>(),
+    expiresAt: unixSeconds('expires_at'),
+    startedAt: unixSeconds('started_at'),
+    cancelledAt: unixSeconds('cancelled_at'),
+    failedAt: unixSeconds('failed_at'),
+    completedAt: unixSeconds('completed_at'),
+    incompleteDetails: jsonb('incomplete_details').$type<IncompleteDetails>(),
+    model: text('model').notNull(),
+    instructions: text('instructions').notNull(),
+    additionalInstructions: text('additional_instructions'),
+    tools: jsonb('tools').$type<Tool[]>().notNull().default([]),
+    metadata: jsonb('metadata').$type<Metadata>().notNull().default({}),
+    usage: jsonb('usage').$type<RunUsage>(),
+    temperature: doublePrecision('temperature'),
+    topP: doublePrecision('top_p'),
+    maxPromptTokens: integer('max_prompt_tokens'),
+    maxCompletionTokens: integer('max_completion_tokens'),
+    truncationStrategy: jsonb('truncation_strategy').$type<TruncationStrategy>(),
+    toolChoice: jsonb('tool_choice').$type<ToolChoice>(),
+    parallelToolCalls: boolean('parallel_tool_calls').notNull().default(true),
+    responseFormat: jsonb('response_format').$type<ResponseFormat>(),
+  },
+  (t) => [
+    // Keyset pagination of a thread's runs, in both directions.
+    index('runs_thread_id_id_idx').on(t.threadId, t.id),
+    // The database, not only the code, keeps a thread to one active run at a time.
+    uniqueIndex('runs_one_active_per_thread')
+      .on(t.threadId)
+      .where(sql.raw(`status in (${ACTIVE_STATUSES.map((s) => `'${s}'`).join(', ')})`)),
+  ],
+);
+
+/** Every status change of every run, in per-run version order: the run's history. */
+export const runEvents = pgTable(
+  'run_events',
+  {
+    runId: text('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    version: integer('version').notNull(),
+    threadId: text('thread_id').notNull(),
+    fromStatus: runStatus('from_status'),
+    toStatus: runStatus('to_status').notNull(),
+    at: unixSeconds('at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.runId, t.version] })],
+);
+
+/**
+ * What a run did, step by step. A TOOL_CALLS step is opened when the run enters
+ * requires_action and holds the calls; submitted outputs are written into it, so the
+ * engine finds them there when the run is picked up again.
+ */
+export const runSteps = pgTable(
+  'run_steps',
+  {
+    id: text('id').primaryKey(),
+    runId: text('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    threadId: text('thread_id').notNull(),
+    assistantId: text('assistant_id').notNull(),
+    createdAt: unixSeconds('created_at').notNull(),
+    type: runStepType('type').notNull(),
+    status: runStepStatus('status').notNull(),
+    stepDetails: jsonb('step_details').$type<StepDetails>().notNull(),
+    lastError: jsonb('last_error').$type<RunError>(),
+    completedAt: unixSeconds('completed_at'),
+    cancelledAt: unixSeconds('cancelled_at'),
+    failedAt: unixSeconds('failed_at'),
+    expiredAt: unixSeconds('expired_at'),
+    usage: jsonb('usage').$type<RunUsage>(),
+  },
+  (t) => [index('run_steps_run_id_id_idx').on(t.runId, t.id)],
+);
+
+export type AssistantRow = typeof assistants.$inferSelect;
+export type ThreadRow = typeof threads.$inferSelect;
+export type MessageRow = typeof messages.$inferSelect;
+export type RunRow = typeof runs.$inferSelect;
+export type RunEventRow = typeof runEvents.$inferSelect;
+export type RunStepRow = typeof runSteps.$inferSelect;

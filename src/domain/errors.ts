@@ -1,0 +1,53 @@
+/**
+ * Domain errors: the failures a client can cause and should see. Each carries the
+ * `extensions.code` it is reported with; `graphql/errors.ts` is the one place that turns
+ * them into GraphQLErrors. Any other thrown error is a bug and stays masked.
+ */
+
+export type ErrorCode =
+  | 'BAD_USER_INPUT'
+  | 'NOT_FOUND'
+  | 'INVALID_RUN_STATE'
+  | 'THREAD_HAS_ACTIVE_RUN';
+
+export class DomainError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class BadUserInputError extends DomainError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super('BAD_USER_INPUT', message, details);
+  }
+}
+
+export class NotFoundError extends DomainError {
+  /** The message depends only on the kind of object and its id, never on why it is missing. */
+  constructor(kind: 'assistant' | 'thread' | 'run' | 'message', id: string) {
+    super('NOT_FOUND', `No ${kind} found with id '${id}'.`, { kind, id });
+  }
+}
+
+export class InvalidRunStateError extends DomainError {
+  constructor(message: string, status: string) {
+    super('INVALID_RUN_STATE', message, { status });
+  }
+}
+
+export class ThreadHasActiveRunError extends DomainError {
+  constructor(threadId: string, runId: string | null) {
+    super(
+      'THREAD_HAS_ACTIVE_RUN',
+      runId
+        ? `Thread ${threadId} already has an active run ${runId}.`
+        : `Thread ${threadId} already has an active run.`,
+      { threadId, runId },
+    );
+  }
+}

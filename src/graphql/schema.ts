@@ -1,0 +1,16 @@
+/** The schema: the type files register themselves on the builder when imported. */
+import { printSchema, type GraphQLSchema } from 'graphql';
+import { builder } from './builder.js';
+import './types/common.js';
+import './types/assistant.js';
+import './types/message.js';
+import './types/thread.js';
+import './types/run.js';
+import './types/run-status-event.js';
+
+export const schema: GraphQLSchema = builder.toSchema();
+
+/** The SDL committed in schema/schema.graphql, in the order the code defines it. */
+export function printRunwaySchema(): string {
+  return printSchema(schema) + "\n";
+}

@@ -1,0 +1,48 @@
+import type { MessageRow } from '../../db/schema.js';
+import { builder } from '../builder.js';
+import { connectionType, metadataArg } from './common.js';
+
+export const MessageRole = builder.enumType('MessageRole', {
+  values: { USER: { value: 'user' }, ASSISTANT: { value: 'assistant' } } as const,
+});
+
+export const MessageRef = builder.objectRef<MessageRow>('Message').implement({
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    object: t.string({ resolve: () => 'thread.message' }),
+    threadId: t.exposeID('threadId'),
+    role: t.field({ type: MessageRole, resolve: (m) => m.role }),
+    text: t.exposeString('content', { description: "The message's text." }),
+    runId: t.exposeID('runId', { nullable: true, description: 'The run that wrote it, for assistant messages.' }),
+    assistantId: t.exposeID('assistantId', { nullable: true }),
+    metadata: t.field({ type: 'JSONObject', resolve: (m) => m.metadata }),
+    createdAt: t.exposeInt('createdAt'),
+  }),
+});
+
+export const MessageConnection = connectionType('Message', MessageRef);
+
+export const CreateMessageInput = builder.inputType('CreateMessageInput', {
+  fields: (t) => ({
+    role: t.field({ type: MessageRole, required: true }),
+    content: t.string({ required: true }),
+    metadata: t.field({ type: 'JSONObject', validate: metadataArg }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  createMessage: t.field({
+    type: MessageRef,
+    description: 'Adds a message; fails with THREAD_HAS_ACTIVE_RUN while a run is active.',
+    args: {
+      threadId: t.arg.id({ required: true }),
+      input: t.arg({ type: CreateMessageInput, required: true }),
+    },
+    resolve: (_, { threadId, input }, ctx) =>
+      ctx.threads.createMessage(String(threadId), {
+        role: input.role,
+        content: input.content,
+        metadata: input.metadata as Record<string, string> | null | undefined,
+      }),
+  }),
+}));

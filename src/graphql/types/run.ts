@@ -1,0 +1,394 @@
+/** The Run type, its option objects, and the run queries and mutations. */
+import type { RunRow } from '../../db/schema.js';
+import type {
+  IncompleteDetails,
+  RequiredAction,
+  ResponseFormat,
+  RunError,
+  RunUsage,
+  ToolCall,
+  ToolChoice,
+  TruncationStrategy,
+} from '../../domain/run.js';
+import { RUN_STATUSES, type RunStatus } from '../../domain/run-status.js';
+import type { CreateRunInput as CreateRunUseCase } from '../../runs/run-service.js';
+import { builder } from '../builder.js';
+import {
+  metadataSchema,
+  temperatureSchema,
+  tokenLimitSchema,
+  topPSchema,
+  functionNameSchema,
+} from '../validation.js';
+import {
+  connectionType,
+  metadataArg,
+  pageArgs,
+  ToolInput,
+  ToolRef,
+  toolsArgValidation,
+  toTools,
+} from './common.js';
+import { MessageRole } from './message.js';
+
+export const RunStatusEnum = builder.enumType('RunStatus', {
+  description: 'The nine statuses of a run; see the lifecycle in the README.',
+  values: Object.fromEntries(RUN_STATUSES.map((s) => [s.toUpperCase(), { value: s }])) as {
+    [K in RunStatus as Uppercase<K>]: { value: K };
+  },
+});
+
+const RunErrorCode = builder.enumType('RunErrorCode', {
+  values: {
+    SERVER_ERROR: { value: 'server_error' },
+    RATE_LIMIT_EXCEEDED: { value: 'rate_limit_exceeded' },
+    INVALID_PROMPT: { value: 'invalid_prompt' },
+  } as const,
+});
+
+const RunErrorRef = builder.objectRef<RunError>('RunError').implement({
+  fields: (t) => ({
+    code: t.field({ type: RunErrorCode, resolve: (e) => e.code }),
+    message: t.exposeString('message'),
+  }),
+});
+
+const IncompleteReason = builder.enumType('IncompleteReason', {
+  values: {
+    MAX_COMPLETION_TOKENS: { value: 'max_completion_tokens' },
+    MAX_PROMPT_TOKENS: { value: 'max_prompt_tokens' },
+  } as const,
+});
+
+const IncompleteDetailsRef = builder.objectRef<IncompleteDetails>('IncompleteDetails').implement({
+  fields: (t) => ({ reason: t.field({ type: IncompleteReason, resolve: (d) => d.reason }) }),
+});
+
+const RunUsageRef = builder.objectRef<RunUsage>('RunUsage').implement({
+  fields: (t) => ({
+    promptTokens: t.exposeInt('promptTokens'),
+    completionTokens: t.exposeInt('completionTokens'),
+    totalTokens: t.exposeInt('totalTokens'),
+  }),
+});
+
+const ToolCallFunction = builder.objectRef<ToolCall['function']>('ToolCallFunction').implement({
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    arguments: t.exposeString('arguments', { description: 'The arguments as a JSON string.' }),
+  }),
+});
+
+export const ToolCallRef = builder.objectRef<ToolCall>('ToolCall').implement({
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    type: t.exposeString('type'),
+    function: t.field({ type: ToolCallFunction, resolve: (c) => c.function }),
+  }),
+});
+
+const SubmitToolOutputs = builder.objectRef<RequiredAction['submitToolOutputs']>('SubmitToolOutputs').implement({
+  fields: (t) => ({ toolCalls: t.field({ type: [ToolCallRef], resolve: (s) => s.toolCalls }) }),
+});
+
+const RequiredActionRef = builder.objectRef<RequiredAction>('RequiredAction').implement({
+  fields: (t) => ({
+    type: t.exposeString('type'),
+    submitToolOutputs: t.field({ type: SubmitToolOutputs, resolve: (a) => a.submitToolOutputs }),
+  }),
+});
+
+const TruncationType = builder.enumType('TruncationType', {
+  values: { AUTO: { value: 'auto' }, LAST_MESSAGES: { value: 'last_messages' } } as const,
+});
+
+const TruncationStrategyRef = builder.objectRef<TruncationStrategy>('TruncationStrategy').implement({
+  fields: (t) => ({
+    type: t.field({ type: TruncationType, resolve: (s) => s.type }),
+    lastMessages: t.int({ nullable: true, resolve: (s) => s.lastMessages ?? null }),
+  }),
+});
+
+const ToolChoiceMode = builder.enumType('ToolChoiceMode', {
+  values: { NONE: { value: 'none' }, AUTO: { value: 'auto' }, REQUIRED: { value: 'required' } } as const,
+});
+
+const FunctionName = builder.objectRef<{ name: string }>('FunctionName').implement({
+  fields: (t) => ({ name: t.exposeString('name') }),
+});
+
+const ToolChoiceRef = builder.objectRef<ToolChoice>('ToolChoice').implement({
+  description: 'Either a mode, or the one function the model must call.',
+  fields: (t) => ({
+    mode: t.field({ type: ToolChoiceMode, nullable: true, resolve: (c) => ('mode' in c ? c.mode : null) }),
+    function: t.field({ type: FunctionName, nullable: true, resolve: (c) => ('function' in c ? c.function : null) }),
+  }),
+});
+
+const ResponseFormatType = builder.enumType('ResponseFormatType', {
+  values: {
+    AUTO: { value: 'auto' },
+    TEXT: { value: 'text' },
+    JSON_OBJECT: { value: 'json_object' },
+    JSON_SCHEMA: { value: 'json_schema' },
+  } as const,
+});
+
+type JsonSchemaFormat = Extract<ResponseFormat, { type: 'json_schema' }>['jsonSchema'];
+const JsonSchemaFormatRef = builder.objectRef<JsonSchemaFormat>('JsonSchemaFormat').implement({
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    description: t.string({ nullable: true, resolve: (f) => f.description ?? null }),
+    schema: t.field({ type: 'JSONObject', nullable: true, resolve: (f) => f.schema ?? null }),
+    strict: t.boolean({ nullable: true, resolve: (f) => f.strict ?? null }),
+  }),
+});
+
+const ResponseFormatRef = builder.objectRef<ResponseFormat>('ResponseFormat').implement({
+  fields: (t) => ({
+    type: t.field({ type: ResponseFormatType, resolve: (f) => f.type }),
+    jsonSchema: t.field({
+      type: JsonSchemaFormatRef,
+      nullable: true,
+      resolve: (f) => (f.type === 'json_schema' ? f.jsonSchema : null),
+    }),
+  }),
+});
+
+export const RunRef = builder.objectRef<RunRow>('Run').implement({
+  description: 'An execution run on a thread (the seeds\' run object, camelCased).',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    object: t.string({ resolve: () => 'thread.run' }),
+    createdAt: t.exposeInt('createdAt'),
+    threadId: t.exposeID('threadId'),
+    assistantId: t.exposeID('assistantId'),
+    status: t.field({ type: RunStatusEnum, resolve: (r) => r.status }),
+    requiredAction: t.field({ type: RequiredActionRef, nullable: true, resolve: (r) => r.requiredAction }),
+    lastError: t.field({ type: RunErrorRef, nullable: true, resolve: (r) => r.lastError }),
+    expiresAt: t.exposeInt('expiresAt', { nullable: true }),
+    startedAt: t.exposeInt('startedAt', { nullable: true }),
+    cancelledAt: t.exposeInt('cancelledAt', { nullable: true }),
+    failedAt: t.exposeInt('failedAt', { nullable: true }),
+    completedAt: t.exposeInt('completedAt', { nullable: true }),
+    incompleteDetails: t.field({ type: IncompleteDetailsRef, nullable: true, resolve: (r) => r.incompleteDetails }),
+    model: t.exposeString('model'),
+    instructions: t.exposeString('instructions'),
+    additionalInstructions: t.exposeString('additionalInstructions', { nullable: true }),
+    tools: t.field({ type: [ToolRef], resolve: (r) => r.tools }),
+    metadata: t.field({ type: 'JSONObject', resolve: (r) => r.metadata }),
+    usage: t.field({
+      type: RunUsageRef,
+      nullable: true,
+      description: 'Null until the run is terminal.',
+      resolve: (r) => r.usage,
+    }),
+    temperature: t.exposeFloat('temperature', { nullable: true }),
+    topP: t.exposeFloat('topP', { nullable: true }),
+    maxPromptTokens: t.exposeInt('maxPromptTokens', { nullable: true }),
+    maxCompletionTokens: t.exposeInt('maxCompletionTokens', { nullable: true }),
+    truncationStrategy: t.field({ type: TruncationStrategyRef, nullable: true, resolve: (r) => r.truncationStrategy }),
+    toolChoice: t.field({ type: ToolChoiceRef, nullable: true, resolve: (r) => r.toolChoice }),
+    parallelToolCalls: t.exposeBoolean('parallelToolCalls'),
+    responseFormat: t.field({ type: ResponseFormatRef, nullable: true, resolve: (r) => r.responseFormat }),
+    version: t.exposeInt('version', { description: '1 at creation, +1 on every status change.' }),
+  }),
+});
+
+export const RunConnection = connectionType('Run', RunRef);
+
+/** The arguments of a run list, shared by Query.runs and Thread.runs. */
+export const runListArgs = builder.args((t) => ({
+  ...pageArgs,
+  status: t.field({ type: [RunStatusEnum], description: 'Only runs in one of these statuses.' }),
+}));
+
+// ---- inputs ----
+
+const TruncationStrategyInput = builder.inputType('TruncationStrategyInput', {
+  fields: (t) => ({
+    type: t.field({ type: TruncationType, required: true }),
+    lastMessages: t.int({ validate: { min: [1, { message: 'must be at least 1' }] } }),
+  }),
+  validate: [
+    (s) => s.type !== 'last_messages' || s.lastMessages != null,
+    { message: 'lastMessages is required when type is LAST_MESSAGES', path: ['lastMessages'] },
+  ],
+});
+
+const ToolChoiceFunctionInput = builder.inputType('ToolChoiceFunctionInput', {
+  fields: (t) => ({ name: t.string({ required: true, validate: { schema: functionNameSchema } }) }),
+});
+
+const ToolChoiceInput = builder.inputType('ToolChoiceInput', {
+  description: 'Exactly one of: a mode, or a function the model must call.',
+  isOneOf: true,
+  fields: (t) => ({
+    mode: t.field({ type: ToolChoiceMode }),
+    function: t.field({ type: ToolChoiceFunctionInput }),
+  }),
+});
+
+const JsonSchemaFormatInput = builder.inputType('JsonSchemaFormatInput', {
+  fields: (t) => ({
+    name: t.string({ required: true, validate: { schema: functionNameSchema } }),
+    description: t.string(),
+    schema: t.field({ type: 'JSONObject' }),
+    strict: t.boolean(),
+  }),
+});
+
+const ResponseFormatInput = builder.inputType('ResponseFormatInput', {
+  fields: (t) => ({
+    type: t.field({ type: ResponseFormatType, required: true }),
+    jsonSchema: t.field({ type: JsonSchemaFormatInput, description: 'Required for JSON_SCHEMA, else not allowed.' }),
+  }),
+  validate: [
+    (f) => (f.type === 'json_schema') === (f.jsonSchema != null),
+    { message: 'jsonSchema is required with type JSON_SCHEMA and allowed only with it', path: ['jsonSchema'] },
+  ],
+});
+
+export const AdditionalMessageInput = builder.inputType('AdditionalMessageInput', {
+  fields: (t) => ({
+    role: t.field({ type: MessageRole, required: true }),
+    content: t.string({ required: true }),
+    metadata: t.field({ type: 'JSONObject', validate: metadataArg }),
+  }),
+});
+
+const CreateRunInput = builder.inputType('CreateRunInput', {
+  fields: (t) => ({
+    assistantId: t.id({ required: true }),
+    model: t.string({ description: "Overrides the assistant's model." }),
+    instructions: t.string({ description: "Overrides the assistant's instructions." }),
+    additionalInstructions: t.string({ description: 'Appended to the instructions for this run only.' }),
+    additionalMessages: t.field({
+      type: [AdditionalMessageInput],
+      description: 'Added to the thread before the run is created.',
+    }),
+    tools: t.field({ type: [ToolInput], validate: toolsArgValidation, description: "Overrides the assistant's tools." }),
+    metadata: t.field({ type: 'JSONObject', validate: metadataArg }),
+    temperature: t.float({ validate: { schema: temperatureSchema } }),
+    topP: t.float({ validate: { schema: topPSchema } }),
+    maxPromptTokens: t.int({ validate: { schema: tokenLimitSchema } }),
+    maxCompletionTokens: t.int({ validate: { schema: tokenLimitSchema } }),
+    truncationStrategy: t.field({ type: TruncationStrategyInput }),
+    toolChoice: t.field({ type: ToolChoiceInput }),
+    parallelToolCalls: t.boolean(),
+    responseFormat: t.field({ type: ResponseFormatInput }),
+  }),
+});
+
+const ToolOutputInput = builder.inputType('ToolOutputInput', {
+  fields: (t) => ({
+    toolCallId: t.id({ required: true }),
+    output: t.string({ required: true }),
+  }),
+});
+
+// ---- queries and mutations ----
+
+builder.queryFields((t) => ({
+  run: t.field({
+    type: RunRef,
+    nullable: true,
+    description: 'The run, or null when the thread has no such run.',
+    args: { threadId: t.arg.id({ required: true }), runId: t.arg.id({ required: true }) },
+    resolve: (_, { threadId, runId }, ctx) => ctx.runs.get(String(threadId), String(runId)),
+  }),
+  runs: t.field({
+    type: RunConnection,
+    description: "A page of the thread's runs, newest first unless order is ASC.",
+    args: { threadId: t.arg.id({ required: true }), ...runListArgs },
+    resolve: (_, args, ctx) => ctx.runs.list(String(args.threadId), args, args.status),
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  createRun: t.field({
+    type: RunRef,
+    args: {
+      threadId: t.arg.id({ required: true }),
+      input: t.arg({ type: CreateRunInput, required: true }),
+    },
+    resolve: (_, { threadId, input }, ctx) => ctx.runs.create(String(threadId), toCreateRun(input)),
+  }),
+  modifyRun: t.field({
+    type: RunRef,
+    description: "Replaces the run's metadata; allowed in every status.",
+    args: {
+      threadId: t.arg.id({ required: true }),
+      runId: t.arg.id({ required: true }),
+      metadata: t.arg({ type: 'JSONObject', required: true, validate: { schema: metadataSchema } }),
+    },
+    resolve: (_, { threadId, runId, metadata }, ctx) =>
+      ctx.runs.modify(String(threadId), String(runId), metadata as Record<string, string>),
+  }),
+  cancelRun: t.field({
+    type: RunRef,
+    args: { threadId: t.arg.id({ required: true }), runId: t.arg.id({ required: true }) },
+    resolve: (_, { threadId, runId }, ctx) => ctx.runs.cancel(String(threadId), String(runId)),
+  }),
+  submitToolOutputs: t.field({
+    type: RunRef,
+    args: {
+      threadId: t.arg.id({ required: true }),
+      runId: t.arg.id({ required: true }),
+      toolOutputs: t.arg({ type: [ToolOutputInput], required: true }),
+    },
+    resolve: (_, { threadId, runId, toolOutputs }, ctx) =>
+      ctx.runs.submitToolOutputs(
+        String(threadId),
+        String(runId),
+        toolOutputs.map((o) => ({ toolCallId: String(o.toolCallId), output: o.output })),
+      ),
+  }),
+}));
+
+type CreateRunArgs = typeof CreateRunInput.$inferInput;
+
+function toCreateRun(input: CreateRunArgs): CreateRunUseCase {
+  const tools = toTools(input.tools);
+  const choice = input.toolChoice;
+  let toolChoice: ToolChoice | null = null;
+  if (choice?.mode) toolChoice = { mode: choice.mode };
+  else if (choice?.function) toolChoice = { function: { name: choice.function.name } };
+  const format = input.responseFormat;
+  return {
+    assistantId: String(input.assistantId),
+    model: input.model,
+    instructions: input.instructions,
+    additionalInstructions: input.additionalInstructions,
+    additionalMessages: input.additionalMessages?.map((m) => ({
+      role: m.role,
+      content: m.content,
+      metadata: m.metadata as Record<string, string> | null | undefined,
+    })),
+    tools,
+    metadata: input.metadata as Record<string, string> | null | undefined,
+    temperature: input.temperature,
+    topP: input.topP,
+    maxPromptTokens: input.maxPromptTokens,
+    maxCompletionTokens: input.maxCompletionTokens,
+    truncationStrategy: input.truncationStrategy
+      ? { type: input.truncationStrategy.type, lastMessages: input.truncationStrategy.lastMessages ?? null }
+      : null,
+    toolChoice,
+    parallelToolCalls: input.parallelToolCalls,
+    responseFormat: !format
+      ? null
+      : format.type === 'json_schema' && format.jsonSchema
+        ? {
+            type: 'json_schema',
+            jsonSchema: {
+              name: format.jsonSchema.name,
+              description: format.jsonSchema.description ?? null,
+              schema: format.jsonSchema.schema ?? null,
+              strict: format.jsonSchema.strict ?? null,
+            },
+          }
+        : { type: format.type as 'auto' | 'text' | 'json_object' },
+  };
+}
+

@@ -1,0 +1,57 @@
+import type { ThreadRow } from '../../db/schema.js';
+import { builder } from '../builder.js';
+import { metadataArg, pageArgs } from './common.js';
+import { CreateMessageInput, MessageConnection } from './message.js';
+import { RunConnection, runListArgs } from './run.js';
+
+export const ThreadRef = builder.objectRef<ThreadRow>('Thread').implement({
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    object: t.string({ resolve: () => 'thread' }),
+    createdAt: t.exposeInt('createdAt'),
+    metadata: t.field({ type: 'JSONObject', resolve: (th) => th.metadata }),
+    messages: t.field({
+      type: MessageConnection,
+      description: 'Newest first unless order is ASC.',
+      args: pageArgs,
+      resolve: (thread, args, ctx) => ctx.threads.listMessages(thread.id, args),
+    }),
+    runs: t.field({
+      type: RunConnection,
+      args: runListArgs,
+      resolve: (thread, args, ctx) => ctx.runs.list(thread.id, args, args.status),
+    }),
+  }),
+});
+
+const CreateThreadInput = builder.inputType('CreateThreadInput', {
+  fields: (t) => ({
+    messages: t.field({ type: [CreateMessageInput] }),
+    metadata: t.field({ type: 'JSONObject', validate: metadataArg }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  thread: t.field({
+    type: ThreadRef,
+    nullable: true,
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_, { id }, ctx) => ctx.threads.get(String(id)),
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  createThread: t.field({
+    type: ThreadRef,
+    args: { input: t.arg({ type: CreateThreadInput }) },
+    resolve: (_, { input }, ctx) =>
+      ctx.threads.create({
+        metadata: input?.metadata as Record<string, string> | null | undefined,
+        messages: input?.messages?.map((m) => ({
+          role: m.role,
+          content: m.content,
+          metadata: m.metadata as Record<string, string> | null | undefined,
+        })),
+      }),
+  }),
+}));

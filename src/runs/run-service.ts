@@ -1,0 +1,326 @@
+/**
+ * The run use cases: what the GraphQL resolvers (and later the engine) call. Each opens
+ * its own transaction, applies the lifecycle through the run store, and publishes the
+ * committed transitions.
+ */
+import { eq } from 'drizzle-orm';
+import type { Db, Executor } from '../db/client.js';
+import type { Page, PageArgs } from '../db/keyset.js';
+import { assistants, messages, threads, type RunRow } from '../db/schema.js';
+import {
+  BadUserInputError,
+  InvalidRunStateError,
+  NotFoundError,
+  ThreadHasActiveRunError,
+} from '../domain/errors.js';
+import { newId } from '../domain/ids.js';
+import type {
+  Metadata,
+  ResponseFormat,
+  Tool,
+  ToolCall,
+  ToolChoice,
+  ToolOutput,
+  TruncationStrategy,
+} from '../domain/run.js';
+import type { RunStatus } from '../domain/run-status.js';
+import type { PublishedEvent, RunEventBus } from '../realtime/event-bus.js';
+import { isUniqueViolation } from '../db/errors.js';
+import * as store from './run-store.js';
+
+export interface CreateRunInput {
+  assistantId: string;
+  model?: string | null;
+  instructions?: string | null;
+  additionalInstructions?: string | null;
+  additionalMessages?: { role: 'user' | 'assistant'; content: string; metadata?: Metadata | null }[] | null;
+  tools?: Tool[] | null;
+  metadata?: Metadata | null;
+  temperature?: number | null;
+  topP?: number | null;
+  maxPromptTokens?: number | null;
+  maxCompletionTokens?: number | null;
+  truncationStrategy?: TruncationStrategy | null;
+  toolChoice?: ToolChoice | null;
+  parallelToolCalls?: boolean | null;
+  responseFormat?: ResponseFormat | null;
+}
+
+export interface RunServiceDeps {
+  db: Db;
+  bus: RunEventBus;
+  /** Unix seconds now. */
+  clock: () => number;
+  runExpiresAfterSeconds: number;
+}
+
+/** How many times a use case re-reads and retries when a concurrent change beat it. */
+const MAX_ATTEMPTS = 5;
+
+export class RunService {
+  constructor(private readonly deps: RunServiceDeps) {}
+
+  /** The run, or undefined when it does not exist in that thread. */
+  async get(threadId: string, runId: string): Promise<RunRow | undefined> {
+    const run = await store.findRun(this.deps.db, runId);
+    return run && run.threadId === threadId ? run : undefined;
+  }
+
+  async getById(runId: string): Promise<RunRow | undefined> {
+    return store.findRun(this.deps.db, runId);
+  }
+
+  async list(threadId: string, args: PageArgs, statuses?: readonly RunStatus[] | null): Promise<Page<RunRow>> {
+    await this.requireThread(this.deps.db, threadId);
+    return store.listRuns(this.deps.db, threadId, args, statuses);
+  }
+
+  async create(threadId: string, input: CreateRunInput): Promise<RunRow> {
+    const { db, clock, runExpiresAfterSeconds } = this.deps;
+    const now = clock();
+    const result = await db
+      .transaction(async (tx) => {
+        // Locking the thread serializes run creation against messages being added
+        // (createMessage takes a share lock) so the "one active run" rule holds for both.
+        await this.lockThread(tx, threadId, 'update');
+        const [assistant] = await tx.select().from(assistants).where(eq(assistants.id, input.assistantId));
+        if (!assistant) throw new NotFoundError('assistant', input.assistantId);
+        const active = await store.findActiveRunId(tx, threadId);
+        if (active) throw new ThreadHasActiveRunError(threadId, active);
+
+        const tools = input.tools ?? assistant.tools;
+        const forced = input.toolChoice && 'function' in input.toolChoice ? input.toolChoice.function.name : null;
+        if (forced && !tools.some((t) => t.function.name === forced)) {
+          throw new BadUserInputError(
+            `Invalid input: input.toolChoice.function.name: '${forced}' is not one of the run's tools.`,
+            { fields: ['input.toolChoice.function.name'] },
+          );
+        }
+        const runId = newId('run');
+        for (const m of input.additionalMessages ?? []) {
+          await tx.insert(messages).values({
+            id: newId('msg'),
+            threadId,
+            createdAt: now,
+            role: m.role,
+            content: m.content,
+            metadata: m.metadata ?? {},
+          });
+        }
+        return store.insertRun(tx, {
+          id: runId,
+          threadId,
+          assistantId: assistant.id,
+          createdAt: now,
+          status: 'queued',
+          expiresAt: now + runExpiresAfterSeconds,
+          model: input.model ?? assistant.model,
+          instructions: input.instructions ?? assistant.instructions ?? '',
+          additionalInstructions: input.additionalInstructions ?? null,
+          tools,
+          metadata: input.metadata ?? {},
+          // The seeds: "If not set, defaults to 1."
+          temperature: input.temperature ?? 1,
+          topP: input.topP ?? 1,
+          maxPromptTokens: input.maxPromptTokens ?? null,
+          maxCompletionTokens: input.maxCompletionTokens ?? null,
+          truncationStrategy: input.truncationStrategy ?? { type: 'auto', lastMessages: null },
+          toolChoice: input.toolChoice ?? { mode: 'auto' },
+          parallelToolCalls: input.parallelToolCalls ?? true,
+          responseFormat: input.responseFormat ?? { type: 'auto' },
+        });
+      })
+      .catch((error: unknown) => {
+        // The partial unique index is the last word when two creations race.
+        if (isUniqueViolation(error, 'runs_one_active_per_thread')) throw new ThreadHasActiveRunError(threadId, null);
+        throw error;
+      });
+    this.publish([result]);
+    return result.run;
+  }
+
+  async modify(threadId: string, runId: string, metadata: Metadata): Promise<RunRow> {
+    await this.require(threadId, runId);
+    const run = await store.updateRunMetadata(this.deps.db, runId, metadata);
+    if (!run) throw new NotFoundError('run', runId);
+    return run;
+  }
+
+  /**
+   * queued or requires_action: cancelled at once. in_progress: cancelling, and the engine
+   * ends it. Already cancelling: returned as it is. Terminal: INVALID_RUN_STATE.
+   */
+  async cancel(threadId: string, runId: string): Promise<RunRow> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const run = await this.require(threadId, runId);
+      const to = cancelTarget(run.status);
+      if (to === null) return run;
+      if (to === undefined) {
+        throw new InvalidRunStateError(`Cannot cancel run with status '${run.status}'.`, run.status);
+      }
+      const moved = await this.transition(runId, to, {}, { from: [run.status] });
+      if (moved) return moved;
+    }
+    throw new Error(`cancel of ${runId} kept losing races`);
+  }
+
+  async submitToolOutputs(threadId: string, runId: string, outputs: ToolOutput[]): Promise<RunRow> {
+    const run = await this.require(threadId, runId);
+    if (run.status !== 'requires_action' || !run.requiredAction) {
+      throw new InvalidRunStateError(
+        `Runs in status '${run.status}' do not accept tool outputs.`,
+        run.status,
+      );
+    }
+    const calls = run.requiredAction.submitToolOutputs.toolCalls;
+    checkToolOutputs(calls, outputs);
+    const byId = new Map(outputs.map((o) => [o.toolCallId, o.output]));
+    const now = this.deps.clock();
+    const result = await this.deps.db.transaction(async (tx) => {
+      // The version guard makes this apply to exactly the action that was validated.
+      const moved = await store.transitionRun(tx, runId, 'queued', now, {}, { version: run.version });
+      if (!moved) return undefined;
+      const step = await store.findOpenToolCallsStep(tx, runId);
+      if (step && step.stepDetails.type === 'tool_calls') {
+        await store.completeRunStep(tx, step.id, now, {
+          type: 'tool_calls',
+          toolCalls: step.stepDetails.toolCalls.map((c) => ({
+            ...c,
+            function: { ...c.function, output: byId.get(c.id) ?? c.function.output },
+          })),
+        });
+      }
+      return moved;
+    });
+    if (!result) {
+      // Something else (a cancel, the expiry sweeper) changed the run first.
+      const now = await this.require(threadId, runId);
+      throw new InvalidRunStateError(`Runs in status '${now.status}' do not accept tool outputs.`, now.status);
+    }
+    this.publish([result]);
+    return result.run;
+  }
+
+  /**
+   * Puts an in_progress run into requires_action with these calls, and opens the
+   * TOOL_CALLS step that will receive the outputs. The engine's entry point.
+   */
+  async requireAction(runId: string, toolCalls: ToolCall[]): Promise<RunRow | undefined> {
+    const now = this.deps.clock();
+    const result = await this.deps.db.transaction(async (tx) => {
+      const moved = await store.transitionRun(tx, runId, 'requires_action', now, {
+        requiredAction: { type: 'submit_tool_outputs', submitToolOutputs: { toolCalls } },
+      });
+      if (!moved) return undefined;
+      await store.insertRunStep(tx, {
+        id: newId('step'),
+        runId,
+        threadId: moved.run.threadId,
+        assistantId: moved.run.assistantId,
+        createdAt: now,
+        type: 'tool_calls',
+        status: 'in_progress',
+        stepDetails: {
+          type: 'tool_calls',
+          toolCalls: toolCalls.map((c) => ({ ...c, function: { ...c.function, output: null } })),
+        },
+      });
+      return moved;
+    });
+    if (result) this.publish([result]);
+    return result?.run;
+  }
+
+  /**
+   * Any legal status change, with its data; ends the run's open steps when the run ends.
+   * Returns undefined when the guard or the transition table refused it.
+   */
+  async transition(
+    runId: string,
+    to: RunStatus,
+    data: store.TransitionData = {},
+    guard: store.TransitionGuard = {},
+  ): Promise<RunRow | undefined> {
+    const now = this.deps.clock();
+    const result = await this.deps.db.transaction(async (tx) => {
+      const moved = await store.transitionRun(tx, runId, to, now, data, guard);
+      if (moved) await store.closeOpenSteps(tx, runId, to, now);
+      return moved;
+    });
+    if (result) this.publish([result]);
+    return result?.run;
+  }
+
+  async eventsAfter(runId: string, afterVersion: number) {
+    return store.runEventsAfter(this.deps.db, runId, afterVersion);
+  }
+
+  async eventAt(runId: string, version: number) {
+    return store.findRunEvent(this.deps.db, runId, version);
+  }
+
+  private publish(results: { run: RunRow; event: PublishedEvent['event'] }[]): void {
+    this.deps.bus.publish(results.map(({ run, event }) => ({ event, run })));
+  }
+
+  private async require(threadId: string, runId: string): Promise<RunRow> {
+    const run = await this.get(threadId, runId);
+    if (!run) {
+      await this.requireThread(this.deps.db, threadId);
+      throw new NotFoundError('run', runId);
+    }
+    return run;
+  }
+
+  private async requireThread(ex: Executor, threadId: string): Promise<void> {
+    const [thread] = await ex.select({ id: threads.id }).from(threads).where(eq(threads.id, threadId));
+    if (!thread) throw new NotFoundError('thread', threadId);
+  }
+
+  private async lockThread(ex: Executor, threadId: string, mode: 'update' | 'share'): Promise<void> {
+    const [thread] = await ex.select({ id: threads.id }).from(threads).where(eq(threads.id, threadId)).for(mode);
+    if (!thread) throw new NotFoundError('thread', threadId);
+  }
+}
+
+/** Where a cancel takes a run: a status, null for "nothing to do", undefined for "not allowed". */
+function cancelTarget(status: RunStatus): RunStatus | null | undefined {
+  switch (status) {
+    case 'queued':
+    case 'requires_action':
+      return 'cancelled';
+    case 'in_progress':
+      return 'cancelling';
+    case 'cancelling':
+      return null;
+    default:
+      return undefined;
+  }
+}
+
+/** Exactly one output per pending call: no missing, unknown or repeated id. */
+function checkToolOutputs(calls: ToolCall[], outputs: ToolOutput[]): void {
+  const pending = new Set(calls.map((c) => c.id));
+  const seen = new Set<string>();
+  const repeated = new Set<string>();
+  const unknown: string[] = [];
+  for (const { toolCallId } of outputs) {
+    if (!pending.has(toolCallId)) unknown.push(toolCallId);
+    else if (seen.has(toolCallId)) repeated.add(toolCallId);
+    seen.add(toolCallId);
+  }
+  const missing = [...pending].filter((id) => !seen.has(id));
+  const problems = [
+    missing.length ? `missing outputs for tool calls ${missing.join(', ')}` : '',
+    unknown.length ? `unknown tool call ids ${unknown.join(', ')}` : '',
+    repeated.size ? `repeated tool call ids ${[...repeated].join(', ')}` : '',
+  ].filter(Boolean);
+  if (problems.length) {
+    throw new BadUserInputError(`Invalid toolOutputs: ${problems.join('; ')}.`, {
+      argument: 'toolOutputs',
+      missing,
+      unknown,
+      repeated: [...repeated],
+    });
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * All SQL about runs, their events and their steps. Functions take an executor (the
+ * database or an open transaction) so the service decides the transaction boundaries.
+ */
+import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
+import type { Executor } from '../db/client.js';
+import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
+import { runEvents, runs, runSteps, type RunRow, type RunStepRow } from '../db/schema.js';
+import type {
+  IncompleteDetails,
+  RequiredAction,
+  RunError,
+  RunStatusEvent,
+  RunUsage,
+  StepDetails,
+} from '../domain/run.js';
+import {
+  ACTIVE_STATUSES,
+  isTerminal,
+  sourcesOf,
+  timestampStampedBy,
+  type RunStatus,
+} from '../domain/run-status.js';
+
+export type NewRun = typeof runs.$inferInsert;
+
+export async function insertRun(ex: Executor, values: NewRun): Promise<{ run: RunRow; event: RunStatusEvent }> {
+  const [run] = await ex.insert(runs).values(values).returning();
+  if (!run) throw new Error('insert returned no row');
+  const event: RunStatusEvent = {
+    runId: run.id,
+    threadId: run.threadId,
+    version: run.version,
+    previousStatus: null,
+    status: run.status,
+    at: run.createdAt,
+  };
+  await ex.insert(runEvents).values(toEventRow(event));
+  return { run, event };
+}
+
+export async function findRun(ex: Executor, runId: string): Promise<RunRow | undefined> {
+  const [run] = await ex.select().from(runs).where(eq(runs.id, runId)).limit(1);
+  return run;
+}
+
+export async function findActiveRunId(ex: Executor, threadId: string): Promise<string | undefined> {
+  const [row] = await ex
+    .select({ id: runs.id })
+    .from(runs)
+    .where(and(eq(runs.threadId, threadId), inArray(runs.status, [...ACTIVE_STATUSES])))
+    .limit(1);
+  return row?.id;
+}
+
+export async function listRuns(
+  ex: Executor,
+  threadId: string,
+  args: PageArgs,
+  statuses?: readonly RunStatus[] | null,
+): Promise<Page<RunRow>> {
+  const plan = planKeysetPage(runs.id, args, 'run');
+  const rows = await ex
+    .select()
+    .from(runs)
+    .where(
+      and(
+        eq(runs.threadId, threadId),
+        statuses && statuses.length > 0 ? inArray(runs.status, [...statuses]) : undefined,
+        plan.where,
+      ),
+    )
+    .orderBy(plan.orderBy)
+    .limit(plan.limit);
+  return plan.page(rows);
+}
+
+export async function updateRunMetadata(
+  ex: Executor,
+  runId: string,
+  metadata: Record<string, string>,
+): Promise<RunRow | undefined> {
+  const [run] = await ex.update(runs).set({ metadata }).where(eq(runs.id, runId)).returning();
+  return run;
+}
+
+/** What a transition writes besides the status, for the statuses that carry data. */
+export interface TransitionData {
+  requiredAction?: RequiredAction;
+  lastError?: RunError;
+  incompleteDetails?: IncompleteDetails;
+  usage?: RunUsage;
+}
+
+export interface TransitionGuard {
+  /** Narrows the legal sources further: the caller's compare-and-set on what it saw. */
+  from?: readonly RunStatus[];
+  /** Applies only if the run is still at this version (nothing changed since it was read). */
+  version?: number;
+}
+
+/**
+ * Moves a run to `to` in one conditional UPDATE: it applies only while the run's status
+ * is a legal source of `to` (from the transition table) and matches the guard, so
+ * concurrent callers can never make an illegal move or lose one. Stamps the timestamps,
+ * bumps the version and appends the event. Returns undefined when the guard did not
+ * hold (the caller re-reads to learn why). Call inside a transaction.
+ */
+export async function transitionRun(
+  ex: Executor,
+  runId: string,
+  to: RunStatus,
+  at: number,
+  data: TransitionData = {},
+  guard: TransitionGuard = {},
+): Promise<{ run: RunRow; event: RunStatusEvent } | undefined> {
+  if (to === 'requires_action' && !data.requiredAction) throw new Error('requires_action needs requiredAction');
+  if (to === 'failed' && !data.lastError) throw new Error('failed needs lastError');
+  if (to === 'incomplete' && !data.incompleteDetails) throw new Error('incomplete needs incompleteDetails');
+
+  const sources = guard.from ? sourcesOf(to).filter((s) => guard.from!.includes(s)) : sourcesOf(to);
+  if (sources.length === 0) return undefined;
+
+  const stamp = timestampStampedBy(to);
+  const [run] = await ex
+    .update(runs)
+    .set({
+      status: to,
+      // SET expressions read the old row: this records where the run came from.
+      previousStatus: sql`${runs.status}`,
+      version: sql`${runs.version} + 1`,
+      ...(stamp === 'startedAt' ? { startedAt: sql`coalesce(${runs.startedAt}, ${at})` } : {}),
+      ...(stamp && stamp !== 'startedAt' ? { [stamp]: at } : {}),
+      ...(isTerminal(to) ? { expiresAt: null } : {}),
+      // requiredAction exists only while the run waits for it.
+      requiredAction: to === 'requires_action' ? data.requiredAction : null,
+      ...(data.lastError ? { lastError: data.lastError } : {}),
+      ...(data.incompleteDetails ? { incompleteDetails: data.incompleteDetails } : {}),
+      ...(data.usage ? { usage: data.usage } : {}),
+    })
+    .where(
+      and(
+        eq(runs.id, runId),
+        inArray(runs.status, [...sources]),
+        guard.version !== undefined ? eq(runs.version, guard.version) : undefined,
+      ),
+    )
+    .returning();
+  if (!run) return undefined;
+  const event: RunStatusEvent = {
+    runId: run.id,
+    threadId: run.threadId,
+    version: run.version,
+    previousStatus: run.previousStatus,
+    status: run.status,
+    at,
+  };
+  await ex.insert(runEvents).values(toEventRow(event));
+  return { run, event };
+}
+
+function toEventRow(e: RunStatusEvent) {
+  return { runId: e.runId, threadId: e.threadId, version: e.version, fromStatus: e.previousStatus, toStatus: e.status, at: e.at };
+}
+
+function fromEventRow(r: typeof runEvents.$inferSelect): RunStatusEvent {
+  return { runId: r.runId, threadId: r.threadId, version: r.version, previousStatus: r.fromStatus, status: r.toStatus, at: r.at };
+}
+
+/** The run's events after `afterVersion`, in order, up to `limit`. */
+export async function runEventsAfter(
+  ex: Executor,
+  runId: string,
+  afterVersion: number,
+  limit = 1000,
+): Promise<RunStatusEvent[]> {
+  const rows = await ex
+    .select()
+    .from(runEvents)
+    .where(and(eq(runEvents.runId, runId), gt(runEvents.version, afterVersion)))
+    .orderBy(asc(runEvents.version))
+    .limit(limit);
+  return rows.map(fromEventRow);
+}
+
+export async function findRunEvent(ex: Executor, runId: string, version: number): Promise<RunStatusEvent | undefined> {
+  const [row] = await ex
+    .select()
+    .from(runEvents)
+    .where(and(eq(runEvents.runId, runId), eq(runEvents.version, version)))
+    .limit(1);
+  return row && fromEventRow(row);
+}
+
+export type NewRunStep = typeof runSteps.$inferInsert;
+
+export async function insertRunStep(ex: Executor, step: NewRunStep): Promise<RunStepRow> {
+  const [row] = await ex.insert(runSteps).values(step).returning();
+  if (!row) throw new Error('insert returned no row');
+  return row;
+}
+
+/** The run's TOOL_CALLS step still waiting for outputs, if any. */
+export async function findOpenToolCallsStep(ex: Executor, runId: string): Promise<RunStepRow | undefined> {
+  const [row] = await ex
+    .select()
+    .from(runSteps)
+    .where(and(eq(runSteps.runId, runId), eq(runSteps.type, 'tool_calls'), eq(runSteps.status, 'in_progress')))
+    .orderBy(asc(runSteps.id))
+    .limit(1);
+  return row;
+}
+
+export async function completeRunStep(
+  ex: Executor,
+  stepId: string,
+  at: number,
+  stepDetails: StepDetails,
+): Promise<void> {
+  await ex
+    .update(runSteps)
+    .set({ status: 'completed', completedAt: at, stepDetails })
+    .where(eq(runSteps.id, stepId));
+}
+
+/**
+ * Steps follow their run: when the run ends, its open steps end with it (cancelled,
+ * failed or expired; a completed run has none open).
+ */
+const STEP_END: Partial<Record<RunStatus, { status: StepEnd; stamp: 'cancelledAt' | 'failedAt' | 'expiredAt' | 'completedAt' }>> = {
+  cancelled: { status: 'cancelled', stamp: 'cancelledAt' },
+  failed: { status: 'failed', stamp: 'failedAt' },
+  expired: { status: 'expired', stamp: 'expiredAt' },
+  completed: { status: 'completed', stamp: 'completedAt' },
+  incomplete: { status: 'completed', stamp: 'completedAt' },
+};
+type StepEnd = 'cancelled' | 'failed' | 'expired' | 'completed';
+
+/**
+ * Steps follow their run: when the run ends, its open steps end with it.
+ */
+export async function closeOpenSteps(ex: Executor, runId: string, runStatus: RunStatus, at: number): Promise<void> {
+  const end = STEP_END[runStatus];
+  if (!end) return;
+  await ex
+    .update(runSteps)
+    .set({ status: end.status, [end.stamp]: at })
+    .where(and(eq(runSteps.runId, runId), eq(runSteps.status, 'in_progress')));
+}

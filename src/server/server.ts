@@ -1,0 +1,98 @@
+/**
+ * One node:http server for everything on one path: GraphQL over HTTP (yoga), GraphiQL,
+ * and graphql-ws websockets. The websocket path runs operations through
+ * `yoga.getEnveloped`, so both transports share the same schema, context, plugins and
+ * error masking.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ExecutionArgs } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { createYoga } from 'graphql-yoga';
+import { WebSocketServer } from 'ws';
+import type { GraphQLContext } from '../graphql/context.js';
+import { maskError } from '../graphql/errors.js';
+import { schema } from '../graphql/schema.js';
+
+export const GRAPHQL_PATH = '/graphql';
+
+export interface ServerOptions {
+  context: GraphQLContext;
+  /** Turns GraphiQL off and keeps error details out of responses. */
+  production: boolean;
+}
+
+export interface RunwayServer {
+  /** Listens; resolves with the bound port (useful with port 0). */
+  start(port: number, host: string): Promise<number>;
+  /** Closes websockets with 1001 (going away), then the HTTP server. */
+  stop(): Promise<void>;
+  readonly http: Server;
+}
+
+interface EnvelopedRoot {
+  execute(args: ExecutionArgs): unknown;
+  subscribe(args: ExecutionArgs): unknown;
+}
+
+export function buildServer(options: ServerOptions): RunwayServer {
+  const yoga = createYoga({
+    schema,
+    graphqlEndpoint: GRAPHQL_PATH,
+    context: () => options.context,
+    graphiql: options.production ? false : { subscriptionsProtocol: 'WS', title: 'Runway' },
+    landingPage: false,
+    maskedErrors: { maskError, isDev: !options.production },
+  });
+
+  const http = createServer(yoga);
+  const wss = new WebSocketServer({ server: http, path: GRAPHQL_PATH });
+
+  useServer(
+    {
+      execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
+      subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
+      onSubscribe: async (ctx, _id, payload) => {
+        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params: payload,
+        });
+        const args: ExecutionArgs = {
+          schema,
+          operationName: payload.operationName ?? null,
+          document: parse(payload.query),
+          variableValues: payload.variables ?? null,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe } satisfies EnvelopedRoot,
+        };
+        const errors = validate(args.schema, args.document);
+        if (errors.length) return errors;
+        return args;
+      },
+    },
+    wss,
+  );
+
+  return {
+    http,
+    start(port, host) {
+      return new Promise((resolve, reject) => {
+        http.once('error', reject);
+        http.listen(port, host, () => {
+          http.off('error', reject);
+          resolve((http.address() as AddressInfo).port);
+        });
+      });
+    },
+    async stop() {
+      for (const socket of wss.clients) socket.close(1001, 'Server shutting down');
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      http.closeIdleConnections();
+      await new Promise<void>((resolve, reject) =>
+        http.close((error) => (error ? reject(error) : resolve())),
+      );
+    },
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * Threads and their messages. Adding a message takes a share lock on the thread, which
+ * conflicts with createRun's update lock: a message can never slip in beside an active run.
+ */
+import { and, eq } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
+import { messages, threads, type MessageRow, type ThreadRow } from '../db/schema.js';
+import { NotFoundError, ThreadHasActiveRunError } from '../domain/errors.js';
+import { newId } from '../domain/ids.js';
+import type { Metadata } from '../domain/run.js';
+import { findActiveRunId } from '../runs/run-store.js';
+
+export interface CreateMessageInput {
+  role: 'user' | 'assistant';
+  content: string;
+  metadata?: Metadata | null;
+}
+
+export interface CreateThreadInput {
+  messages?: CreateMessageInput[] | null;
+  metadata?: Metadata | null;
+}
+
+export class ThreadService {
+  constructor(private readonly deps: { db: Db; clock: () => number }) {}
+
+  async create(input: CreateThreadInput = {}): Promise<ThreadRow> {
+    const now = this.deps.clock();
+    return this.deps.db.transaction(async (tx) => {
+      const [thread] = await tx
+        .insert(threads)
+        .values({ id: newId('thread'), createdAt: now, metadata: input.metadata ?? {} })
+        .returning();
+      if (!thread) throw new Error('insert returned no row');
+      if (input.messages?.length) {
+        await tx.insert(messages).values(input.messages.map((m) => newMessage(thread.id, now, m)));
+      }
+      return thread;
+    });
+  }
+
+  async get(id: string): Promise<ThreadRow | undefined> {
+    const [row] = await this.deps.db.select().from(threads).where(eq(threads.id, id));
+    return row;
+  }
+
+  async createMessage(threadId: string, input: CreateMessageInput): Promise<MessageRow> {
+    const now = this.deps.clock();
+    return this.deps.db.transaction(async (tx) => {
+      const [thread] = await tx.select({ id: threads.id }).from(threads).where(eq(threads.id, threadId)).for('share');
+      if (!thread) throw new NotFoundError('thread', threadId);
+      const active = await findActiveRunId(tx, threadId);
+      if (active) throw new ThreadHasActiveRunError(threadId, active);
+      const [row] = await tx.insert(messages).values(newMessage(threadId, now, input)).returning();
+      if (!row) throw new Error('insert returned no row');
+      return row;
+    });
+  }
+
+  async listMessages(threadId: string, args: PageArgs): Promise<Page<MessageRow>> {
+    const plan = planKeysetPage(messages.id, args, 'msg');
+    const rows = await this.deps.db
+      .select()
+      .from(messages)
+      .where(and(eq(messages.threadId, threadId), plan.where))
+      .orderBy(plan.orderBy)
+      .limit(plan.limit);
+    return plan.page(rows);
+  }
+}
+
+function newMessage(threadId: string, createdAt: number, m: CreateMessageInput) {
+  return { id: newId('msg'), threadId, createdAt, role: m.role, content: m.content, metadata: m.metadata ?? {} };
+}

@@ -1,5 +1,7 @@
 CREATE TYPE "public"."message_role" AS ENUM('user', 'assistant');--> statement-breakpoint
 CREATE TYPE "public"."run_status" AS ENUM('queued', 'in_progress', 'requires_action', 'cancelling', 'cancelled', 'failed', 'completed', 'incomplete', 'expired');--> statement-breakpoint
+CREATE TYPE "public"."run_step_status" AS ENUM('in_progress', 'cancelled', 'failed', 'completed', 'expired');--> statement-breakpoint
+CREATE TYPE "public"."run_step_type" AS ENUM('message_creation', 'tool_calls');--> statement-breakpoint
 CREATE TABLE "assistants" (
 	"id" text PRIMARY KEY NOT NULL,
 	"created_at" bigint NOT NULL,
@@ -30,6 +32,23 @@ CREATE TABLE "run_events" (
 	"to_status" "run_status" NOT NULL,
 	"at" bigint NOT NULL,
 	CONSTRAINT "run_events_run_id_version_pk" PRIMARY KEY("run_id","version")
+);
+--> statement-breakpoint
+CREATE TABLE "run_steps" (
+	"id" text PRIMARY KEY NOT NULL,
+	"run_id" text NOT NULL,
+	"thread_id" text NOT NULL,
+	"assistant_id" text NOT NULL,
+	"created_at" bigint NOT NULL,
+	"type" "run_step_type" NOT NULL,
+	"status" "run_step_status" NOT NULL,
+	"step_details" jsonb NOT NULL,
+	"last_error" jsonb,
+	"completed_at" bigint,
+	"cancelled_at" bigint,
+	"failed_at" bigint,
+	"expired_at" bigint,
+	"usage" jsonb
 );
 --> statement-breakpoint
 CREATE TABLE "runs" (
@@ -72,8 +91,10 @@ CREATE TABLE "threads" (
 --> statement-breakpoint
 ALTER TABLE "messages" ADD CONSTRAINT "messages_thread_id_threads_id_fk" FOREIGN KEY ("thread_id") REFERENCES "public"."threads"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "run_events" ADD CONSTRAINT "run_events_run_id_runs_id_fk" FOREIGN KEY ("run_id") REFERENCES "public"."runs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "run_steps" ADD CONSTRAINT "run_steps_run_id_runs_id_fk" FOREIGN KEY ("run_id") REFERENCES "public"."runs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "runs" ADD CONSTRAINT "runs_thread_id_threads_id_fk" FOREIGN KEY ("thread_id") REFERENCES "public"."threads"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "runs" ADD CONSTRAINT "runs_assistant_id_assistants_id_fk" FOREIGN KEY ("assistant_id") REFERENCES "public"."assistants"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "messages_thread_id_id_idx" ON "messages" USING btree ("thread_id","id");--> statement-breakpoint
+CREATE INDEX "run_steps_run_id_id_idx" ON "run_steps" USING btree ("run_id","id");--> statement-breakpoint
 CREATE INDEX "runs_thread_id_id_idx" ON "runs" USING btree ("thread_id","id");--> statement-breakpoint
 CREATE UNIQUE INDEX "runs_one_active_per_thread" ON "runs" USING btree ("thread_id") WHERE status in ('queued', 'in_progress', 'requires_action', 'cancelling');

@@ -42,7 +42,8 @@ export function buildServer(options: ServerOptions): RunwayServer {
     context: () => options.context,
     graphiql: options.production ? false : { subscriptionsProtocol: 'WS', title: 'Runway' },
     landingPage: false,
-    maskedErrors: { maskError, isDev: !options.production },
+    // Stack traces never reach a client, in development either: maskError logs them.
+    maskedErrors: { maskError, isDev: false },
   });
 
   const http = createServer(yoga);

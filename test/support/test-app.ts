@@ -1,0 +1,108 @@
+/**
+ * A real Runway on a real port, on this file's own database, with helpers to talk to it
+ * over HTTP and graphql-ws the way a client does.
+ */
+import { createClient, type Client } from 'graphql-ws';
+import WebSocket from 'ws';
+import { buildApp, unixNow, type App } from '../../src/app.js';
+import { createScratchDatabase } from './database.js';
+
+export interface GraphQLResponse<T = any> {
+  data?: T | null;
+  errors?: { message: string; path?: (string | number)[]; extensions?: Record<string, any> }[];
+}
+
+export interface TestApp {
+  app: App;
+  url: string;
+  wsUrl: string;
+  gql<T = any>(query: string, variables?: Record<string, unknown>): Promise<GraphQLResponse<T>>;
+  /** Like gql, but fails the test on any error and returns data. */
+  ok<T = any>(query: string, variables?: Record<string, unknown>): Promise<T>;
+  wsClient(): Client;
+  close(): Promise<void>;
+}
+
+export interface TestAppOptions {
+  clock?: () => number;
+  runExpiresAfterSeconds?: number;
+}
+
+export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const scratch = await createScratchDatabase();
+  const app = await buildApp(
+    {
+      databaseUrl: scratch.url,
+      pgliteDir: 'memory://',
+      databasePoolSize: 20,
+      runExpiresAfterSeconds: options.runExpiresAfterSeconds ?? 600,
+      production: false,
+    },
+    options.clock ?? unixNow,
+  );
+  const port = await app.server.start(0, '127.0.0.1');
+  const url = `http://127.0.0.1:${port}/graphql`;
+  const wsUrl = `ws://127.0.0.1:${port}/graphql`;
+  const clients: Client[] = [];
+
+  async function gql<T>(query: string, variables?: Record<string, unknown>): Promise<GraphQLResponse<T>> {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
+      body: JSON.stringify({ query, variables }),
+    });
+    return (await res.json()) as GraphQLResponse<T>;
+  }
+
+  return {
+    app,
+    url,
+    wsUrl,
+    gql,
+    async ok<T>(query: string, variables?: Record<string, unknown>) {
+      const res = await gql<T>(query, variables);
+      if (res.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(res.errors)}`);
+      return res.data as T;
+    },
+    wsClient() {
+      const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, lazy: true });
+      clients.push(client);
+      return client;
+    },
+    async close() {
+      await Promise.all(clients.map((c) => c.dispose()));
+      await app.stop();
+      await scratch.drop();
+    },
+  };
+}
+
+/** Subscribes and collects every payload until the subscription completes or errors. */
+export function collect<T = any>(
+  client: Client,
+  query: string,
+  variables: Record<string, unknown>,
+): { events: GraphQLResponse<T>[]; done: Promise<void>; stop(): void } {
+  const events: GraphQLResponse<T>[] = [];
+  let stop = () => {};
+  const done = new Promise<void>((resolve, reject) => {
+    stop = client.subscribe<T>(
+      { query, variables },
+      {
+        next: (value) => void events.push(value as GraphQLResponse<T>),
+        error: (error) => reject(error),
+        complete: () => resolve(),
+      },
+    );
+  });
+  return { events, done, stop: () => stop() };
+}
+
+/** Polls until `predicate` holds, failing after `timeoutMs`. */
+export async function eventually(predicate: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -5,6 +5,7 @@
  */
 import { GraphQLError } from 'graphql';
 import { maskError as yogaMaskError } from 'graphql-yoga';
+import type { Plugin } from 'graphql-yoga';
 import type { ZodError } from 'zod';
 import { DomainError } from '../domain/errors.js';
 
@@ -55,4 +56,24 @@ interface GraphQLErrorLike {
 
 function isGraphQLErrorLike(e: unknown): e is GraphQLErrorLike {
   return e instanceof Error && (e.name === 'GraphQLError' || 'extensions' in e) && 'path' in e;
+}
+
+/**
+ * graphql-js reports bad variables ("Variable "$x" got invalid value ...") with no code
+ * and no path, before any resolver runs (yoga's parse and validation errors have codes). They are the client's input: BAD_USER_INPUT.
+ * An envelop plugin, so the websocket path gets the same.
+ */
+export function useInputErrorCodes(): Plugin {
+  const stamp = (result: { errors?: readonly GraphQLErrorLike[] }) => {
+    for (const error of result.errors ?? []) {
+      // No path: raised before execution, about the request itself, never a resolver bug.
+      if (!error.path && error.extensions && error.extensions['code'] === undefined) {
+        error.extensions['code'] = 'BAD_USER_INPUT';
+      }
+    }
+  };
+  return {
+    onExecute: () => ({ onExecuteDone: ({ result }) => void ('errors' in result && stamp(result as never)) }),
+    onSubscribe: () => ({ onSubscribeResult: ({ result }) => void ('errors' in result && stamp(result as never)) }),
+  };
 }

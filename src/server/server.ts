@@ -11,7 +11,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { createYoga } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { GraphQLContext } from '../graphql/context.js';
-import { maskError } from '../graphql/errors.js';
+import { maskError, useInputErrorCodes } from '../graphql/errors.js';
 import { schema } from '../graphql/schema.js';
 
 export const GRAPHQL_PATH = '/graphql';
@@ -42,6 +42,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
     context: () => options.context,
     graphiql: options.production ? false : { subscriptionsProtocol: 'WS', title: 'Runway' },
     landingPage: false,
+    plugins: [useInputErrorCodes()],
     // Stack traces never reach a client, in development either: maskError logs them.
     maskedErrors: { maskError, isDev: false },
   });

@@ -25,6 +25,8 @@ export class SubscriptionLaggedError extends Error {
 export interface RunEventBus {
   publish(events: readonly PublishedEvent[]): void;
   subscribe(topic: Topic): BoundedQueue<PublishedEvent>;
+  /** How many subscriptions listen on the topic now. */
+  subscriberCount(topic: Topic): number;
 }
 
 /** @default capacity 1000 events buffered per subscription */
@@ -38,6 +40,9 @@ export function createInProcessEventBus(capacity = 1000): RunEventBus {
           if (set) for (const q of set) q.push(published);
         }
       }
+    },
+    subscriberCount(topic) {
+      return subscribers.get(topic)?.size ?? 0;
     },
     subscribe(topic) {
       let set = subscribers.get(topic);

@@ -1,0 +1,115 @@
+/** Keyset pagination of a thread's runs: both orders, both directions, stable under inserts. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAssistant, createRun, createThread } from '../support/fixtures.js';
+import { startTestApp, type TestApp } from '../support/test-app.js';
+
+let t: TestApp;
+let assistantId: string;
+let threadId: string;
+const ids: string[] = []; // creation order
+
+const PAGE = `query($t: ID!, $first: Int, $after: String, $last: Int, $before: String, $order: SortOrder, $status: [RunStatus!]) {
+  runs(threadId: $t, first: $first, after: $after, last: $last, before: $before, order: $order, status: $status) {
+    edges { cursor node { id } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }`;
+
+/** Adds a run that ends at once (a thread holds one active run at a time). */
+async function addRun(): Promise<string> {
+  const run = await createRun(t, threadId, { assistantId });
+  await t.app.services.runs.transition(run.id, 'cancelled');
+  ids.push(run.id);
+  return run.id;
+}
+
+async function page(vars: Record<string, unknown>) {
+  const data = await t.ok(PAGE, { t: threadId, ...vars });
+  return {
+    ids: data.runs.edges.map((e: any) => e.node.id) as string[],
+    info: data.runs.pageInfo,
+  };
+}
+
+/** Follows the cursors to the end, in one direction. */
+async function walk(vars: Record<string, unknown>, backward = false, between?: () => Promise<void>) {
+  const seen: string[] = [];
+  let cursor: string | undefined;
+  for (let i = 0; i < 50; i++) {
+    const p = await page(backward ? { ...vars, before: cursor } : { ...vars, after: cursor });
+    seen.push(...(backward ? [...p.ids].reverse() : p.ids));
+    if (!(backward ? p.info.hasPreviousPage : p.info.hasNextPage)) return seen;
+    cursor = backward ? p.info.startCursor : p.info.endCursor;
+    await between?.();
+  }
+  throw new Error('did not end');
+}
+
+beforeAll(async () => {
+  t = await startTestApp();
+  assistantId = await createAssistant(t);
+  threadId = await createThread(t);
+  for (let i = 0; i < 23; i++) await addRun();
+});
+afterAll(async () => {
+  await t?.close();
+});
+
+describe('runs(threadId) pagination', () => {
+  it('lists newest first by default, 20 to a page', async () => {
+    const p = await page({});
+    expect(p.ids).toEqual([...ids].reverse().slice(0, 20));
+    expect(p.info).toMatchObject({ hasNextPage: true, hasPreviousPage: false });
+  });
+
+  it('walks every run once, forward, in both orders', async () => {
+    expect(await walk({ first: 5, order: 'ASC' })).toEqual(ids);
+    expect(await walk({ first: 5, order: 'DESC' })).toEqual([...ids].reverse());
+  });
+
+  it('walks backward with last/before, in both orders', async () => {
+    // Backward from the end of an ASC list visits newest to oldest.
+    expect(await walk({ last: 4, order: 'ASC' }, true)).toEqual([...ids].reverse());
+    expect(await walk({ last: 4, order: 'DESC' }, true)).toEqual(ids);
+    const tail = await page({ last: 3, order: 'ASC' });
+    expect(tail.ids).toEqual(ids.slice(-3));
+    expect(tail.info).toMatchObject({ hasPreviousPage: true, hasNextPage: false });
+  });
+
+  it('stays stable while runs are inserted between pages', async () => {
+    const before = [...ids];
+    const seen = await walk({ first: 4, order: 'ASC' }, false, async () => void (await addRun()));
+    // Every run that existed when the walk began is seen exactly once, in order.
+    expect(seen.slice(0, before.length)).toEqual(before);
+    expect(new Set(seen).size).toBe(seen.length);
+    const beforeDesc = [...ids];
+    const desc = await walk({ first: 4, order: 'DESC' }, false, async () => void (await addRun()));
+    // Newer runs land ahead of the first page of a DESC walk: the walk sees exactly the old ones.
+    expect(desc).toEqual([...beforeDesc].reverse());
+  });
+
+  it('filters by status', async () => {
+    const run = await createRun(t, threadId, { assistantId });
+    const p = await page({ status: ['QUEUED', 'IN_PROGRESS'] });
+    expect(p.ids).toEqual([run.id]);
+    await t.app.services.runs.transition(run.id, 'cancelled');
+    ids.push(run.id);
+    expect((await page({ status: ['QUEUED'] })).ids).toEqual([]);
+  });
+
+  it('rejects bad page arguments with BAD_USER_INPUT', async () => {
+    for (const vars of [{ first: 0 }, { first: 101 }, { last: 0 }, { first: 2, last: 2 }, { after: 'not-a-cursor' }, { before: 'eHl6' }]) {
+      const res = await t.gql(PAGE, { t: threadId, ...vars });
+      expect(res.errors?.[0]?.extensions?.code, JSON.stringify(vars)).toBe('BAD_USER_INPUT');
+    }
+    const res = await t.gql(PAGE, { t: 'thread_missing' });
+    expect(res.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+  });
+
+  it('pages Thread.runs and Thread.messages the same way', async () => {
+    const data = await t.ok(
+      `query($t: ID!) { thread(id: $t) { runs(first: 2, order: ASC) { nodes { id } pageInfo { hasNextPage } } messages(first: 1) { nodes { text } pageInfo { hasNextPage } } } }`,
+      { t: threadId },
+    );
+    expect(data.thread.runs.nodes.map((n: any) => n.id)).toEqual(ids.slice(0, 2));
+    expect(data.thread.runs.pageInfo.hasNextPage).toBe(true);
+    expect(data.thread.messages).toEqual({ nodes: [{ text: 'Hello' }], pageInfo: { hasNextPage: false } });
+  });
+});

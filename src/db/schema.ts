@@ -17,6 +17,7 @@ import {
   pgTable,
   primaryKey,
   text,
+  timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core';
 import type {
@@ -122,10 +123,15 @@ export const runs = pgTable(
     toolChoice: jsonb('tool_choice').$type<ToolChoice>(),
     parallelToolCalls: boolean('parallel_tool_calls').notNull().default(true),
     responseFormat: jsonb('response_format').$type<ResponseFormat>(),
+    /** The worker executing the run, and until when its claim holds (database clock). */
+    workerId: text('worker_id'),
+    leaseExpiresAt: timestamp('lease_expires_at', { withTimezone: true }),
   },
   (t) => [
     // Keyset pagination of a thread's runs, in both directions.
     index('runs_thread_id_id_idx').on(t.threadId, t.id),
+    // The queue: workers claim the oldest queued runs from this small partial index.
+    index('runs_queued_idx').on(t.id).where(sql`status = 'queued'`),
     // The database, not only the code, keeps a thread to one active run at a time.
     uniqueIndex('runs_one_active_per_thread')
       .on(t.threadId)

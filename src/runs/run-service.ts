@@ -17,6 +17,7 @@ import { newId } from '../domain/ids.js';
 import type {
   Metadata,
   ResponseFormat,
+  RunUsage,
   Tool,
   ToolCall,
   ToolChoice,
@@ -52,6 +53,8 @@ export interface RunServiceDeps {
   /** Unix seconds now. */
   clock: () => number;
   runExpiresAfterSeconds: number;
+  /** Whether some model provider serves this model. @default every model */
+  modelSupported?: (model: string) => boolean;
 }
 
 /** How many times a use case re-reads and retries when a concurrent change beat it. */
@@ -88,6 +91,13 @@ export class RunService {
         const active = await store.findActiveRunId(tx, threadId);
         if (active) throw new ThreadHasActiveRunError(threadId, active);
 
+        const model = input.model ?? assistant.model;
+        if (this.deps.modelSupported && !this.deps.modelSupported(model)) {
+          throw new BadUserInputError(
+            `Invalid input: model: no model provider serves '${model}' (use 'scripted', 'scripted-*').`,
+            { fields: ['input.model'] },
+          );
+        }
         const tools = input.tools ?? assistant.tools;
         const forced = input.toolChoice && 'function' in input.toolChoice ? input.toolChoice.function.name : null;
         if (forced && !tools.some((t) => t.function.name === forced)) {
@@ -114,7 +124,7 @@ export class RunService {
           createdAt: now,
           status: 'queued',
           expiresAt: now + runExpiresAfterSeconds,
-          model: input.model ?? assistant.model,
+          model,
           instructions: input.instructions ?? assistant.instructions ?? '',
           additionalInstructions: input.additionalInstructions ?? null,
           tools,
@@ -205,7 +215,7 @@ export class RunService {
    * Puts an in_progress run into requires_action with these calls, and opens the
    * TOOL_CALLS step that will receive the outputs. The engine's entry point.
    */
-  async requireAction(runId: string, toolCalls: ToolCall[]): Promise<RunRow | undefined> {
+  async requireAction(runId: string, toolCalls: ToolCall[], usage?: RunUsage): Promise<RunRow | undefined> {
     const now = this.deps.clock();
     const result = await this.deps.db.transaction(async (tx) => {
       const moved = await store.transitionRun(tx, runId, 'requires_action', now, {
@@ -224,6 +234,7 @@ export class RunService {
           type: 'tool_calls',
           toolCalls: toolCalls.map((c) => ({ ...c, function: { ...c.function, output: null } })),
         },
+        usage: usage ?? null,
       });
       return moved;
     });
@@ -249,6 +260,72 @@ export class RunService {
     });
     if (result) this.publish([result]);
     return result?.run;
+  }
+
+  /** The engine's claim: queued runs to in_progress under this worker's lease. */
+  async claim(workerId: string, limit: number, leaseSeconds: number): Promise<RunRow[]> {
+    const now = this.deps.clock();
+    const claimed = await this.deps.db.transaction((tx) => store.claimQueuedRuns(tx, workerId, limit, now, leaseSeconds));
+    this.publish(claimed);
+    return claimed.map((c) => c.run);
+  }
+
+  async renewLease(runId: string, workerId: string, leaseSeconds: number): Promise<RunRow | undefined> {
+    return store.renewLease(this.deps.db, runId, workerId, leaseSeconds);
+  }
+
+  /**
+   * The model answered: the assistant message, its step and the run's end commit together,
+   * or not at all (when the run is no longer in_progress or cancelling, e.g. expired), so
+   * a repeated model call never records a second message.
+   */
+  async finishWithMessage(
+    run: RunRow,
+    answer: { text: string; usage: RunUsage; truncated: boolean },
+    totalUsage: RunUsage,
+  ): Promise<RunRow | undefined> {
+    const now = this.deps.clock();
+    const to = answer.truncated ? 'incomplete' : 'completed';
+    const result = await this.deps.db.transaction(async (tx) => {
+      const moved = await store.transitionRun(tx, run.id, to, now, {
+        usage: totalUsage,
+        ...(answer.truncated ? { incompleteDetails: { reason: 'max_completion_tokens' as const } } : {}),
+      });
+      if (!moved) return undefined;
+      const messageId = newId('msg');
+      await tx.insert(messages).values({
+        id: messageId,
+        threadId: run.threadId,
+        createdAt: now,
+        role: 'assistant',
+        content: answer.text,
+        runId: run.id,
+        assistantId: run.assistantId,
+      });
+      await store.insertRunStep(tx, {
+        id: newId('step'),
+        runId: run.id,
+        threadId: run.threadId,
+        assistantId: run.assistantId,
+        createdAt: now,
+        type: 'message_creation',
+        status: 'completed',
+        completedAt: now,
+        stepDetails: { type: 'message_creation', messageCreation: { messageId } },
+        usage: answer.usage,
+      });
+      return moved;
+    });
+    if (result) this.publish([result]);
+    return result?.run;
+  }
+
+  async steps(runId: string) {
+    return store.listRunSteps(this.deps.db, runId);
+  }
+
+  async threadMessages(threadId: string) {
+    return store.threadMessages(this.deps.db, threadId);
   }
 
   async eventsAfter(runId: string, afterVersion: number) {

@@ -3,6 +3,7 @@
  * database or an open transaction) so the service decides the transaction boundaries.
  */
 import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
+import { messages } from '../db/schema.js';
 import type { Executor } from '../db/client.js';
 import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
 import { runEvents, runs, runSteps, type RunRow, type RunStepRow } from '../db/schema.js';
@@ -246,4 +247,63 @@ export async function closeOpenSteps(ex: Executor, runId: string, runStatus: Run
     .update(runSteps)
     .set({ status: end.status, [end.stamp]: at })
     .where(and(eq(runSteps.runId, runId), eq(runSteps.status, 'in_progress')));
+}
+
+/**
+ * The queue: moves up to `limit` of the oldest queued runs to in_progress for this
+ * worker, with a lease on the database clock. SKIP LOCKED lets many workers claim at
+ * once without waiting on or double-taking each other's rows. One statement per batch,
+ * plus the batch's events.
+ */
+export async function claimQueuedRuns(
+  ex: Executor,
+  workerId: string,
+  limit: number,
+  at: number,
+  leaseSeconds: number,
+): Promise<{ run: RunRow; event: RunStatusEvent }[]> {
+  if (!sourcesOf('in_progress').includes('queued')) throw new Error('the lifecycle no longer starts queued runs');
+  const claimable = ex
+    .select({ id: runs.id })
+    .from(runs)
+    .where(eq(runs.status, 'queued'))
+    .orderBy(asc(runs.id))
+    .limit(limit)
+    .for('update', { skipLocked: true });
+  const claimed = await ex
+    .update(runs)
+    .set({
+      status: 'in_progress',
+      previousStatus: sql`${runs.status}`,
+      version: sql`${runs.version} + 1`,
+      startedAt: sql`coalesce(${runs.startedAt}, ${at})`,
+      workerId,
+      leaseExpiresAt: sql`now() + make_interval(secs => ${leaseSeconds})`,
+    })
+    .where(and(inArray(runs.id, claimable), eq(runs.status, 'queued')))
+    .returning();
+  const results = claimed.map((run) => ({
+    run,
+    event: { runId: run.id, threadId: run.threadId, version: run.version, previousStatus: run.previousStatus, status: run.status, at },
+  }));
+  if (results.length) await ex.insert(runEvents).values(results.map((r) => toEventRow(r.event)));
+  return results;
+}
+
+/** Extends this worker's lease; false when the run is no longer this worker's. */
+export async function renewLease(ex: Executor, runId: string, workerId: string, leaseSeconds: number): Promise<RunRow | undefined> {
+  const [run] = await ex
+    .update(runs)
+    .set({ leaseExpiresAt: sql`now() + make_interval(secs => ${leaseSeconds})` })
+    .where(and(eq(runs.id, runId), eq(runs.workerId, workerId)))
+    .returning();
+  return run;
+}
+
+export async function listRunSteps(ex: Executor, runId: string): Promise<RunStepRow[]> {
+  return ex.select().from(runSteps).where(eq(runSteps.runId, runId)).orderBy(asc(runSteps.id));
+}
+
+export async function threadMessages(ex: Executor, threadId: string) {
+  return ex.select().from(messages).where(eq(messages.threadId, threadId)).orderBy(asc(messages.id));
 }

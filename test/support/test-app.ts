@@ -26,6 +26,8 @@ export interface TestApp {
 export interface TestAppOptions {
   clock?: () => number;
   runExpiresAfterSeconds?: number;
+  /** Run the engine's worker (off by default: lifecycle tests move runs by hand). */
+  worker?: boolean;
 }
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -38,7 +40,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       runExpiresAfterSeconds: options.runExpiresAfterSeconds ?? 600,
       production: false,
     },
-    options.clock ?? unixNow,
+    { clock: options.clock ?? unixNow, worker: options.worker ? { pollMs: 200 } : false },
   );
   const port = await app.server.start(0, '127.0.0.1');
   const url = `http://127.0.0.1:${port}/graphql`;

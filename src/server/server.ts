@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { GraphQLContext } from '../graphql/context.js';
@@ -41,6 +42,8 @@ export function buildServer(options: ServerOptions): RunwayServer {
     graphqlEndpoint: GRAPHQL_PATH,
     context: () => options.context,
     graphiql: options.production ? false : { subscriptionsProtocol: 'WS', title: 'Runway' },
+    // GraphiQL served from this package, not a CDN: it works on a machine without internet.
+    renderGraphiQL,
     landingPage: false,
     plugins: [useInputErrorCodes()],
     // Stack traces never reach a client, in development either: maskError logs them.

@@ -1,0 +1,57 @@
+/**
+ * The README's example session, run as written: every ```graphql block in order, against
+ * a real server with its worker, the way a new user pastes them into GraphiQL.
+ */
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { collect, eventually, startTestApp, type TestApp } from './support/test-app.js';
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await startTestApp({ worker: true });
+});
+afterAll(async () => {
+  await t?.close();
+});
+
+const blocks = [...readFileSync(new URL('../README.md', import.meta.url), 'utf8').matchAll(/```graphql\n([\s\S]*?)```/g)].map(
+  (m) => m[1]!,
+);
+
+it('has the example session in the README', () => {
+  expect(blocks).toHaveLength(10);
+});
+
+it('works when pasted block by block', async () => {
+  const vars: Record<string, any> = {};
+  const [assistant, thread, subscribe, createRun, inspect, submit, read, addSleep, createRun2, cancel] = blocks as [string, ...string[]];
+
+  vars.assistantId = (await t.ok(assistant)).createAssistant.id;
+  vars.threadId = (await t.ok(thread!)).createThread.id;
+  const sub = collect(t.wsClient(), subscribe!, { threadId: vars.threadId });
+  await eventually(() => t.app.services.bus.subscriberCount(`thread:${vars.threadId}`) === 1);
+
+  vars.runId = (await t.ok(createRun!, vars)).createRun.id;
+  await eventually(() => sub.events.some((e) => e.data!.threadRunsChanged.status === 'REQUIRES_ACTION'));
+  const waiting = await t.ok(inspect!, vars);
+  expect(waiting.run.status).toBe('REQUIRES_ACTION');
+  vars.callId = waiting.run.requiredAction.submitToolOutputs.toolCalls[0].id;
+  expect((await t.ok(submit!, vars)).submitToolOutputs.status).toBe('QUEUED');
+
+  await eventually(() => sub.events.some((e) => e.data!.threadRunsChanged.status === 'COMPLETED'));
+  const answer = await t.ok(read!, vars);
+  expect(answer.thread.messages.nodes.at(-1)).toMatchObject({ role: 'ASSISTANT', text: 'get_weather: 22°C and sunny' });
+  expect(answer.runs.nodes[0].usage.totalTokens).toBeGreaterThan(0);
+
+  await t.ok(addSleep!, vars);
+  vars.runId = (await t.ok(createRun2!, vars)).createRun.id;
+  await eventually(() => sub.events.filter((e) => e.data!.threadRunsChanged.status === 'IN_PROGRESS').length === 3);
+  expect((await t.ok(cancel!, vars)).cancelRun.status).toBe('CANCELLING');
+  await eventually(() => sub.events.some((e) => e.data!.threadRunsChanged.status === 'CANCELLED'));
+  sub.stop();
+
+  expect(sub.events.map((e) => e.data!.threadRunsChanged.status)).toEqual([
+    'QUEUED', 'IN_PROGRESS', 'REQUIRES_ACTION', 'QUEUED', 'IN_PROGRESS', 'COMPLETED',
+    'QUEUED', 'IN_PROGRESS', 'CANCELLING', 'CANCELLED',
+  ]);
+});

@@ -9,7 +9,8 @@ import { migrate } from './db/migrate.js';
 import type { GraphQLContext } from './graphql/context.js';
 import { scriptedProvider } from './engine/providers/scripted.js';
 import { Worker, type WorkerOptions } from './engine/worker.js';
-import { createInProcessEventBus, type RunEventBus } from './realtime/event-bus.js';
+import { createInProcessEventBus } from './realtime/event-bus.js';
+import { listen, WORK_CHANNEL } from './db/notifications.js';
 import { RunService } from './runs/run-service.js';
 import { buildServer, type RunwayServer } from './server/server.js';
 import { ThreadService } from './threads/thread-service.js';
@@ -30,7 +31,7 @@ export interface App {
 export interface BuildOptions {
   clock?: () => number;
   /** Run a worker in this process (false: gateway only). @default {} (on, with defaults) */
-  worker?: Omit<WorkerOptions, 'runs' | 'bus' | 'providers'> | false;
+  worker?: Omit<WorkerOptions, 'runs' | 'providers'> | false;
 }
 
 export const unixNow = (): number => Math.floor(Date.now() / 1000);
@@ -50,16 +51,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   }
   const { db } = database;
   const providers = [scriptedProvider];
-  const localBus = createInProcessEventBus();
-  let worker: Worker | undefined;
-  // A run queued in this process wakes this process's worker at once.
-  const bus: RunEventBus = {
-    ...localBus,
-    publish(events) {
-      localBus.publish(events);
-      if (events.some((e) => e.event.status === 'queued')) worker?.wake();
-    },
-  };
+  const bus = createInProcessEventBus();
   const runs = new RunService({
     db,
     bus,
@@ -67,7 +59,16 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     runExpiresAfterSeconds: config.runExpiresAfterSeconds,
     modelSupported: (model) => providers.some((p) => p.handles(model)),
   });
-  if (options.worker !== false) worker = new Worker({ ...options.worker, runs, bus, providers });
+  let worker: Worker | undefined;
+  let unlisten = async () => {};
+  if (options.worker !== false) {
+    const w = new Worker({ ...options.worker, runs, providers });
+    worker = w;
+    // Runs that expired while no process was up are expired before anything else.
+    while ((await runs.expireDue(500)) === 500);
+    // After a reconnect the listener calls wake() again: work queued meanwhile is found.
+    unlisten = await listen(database, WORK_CHANNEL, (p) => w.onNotice(p), () => w.wake());
+  }
   const services: GraphQLContext = {
     bus,
     runs,
@@ -82,6 +83,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     server,
     worker,
     async stop() {
+      await unlisten();
       await worker?.stop();
       await server.stop();
       await database.close();

@@ -20,7 +20,15 @@ const configSchema = z.object({
   DATABASE_POOL_SIZE: intFromEnv(10, 1),
   /** An active run's expiresAt is createdAt + this. @default 600 */
   RUN_EXPIRES_AFTER_SECONDS: intFromEnv(600, 1),
-  /** `production` turns off GraphiQL and error details. @default "development" */
+  /** What this process runs: the GraphQL gateway, a worker, or both. @default "all" */
+  ROLE: z.enum(['gateway', 'worker', 'all']).default('all'),
+  /** Runs one worker process executes at once. @default 8 */
+  WORKER_CONCURRENCY: intFromEnv(8, 1),
+  /** How long a worker's claim on a run holds without renewal. @default 30 */
+  LEASE_SECONDS: intFromEnv(30, 1),
+  /** On SIGTERM, how long in-flight runs may take to finish before their claims are released. @default 10 */
+  SHUTDOWN_GRACE_SECONDS: intFromEnv(10, 0),
+  /** `production` turns off GraphiQL. @default "development" */
   NODE_ENV: z.string().default('development'),
 });
 
@@ -31,6 +39,10 @@ export type Config = Readonly<{
   pgliteDir: string;
   databasePoolSize: number;
   runExpiresAfterSeconds: number;
+  role: 'gateway' | 'worker' | 'all';
+  workerConcurrency: number;
+  leaseSeconds: number;
+  shutdownGraceSeconds: number;
   production: boolean;
 }>;
 
@@ -50,6 +62,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     pgliteDir: e.PGLITE_DIR,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     runExpiresAfterSeconds: e.RUN_EXPIRES_AFTER_SECONDS,
+    role: e.ROLE,
+    workerConcurrency: e.WORKER_CONCURRENCY,
+    leaseSeconds: e.LEASE_SECONDS,
+    shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
     production: e.NODE_ENV === 'production',
   };
 }

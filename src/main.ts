@@ -4,17 +4,30 @@ import { loadConfig } from './config.js';
 import { GRAPHQL_PATH } from './server/server.js';
 
 const config = loadConfig();
-const app = await buildApp(config);
-const port = await app.server.start(config.port, config.host);
+const app = await buildApp(config, {
+  worker:
+    config.role === 'gateway'
+      ? false
+      : {
+          concurrency: config.workerConcurrency,
+          leaseSeconds: config.leaseSeconds,
+          shutdownGraceMs: config.shutdownGraceSeconds * 1000,
+        },
+});
 const where = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `PGlite at ${config.pgliteDir}`;
-const shownHost = config.host === '0.0.0.0' ? 'localhost' : config.host;
-console.log(`Runway on http://${shownHost}:${port}${GRAPHQL_PATH} (${where})`);
+if (config.role === 'worker') {
+  console.log(`Runway worker ${app.worker?.id} on ${where}`);
+} else {
+  const port = await app.server.start(config.port, config.host);
+  const shownHost = config.host === '0.0.0.0' ? 'localhost' : config.host;
+  console.log(`Runway ${config.role} on http://${shownHost}:${port}${GRAPHQL_PATH} (${where})`);
+}
 
 let stopping = false;
 async function shutdown(signal: string) {
   if (stopping) return;
   stopping = true;
-  console.log(`${signal}: shutting down`);
+  console.log(`${signal}: stopping (grace ${config.shutdownGraceSeconds}s)`);
   try {
     await app.stop();
     process.exit(0);

@@ -19,6 +19,7 @@ import {
   text,
   timestamp,
   uniqueIndex,
+  uuid,
 } from 'drizzle-orm/pg-core';
 import type {
   IncompleteDetails,
@@ -123,8 +124,14 @@ export const runs = pgTable(
     toolChoice: jsonb('tool_choice').$type<ToolChoice>(),
     parallelToolCalls: boolean('parallel_tool_calls').notNull().default(true),
     responseFormat: jsonb('response_format').$type<ResponseFormat>(),
-    /** The worker executing the run, and until when its claim holds (database clock). */
+    /**
+     * The claim of the worker executing the run (in_progress or cancelling only): who,
+     * a token new at every claim (the engine's writes are guarded by it, so a worker that
+     * lost its lease can no longer record anything), and until when it holds, on the
+     * database clock.
+     */
     workerId: text('worker_id'),
+    leaseToken: uuid('lease_token'),
     leaseExpiresAt: timestamp('lease_expires_at', { withTimezone: true }),
   },
   (t) => [
@@ -132,6 +139,12 @@ export const runs = pgTable(
     index('runs_thread_id_id_idx').on(t.threadId, t.id),
     // The queue: workers claim the oldest queued runs from this small partial index.
     index('runs_queued_idx').on(t.id).where(sql`status = 'queued'`),
+    // Lapsed leases, for takeover after a worker died.
+    index('runs_leased_idx').on(t.leaseExpiresAt).where(sql`status in ('in_progress', 'cancelling')`),
+    // The expiry sweeper's scan of active runs.
+    index('runs_active_expires_at_idx')
+      .on(t.expiresAt)
+      .where(sql.raw(`status in (${ACTIVE_STATUSES.map((s) => `'${s}'`).join(', ')})`)),
     // The database, not only the code, keeps a thread to one active run at a time.
     uniqueIndex('runs_one_active_per_thread')
       .on(t.threadId)

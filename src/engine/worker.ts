@@ -1,34 +1,42 @@
 /**
  * The worker: claims queued runs (the runs table is the queue), executes each with its
- * model provider under a renewed lease, and commits the outcome through the run service.
- * Wakes at once on a local queued event and polls slowly as a fallback.
+ * model provider under a lease it renews, and commits the outcome through the run
+ * service, guarded by the claim's lease token so that a worker that lost its claim can
+ * record nothing. It also takes over runs whose worker died, and sweeps expired runs.
  *
- * Not yet here (issue #3 continues): cross-process wake by LISTEN/NOTIFY, takeover of
- * runs whose lease lapsed, the expiry sweeper, the openai provider.
+ * Wake-ups: a NOTIFY on `runway_work` ("queued" for new work, "stop:<id>" for a run its
+ * worker should abort) reaches every process at commit; a slow poll backs it up.
  */
 import { randomUUID } from 'node:crypto';
-import type { RunRow } from '../db/schema.js';
+import type { RunRow, RunStepRow } from '../db/schema.js';
 import type { RunUsage } from '../domain/run.js';
-import type { RunEventBus } from '../realtime/event-bus.js';
 import type { RunService } from '../runs/run-service.js';
 import { ModelError, type ModelProvider, type PromptMessage } from './providers/provider.js';
 import { promptTokens } from './providers/scripted.js';
 
 export interface WorkerOptions {
   runs: RunService;
-  bus: RunEventBus;
   providers: ModelProvider[];
   /** Runs executed at once by this process. @default 8 */
   concurrency?: number;
-  /** How long a claim holds without renewal. @default 30 */
+  /** How long a claim holds without renewal; renewed every third of it. @default 30 */
   leaseSeconds?: number;
-  /** Fallback poll when no wake-up arrives. @default 1000 */
+  /** Fallback poll for work, lapsed leases and expired runs. @default 1000 */
   pollMs?: number;
+  /** On stop, how long in-flight runs may take to finish before their claims are released. @default 10000 */
+  shutdownGraceMs?: number;
+}
+
+interface InFlight {
+  run: RunRow;
+  leaseToken: string;
+  abort: AbortController;
+  done: Promise<void>;
 }
 
 export class Worker {
   readonly id = `worker_${randomUUID()}`;
-  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly inFlight = new Map<string, InFlight>();
   private running = false;
   private pollTimer: NodeJS.Timeout | undefined;
   private claiming: Promise<void> | undefined;
@@ -36,11 +44,13 @@ export class Worker {
   private readonly concurrency: number;
   private readonly leaseSeconds: number;
   private readonly pollMs: number;
+  private readonly shutdownGraceMs: number;
 
   constructor(private readonly options: WorkerOptions) {
     this.concurrency = options.concurrency ?? 8;
     this.leaseSeconds = options.leaseSeconds ?? 30;
     this.pollMs = options.pollMs ?? 1000;
+    this.shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
   }
 
   start(): void {
@@ -48,100 +58,124 @@ export class Worker {
     this.wake();
   }
 
-  /** Stops claiming and waits for the runs in flight to finish. */
+  /** A notification from `runway_work`. */
+  onNotice(payload: string): void {
+    if (payload === 'queued') return this.wake();
+    if (payload.startsWith('stop:')) this.inFlight.get(payload.slice(5))?.abort.abort(new Error('stopped'));
+  }
+
+  /**
+   * Stops claiming; gives in-flight runs the grace period to finish, then releases their
+   * claims (another worker takes them over at once) and abandons them.
+   */
   async stop(): Promise<void> {
     this.running = false;
     clearTimeout(this.pollTimer);
     await this.claiming;
-    await Promise.allSettled(this.inFlight.values());
+    const all = [...this.inFlight.values()];
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), this.shutdownGraceMs)));
+    const outcome = await Promise.race([Promise.allSettled(all.map((f) => f.done)), graceOver]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') {
+      for (const flight of this.inFlight.values()) {
+        flight.abort.abort(new Error('shutdown'));
+        await this.options.runs.releaseLease(flight.run.id, flight.leaseToken).catch(() => {});
+      }
+    }
   }
 
-  /** There may be queued work: claim now (coalesced with a claim under way). */
+  /** There may be work: claim now (coalesced with a claim under way). */
   wake(): void {
     if (!this.running) return;
     if (this.claiming) {
       this.wakeAgain = true;
       return;
     }
+    clearTimeout(this.pollTimer);
     this.claiming = this.claimLoop().finally(() => {
       this.claiming = undefined;
-      if (this.running) {
-        clearTimeout(this.pollTimer);
-        this.pollTimer = setTimeout(() => this.wake(), this.pollMs);
-      }
+      if (this.running) this.pollTimer = setTimeout(() => this.poll(), this.pollMs);
     });
   }
 
+  /** The fallback: expire due runs, take over lapsed claims, then look for work. */
+  private poll(): void {
+    void this.options.runs
+      .expireDue()
+      .catch((error) => console.error('expiring runs failed', error))
+      .finally(() => this.wake());
+  }
+
   private async claimLoop(): Promise<void> {
+    const { runs } = this.options;
     do {
       this.wakeAgain = false;
       const free = this.concurrency - this.inFlight.size;
       if (free <= 0) return;
       let claimed: RunRow[] = [];
       try {
-        claimed = await this.options.runs.claim(this.id, free, this.leaseSeconds);
+        claimed = await runs.claim(this.id, free, this.leaseSeconds);
+        if (claimed.length < free) {
+          claimed.push(...(await runs.takeOver(this.id, free - claimed.length, this.leaseSeconds)));
+        }
       } catch (error) {
         console.error('claiming runs failed; retrying at the next poll', error);
         return;
       }
-      for (const run of claimed) {
-        const task = this.execute(run)
-          .catch((error) => console.error(`run ${run.id} failed unexpectedly`, error))
-          .finally(() => {
-            this.inFlight.delete(run.id);
-            this.wake();
-          });
-        this.inFlight.set(run.id, task);
-      }
+      for (const run of claimed) this.begin(run);
       if (claimed.length === free) this.wakeAgain = true; // there may be more
     } while (this.wakeAgain && this.running);
   }
 
-  private async execute(run: RunRow): Promise<void> {
-    const { runs, bus } = this.options;
+  private begin(run: RunRow): void {
+    const leaseToken = run.leaseToken;
+    if (!leaseToken) throw new Error(`claimed run ${run.id} has no lease token`);
     const abort = new AbortController();
-    // A cancel made in this process aborts at once; the lease renewal sees the others.
-    const cancels = bus.subscribe(`run:${run.id}`);
-    void (async () => {
-      try {
-        for await (const { event } of cancels) if (event.status === 'cancelling') abort.abort(new Error('cancelled'));
-      } catch {
-        /* a lagging watcher only loses the fast path; the renewal still checks */
-      }
-    })();
     const renewal = setInterval(() => {
-      void runs.renewLease(run.id, this.id, this.leaseSeconds).then((current) => {
-        if (!current || current.status === 'cancelling') abort.abort(new Error('cancelled'));
-      }, () => {});
+      this.options.runs.renewLease(run.id, leaseToken, this.leaseSeconds).then(
+        (current) => {
+          // Lost the claim, or the run was stopped and the notice went astray.
+          if (!current || current.status === 'cancelling') abort.abort(new Error('stopped'));
+        },
+        (error) => console.error(`renewing the lease of ${run.id} failed`, error),
+      );
     }, (this.leaseSeconds * 1000) / 3);
-
-    try {
-      await this.step(run, abort.signal);
-    } finally {
-      clearInterval(renewal);
-      cancels.close();
-    }
+    const done = this.execute(run, leaseToken, abort.signal)
+      .catch((error) => console.error(`run ${run.id} failed unexpectedly`, error))
+      .finally(() => {
+        clearInterval(renewal);
+        this.inFlight.delete(run.id);
+        this.wake();
+      });
+    this.inFlight.set(run.id, { run, leaseToken, abort, done });
   }
 
   /** One model call, and the transition its outcome calls for. */
-  private async step(run: RunRow, signal: AbortSignal): Promise<void> {
+  private async execute(run: RunRow, leaseToken: string, signal: AbortSignal): Promise<void> {
     const { runs, providers } = this.options;
-    const provider = providers.find((p) => p.handles(run.model));
-    if (!provider) {
-      await runs.transition(run.id, 'failed', {
-        lastError: { code: 'invalid_prompt', message: `No provider serves model '${run.model}'.` },
-      });
-      return;
-    }
+    const guard = { leaseToken };
     const steps = await runs.steps(run.id);
     const earlierUsage = sumUsage(steps.map((s) => s.usage));
-    const messages = await this.prompt(run, steps);
 
+    // Taken over while cancelling: the cancel was never finished. Finish it.
+    if (run.status === 'cancelling') {
+      await runs.transition(run.id, 'cancelled', { usage: earlierUsage }, guard);
+      return;
+    }
+    const provider = providers.find((p) => p.handles(run.model));
+    if (!provider) {
+      await runs.transition(
+        run.id,
+        'failed',
+        { lastError: { code: 'invalid_prompt', message: `No provider serves model '${run.model}'.` } },
+        guard,
+      );
+      return;
+    }
+    const messages = await this.prompt(run, steps);
     if (run.maxPromptTokens != null && promptTokens(messages) > run.maxPromptTokens) {
-      await runs.transition(run.id, 'incomplete', {
-        incompleteDetails: { reason: 'max_prompt_tokens' },
-        usage: earlierUsage,
-      });
+      await runs.transition(run.id, 'incomplete', { incompleteDetails: { reason: 'max_prompt_tokens' }, usage: earlierUsage }, guard);
       return;
     }
 
@@ -162,14 +196,16 @@ export class Worker {
       );
       const total = sumUsage([earlierUsage, result.usage]);
       if (result.type === 'message') {
-        await runs.finishWithMessage(run, result, total);
-      } else if (!(await runs.requireAction(run.id, result.toolCalls, result.usage))) {
+        // A model that answered before the cancel landed wins (cancelling -> completed).
+        await runs.finishWithMessage(run, leaseToken, result, total);
+      } else if (!(await runs.requireAction(run.id, result.toolCalls, { usage: result.usage, leaseToken }))) {
         // Cancelled while the model chose its calls: the cancel wins.
-        await runs.transition(run.id, 'cancelled', { usage: total }, { from: ['cancelling'] });
+        await runs.transition(run.id, 'cancelled', { usage: total }, { ...guard, from: ['cancelling'] });
       }
     } catch (error) {
       if (signal.aborted) {
-        await runs.transition(run.id, 'cancelled', { usage: earlierUsage }, { from: ['cancelling'] });
+        // Cancelled (or stopped by expiry / shutdown, where this guard simply fails).
+        await runs.transition(run.id, 'cancelled', { usage: earlierUsage }, { ...guard, from: ['cancelling'] });
         return;
       }
       const lastError =
@@ -177,12 +213,12 @@ export class Worker {
           ? { code: error.code, message: error.message }
           : { code: 'server_error' as const, message: 'The model call failed.' };
       if (!(error instanceof ModelError)) console.error(`model call for run ${run.id} failed`, error);
-      await runs.transition(run.id, 'failed', { lastError, usage: earlierUsage });
+      await runs.transition(run.id, 'failed', { lastError, usage: earlierUsage }, guard);
     }
   }
 
   /** Instructions, the thread (shaped by the truncation strategy), then this run's tool calls. */
-  private async prompt(run: RunRow, steps: Awaited<ReturnType<RunService['steps']>>): Promise<PromptMessage[]> {
+  private async prompt(run: RunRow, steps: RunStepRow[]): Promise<PromptMessage[]> {
     let thread = (await this.options.runs.threadMessages(run.threadId)).filter((m) => m.runId !== run.id);
     const strategy = run.truncationStrategy;
     if (strategy?.type === 'last_messages' && strategy.lastMessages) thread = thread.slice(-strategy.lastMessages);
@@ -192,7 +228,11 @@ export class Worker {
     for (const step of steps) {
       if (step.stepDetails.type !== 'tool_calls') continue;
       const calls = step.stepDetails.toolCalls;
-      messages.push({ role: 'assistant', content: '', toolCalls: calls.map(({ id, type, function: f }) => ({ id, type, function: { name: f.name, arguments: f.arguments } })) });
+      messages.push({
+        role: 'assistant',
+        content: '',
+        toolCalls: calls.map(({ id, type, function: f }) => ({ id, type, function: { name: f.name, arguments: f.arguments } })),
+      });
       for (const call of calls) {
         if (call.function.output != null) {
           messages.push({ role: 'tool', content: call.function.output, toolCallId: call.id, name: call.function.name });

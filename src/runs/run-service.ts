@@ -215,12 +215,22 @@ export class RunService {
    * Puts an in_progress run into requires_action with these calls, and opens the
    * TOOL_CALLS step that will receive the outputs. The engine's entry point.
    */
-  async requireAction(runId: string, toolCalls: ToolCall[], usage?: RunUsage): Promise<RunRow | undefined> {
+  async requireAction(
+    runId: string,
+    toolCalls: ToolCall[],
+    options: { usage?: RunUsage; leaseToken?: string } = {},
+  ): Promise<RunRow | undefined> {
+    const { usage, leaseToken } = options;
     const now = this.deps.clock();
     const result = await this.deps.db.transaction(async (tx) => {
-      const moved = await store.transitionRun(tx, runId, 'requires_action', now, {
-        requiredAction: { type: 'submit_tool_outputs', submitToolOutputs: { toolCalls } },
-      });
+      const moved = await store.transitionRun(
+        tx,
+        runId,
+        'requires_action',
+        now,
+        { requiredAction: { type: 'submit_tool_outputs', submitToolOutputs: { toolCalls } } },
+        leaseToken === undefined ? {} : { leaseToken },
+      );
       if (!moved) return undefined;
       await store.insertRunStep(tx, {
         id: newId('step'),
@@ -270,8 +280,30 @@ export class RunService {
     return claimed.map((c) => c.run);
   }
 
-  async renewLease(runId: string, workerId: string, leaseSeconds: number): Promise<RunRow | undefined> {
-    return store.renewLease(this.deps.db, runId, workerId, leaseSeconds);
+  /** Runs whose worker's lease lapsed, now claimed by this worker (no transition). */
+  async takeOver(workerId: string, limit: number, leaseSeconds: number): Promise<RunRow[]> {
+    return store.takeOverLapsedRuns(this.deps.db, workerId, limit, leaseSeconds);
+  }
+
+  async renewLease(runId: string, leaseToken: string, leaseSeconds: number): Promise<RunRow | undefined> {
+    return store.renewLease(this.deps.db, runId, leaseToken, leaseSeconds);
+  }
+
+  async releaseLease(runId: string, leaseToken: string): Promise<void> {
+    await store.releaseLease(this.deps.db, runId, leaseToken);
+  }
+
+  /**
+   * The sweeper: expires up to `limit` active runs past their expiresAt (and their open
+   * steps), one guarded transition each, so any number of processes may sweep at once.
+   */
+  async expireDue(limit = 100): Promise<number> {
+    const now = this.deps.clock();
+    let expired = 0;
+    for (const runId of await store.findDueRunIds(this.deps.db, now, limit)) {
+      if (await this.transition(runId, 'expired', {}, { dueBy: now })) expired++;
+    }
+    return expired;
   }
 
   /**
@@ -281,16 +313,24 @@ export class RunService {
    */
   async finishWithMessage(
     run: RunRow,
+    leaseToken: string,
     answer: { text: string; usage: RunUsage; truncated: boolean },
     totalUsage: RunUsage,
   ): Promise<RunRow | undefined> {
     const now = this.deps.clock();
     const to = answer.truncated ? 'incomplete' : 'completed';
     const result = await this.deps.db.transaction(async (tx) => {
-      const moved = await store.transitionRun(tx, run.id, to, now, {
-        usage: totalUsage,
-        ...(answer.truncated ? { incompleteDetails: { reason: 'max_completion_tokens' as const } } : {}),
-      });
+      const moved = await store.transitionRun(
+        tx,
+        run.id,
+        to,
+        now,
+        {
+          usage: totalUsage,
+          ...(answer.truncated ? { incompleteDetails: { reason: 'max_completion_tokens' as const } } : {}),
+        },
+        { leaseToken },
+      );
       if (!moved) return undefined;
       const messageId = newId('msg');
       await tx.insert(messages).values({

@@ -2,7 +2,8 @@
  * All SQL about runs, their events and their steps. Functions take an executor (the
  * database or an open transaction) so the service decides the transaction boundaries.
  */
-import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, lt, lte, sql } from 'drizzle-orm';
+import { notify, WORK_CHANNEL } from '../db/notifications.js';
 import { messages } from '../db/schema.js';
 import type { Executor } from '../db/client.js';
 import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
@@ -37,6 +38,7 @@ export async function insertRun(ex: Executor, values: NewRun): Promise<{ run: Ru
     at: run.createdAt,
   };
   await ex.insert(runEvents).values(toEventRow(event));
+  await notify(ex, WORK_CHANNEL, 'queued');
   return { run, event };
 }
 
@@ -98,6 +100,28 @@ export interface TransitionGuard {
   from?: readonly RunStatus[];
   /** Applies only if the run is still at this version (nothing changed since it was read). */
   version?: number;
+  /** Applies only while the caller's claim holds: the engine's guard. */
+  leaseToken?: string;
+  /** Applies only if the run's expiresAt is at or before this time: the sweeper's guard. */
+  dueBy?: number;
+}
+
+/** The statuses in which a worker holds the run. */
+const WORKER_STATUSES: readonly RunStatus[] = ['in_progress', 'cancelling'];
+
+/**
+ * What workers must hear about, on {@link WORK_CHANNEL}: new work (`queued`), and runs
+ * whose worker should stop its model call (`stop:<id>`: a cancel, or an end such as
+ * expiry that someone else made). A worker's own ends notify too; it ignores them.
+ */
+export function workNotice(to: RunStatus, from: RunStatus | null, runId: string): string | undefined {
+  if (to === 'queued') return 'queued';
+  // A run a worker holds was stopped by someone else: that worker should abort.
+  if (from && WORKER_STATUSES.includes(from) && !WORKER_STATUSES.includes(to) && to !== 'requires_action') {
+    return `stop:${runId}`;
+  }
+  if (to === 'cancelling') return `stop:${runId}`;
+  return undefined;
 }
 
 /**
@@ -138,16 +162,23 @@ export async function transitionRun(
       ...(data.lastError ? { lastError: data.lastError } : {}),
       ...(data.incompleteDetails ? { incompleteDetails: data.incompleteDetails } : {}),
       ...(data.usage ? { usage: data.usage } : {}),
+      // Leaving the worker's hands ends its claim.
+      ...(WORKER_STATUSES.includes(to) ? {} : { workerId: null, leaseToken: null, leaseExpiresAt: null }),
     })
     .where(
       and(
         eq(runs.id, runId),
         inArray(runs.status, [...sources]),
         guard.version !== undefined ? eq(runs.version, guard.version) : undefined,
+        guard.leaseToken !== undefined ? eq(runs.leaseToken, guard.leaseToken) : undefined,
+        guard.dueBy !== undefined ? lte(runs.expiresAt, guard.dueBy) : undefined,
       ),
     )
     .returning();
   if (!run) return undefined;
+  // The worker's own moves (lease-guarded) need no notice: it knows.
+  const notice = guard.leaseToken === undefined ? workNotice(to, run.previousStatus, runId) : undefined;
+  if (notice) await notify(ex, WORK_CHANNEL, notice);
   const event: RunStatusEvent = {
     runId: run.id,
     threadId: run.threadId,
@@ -278,6 +309,7 @@ export async function claimQueuedRuns(
       version: sql`${runs.version} + 1`,
       startedAt: sql`coalesce(${runs.startedAt}, ${at})`,
       workerId,
+      leaseToken: sql`gen_random_uuid()`,
       leaseExpiresAt: sql`now() + make_interval(secs => ${leaseSeconds})`,
     })
     .where(and(inArray(runs.id, claimable), eq(runs.status, 'queued')))
@@ -290,14 +322,61 @@ export async function claimQueuedRuns(
   return results;
 }
 
-/** Extends this worker's lease; false when the run is no longer this worker's. */
-export async function renewLease(ex: Executor, runId: string, workerId: string, leaseSeconds: number): Promise<RunRow | undefined> {
+/**
+ * Takes over runs whose worker stopped renewing its lease (it crashed, or hangs): a new
+ * claim on the same status, no transition. The caller resumes them.
+ */
+export async function takeOverLapsedRuns(
+  ex: Executor,
+  workerId: string,
+  limit: number,
+  leaseSeconds: number,
+): Promise<RunRow[]> {
+  const lapsed = ex
+    .select({ id: runs.id })
+    .from(runs)
+    .where(and(inArray(runs.status, [...WORKER_STATUSES]), lt(runs.leaseExpiresAt, sql`now()`)))
+    .orderBy(asc(runs.leaseExpiresAt))
+    .limit(limit)
+    .for('update', { skipLocked: true });
+  return ex
+    .update(runs)
+    .set({
+      workerId,
+      leaseToken: sql`gen_random_uuid()`,
+      leaseExpiresAt: sql`now() + make_interval(secs => ${leaseSeconds})`,
+    })
+    .where(and(inArray(runs.id, lapsed), inArray(runs.status, [...WORKER_STATUSES]), lt(runs.leaseExpiresAt, sql`now()`)))
+    .returning();
+}
+
+/** Extends a claim; undefined when the claim is no longer the caller's. */
+export async function renewLease(ex: Executor, runId: string, leaseToken: string, leaseSeconds: number): Promise<RunRow | undefined> {
   const [run] = await ex
     .update(runs)
     .set({ leaseExpiresAt: sql`now() + make_interval(secs => ${leaseSeconds})` })
-    .where(and(eq(runs.id, runId), eq(runs.workerId, workerId)))
+    .where(and(eq(runs.id, runId), eq(runs.leaseToken, leaseToken)))
     .returning();
   return run;
+}
+
+/** Gives a claim up so that another worker takes the run over at once (graceful shutdown). */
+export async function releaseLease(ex: Executor, runId: string, leaseToken: string): Promise<void> {
+  await ex
+    .update(runs)
+    .set({ leaseExpiresAt: sql`now() - interval '1 second'` })
+    .where(and(eq(runs.id, runId), eq(runs.leaseToken, leaseToken)));
+}
+
+/** Active runs whose expiresAt has passed, oldest first. */
+export async function findDueRunIds(ex: Executor, at: number, limit: number): Promise<string[]> {
+  const rows = await ex
+    .select({ id: runs.id })
+    .from(runs)
+    .where(and(inArray(runs.status, [...ACTIVE_STATUSES]), lte(runs.expiresAt, at)))
+    .orderBy(asc(runs.expiresAt))
+    .limit(limit);
+  return rows.map((r) => r.id);
 }
 
 export async function listRunSteps(ex: Executor, runId: string): Promise<RunStepRow[]> {

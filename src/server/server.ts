@@ -94,6 +94,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
     async stop() {
       for (const socket of wss.clients) socket.close(1001, 'Server shutting down');
       await new Promise<void>((resolve) => wss.close(() => resolve()));
+      if (!http.listening) return; // a worker-only process never listened
       http.closeIdleConnections();
       await new Promise<void>((resolve, reject) =>
         http.close((error) => (error ? reject(error) : resolve())),

@@ -6,6 +6,7 @@ import './types/assistant.js';
 import './types/message.js';
 import './types/thread.js';
 import './types/run.js';
+import './types/run-step.js';
 import './types/run-status-event.js';
 
 export const schema: GraphQLSchema = builder.toSchema();

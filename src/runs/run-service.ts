@@ -360,8 +360,19 @@ export class RunService {
     return result?.run;
   }
 
+  /** All of a run's steps, oldest first (the engine's view). */
   async steps(runId: string) {
     return store.listRunSteps(this.deps.db, runId);
+  }
+
+  async pageSteps(runId: string, args: PageArgs) {
+    return store.pageRunSteps(this.deps.db, runId, args);
+  }
+
+  /** The step, or undefined when that thread's run has no such step. */
+  async getStep(threadId: string, runId: string, stepId: string) {
+    const step = await store.findRunStep(this.deps.db, stepId);
+    return step && step.runId === runId && step.threadId === threadId ? step : undefined;
   }
 
   async threadMessages(threadId: string) {

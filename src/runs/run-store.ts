@@ -386,3 +386,19 @@ export async function listRunSteps(ex: Executor, runId: string): Promise<RunStep
 export async function threadMessages(ex: Executor, threadId: string) {
   return ex.select().from(messages).where(eq(messages.threadId, threadId)).orderBy(asc(messages.id));
 }
+
+export async function pageRunSteps(ex: Executor, runId: string, args: PageArgs): Promise<Page<RunStepRow>> {
+  const plan = planKeysetPage(runSteps.id, args, 'step');
+  const rows = await ex
+    .select()
+    .from(runSteps)
+    .where(and(eq(runSteps.runId, runId), plan.where))
+    .orderBy(plan.orderBy)
+    .limit(plan.limit);
+  return plan.page(rows);
+}
+
+export async function findRunStep(ex: Executor, stepId: string): Promise<RunStepRow | undefined> {
+  const [row] = await ex.select().from(runSteps).where(eq(runSteps.id, stepId)).limit(1);
+  return row;
+}

@@ -28,6 +28,8 @@ export interface TestAppOptions {
   runExpiresAfterSeconds?: number;
   /** Run the engine's worker (off by default: lifecycle tests move runs by hand). */
   worker?: boolean;
+  workerConcurrency?: number;
+  leaseSeconds?: number;
 }
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -40,7 +42,12 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       runExpiresAfterSeconds: options.runExpiresAfterSeconds ?? 600,
       production: false,
     },
-    { clock: options.clock ?? unixNow, worker: options.worker ? { pollMs: 200 } : false },
+    {
+      clock: options.clock ?? unixNow,
+      worker: options.worker
+        ? { pollMs: 200, concurrency: options.workerConcurrency ?? 8, leaseSeconds: options.leaseSeconds ?? 30 }
+        : false,
+    },
   );
   const port = await app.server.start(0, '127.0.0.1');
   const url = `http://127.0.0.1:${port}/graphql`;

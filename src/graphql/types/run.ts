@@ -46,7 +46,7 @@ const RunErrorCode = builder.enumType('RunErrorCode', {
   } as const,
 });
 
-const RunErrorRef = builder.objectRef<RunError>('RunError').implement({
+export const RunErrorRef = builder.objectRef<RunError>('RunError').implement({
   fields: (t) => ({
     code: t.field({ type: RunErrorCode, resolve: (e) => e.code }),
     message: t.exposeString('message'),
@@ -64,7 +64,7 @@ const IncompleteDetailsRef = builder.objectRef<IncompleteDetails>('IncompleteDet
   fields: (t) => ({ reason: t.field({ type: IncompleteReason, resolve: (d) => d.reason }) }),
 });
 
-const RunUsageRef = builder.objectRef<RunUsage>('RunUsage').implement({
+export const RunUsageRef = builder.objectRef<RunUsage>('RunUsage').implement({
   fields: (t) => ({
     promptTokens: t.exposeInt('promptTokens'),
     completionTokens: t.exposeInt('completionTokens'),

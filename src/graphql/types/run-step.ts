@@ -1,0 +1,100 @@
+/** RunStep: what a run did, step by step (Run.steps and the runStep query). */
+import type { RunStepRow } from '../../db/schema.js';
+import type { StepDetails, ToolCallWithOutput } from '../../domain/run.js';
+import { builder } from '../builder.js';
+import { connectionType, pageArgs, SortOrder } from './common.js';
+import { RunErrorRef, RunRef, RunUsageRef } from './run.js';
+
+const RunStepType = builder.enumType('RunStepType', {
+  values: { MESSAGE_CREATION: { value: 'message_creation' }, TOOL_CALLS: { value: 'tool_calls' } } as const,
+});
+
+const RunStepStatus = builder.enumType('RunStepStatus', {
+  values: {
+    IN_PROGRESS: { value: 'in_progress' },
+    CANCELLED: { value: 'cancelled' },
+    FAILED: { value: 'failed' },
+    COMPLETED: { value: 'completed' },
+    EXPIRED: { value: 'expired' },
+  } as const,
+});
+
+const StepToolCallFunction = builder.objectRef<ToolCallWithOutput['function']>('StepToolCallFunction').implement({
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    arguments: t.exposeString('arguments'),
+    output: t.exposeString('output', { nullable: true, description: 'Null until the output is submitted.' }),
+  }),
+});
+
+const StepToolCall = builder.objectRef<ToolCallWithOutput>('StepToolCall').implement({
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    type: t.exposeString('type'),
+    function: t.field({ type: StepToolCallFunction, resolve: (c) => c.function }),
+  }),
+});
+
+const MessageCreation = builder.objectRef<{ messageId: string }>('MessageCreation').implement({
+  fields: (t) => ({ messageId: t.exposeID('messageId') }),
+});
+
+const StepDetailsRef = builder.objectRef<StepDetails>('StepDetails').implement({
+  fields: (t) => ({
+    type: t.field({ type: RunStepType, resolve: (d) => d.type }),
+    messageCreation: t.field({
+      type: MessageCreation,
+      nullable: true,
+      resolve: (d) => (d.type === 'message_creation' ? d.messageCreation : null),
+    }),
+    toolCalls: t.field({
+      type: [StepToolCall],
+      nullable: true,
+      resolve: (d) => (d.type === 'tool_calls' ? d.toolCalls : null),
+    }),
+  }),
+});
+
+export const RunStepRef = builder.objectRef<RunStepRow>('RunStep').implement({
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    object: t.string({ resolve: () => 'thread.run.step' }),
+    createdAt: t.exposeInt('createdAt'),
+    runId: t.exposeID('runId'),
+    threadId: t.exposeID('threadId'),
+    assistantId: t.exposeID('assistantId'),
+    type: t.field({ type: RunStepType, resolve: (s) => s.type }),
+    status: t.field({ type: RunStepStatus, resolve: (s) => s.status }),
+    stepDetails: t.field({ type: StepDetailsRef, resolve: (s) => s.stepDetails }),
+    lastError: t.field({ type: RunErrorRef, nullable: true, resolve: (s) => s.lastError }),
+    completedAt: t.exposeInt('completedAt', { nullable: true }),
+    cancelledAt: t.exposeInt('cancelledAt', { nullable: true }),
+    failedAt: t.exposeInt('failedAt', { nullable: true }),
+    expiredAt: t.exposeInt('expiredAt', { nullable: true }),
+    usage: t.field({ type: RunUsageRef, nullable: true, resolve: (s) => s.usage }),
+  }),
+});
+
+const RunStepConnection = connectionType('RunStep', RunStepRef);
+
+builder.objectField(RunRef, 'steps', (t) =>
+  t.field({
+    type: RunStepConnection,
+    description: "The run's steps, oldest first unless order is DESC.",
+    args: { ...pageArgs, order: t.arg({ type: SortOrder, defaultValue: 'asc' }) },
+    resolve: (run, args, ctx) => ctx.runs.pageSteps(run.id, args),
+  }),
+);
+
+builder.queryFields((t) => ({
+  runStep: t.field({
+    type: RunStepRef,
+    nullable: true,
+    args: {
+      threadId: t.arg.id({ required: true }),
+      runId: t.arg.id({ required: true }),
+      stepId: t.arg.id({ required: true }),
+    },
+    resolve: (_, a, ctx) => ctx.runs.getStep(String(a.threadId), String(a.runId), String(a.stepId)),
+  }),
+}));

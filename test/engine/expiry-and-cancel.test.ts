@@ -1,0 +1,88 @@
+/** Expiry and cancellation with the worker running, end to end. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAssistant, createRun, createThread } from '../support/fixtures.js';
+import { startTestApp, type TestApp } from '../support/test-app.js';
+
+let t: TestApp;
+let expiring: TestApp;
+let patient: TestApp;
+beforeAll(async () => {
+  // One run at a time, so a second run stays queued while the first works.
+  [expiring, patient] = await Promise.all([
+    startTestApp({ worker: true, runExpiresAfterSeconds: 1, workerConcurrency: 1 }),
+    startTestApp({ worker: true, workerConcurrency: 1 }),
+  ]);
+});
+afterAll(async () => {
+  await Promise.all([expiring?.close(), patient?.close()]);
+});
+
+const RUN = `query($t: ID!, $r: ID!) { run(threadId: $t, runId: $r) { status expiresAt cancelledAt
+  steps { nodes { type status } } } }`;
+
+async function start(message: string) {
+  const assistantId = await createAssistant(t);
+  const threadId = await createThread(t, message);
+  const run = await createRun(t, threadId, { assistantId });
+  const read = async () => (await t.ok(RUN, { t: threadId, r: run.id })).run;
+  const waitFor = async (status: string) => {
+    let last: any;
+    const deadline = Date.now() + 8000;
+    while (Date.now() < deadline) {
+      last = await read();
+      if (last.status === status) return last;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`run stayed ${last?.status}, never ${status}`);
+  };
+  return { threadId, runId: run.id as string, read, waitFor };
+}
+
+const cancel = (threadId: string, runId: string) =>
+  t.ok(`mutation($t: ID!, $r: ID!) { cancelRun(threadId: $t, runId: $r) { status } }`, { t: threadId, r: runId });
+
+describe('expiry (runs expire one second after creation)', () => {
+  beforeAll(() => {
+    t = expiring;
+  });
+
+  it('expires a run left waiting for tool outputs, and its open step', async () => {
+    const run = await start('call get_weather {}');
+    await run.waitFor('REQUIRES_ACTION');
+    const expired = await run.waitFor('EXPIRED');
+    expect(expired.expiresAt).toBeNull();
+    expect(expired.steps.nodes).toEqual([{ type: 'TOOL_CALLS', status: 'EXPIRED' }]);
+  });
+
+  it('expires a run that runs too long, aborting its model call', async () => {
+    const run = await start('sleep 30000');
+    await run.waitFor('IN_PROGRESS');
+    await run.waitFor('EXPIRED');
+    // The worker let go at once: the next run is picked up without waiting 30 s.
+    const next = await start('hi');
+    await next.waitFor('COMPLETED');
+  });
+});
+
+describe('cancel', () => {
+  beforeAll(() => {
+    t = patient;
+  });
+
+  it('cancels a queued run at once', async () => {
+    const busy = await start('sleep 30000'); // takes the only worker slot
+    await busy.waitFor('IN_PROGRESS');
+    const queued = await start('hello');
+    expect((await queued.read()).status).toBe('QUEUED');
+    expect((await cancel(queued.threadId, queued.runId)).cancelRun.status).toBe('CANCELLED');
+    expect((await cancel(busy.threadId, busy.runId)).cancelRun.status).toBe('CANCELLING');
+    await busy.waitFor('CANCELLED');
+  });
+
+  it('cancels a run waiting for tool outputs, and its open step', async () => {
+    const run = await start('call get_weather {}');
+    await run.waitFor('REQUIRES_ACTION');
+    expect((await cancel(run.threadId, run.runId)).cancelRun.status).toBe('CANCELLED');
+    expect((await run.read()).steps.nodes).toEqual([{ type: 'TOOL_CALLS', status: 'CANCELLED' }]);
+  });
+});

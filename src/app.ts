@@ -7,6 +7,8 @@ import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { migrate } from './db/migrate.js';
 import type { GraphQLContext } from './graphql/context.js';
+import { createOpenAIProvider } from './engine/providers/openai.js';
+import type { ModelProvider } from './engine/providers/provider.js';
 import { scriptedProvider } from './engine/providers/scripted.js';
 import { Worker, type WorkerOptions } from './engine/worker.js';
 import { createInProcessEventBus } from './realtime/event-bus.js';
@@ -18,7 +20,8 @@ import { ThreadService } from './threads/thread-service.js';
 export type AppConfig = Pick<
   Config,
   'databaseUrl' | 'pgliteDir' | 'databasePoolSize' | 'runExpiresAfterSeconds' | 'production'
->;
+> &
+  Partial<Pick<Config, 'openai'>>;
 
 export interface App {
   database: Database;
@@ -50,7 +53,9 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     throw error;
   }
   const { db } = database;
-  const providers = [scriptedProvider];
+  // The scripted model first: it claims its own model names, openai takes the rest.
+  const providers: ModelProvider[] = [scriptedProvider];
+  if (config.openai) providers.push(createOpenAIProvider(config.openai));
   const bus = createInProcessEventBus();
   const runs = new RunService({
     db,

@@ -28,6 +28,12 @@ const configSchema = z.object({
   LEASE_SECONDS: intFromEnv(30, 1),
   /** On SIGTERM, how long in-flight runs may take to finish before their claims are released. @default 10 */
   SHUTDOWN_GRACE_SECONDS: intFromEnv(10, 0),
+  /** An OpenAI-compatible endpoint (e.g. http://localhost:11434/v1); with it or a key set, non-scripted models go there. */
+  OPENAI_BASE_URL: z.string().url().optional(),
+  /** The endpoint's API key. */
+  OPENAI_API_KEY: z.string().min(1).optional(),
+  /** Retries of 429, 5xx and network errors, with backoff. @default 2 */
+  OPENAI_MAX_RETRIES: intFromEnv(2, 0),
   /** `production` turns off GraphiQL. @default "development" */
   NODE_ENV: z.string().default('development'),
 });
@@ -43,6 +49,8 @@ export type Config = Readonly<{
   workerConcurrency: number;
   leaseSeconds: number;
   shutdownGraceSeconds: number;
+  /** Set when an OpenAI-compatible endpoint is configured. */
+  openai: { baseURL: string | undefined; apiKey: string | undefined; maxRetries: number } | undefined;
   production: boolean;
 }>;
 
@@ -66,6 +74,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerConcurrency: e.WORKER_CONCURRENCY,
     leaseSeconds: e.LEASE_SECONDS,
     shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
+    openai:
+      e.OPENAI_BASE_URL || e.OPENAI_API_KEY
+        ? { baseURL: e.OPENAI_BASE_URL, apiKey: e.OPENAI_API_KEY, maxRetries: e.OPENAI_MAX_RETRIES }
+        : undefined,
     production: e.NODE_ENV === 'production',
   };
 }

@@ -94,7 +94,7 @@ export class RunService {
         const model = input.model ?? assistant.model;
         if (this.deps.modelSupported && !this.deps.modelSupported(model)) {
           throw new BadUserInputError(
-            `Invalid input: model: no model provider serves '${model}' (use 'scripted', 'scripted-*').`,
+            `Invalid input: model: no model provider serves '${model}' (use 'scripted' or 'scripted-*', or configure OPENAI_BASE_URL / OPENAI_API_KEY).`,
             { fields: ['input.model'] },
           );
         }

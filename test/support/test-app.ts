@@ -30,6 +30,7 @@ export interface TestAppOptions {
   worker?: boolean;
   workerConcurrency?: number;
   leaseSeconds?: number;
+  openai?: { baseURL: string; apiKey: string; maxRetries: number };
 }
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -41,6 +42,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       databasePoolSize: 20,
       runExpiresAfterSeconds: options.runExpiresAfterSeconds ?? 600,
       production: false,
+      openai: options.openai,
     },
     {
       clock: options.clock ?? unixNow,

@@ -79,20 +79,23 @@ export async function runStatusStream(deps: StreamDeps, runId: string): Promise<
   const cursor = new VersionCursor(deps.runs);
   cursor.mark(runId, current.version);
 
-  return (async function* () {
-    try {
-      yield first;
-      if (isTerminal(current.status)) return;
-      for await (const published of live) {
-        for (const e of await cursor.accept(published)) {
-          yield e;
-          if (isTerminal(e.event.status)) return;
+  return closable(
+    (async function* () {
+      try {
+        yield first;
+        if (isTerminal(current.status)) return;
+        for await (const published of live) {
+          for (const e of await cursor.accept(published)) {
+            yield e;
+            if (isTerminal(e.event.status)) return;
+          }
         }
+      } finally {
+        live.close();
       }
-    } finally {
-      live.close();
-    }
-  })();
+    })(),
+    () => live.close(),
+  );
 }
 
 /** threadRunsChanged: every transition of every run of the thread, from now on. */
@@ -107,11 +110,36 @@ export async function threadRunsStream(deps: StreamDeps, threadId: string): Prom
     throw new NotFoundError('thread', threadId);
   }
   const cursor = new VersionCursor(deps.runs);
-  return (async function* () {
-    try {
-      for await (const published of live) yield* await cursor.accept(published);
-    } finally {
-      live.close();
-    }
-  })();
+  return closable(
+    (async function* () {
+      try {
+        for await (const published of live) yield* await cursor.accept(published);
+      } finally {
+        live.close();
+      }
+    })(),
+    () => live.close(),
+  );
+}
+
+/**
+ * An async generator's return() waits while the generator awaits (here: the next event,
+ * which may never come), so a client's unsubscribe would leak until the next event.
+ * This closes the source first, which ends that wait, then returns.
+ */
+function closable<T>(generator: AsyncGenerator<T>, close: () => void): AsyncIterableIterator<T> {
+  return {
+    next: () => generator.next(),
+    return: (value?: unknown) => {
+      close();
+      return generator.return(value as T);
+    },
+    throw: (error?: unknown) => {
+      close();
+      return generator.throw(error);
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
 }

@@ -29,6 +29,8 @@ async function watchThread(threadId: string) {
   const end = async () => {
     await eventually(() => statuses().some((s) => TERMINAL.includes(s)), 10_000);
     sub.stop();
+    // Gone from the server too, so the next watch of this thread counts from zero.
+    await eventually(() => t.app.services.bus.subscriberCount(`thread:${threadId}`) === 0);
     return sub.events.at(-1)!.data!.threadRunsChanged.run;
   };
   return { statuses, until, end };
@@ -124,5 +126,88 @@ describe('the scripted model', () => {
     });
     expect(res.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expect(res.errors?.[0]?.message).toMatch(/gpt-unknown/);
+  });
+});
+
+describe('tool calls with the scripted model', () => {
+  const TWO_CALLS = 'call get_weather {"city":"Paris"}\ncall get_weather {"city":"Oslo"}\ncall not_a_tool {}';
+
+  async function waitingCalls(message: string, input: Record<string, unknown> = {}) {
+    const assistantId = await createAssistant(t);
+    const threadId = await createThread(t, message);
+    const watch = await watchThread(threadId);
+    await createRun(t, threadId, { assistantId, ...input });
+    const status = await Promise.race([watch.until('REQUIRES_ACTION'), watch.end()]);
+    return status.requiredAction?.submitToolOutputs.toolCalls.map((c: any) => c.function) ?? status.status;
+  }
+
+  it('makes parallel calls, ignoring functions that are not tools', async () => {
+    expect(await waitingCalls(TWO_CALLS)).toEqual([
+      { name: 'get_weather', arguments: '{"city":"Paris"}' },
+      { name: 'get_weather', arguments: '{"city":"Oslo"}' },
+    ]);
+  });
+
+  it('makes only the first call when parallelToolCalls is false', async () => {
+    expect(await waitingCalls(TWO_CALLS, { parallelToolCalls: false })).toEqual([
+      { name: 'get_weather', arguments: '{"city":"Paris"}' },
+    ]);
+  });
+
+  it('never calls with toolChoice NONE, and always with REQUIRED or a named function', async () => {
+    expect(await waitingCalls(TWO_CALLS, { toolChoice: { mode: 'NONE' } })).toBe('COMPLETED');
+    expect(await waitingCalls('just talk', { toolChoice: { mode: 'REQUIRED' } })).toEqual([{ name: 'get_weather', arguments: '{}' }]);
+    expect(await waitingCalls('just talk', { toolChoice: { function: { name: 'get_weather' } } })).toEqual([
+      { name: 'get_weather', arguments: '{}' },
+    ]);
+  });
+
+  it('answers in JSON with responseFormat JSON_OBJECT', async () => {
+    const { threadId } = await runToEnd('hi', { responseFormat: { type: 'JSON_OBJECT' } });
+    expect(JSON.parse((await messages(threadId)).at(-1).text)).toEqual({ answer: 'echo: hi' });
+  });
+
+  it('records each step: tool calls with their outputs, then the message', async () => {
+    const assistantId = await createAssistant(t);
+    const threadId = await createThread(t, 'call get_weather {"city":"Rome"}');
+    const watch = await watchThread(threadId);
+    const run = await createRun(t, threadId, { assistantId });
+    const waiting = await watch.until('REQUIRES_ACTION');
+    const callId = waiting.requiredAction.submitToolOutputs.toolCalls[0].id;
+    await t.ok(`mutation($t: ID!, $r: ID!, $o: [ToolOutputInput!]!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: $o) { id } }`, {
+      t: threadId, r: run.id, o: [{ toolCallId: callId, output: 'warm' }],
+    });
+    await watch.end();
+    const data = await t.ok(
+      `query($t: ID!, $r: ID!) { run(threadId: $t, runId: $r) { steps { nodes { id type status usage { totalTokens }
+        stepDetails { toolCalls { id function { name arguments output } } messageCreation { messageId } } } } } }`,
+      { t: threadId, r: run.id },
+    );
+    const [calls, message] = data.run.steps.nodes;
+    expect(calls).toMatchObject({ type: 'TOOL_CALLS', status: 'COMPLETED', stepDetails: { toolCalls: [{ id: callId, function: { name: 'get_weather', arguments: '{"city":"Rome"}', output: 'warm' } }] } });
+    expect(message).toMatchObject({ type: 'MESSAGE_CREATION', status: 'COMPLETED' });
+    expect(calls.usage.totalTokens).toBeGreaterThan(0);
+    const one = await t.ok(`query($t: ID!, $r: ID!, $s: ID!) { runStep(threadId: $t, runId: $r, stepId: $s) { id type } }`, { t: threadId, r: run.id, s: message.id });
+    expect(one.runStep).toEqual({ id: message.id, type: 'MESSAGE_CREATION' });
+    const other = await t.ok(`query($t: ID!, $r: ID!, $s: ID!) { runStep(threadId: $t, runId: $r, stepId: $s) { id } }`, { t: threadId, r: 'run_other', s: message.id });
+    expect(other.runStep).toBeNull();
+  });
+});
+
+describe('truncation', () => {
+  it('lastMessages keeps only the last n thread messages in the prompt', async () => {
+    const assistantId = await createAssistant(t);
+    const threadId = await createThread(t, 'word '.repeat(300));
+    await t.ok(`mutation($t: ID!) { createMessage(threadId: $t, input: { role: USER, content: "short" }) { id } }`, { t: threadId });
+    // The whole thread is over the 256-token prompt limit; the last message alone is not.
+    const watch = await watchThread(threadId);
+    await createRun(t, threadId, { assistantId, maxPromptTokens: 256 });
+    expect((await watch.end()).status).toBe('INCOMPLETE');
+    const watch2 = await watchThread(threadId);
+    await createRun(t, threadId, { assistantId, maxPromptTokens: 256, truncationStrategy: { type: 'LAST_MESSAGES', lastMessages: 1 } });
+    const done = await watch2.end();
+    expect(done.status).toBe('COMPLETED');
+    expect(done.usage.promptTokens).toBeLessThan(256);
+    expect((await messages(threadId)).at(-1).text).toBe('echo: short');
   });
 });

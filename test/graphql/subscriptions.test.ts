@@ -92,6 +92,21 @@ describe('runStatusChanged', () => {
   });
 });
 
+describe('unsubscribing', () => {
+  it('frees the server side at once, even while no event is pending', async () => {
+    const { runId, threadId } = await newRun(t);
+    const client = t.wsClient();
+    const one = collect(client, RUN_STATUS, { runId });
+    const all = collect(client, THREAD_RUNS, { threadId });
+    await eventually(() => t.app.services.bus.subscriberCount(`run:${runId}`) === 1);
+    await eventually(() => t.app.services.bus.subscriberCount(`thread:${threadId}`) === 1);
+    one.stop();
+    all.stop();
+    await eventually(() => t.app.services.bus.subscriberCount(`run:${runId}`) === 0, 2000);
+    await eventually(() => t.app.services.bus.subscriberCount(`thread:${threadId}`) === 0, 2000);
+  });
+});
+
 describe('threadRunsChanged', () => {
   it("delivers every transition of the thread's runs, in order", async () => {
     const assistantId = await createAssistant(t);

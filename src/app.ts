@@ -90,6 +90,11 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     async stop() {
       await unlisten();
       await worker?.stop();
+      // Subscribers get the last transitions (those of the runs just finished) before
+      // their sockets close: streams drain and complete, then the server closes.
+      bus.endAll();
+      const deadline = Date.now() + 2000;
+      while (bus.subscriberCount() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       await server.stop();
       await database.close();
     },

@@ -8,6 +8,7 @@ export class BoundedQueue<T> implements AsyncIterableIterator<T> {
   private waiting: ((r: IteratorResult<T>) => void) | undefined;
   private failWaiting: ((e: unknown) => void) | undefined;
   private ended = false;
+  private closed = false;
   private failure: unknown;
 
   constructor(
@@ -36,6 +37,7 @@ export class BoundedQueue<T> implements AsyncIterableIterator<T> {
     if (this.ended || this.failure) return;
     this.failure = error;
     this.items.length = 0; // a lagging reader must resume from the store, not from here
+    this.closed = true;
     this.onClose();
     if (this.failWaiting) {
       const reject = this.failWaiting;
@@ -55,13 +57,26 @@ export class BoundedQueue<T> implements AsyncIterableIterator<T> {
     });
   }
 
+  /** Ends the stream once the buffered items are read (a graceful close). */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.waiting && this.items.length === 0) {
+      const resolve = this.waiting;
+      this.waiting = this.failWaiting = undefined;
+      resolve({ value: undefined, done: true });
+    }
+  }
+
   return(): Promise<IteratorResult<T>> {
     this.close();
     return Promise.resolve({ value: undefined, done: true });
   }
 
+  /** Ends the stream now, dropping what is buffered, and unregisters it. */
   close(): void {
-    if (this.ended) return;
+    if (this.closed) return;
+    this.closed = true;
     this.ended = true;
     this.items.length = 0;
     this.onClose();

@@ -25,8 +25,10 @@ export class SubscriptionLaggedError extends Error {
 export interface RunEventBus {
   publish(events: readonly PublishedEvent[]): void;
   subscribe(topic: Topic): BoundedQueue<PublishedEvent>;
-  /** How many subscriptions listen on the topic now. */
-  subscriberCount(topic: Topic): number;
+  /** How many subscriptions listen on the topic now (on every topic, without one). */
+  subscriberCount(topic?: Topic): number;
+  /** Shutdown: every subscription ends after delivering what it has buffered. */
+  endAll(): void;
 }
 
 /** @default capacity 1000 events buffered per subscription */
@@ -42,7 +44,13 @@ export function createInProcessEventBus(capacity = 1000): RunEventBus {
       }
     },
     subscriberCount(topic) {
-      return subscribers.get(topic)?.size ?? 0;
+      if (topic) return subscribers.get(topic)?.size ?? 0;
+      let total = 0;
+      for (const set of subscribers.values()) total += set.size;
+      return total;
+    },
+    endAll() {
+      for (const set of subscribers.values()) for (const q of set) q.end();
     },
     subscribe(topic) {
       let set = subscribers.get(topic);

@@ -1,0 +1,105 @@
+/** SIGTERM: stop claiming, let in-flight runs finish within the grace period, close websockets with 1001, exit 0. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createClient } from 'graphql-ws';
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { createScratchDatabase } from '../support/database.js';
+
+const leftovers: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const dispose of leftovers.splice(0).reverse()) await dispose();
+});
+
+/** `npm start`'s entry point in a child process, on its own database; resolves with its URL. */
+async function startRunway(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; exited: Promise<number | null> }> {
+  const db = await createScratchDatabase();
+  leftovers.push(() => db.drop());
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', PGLITE_DIR: 'memory://', ...(db.url ? { DATABASE_URL: db.url } : {}), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  leftovers.push(async () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await exited;
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = out.match(/on (http:\/\/\S+\/graphql)/);
+      if (m) resolve(m[1]!.replace('localhost', '127.0.0.1'));
+    });
+    child.once('exit', () => reject(new Error(`exited early: ${out}`)));
+  });
+  return { child, url, exited };
+}
+
+async function gql(url: string, query: string, variables: Record<string, unknown> = {}) {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+  const body = (await res.json()) as any;
+  if (body.errors) throw new Error(JSON.stringify(body.errors));
+  return body.data;
+}
+
+async function startRun(url: string, message: string) {
+  const { createAssistant } = await gql(url, 'mutation { createAssistant(input: { model: "scripted" }) { id } }');
+  const { createThread } = await gql(url, 'mutation($m: String!) { createThread(input: { messages: [{ role: USER, content: $m }] }) { id } }', { m: message });
+  const { createRun } = await gql(url, 'mutation($t: ID!, $a: ID!) { createRun(threadId: $t, input: { assistantId: $a }) { id } }', { t: createThread.id, a: createAssistant.id });
+  const status = async () => (await gql(url, 'query($t: ID!, $r: ID!) { run(threadId: $t, runId: $r) { status } }', { t: createThread.id, r: createRun.id })).run.status;
+  return { id: createRun.id as string, status };
+}
+
+async function until(check: () => Promise<boolean>, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('SIGTERM', () => {
+  it('lets an in-flight run finish, closes websockets with 1001 and exits 0', async () => {
+    const runway = await startRunway({ SHUTDOWN_GRACE_SECONDS: '10' });
+    let resolveClosed: (code: number) => void = () => {};
+    const closed = new Promise<number>((resolve) => (resolveClosed = resolve));
+    const client = createClient({
+      url: runway.url.replace('http', 'ws'),
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      lazy: false, // the socket stays open after the subscription completes
+      onNonLazyError: () => {}, // the 1001 close is expected; it is asserted below
+      on: { closed: (e: any) => resolveClosed(e.code) },
+    });
+    leftovers.push(async () => {
+      await client.dispose();
+    });
+    const run = await startRun(runway.url, 'sleep 1500');
+    await until(async () => (await run.status()) === 'IN_PROGRESS');
+    const statuses: string[] = [];
+    const watched = new Promise<void>((resolve) =>
+      client.subscribe(
+        { query: 'subscription($r: ID!) { runStatusChanged(runId: $r) { status } }', variables: { r: run.id } },
+        { next: (v: any) => void statuses.push(v.data.runStatusChanged.status), error: () => resolve(), complete: () => resolve() },
+      ),
+    );
+    await until(async () => statuses.length > 0);
+
+    runway.child.kill('SIGTERM');
+    await watched;
+    // The run was finished during the grace period and its end still reached the client.
+    expect(statuses).toEqual(['IN_PROGRESS', 'COMPLETED']);
+    expect(await closed).toBe(1001);
+    expect(await runway.exited).toBe(0);
+  }, 30_000);
+
+  it('gives up a run that outlasts the grace period, releasing its claim, and still exits 0', async () => {
+    const runway = await startRunway({ SHUTDOWN_GRACE_SECONDS: '1' });
+    const run = await startRun(runway.url, 'sleep 60000');
+    await until(async () => (await run.status()) === 'IN_PROGRESS');
+    const started = Date.now();
+    runway.child.kill('SIGTERM');
+    expect(await runway.exited).toBe(0);
+    expect(Date.now() - started).toBeLessThan(8000);
+  }, 30_000);
+});

@@ -99,12 +99,22 @@ export class Worker {
     });
   }
 
-  /** The fallback: expire due runs, take over lapsed claims, then look for work. */
+  /**
+   * The slow path, once per poll: expire due runs, take over runs whose worker's lease
+   * lapsed (neither is latency-critical), then look for work.
+   */
   private poll(): void {
-    void this.options.runs
-      .expireDue()
-      .catch((error) => console.error('expiring runs failed', error))
-      .finally(() => this.wake());
+    void (async () => {
+      const { runs } = this.options;
+      try {
+        await runs.expireDue();
+        const free = this.concurrency - this.inFlight.size;
+        if (this.running && free > 0) for (const run of await runs.takeOver(this.id, free, this.leaseSeconds)) this.begin(run);
+      } catch (error) {
+        console.error('sweeping runs failed; retrying at the next poll', error);
+      }
+      this.wake();
+    })();
   }
 
   private async claimLoop(): Promise<void> {
@@ -116,9 +126,6 @@ export class Worker {
       let claimed: RunRow[] = [];
       try {
         claimed = await runs.claim(this.id, free, this.leaseSeconds);
-        if (claimed.length < free) {
-          claimed.push(...(await runs.takeOver(this.id, free - claimed.length, this.leaseSeconds)));
-        }
       } catch (error) {
         console.error('claiming runs failed; retrying at the next poll', error);
         return;

@@ -1,0 +1,46 @@
+/**
+ * The engine's claims, without a running worker: each test claims by hand on a database
+ * where its run is the only queued one.
+ */
+import { eq, sql } from 'drizzle-orm';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runSteps } from '../../src/db/schema.js';
+import { newRun } from '../support/fixtures.js';
+import { startTestApp, type TestApp } from '../support/test-app.js';
+
+let t: TestApp;
+beforeEach(async () => {
+  t = await startTestApp();
+});
+afterEach(async () => {
+  await t?.close();
+});
+
+const CALL = { id: 'call_1', type: 'function' as const, function: { name: 'get_weather', arguments: '{}' } };
+
+describe('a cancel racing a model that already answered', () => {
+  it('lets the answer stand: cancelling -> completed, with the message', async () => {
+    const { runId } = await newRun(t);
+    const [claimed] = await t.app.services.runs.claim('worker_test', 1, 30);
+    expect(claimed!.id).toBe(runId);
+    await t.app.services.runs.cancel(claimed!.threadId, runId); // -> cancelling
+    const usage = { promptTokens: 1, completionTokens: 1, totalTokens: 2 };
+    const done = await t.app.services.runs.finishWithMessage(claimed!, claimed!.leaseToken!, { text: 'done', usage, truncated: false }, usage);
+    expect(done).toMatchObject({ status: 'completed', previousStatus: 'cancelling', workerId: null, leaseToken: null });
+  });
+
+  it('refuses the writes of a worker whose claim was taken over', async () => {
+    const { runId } = await newRun(t);
+    const [claimed] = await t.app.services.runs.claim('worker_old', 1, 30);
+    // The claim is taken over (as after a lapsed lease): a new token.
+    await t.app.database.db.execute(sql`update runs set lease_expires_at = now() - interval '1 minute' where id = ${runId}`);
+    const [taken] = await t.app.services.runs.takeOver('worker_new', 1, 30);
+    expect(taken!.leaseToken).not.toBe(claimed!.leaseToken);
+    const usage = { promptTokens: 1, completionTokens: 1, totalTokens: 2 };
+    expect(await t.app.services.runs.finishWithMessage(claimed!, claimed!.leaseToken!, { text: 'stale', usage, truncated: false }, usage)).toBeUndefined();
+    expect(await t.app.services.runs.requireAction(runId, [CALL], { leaseToken: claimed!.leaseToken! })).toBeUndefined();
+    const steps = await t.app.database.db.select().from(runSteps).where(eq(runSteps.runId, runId));
+    expect(steps).toEqual([]);
+    expect(await t.app.services.runs.finishWithMessage(taken!, taken!.leaseToken!, { text: 'fresh', usage, truncated: false }, usage)).toMatchObject({ status: 'completed' });
+  });
+});

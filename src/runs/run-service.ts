@@ -27,6 +27,7 @@ import type {
 import type { RunStatus } from '../domain/run-status.js';
 import type { PublishedEvent, RunEventBus } from '../realtime/event-bus.js';
 import { isUniqueViolation } from '../db/errors.js';
+import { newMessage } from '../threads/thread-service.js';
 import * as store from './run-store.js';
 
 export interface CreateRunInput {
@@ -107,15 +108,8 @@ export class RunService {
           );
         }
         const runId = newId('run');
-        for (const m of input.additionalMessages ?? []) {
-          await tx.insert(messages).values({
-            id: newId('msg'),
-            threadId,
-            createdAt: now,
-            role: m.role,
-            content: m.content,
-            metadata: m.metadata ?? {},
-          });
+        if (input.additionalMessages?.length) {
+          await tx.insert(messages).values(input.additionalMessages.map((m) => newMessage(threadId, now, m)));
         }
         return store.insertRun(tx, {
           id: runId,

@@ -70,6 +70,7 @@ export class ThreadService {
   }
 }
 
-function newMessage(threadId: string, createdAt: number, m: CreateMessageInput) {
+/** The row of a new user or assistant message (ids in creation order). */
+export function newMessage(threadId: string, createdAt: number, m: CreateMessageInput) {
   return { id: newId('msg'), threadId, createdAt, role: m.role, content: m.content, metadata: m.metadata ?? {} };
 }

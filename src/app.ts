@@ -12,7 +12,7 @@ import type { ModelProvider } from './engine/providers/provider.js';
 import { scriptedProvider } from './engine/providers/scripted.js';
 import { Worker, type WorkerOptions } from './engine/worker.js';
 import { createInProcessEventBus } from './realtime/event-bus.js';
-import { listen, WORK_CHANNEL } from './db/notifications.js';
+import { postgresTransport } from './realtime/transport.js';
 import { RunService } from './runs/run-service.js';
 import { buildServer, type RunwayServer } from './server/server.js';
 import { ThreadService } from './threads/thread-service.js';
@@ -57,23 +57,32 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   const providers: ModelProvider[] = [scriptedProvider];
   if (config.openai) providers.push(createOpenAIProvider(config.openai));
   const bus = createInProcessEventBus();
+  const transport = postgresTransport(database);
   const runs = new RunService({
     db,
-    bus,
+    transport,
     clock,
     runExpiresAfterSeconds: config.runExpiresAfterSeconds,
     modelSupported: (model) => providers.some((p) => p.handles(model)),
   });
   let worker: Worker | undefined;
-  let unlisten = async () => {};
   if (options.worker !== false) {
-    const w = new Worker({ ...options.worker, runs, providers });
-    worker = w;
+    worker = new Worker({ ...options.worker, runs, providers });
     // Runs that expired while no process was up are expired before anything else.
     while ((await runs.expireDue(500)) === 500);
-    // After a reconnect the listener calls wake() again: work queued meanwhile is found.
-    unlisten = await listen(database, WORK_CHANNEL, (p) => w.onNotice(p), () => w.wake());
   }
+  // Every process hears every committed transition: subscribers get them through the
+  // bus, the worker its wake-ups and cancels. After a reconnect both catch up.
+  const unlisten = await transport.subscribe(
+    (events) => {
+      bus.publish(events);
+      worker?.onEvents(events);
+    },
+    () => {
+      bus.resyncAll();
+      worker?.wake();
+    },
+  );
   const services: GraphQLContext = {
     bus,
     runs,
@@ -88,13 +97,15 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     server,
     worker,
     async stop() {
-      await unlisten();
       await worker?.stop();
       // Subscribers get the last transitions (those of the runs just finished) before
-      // their sockets close: streams drain and complete, then the server closes.
+      // their sockets close: wait until those events are here, let every stream drain
+      // and complete, then close.
+      await transport.flush();
       bus.endAll();
       const deadline = Date.now() + 2000;
       while (bus.subscriberCount() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      await unlisten();
       await server.stop();
       await database.close();
     },

@@ -1,15 +1,12 @@
 /**
  * PostgreSQL LISTEN/NOTIFY on either driver. A NOTIFY is delivered at commit, to every
- * process listening on the server (PGlite: to this process), which is how work queued
- * or cancelled in one process reaches the workers of all of them.
+ * process listening on the server (PGlite: to this process).
  *
  * A commit that notifies takes a server-wide lock, so callers send at most one
  * notification per transaction and keep payloads to ids.
  */
 import { sql } from 'drizzle-orm';
 import type { Database, Executor } from './client.js';
-
-export const WORK_CHANNEL = 'runway_work';
 
 /** Sends `payload` on `channel` when the surrounding transaction commits. */
 export async function notify(ex: Executor, channel: string, payload: string): Promise<void> {

@@ -63,6 +63,8 @@ export const threads = pgTable('threads', {
   id: text('id').primaryKey(),
   createdAt: unixSeconds('created_at').notNull(),
   metadata: jsonb('metadata').$type<Metadata>().notNull().default({}),
+  /** Runs created so far; the next run's threadSeq. Bumping it also locks the thread. */
+  runCount: integer('run_count').notNull().default(0),
 });
 
 export const messages = pgTable(
@@ -93,6 +95,12 @@ export const runs = pgTable(
       .notNull()
       .references(() => assistants.id),
     createdAt: unixSeconds('created_at').notNull(),
+    /**
+     * 1 for the thread's first run, 2 for the next... A thread has one active run at a
+     * time, so (threadSeq, version) orders all of a thread's events, across processes
+     * and clocks.
+     */
+    threadSeq: integer('thread_seq').notNull().default(0),
     status: runStatus('status').notNull(),
     /**
      * The status before the latest transition. The transition UPDATE sets it from the
@@ -161,11 +169,16 @@ export const runEvents = pgTable(
       .references(() => runs.id, { onDelete: 'cascade' }),
     version: integer('version').notNull(),
     threadId: text('thread_id').notNull(),
+    threadSeq: integer('thread_seq').notNull().default(0),
     fromStatus: runStatus('from_status'),
     toStatus: runStatus('to_status').notNull(),
     at: unixSeconds('at').notNull(),
   },
-  (t) => [primaryKey({ columns: [t.runId, t.version] })],
+  (t) => [
+    primaryKey({ columns: [t.runId, t.version] }),
+    // A thread's history in order, for resuming threadRunsChanged from a cursor.
+    index('run_events_thread_order_idx').on(t.threadId, t.threadSeq, t.version),
+  ],
 );
 
 /**

@@ -8,7 +8,8 @@ export type ErrorCode =
   | 'BAD_USER_INPUT'
   | 'NOT_FOUND'
   | 'INVALID_RUN_STATE'
-  | 'THREAD_HAS_ACTIVE_RUN';
+  | 'THREAD_HAS_ACTIVE_RUN'
+  | 'SUBSCRIPTION_LAGGED';
 
 export class DomainError extends Error {
   constructor(
@@ -48,6 +49,20 @@ export class ThreadHasActiveRunError extends DomainError {
         ? `Thread ${threadId} already has an active run ${runId}.`
         : `Thread ${threadId} already has an active run.`,
       { threadId, runId },
+    );
+  }
+}
+
+/**
+ * A subscriber read too slowly and its buffer filled: the subscription ends, saying where
+ * to resume from (`lastVersion` for a run, `lastCursor` for a thread).
+ */
+export class SubscriptionLaggedError extends DomainError {
+  constructor(resumeAt: Record<string, unknown>) {
+    super(
+      'SUBSCRIPTION_LAGGED',
+      'The subscription fell too far behind and was ended; subscribe again from the position given.',
+      resumeAt,
     );
   }
 }

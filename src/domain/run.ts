@@ -76,6 +76,8 @@ export interface ToolOutput {
 export interface RunStatusEvent {
   runId: string;
   threadId: string;
+  /** The run's place among its thread's runs: (threadSeq, version) orders a thread's events. */
+  threadSeq: number;
   version: number;
   previousStatus: RunStatus | null;
   status: RunStatus;

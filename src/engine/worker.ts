@@ -4,12 +4,13 @@
  * service, guarded by the claim's lease token so that a worker that lost its claim can
  * record nothing. It also takes over runs whose worker died, and sweeps expired runs.
  *
- * Wake-ups: a NOTIFY on `runway_work` ("queued" for new work, "stop:<id>" for a run its
- * worker should abort) reaches every process at commit; a slow poll backs it up.
+ * Wake-ups: every committed transition reaches every process (see realtime/transport);
+ * a queued run wakes the worker, a run moved on by someone else aborts its model call.
+ * A slow poll backs this up.
  */
 import { randomUUID } from 'node:crypto';
 import type { RunRow, RunStepRow } from '../db/schema.js';
-import type { RunUsage } from '../domain/run.js';
+import type { RunStatusEvent, RunUsage } from '../domain/run.js';
 import type { RunService } from '../runs/run-service.js';
 import { ModelError, type ModelProvider, type PromptMessage } from './providers/provider.js';
 import { promptTokens } from './providers/scripted.js';
@@ -58,10 +59,17 @@ export class Worker {
     this.wake();
   }
 
-  /** A notification from `runway_work`. */
-  onNotice(payload: string): void {
-    if (payload === 'queued') return this.wake();
-    if (payload.startsWith('stop:')) this.inFlight.get(payload.slice(5))?.abort.abort(new Error('stopped'));
+  /**
+   * Committed transitions, from any process: queued work wakes the worker; a run it is
+   * executing that someone else moved on (a cancel, expiry) has its model call aborted.
+   */
+  onEvents(events: readonly RunStatusEvent[]): void {
+    let queued = false;
+    for (const e of events) {
+      if (e.status === 'queued') queued = true;
+      else if (e.status !== 'in_progress') this.inFlight.get(e.runId)?.abort.abort(new Error('stopped'));
+    }
+    if (queued) this.wake();
   }
 
   /**

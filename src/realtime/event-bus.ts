@@ -1,18 +1,14 @@
 /**
- * Fan-out of committed run transitions to this process's subscribers. Publishers call
- * {@link RunEventBus.publish} after their transaction commits. A subscription registers
- * the moment it is created (not on first read), so a caller can subscribe, then read the
- * current state, and miss nothing in between.
+ * Fan-out of committed transitions to this process's subscribers. The transport feeds it
+ * every event announced by any process. A subscription registers the moment it is
+ * created (not on first read), so a caller can subscribe, then read the database, and
+ * miss nothing in between.
  */
-import type { RunRow } from '../db/schema.js';
 import type { RunStatusEvent } from '../domain/run.js';
 import { BoundedQueue } from './bounded-queue.js';
 
-export interface PublishedEvent {
-  event: RunStatusEvent;
-  /** The run as the transition left it, when the publisher has it. */
-  run?: RunRow;
-}
+/** An event, or word that events may have been lost (the transport reconnected). */
+export type BusItem = { kind: 'event'; event: RunStatusEvent } | { kind: 'resync' };
 
 export type Topic = `run:${string}` | `thread:${string}`;
 
@@ -23,25 +19,37 @@ export class SubscriptionLaggedError extends Error {
 }
 
 export interface RunEventBus {
-  publish(events: readonly PublishedEvent[]): void;
-  subscribe(topic: Topic): BoundedQueue<PublishedEvent>;
+  publish(events: readonly RunStatusEvent[]): void;
+  subscribe(topic: Topic): BoundedQueue<BusItem>;
+  /** Tells every subscription to catch up from the database. */
+  resyncAll(): void;
   /** How many subscriptions listen on the topic now (on every topic, without one). */
   subscriberCount(topic?: Topic): number;
   /** Shutdown: every subscription ends after delivering what it has buffered. */
   endAll(): void;
 }
 
-/** @default capacity 1000 events buffered per subscription */
+/**
+ * @param capacity events buffered per subscription before it is cut off as lagging.
+ * @default 1000
+ */
 export function createInProcessEventBus(capacity = 1000): RunEventBus {
-  const subscribers = new Map<Topic, Set<BoundedQueue<PublishedEvent>>>();
+  const subscribers = new Map<Topic, Set<BoundedQueue<BusItem>>>();
+  const each = (fn: (q: BoundedQueue<BusItem>) => void) => {
+    for (const set of subscribers.values()) for (const q of set) fn(q);
+  };
   return {
     publish(events) {
-      for (const published of events) {
-        for (const topic of [`run:${published.event.runId}`, `thread:${published.event.threadId}`] as const) {
+      for (const event of events) {
+        const item: BusItem = { kind: 'event', event };
+        for (const topic of [`run:${event.runId}`, `thread:${event.threadId}`] as const) {
           const set = subscribers.get(topic);
-          if (set) for (const q of set) q.push(published);
+          if (set) for (const q of set) q.push(item);
         }
       }
+    },
+    resyncAll() {
+      each((q) => q.push({ kind: 'resync' }));
     },
     subscriberCount(topic) {
       if (topic) return subscribers.get(topic)?.size ?? 0;
@@ -50,17 +58,17 @@ export function createInProcessEventBus(capacity = 1000): RunEventBus {
       return total;
     },
     endAll() {
-      for (const set of subscribers.values()) for (const q of set) q.end();
+      each((q) => q.end());
     },
     subscribe(topic) {
       let set = subscribers.get(topic);
       if (!set) subscribers.set(topic, (set = new Set()));
-      const queue: BoundedQueue<PublishedEvent> = new BoundedQueue(
+      const queue: BoundedQueue<BusItem> = new BoundedQueue(
         capacity,
         () => new SubscriptionLaggedError(),
         () => {
           set.delete(queue);
-          if (set.size === 0) subscribers.delete(topic);
+          if (set.size === 0 && subscribers.get(topic) === set) subscribers.delete(topic);
         },
       );
       set.add(queue);

@@ -1,15 +1,17 @@
 /**
- * The subscription streams. Both register with the bus before they read the database,
- * and both fill any gap in a run's versions from `run_events`, so a subscriber sees every
- * transition of a run once, in version order, whatever order the bus delivered them in.
+ * The subscription streams. Each registers with the bus before it reads the database,
+ * keeps its position (a run's version; a thread's (threadSeq, version)), and fills any
+ * gap from `run_events`: after a resume point, when an event arrives out of order, and
+ * when the transport reconnected. So a subscriber sees every transition once, in order.
  */
 import type { RunRow } from '../db/schema.js';
-import { NotFoundError } from '../domain/errors.js';
+import { BadUserInputError, NotFoundError, SubscriptionLaggedError as LaggedError } from '../domain/errors.js';
 import type { RunStatusEvent } from '../domain/run.js';
 import { isTerminal } from '../domain/run-status.js';
 import type { RunService } from '../runs/run-service.js';
 import type { ThreadService } from '../threads/thread-service.js';
-import type { PublishedEvent, RunEventBus } from './event-bus.js';
+import { SubscriptionLaggedError, type BusItem, type RunEventBus } from './event-bus.js';
+import type { BoundedQueue } from './bounded-queue.js';
 
 export interface StreamDeps {
   bus: RunEventBus;
@@ -17,125 +19,169 @@ export interface StreamDeps {
   threads: ThreadService;
 }
 
-/**
- * Tracks the last version delivered per run and turns each incoming event into the
- * events to deliver: none (already seen), or the missing ones from the store, then it.
- */
-class VersionCursor {
-  private readonly delivered = new Map<string, number>();
+/** What a subscription yields: an event (with the run when the stream has it at hand), or the end of a lagging one. */
+export type Delivery = { event: RunStatusEvent; run?: RunRow } | { lagged: LaggedError };
 
-  constructor(private readonly runs: RunService) {}
-
-  mark(runId: string, version: number): void {
-    this.delivered.set(runId, version);
-  }
-
-  async accept(published: PublishedEvent): Promise<PublishedEvent[]> {
-    const { runId, version } = published.event;
-    const last = this.delivered.get(runId);
-    if (last === undefined) {
-      this.delivered.set(runId, version);
-      return [published];
-    }
-    if (version <= last) return [];
-    const out: PublishedEvent[] = [];
-    if (version > last + 1) {
-      for (const event of await this.runs.eventsAfter(runId, last)) {
-        if (event.version >= version) break;
-        out.push({ event });
-      }
-    }
-    out.push(published);
-    this.delivered.set(runId, version);
-    return out;
-  }
+/** A position in a thread's event order, opaque to clients. */
+export interface ThreadPosition {
+  threadSeq: number;
+  version: number;
 }
 
+const CURSOR_PREFIX = 'e1:';
+
+export function encodeEventCursor(p: ThreadPosition): string {
+  return Buffer.from(`${CURSOR_PREFIX}${p.threadSeq}:${p.version}`).toString('base64url');
+}
+
+export function decodeEventCursor(cursor: string): ThreadPosition {
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  const match = /^e1:(\d{1,9}):(\d{1,9})$/.exec(text);
+  if (!match) throw new BadUserInputError("Argument 'after' is not a valid event cursor.", { argument: 'after' });
+  return { threadSeq: Number(match[1]), version: Number(match[2]) };
+}
+
+const before = (a: ThreadPosition, b: ThreadPosition) =>
+  a.threadSeq < b.threadSeq || (a.threadSeq === b.threadSeq && a.version < b.version);
+
 /**
- * runStatusChanged: the run's current state first, then every later transition; ends
- * after the run reaches a terminal status (it can never change again).
- * Throws NOT_FOUND before any event when the run does not exist.
+ * runStatusChanged. Without `afterVersion`: the run's current state first, then every
+ * later transition. With it: every transition after that version (replayed from
+ * history), then live. Completes after a terminal status.
  */
-export async function runStatusStream(deps: StreamDeps, runId: string): Promise<AsyncIterable<PublishedEvent>> {
+export async function runStatusStream(
+  deps: StreamDeps,
+  runId: string,
+  afterVersion?: number | null,
+): Promise<AsyncIterableIterator<Delivery>> {
   const live = deps.bus.subscribe(`run:${runId}`);
   let run: RunRow | undefined;
   let current: RunStatusEvent | undefined;
   try {
     run = await deps.runs.getById(runId);
     if (!run) throw new NotFoundError('run', runId);
-    current = (await deps.runs.eventAt(runId, run.version)) ?? {
-      runId,
-      threadId: run.threadId,
-      version: run.version,
-      previousStatus: run.previousStatus,
-      status: run.status,
-      at: run.createdAt,
-    };
+    if (afterVersion == null) current = await deps.runs.currentEvent(run);
   } catch (error) {
     live.close();
     throw error;
   }
-  const first: PublishedEvent = { event: current, run };
-  const cursor = new VersionCursor(deps.runs);
-  cursor.mark(runId, current.version);
+  let position = afterVersion == null ? run.version : Math.max(0, afterVersion);
 
-  return closable(
-    (async function* () {
-      try {
-        yield first;
-        if (isTerminal(current.status)) return;
-        for await (const published of live) {
-          for (const e of await cursor.accept(published)) {
-            yield e;
-            if (isTerminal(e.event.status)) return;
-          }
-        }
-      } finally {
-        live.close();
+  async function* stream(): AsyncGenerator<Delivery> {
+    const deliver = function* (events: RunStatusEvent[]) {
+      for (const event of events) {
+        if (event.version <= position) continue;
+        position = event.version;
+        yield { event };
       }
-    })(),
-    () => live.close(),
-  );
-}
+    };
+    const catchUp = async () => deliver(await deps.runs.eventsAfter(runId, position));
 
-/** threadRunsChanged: every transition of every run of the thread, from now on. */
-export async function threadRunsStream(deps: StreamDeps, threadId: string): Promise<AsyncIterable<PublishedEvent>> {
-  const live = deps.bus.subscribe(`thread:${threadId}`);
-  const thread = await deps.threads.get(threadId).catch((error: unknown) => {
-    live.close();
-    throw error;
-  });
-  if (!thread) {
-    live.close();
-    throw new NotFoundError('thread', threadId);
+    if (current) {
+      yield { event: current, run };
+      if (isTerminal(current.status)) return;
+    } else {
+      for (const d of await catchUp()) {
+        yield d;
+        if ('event' in d && isTerminal(d.event.status)) return;
+      }
+    }
+    for await (const item of live) {
+      const events =
+        item.kind === 'event' && item.event.version === position + 1
+          ? [item.event] // the next one, as it should be
+          : item.kind === 'event' && item.event.version <= position
+            ? [] // seen already (a replay overlapped the live stream)
+            : await deps.runs.eventsAfter(runId, position); // a gap, or a reconnect
+      for (const d of deliver(events)) {
+        yield d;
+        if ('event' in d && isTerminal(d.event.status)) return;
+      }
+    }
   }
-  const cursor = new VersionCursor(deps.runs);
-  return closable(
-    (async function* () {
-      try {
-        for await (const published of live) yield* await cursor.accept(published);
-      } finally {
-        live.close();
-      }
-    })(),
-    () => live.close(),
-  );
+  return guarded(stream(), live, () => ({ lastVersion: position }));
 }
 
 /**
- * An async generator's return() waits while the generator awaits (here: the next event,
- * which may never come), so a client's unsubscribe would leak until the next event.
- * This closes the source first, which ends that wait, then returns.
+ * threadRunsChanged: every transition of every run of the thread, in the thread's order.
+ * Without `after`, from the moment of subscribing; with a cursor (each event carries
+ * one), from just after that event, replayed from history, then live.
  */
-function closable<T>(generator: AsyncGenerator<T>, close: () => void): AsyncIterableIterator<T> {
+export async function threadRunsStream(
+  deps: StreamDeps,
+  threadId: string,
+  after?: string | null,
+): Promise<AsyncIterableIterator<Delivery>> {
+  const live = deps.bus.subscribe(`thread:${threadId}`);
+  let position: ThreadPosition;
+  try {
+    const resumeFrom = after != null ? decodeEventCursor(after) : undefined;
+    const thread = await deps.threads.get(threadId);
+    if (!thread) throw new NotFoundError('thread', threadId);
+    position = resumeFrom ?? (await deps.runs.lastThreadPosition(threadId));
+  } catch (error) {
+    live.close();
+    throw error;
+  }
+
+  async function* stream(): AsyncGenerator<Delivery> {
+    const catchUp = async function* () {
+      for (const event of await deps.runs.threadEventsAfter(threadId, position)) {
+        if (!before(position, event)) continue;
+        position = { threadSeq: event.threadSeq, version: event.version };
+        yield { event } as Delivery;
+      }
+    };
+    yield* catchUp();
+    for await (const item of live) {
+      if (item.kind === 'event') {
+        const e = item.event;
+        if (!before(position, e)) continue; // seen already
+        if (e.threadSeq === position.threadSeq && e.version === position.version + 1) {
+          position = { threadSeq: e.threadSeq, version: e.version };
+          yield { event: e };
+          continue;
+        }
+      }
+      // A new run (its earlier events may still be in flight), a gap, or a reconnect.
+      yield* catchUp();
+    }
+  }
+  return guarded(stream(), live, () => ({ lastCursor: encodeEventCursor(position) }));
+}
+
+/**
+ * Two things every stream needs around its generator:
+ * - a lagging subscriber (its queue overflowed) gets one final delivery that the
+ *   resolver turns into SUBSCRIPTION_LAGGED, carrying where to resume from;
+ * - an unsubscribe frees the stream at once. An async generator's return() waits while
+ *   the generator awaits (here: the next event, which may never come), so the queue is
+ *   closed first, which ends that wait.
+ */
+function guarded(
+  generator: AsyncGenerator<Delivery>,
+  live: BoundedQueue<BusItem>,
+  resumeAt: () => Record<string, unknown>,
+): AsyncIterableIterator<Delivery> {
+  let lagged = false;
   return {
-    next: () => generator.next(),
+    async next() {
+      if (lagged) return { value: undefined, done: true };
+      try {
+        return await generator.next();
+      } catch (error) {
+        if (!(error instanceof SubscriptionLaggedError)) throw error;
+        lagged = true;
+        live.close();
+        return { value: { lagged: new LaggedError(resumeAt()) }, done: false };
+      }
+    },
     return: (value?: unknown) => {
-      close();
-      return generator.return(value as T);
+      live.close();
+      return generator.return(value as Delivery);
     },
     throw: (error?: unknown) => {
-      close();
+      live.close();
       return generator.throw(error);
     },
     [Symbol.asyncIterator]() {

@@ -3,8 +3,8 @@
  * its own transaction, applies the lifecycle through the run store, and publishes the
  * committed transitions.
  */
-import { eq } from 'drizzle-orm';
-import type { Db, Executor } from '../db/client.js';
+import { eq, sql } from 'drizzle-orm';
+import type { Db, Executor, Tx } from '../db/client.js';
 import type { Page, PageArgs } from '../db/keyset.js';
 import { assistants, messages, threads, type RunRow } from '../db/schema.js';
 import {
@@ -17,6 +17,7 @@ import { newId } from '../domain/ids.js';
 import type {
   Metadata,
   ResponseFormat,
+  RunStatusEvent,
   RunUsage,
   Tool,
   ToolCall,
@@ -25,7 +26,7 @@ import type {
   TruncationStrategy,
 } from '../domain/run.js';
 import type { RunStatus } from '../domain/run-status.js';
-import type { PublishedEvent, RunEventBus } from '../realtime/event-bus.js';
+import type { EventTransport } from '../realtime/transport.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { newMessage } from '../threads/thread-service.js';
 import * as store from './run-store.js';
@@ -50,13 +51,17 @@ export interface CreateRunInput {
 
 export interface RunServiceDeps {
   db: Db;
-  bus: RunEventBus;
+  /** Announces committed transitions to every process. */
+  transport: EventTransport;
   /** Unix seconds now. */
   clock: () => number;
   runExpiresAfterSeconds: number;
   /** Whether some model provider serves this model. @default every model */
   modelSupported?: (model: string) => boolean;
 }
+
+/** What a transition hands back: the run as it left it, and its event. */
+type Moved = { run: RunRow; event: RunStatusEvent };
 
 /** How many times a use case re-reads and retries when a concurrent change beat it. */
 const MAX_ATTEMPTS = 5;
@@ -82,11 +87,16 @@ export class RunService {
   async create(threadId: string, input: CreateRunInput): Promise<RunRow> {
     const { db, clock, runExpiresAfterSeconds } = this.deps;
     const now = clock();
-    const result = await db
-      .transaction(async (tx) => {
-        // Locking the thread serializes run creation against messages being added
-        // (createMessage takes a share lock) so the "one active run" rule holds for both.
-        await this.lockThread(tx, threadId, 'update');
+    const result = await this.commit(async (tx) => {
+        // Counting the thread's runs locks the thread row: run creation is serialized
+        // against messages being added (createMessage takes a share lock), so the "one
+        // active run" rule holds for both, and runs get their order in the thread.
+        const [thread] = await tx
+          .update(threads)
+          .set({ runCount: sql`${threads.runCount} + 1` })
+          .where(eq(threads.id, threadId))
+          .returning({ runCount: threads.runCount });
+        if (!thread) throw new NotFoundError('thread', threadId);
         const [assistant] = await tx.select().from(assistants).where(eq(assistants.id, input.assistantId));
         if (!assistant) throw new NotFoundError('assistant', input.assistantId);
         const active = await store.findActiveRunId(tx, threadId);
@@ -114,6 +124,7 @@ export class RunService {
         return store.insertRun(tx, {
           id: runId,
           threadId,
+          threadSeq: thread.runCount,
           assistantId: assistant.id,
           createdAt: now,
           status: 'queued',
@@ -133,13 +144,11 @@ export class RunService {
           parallelToolCalls: input.parallelToolCalls ?? true,
           responseFormat: input.responseFormat ?? { type: 'auto' },
         });
-      })
-      .catch((error: unknown) => {
+      }).catch((error: unknown) => {
         // The partial unique index is the last word when two creations race.
         if (isUniqueViolation(error, 'runs_one_active_per_thread')) throw new ThreadHasActiveRunError(threadId, null);
         throw error;
       });
-    this.publish([result]);
     return result.run;
   }
 
@@ -180,7 +189,7 @@ export class RunService {
     checkToolOutputs(calls, outputs);
     const byId = new Map(outputs.map((o) => [o.toolCallId, o.output]));
     const now = this.deps.clock();
-    const result = await this.deps.db.transaction(async (tx) => {
+    const result = await this.commit(async (tx) => {
       // The version guard makes this apply to exactly the action that was validated.
       const moved = await store.transitionRun(tx, runId, 'queued', now, {}, { version: run.version });
       if (!moved) return undefined;
@@ -201,7 +210,6 @@ export class RunService {
       const now = await this.require(threadId, runId);
       throw new InvalidRunStateError(`Runs in status '${now.status}' do not accept tool outputs.`, now.status);
     }
-    this.publish([result]);
     return result.run;
   }
 
@@ -216,7 +224,7 @@ export class RunService {
   ): Promise<RunRow | undefined> {
     const { usage, leaseToken } = options;
     const now = this.deps.clock();
-    const result = await this.deps.db.transaction(async (tx) => {
+    const result = await this.commit(async (tx) => {
       const moved = await store.transitionRun(
         tx,
         runId,
@@ -242,7 +250,6 @@ export class RunService {
       });
       return moved;
     });
-    if (result) this.publish([result]);
     return result?.run;
   }
 
@@ -257,20 +264,19 @@ export class RunService {
     guard: store.TransitionGuard = {},
   ): Promise<RunRow | undefined> {
     const now = this.deps.clock();
-    const result = await this.deps.db.transaction(async (tx) => {
+    const result = await this.commit(async (tx) => {
       const moved = await store.transitionRun(tx, runId, to, now, data, guard);
       if (moved) await store.closeOpenSteps(tx, runId, to, now);
       return moved;
     });
-    if (result) this.publish([result]);
     return result?.run;
   }
 
   /** The engine's claim: queued runs to in_progress under this worker's lease. */
   async claim(workerId: string, limit: number, leaseSeconds: number): Promise<RunRow[]> {
     const now = this.deps.clock();
-    const claimed = await this.deps.db.transaction((tx) => store.claimQueuedRuns(tx, workerId, limit, now, leaseSeconds));
-    this.publish(claimed);
+    // Capped so that one claim's events fit one notification.
+    const claimed = await this.commit((tx) => store.claimQueuedRuns(tx, workerId, Math.min(limit, 50), now, leaseSeconds));
     return claimed.map((c) => c.run);
   }
 
@@ -313,7 +319,7 @@ export class RunService {
   ): Promise<RunRow | undefined> {
     const now = this.deps.clock();
     const to = answer.truncated ? 'incomplete' : 'completed';
-    const result = await this.deps.db.transaction(async (tx) => {
+    const result = await this.commit(async (tx) => {
       const moved = await store.transitionRun(
         tx,
         run.id,
@@ -350,7 +356,6 @@ export class RunService {
       });
       return moved;
     });
-    if (result) this.publish([result]);
     return result?.run;
   }
 
@@ -373,6 +378,46 @@ export class RunService {
     return store.threadMessages(this.deps.db, threadId);
   }
 
+  /** The event that left the run in its current state. */
+  async currentEvent(run: RunRow): Promise<RunStatusEvent> {
+    return (
+      (await store.findRunEvent(this.deps.db, run.id, run.version)) ?? {
+        runId: run.id,
+        threadId: run.threadId,
+        threadSeq: run.threadSeq,
+        version: run.version,
+        previousStatus: run.previousStatus,
+        status: run.status,
+        at: run.createdAt,
+      }
+    );
+  }
+
+  /** Where the thread's event history ends now ({0, 0} before its first run). */
+  async lastThreadPosition(threadId: string): Promise<{ threadSeq: number; version: number }> {
+    return store.lastThreadPosition(this.deps.db, threadId);
+  }
+
+  async threadEventsAfter(threadId: string, after: { threadSeq: number; version: number }) {
+    return store.threadEventsAfter(this.deps.db, threadId, after);
+  }
+
+  /**
+   * The run for an event's `run` field. Every subscriber of an event asks at once, so
+   * the reads of one (run, version) are shared while they are in flight.
+   */
+  runForEvent(runId: string, version: number): Promise<RunRow | undefined> {
+    const key = `${runId}:${version}`;
+    let pending = this.eventReads.get(key);
+    if (!pending) {
+      pending = store.findRun(this.deps.db, runId).finally(() => this.eventReads.delete(key));
+      this.eventReads.set(key, pending);
+    }
+    return pending;
+  }
+
+  private readonly eventReads = new Map<string, Promise<RunRow | undefined>>();
+
   async eventsAfter(runId: string, afterVersion: number) {
     return store.runEventsAfter(this.deps.db, runId, afterVersion);
   }
@@ -381,8 +426,18 @@ export class RunService {
     return store.findRunEvent(this.deps.db, runId, version);
   }
 
-  private publish(results: { run: RunRow; event: PublishedEvent['event'] }[]): void {
-    this.deps.bus.publish(results.map(({ run, event }) => ({ event, run })));
+  /**
+   * Runs `work` in a transaction and announces the transitions it made as it commits:
+   * the one place events leave a transaction, so there is one notification per
+   * transaction however many runs it moved.
+   */
+  private commit<T extends Moved | Moved[] | undefined>(work: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.deps.db.transaction(async (tx) => {
+      const result = await work(tx);
+      const events = result === undefined ? [] : Array.isArray(result) ? result.map((r) => r.event) : [result.event];
+      await this.deps.transport.inTransaction(tx, events);
+      return result;
+    });
   }
 
   private async require(threadId: string, runId: string): Promise<RunRow> {
@@ -396,11 +451,6 @@ export class RunService {
 
   private async requireThread(ex: Executor, threadId: string): Promise<void> {
     const [thread] = await ex.select({ id: threads.id }).from(threads).where(eq(threads.id, threadId));
-    if (!thread) throw new NotFoundError('thread', threadId);
-  }
-
-  private async lockThread(ex: Executor, threadId: string, mode: 'update' | 'share'): Promise<void> {
-    const [thread] = await ex.select({ id: threads.id }).from(threads).where(eq(threads.id, threadId)).for(mode);
     if (!thread) throw new NotFoundError('thread', threadId);
   }
 }

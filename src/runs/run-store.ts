@@ -2,8 +2,7 @@
  * All SQL about runs, their events and their steps. Functions take an executor (the
  * database or an open transaction) so the service decides the transaction boundaries.
  */
-import { and, asc, eq, gt, inArray, lt, lte, sql } from 'drizzle-orm';
-import { notify, WORK_CHANNEL } from '../db/notifications.js';
+import { and, asc, desc, eq, gt, inArray, lt, lte, sql } from 'drizzle-orm';
 import { messages } from '../db/schema.js';
 import type { Executor } from '../db/client.js';
 import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
@@ -29,16 +28,8 @@ export type NewRun = typeof runs.$inferInsert;
 export async function insertRun(ex: Executor, values: NewRun): Promise<{ run: RunRow; event: RunStatusEvent }> {
   const [run] = await ex.insert(runs).values(values).returning();
   if (!run) throw new Error('insert returned no row');
-  const event: RunStatusEvent = {
-    runId: run.id,
-    threadId: run.threadId,
-    version: run.version,
-    previousStatus: null,
-    status: run.status,
-    at: run.createdAt,
-  };
+  const event = eventOf(run, run.createdAt);
   await ex.insert(runEvents).values(toEventRow(event));
-  await notify(ex, WORK_CHANNEL, 'queued');
   return { run, event };
 }
 
@@ -110,21 +101,6 @@ export interface TransitionGuard {
 const WORKER_STATUSES: readonly RunStatus[] = ['in_progress', 'cancelling'];
 
 /**
- * What workers must hear about, on {@link WORK_CHANNEL}: new work (`queued`), and runs
- * whose worker should stop its model call (`stop:<id>`: a cancel, or an end such as
- * expiry that someone else made). A worker's own ends notify too; it ignores them.
- */
-export function workNotice(to: RunStatus, from: RunStatus | null, runId: string): string | undefined {
-  if (to === 'queued') return 'queued';
-  // A run a worker holds was stopped by someone else: that worker should abort.
-  if (from && WORKER_STATUSES.includes(from) && !WORKER_STATUSES.includes(to) && to !== 'requires_action') {
-    return `stop:${runId}`;
-  }
-  if (to === 'cancelling') return `stop:${runId}`;
-  return undefined;
-}
-
-/**
  * Moves a run to `to` in one conditional UPDATE: it applies only while the run's status
  * is a legal source of `to` (from the transition table) and matches the guard, so
  * concurrent callers can never make an illegal move or lose one. Stamps the timestamps,
@@ -176,27 +152,70 @@ export async function transitionRun(
     )
     .returning();
   if (!run) return undefined;
-  // The worker's own moves (lease-guarded) need no notice: it knows.
-  const notice = guard.leaseToken === undefined ? workNotice(to, run.previousStatus, runId) : undefined;
-  if (notice) await notify(ex, WORK_CHANNEL, notice);
-  const event: RunStatusEvent = {
+  const event = eventOf(run, at);
+  await ex.insert(runEvents).values(toEventRow(event));
+  return { run, event };
+}
+
+/** The event of the transition that left `run` as it is. */
+function eventOf(run: RunRow, at: number): RunStatusEvent {
+  return {
     runId: run.id,
     threadId: run.threadId,
+    threadSeq: run.threadSeq,
     version: run.version,
     previousStatus: run.previousStatus,
     status: run.status,
     at,
   };
-  await ex.insert(runEvents).values(toEventRow(event));
-  return { run, event };
 }
 
 function toEventRow(e: RunStatusEvent) {
-  return { runId: e.runId, threadId: e.threadId, version: e.version, fromStatus: e.previousStatus, toStatus: e.status, at: e.at };
+  return {
+    runId: e.runId,
+    threadId: e.threadId,
+    threadSeq: e.threadSeq,
+    version: e.version,
+    fromStatus: e.previousStatus,
+    toStatus: e.status,
+    at: e.at,
+  };
 }
 
 function fromEventRow(r: typeof runEvents.$inferSelect): RunStatusEvent {
-  return { runId: r.runId, threadId: r.threadId, version: r.version, previousStatus: r.fromStatus, status: r.toStatus, at: r.at };
+  return {
+    runId: r.runId,
+    threadId: r.threadId,
+    threadSeq: r.threadSeq,
+    version: r.version,
+    previousStatus: r.fromStatus,
+    status: r.toStatus,
+    at: r.at,
+  };
+}
+
+/**
+ * A thread's events after position (threadSeq, version), in order: the thread's history
+ * from a threadRunsChanged cursor.
+ */
+export async function threadEventsAfter(
+  ex: Executor,
+  threadId: string,
+  after: { threadSeq: number; version: number },
+  limit = 1000,
+): Promise<RunStatusEvent[]> {
+  const rows = await ex
+    .select()
+    .from(runEvents)
+    .where(
+      and(
+        eq(runEvents.threadId, threadId),
+        sql`(${runEvents.threadSeq}, ${runEvents.version}) > (${after.threadSeq}, ${after.version})`,
+      ),
+    )
+    .orderBy(asc(runEvents.threadSeq), asc(runEvents.version))
+    .limit(limit);
+  return rows.map(fromEventRow);
 }
 
 /** The run's events after `afterVersion`, in order, up to `limit`. */
@@ -314,10 +333,7 @@ export async function claimQueuedRuns(
     })
     .where(and(inArray(runs.id, claimable), eq(runs.status, 'queued')))
     .returning();
-  const results = claimed.map((run) => ({
-    run,
-    event: { runId: run.id, threadId: run.threadId, version: run.version, previousStatus: run.previousStatus, status: run.status, at },
-  }));
+  const results = claimed.map((run) => ({ run, event: eventOf(run, at) }));
   if (results.length) await ex.insert(runEvents).values(results.map((r) => toEventRow(r.event)));
   return results;
 }
@@ -401,4 +417,14 @@ export async function pageRunSteps(ex: Executor, runId: string, args: PageArgs):
 export async function findRunStep(ex: Executor, stepId: string): Promise<RunStepRow | undefined> {
   const [row] = await ex.select().from(runSteps).where(eq(runSteps.id, stepId)).limit(1);
   return row;
+}
+
+export async function lastThreadPosition(ex: Executor, threadId: string): Promise<{ threadSeq: number; version: number }> {
+  const [row] = await ex
+    .select({ threadSeq: runEvents.threadSeq, version: runEvents.version })
+    .from(runEvents)
+    .where(eq(runEvents.threadId, threadId))
+    .orderBy(desc(runEvents.threadSeq), desc(runEvents.version))
+    .limit(1);
+  return row ?? { threadSeq: 0, version: 0 };
 }

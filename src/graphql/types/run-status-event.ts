@@ -1,25 +1,30 @@
 /** RunStatusEvent and the two subscriptions that deliver it. */
-import type { PublishedEvent } from '../../realtime/event-bus.js';
-import { runStatusStream, threadRunsStream } from '../../realtime/run-streams.js';
+import { runStatusStream, threadRunsStream, encodeEventCursor, type Delivery } from '../../realtime/run-streams.js';
 import { builder } from '../builder.js';
 import { RunRef, RunStatusEnum } from './run.js';
 
-const RunStatusEventRef = builder.objectRef<PublishedEvent>('RunStatusEvent').implement({
-  description: 'One status change of a run (or, first in runStatusChanged, its current state).',
+type EventDelivery = Extract<Delivery, { event: unknown }>;
+
+const RunStatusEventRef = builder.objectRef<EventDelivery>('RunStatusEvent').implement({
+  description: 'One status change of a run (or, first in runStatusChanged without afterVersion, its current state).',
   fields: (t) => ({
     runId: t.id({ resolve: (p) => p.event.runId }),
     threadId: t.id({ resolve: (p) => p.event.threadId }),
-    version: t.int({ resolve: (p) => p.event.version }),
+    version: t.int({ description: "The run's version after this change: resume a run with afterVersion.", resolve: (p) => p.event.version }),
+    cursor: t.string({
+      description: "This event's place in its thread's history: resume threadRunsChanged with after.",
+      resolve: (p) => encodeEventCursor(p.event),
+    }),
     previousStatus: t.field({ type: RunStatusEnum, nullable: true, resolve: (p) => p.event.previousStatus }),
     status: t.field({ type: RunStatusEnum, resolve: (p) => p.event.status }),
     at: t.int({ description: 'Unix seconds of the change.', resolve: (p) => p.event.at }),
     run: t.field({
       type: RunRef,
       description:
-        'The run as this transition left it when the server has that snapshot; otherwise (an event replayed from history) the run as it is now.',
+        'The run as this change left it when the server has that state at hand (the first event of runStatusChanged); otherwise the run as it is when the event is delivered, which may be later.',
       resolve: async (p, _, ctx) => {
         if (p.run && p.run.version === p.event.version) return p.run;
-        const run = await ctx.runs.getById(p.event.runId);
+        const run = await ctx.runs.runForEvent(p.event.runId, p.event.version);
         if (!run) throw new Error(`run ${p.event.runId} vanished`);
         return run;
       },
@@ -27,20 +32,30 @@ const RunStatusEventRef = builder.objectRef<PublishedEvent>('RunStatusEvent').im
   }),
 });
 
+/** A lagging stream's last delivery becomes its SUBSCRIPTION_LAGGED error. */
+function eventOrLagged(p: Delivery): EventDelivery {
+  if ('lagged' in p) throw p.lagged;
+  return p;
+}
+
 builder.subscriptionFields((t) => ({
   runStatusChanged: t.field({
     type: RunStatusEventRef,
     description:
-      "The run's current state first, then every status change in order; completes after a terminal status.",
-    args: { runId: t.arg.id({ required: true }) },
-    subscribe: (_, { runId }, ctx) => runStatusStream(ctx, String(runId)),
-    resolve: (p) => p,
+      "Without afterVersion: the run's current state, then every status change in order. With it: every change after that version (from history), then live. Completes after a terminal status.",
+    args: {
+      runId: t.arg.id({ required: true }),
+      afterVersion: t.arg.int({ validate: { min: [0, { message: 'must be at least 0' }] } }),
+    },
+    subscribe: (_, { runId, afterVersion }, ctx) => runStatusStream(ctx, String(runId), afterVersion),
+    resolve: eventOrLagged,
   }),
   threadRunsChanged: t.field({
     type: RunStatusEventRef,
-    description: 'Every status change of every run of the thread, from the moment of subscribing.',
-    args: { threadId: t.arg.id({ required: true }) },
-    subscribe: (_, { threadId }, ctx) => threadRunsStream(ctx, String(threadId)),
-    resolve: (p) => p,
+    description:
+      'Every status change of every run of the thread, in order: from now on, or after the event whose cursor is given.',
+    args: { threadId: t.arg.id({ required: true }), after: t.arg.string() },
+    subscribe: (_, { threadId, after }, ctx) => threadRunsStream(ctx, String(threadId), after),
+    resolve: eventOrLagged,
   }),
 }));

@@ -1,0 +1,40 @@
+/**
+ * The wire form of committed transitions between processes: one line per event, ids,
+ * numbers and statuses only (a NOTIFY payload must stay small: at most 8000 bytes, and
+ * every byte is paid for under the commit lock).
+ *
+ *   <runId> <threadId> <threadSeq> <version> <status> <previousStatus|-> <at>
+ */
+import type { RunStatusEvent } from '../domain/run.js';
+import { RUN_STATUSES, type RunStatus } from '../domain/run-status.js';
+
+export const MAX_PAYLOAD_BYTES = 7900;
+
+export function encodeEvents(events: readonly RunStatusEvent[]): string {
+  return events
+    .map((e) => `${e.runId} ${e.threadId} ${e.threadSeq} ${e.version} ${e.status} ${e.previousStatus ?? '-'} ${e.at}`)
+    .join('\n');
+}
+
+const isStatus = (s: string | undefined): s is RunStatus => RUN_STATUSES.includes(s as RunStatus);
+
+/** Lines that do not parse are skipped: a payload from another version of Runway, say. */
+export function decodeEvents(payload: string): RunStatusEvent[] {
+  const events: RunStatusEvent[] = [];
+  for (const line of payload.split('\n')) {
+    const [runId, threadId, threadSeq, version, status, previous, at] = line.split(' ');
+    if (!runId || !threadId || !isStatus(status) || (previous !== '-' && !isStatus(previous))) continue;
+    const numbers = [Number(threadSeq), Number(version), Number(at)];
+    if (!numbers.every(Number.isInteger)) continue;
+    events.push({
+      runId,
+      threadId,
+      threadSeq: numbers[0]!,
+      version: numbers[1]!,
+      status,
+      previousStatus: previous === '-' ? null : (previous as RunStatus),
+      at: numbers[2]!,
+    });
+  }
+  return events;
+}

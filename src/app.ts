@@ -21,7 +21,7 @@ export type AppConfig = Pick<
   Config,
   'databaseUrl' | 'pgliteDir' | 'databasePoolSize' | 'runExpiresAfterSeconds' | 'production'
 > &
-  Partial<Pick<Config, 'openai'>>;
+  Partial<Pick<Config, 'openai' | 'subscriptionBuffer'>> & { websocket?: Partial<Config['websocket']> | undefined };
 
 export interface App {
   database: Database;
@@ -56,7 +56,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   // The scripted model first: it claims its own model names, openai takes the rest.
   const providers: ModelProvider[] = [scriptedProvider];
   if (config.openai) providers.push(createOpenAIProvider(config.openai));
-  const bus = createInProcessEventBus();
+  const bus = createInProcessEventBus(config.subscriptionBuffer);
   const transport = postgresTransport(database);
   const runs = new RunService({
     db,
@@ -89,7 +89,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     threads: new ThreadService({ db, clock }),
     assistants: new AssistantService({ db, clock }),
   };
-  const server = buildServer({ context: services, production: config.production });
+  const server = buildServer({ context: services, production: config.production, websocket: config.websocket });
   worker?.start();
   return {
     database,

@@ -34,6 +34,16 @@ const configSchema = z.object({
   OPENAI_API_KEY: z.string().min(1).optional(),
   /** Retries of 429, 5xx and network errors, with backoff. @default 2 */
   OPENAI_MAX_RETRIES: intFromEnv(2, 0),
+  /** Events buffered per subscription before a slow reader is cut off with SUBSCRIPTION_LAGGED. @default 1000 */
+  SUBSCRIPTION_BUFFER: intFromEnv(1000, 1),
+  /** Subscriptions one websocket may hold at once. @default 100 */
+  WS_MAX_SUBSCRIPTIONS: intFromEnv(100, 1),
+  /** Largest websocket message accepted; a larger one closes the socket (1009). @default 262144 */
+  WS_MAX_MESSAGE_BYTES: intFromEnv(262_144, 1024),
+  /** A socket must send connection_init within this, or it is closed (4408). @default 3 */
+  WS_INIT_TIMEOUT_SECONDS: intFromEnv(3, 1),
+  /** Ping interval; a socket that does not pong within it is closed. @default 12 */
+  WS_KEEPALIVE_SECONDS: intFromEnv(12, 1),
   /** `production` turns off GraphiQL. @default "development" */
   NODE_ENV: z.string().default('development'),
 });
@@ -49,6 +59,8 @@ export type Config = Readonly<{
   workerConcurrency: number;
   leaseSeconds: number;
   shutdownGraceSeconds: number;
+  subscriptionBuffer: number;
+  websocket: { maxSubscriptions: number; maxMessageBytes: number; initTimeoutMs: number; keepAliveMs: number };
   /** Set when an OpenAI-compatible endpoint is configured. */
   openai: { baseURL: string | undefined; apiKey: string | undefined; maxRetries: number } | undefined;
   production: boolean;
@@ -74,6 +86,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerConcurrency: e.WORKER_CONCURRENCY,
     leaseSeconds: e.LEASE_SECONDS,
     shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
+    subscriptionBuffer: e.SUBSCRIPTION_BUFFER,
+    websocket: {
+      maxSubscriptions: e.WS_MAX_SUBSCRIPTIONS,
+      maxMessageBytes: e.WS_MAX_MESSAGE_BYTES,
+      initTimeoutMs: e.WS_INIT_TIMEOUT_SECONDS * 1000,
+      keepAliveMs: e.WS_KEEPALIVE_SECONDS * 1000,
+    },
     openai:
       e.OPENAI_BASE_URL || e.OPENAI_API_KEY
         ? { baseURL: e.OPENAI_BASE_URL, apiKey: e.OPENAI_API_KEY, maxRetries: e.OPENAI_MAX_RETRIES }

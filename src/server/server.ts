@@ -6,7 +6,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ExecutionArgs } from 'graphql';
+import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga } from 'graphql-yoga';
@@ -17,10 +17,29 @@ import { schema } from '../graphql/schema.js';
 
 export const GRAPHQL_PATH = '/graphql';
 
+export interface WebsocketLimits {
+  /** @default 100 */
+  maxSubscriptions: number;
+  /** @default 262144 */
+  maxMessageBytes: number;
+  /** @default 3000 */
+  initTimeoutMs: number;
+  /** @default 12000 */
+  keepAliveMs: number;
+}
+
+export const DEFAULT_WEBSOCKET_LIMITS: WebsocketLimits = {
+  maxSubscriptions: 100,
+  maxMessageBytes: 262_144,
+  initTimeoutMs: 3000,
+  keepAliveMs: 12_000,
+};
+
 export interface ServerOptions {
   context: GraphQLContext;
-  /** Turns GraphiQL off and keeps error details out of responses. */
+  /** Turns GraphiQL off. */
   production: boolean;
+  websocket?: Partial<WebsocketLimits> | undefined;
 }
 
 export interface RunwayServer {
@@ -50,14 +69,26 @@ export function buildServer(options: ServerOptions): RunwayServer {
     maskedErrors: { maskError, isDev: false },
   });
 
+  const limits = { ...DEFAULT_WEBSOCKET_LIMITS, ...options.websocket };
   const http = createServer(yoga);
-  const wss = new WebSocketServer({ server: http, path: GRAPHQL_PATH });
+  // ws closes a socket that sends a larger message with 1009 (message too big).
+  const wss = new WebSocketServer({ server: http, path: GRAPHQL_PATH, maxPayload: limits.maxMessageBytes });
 
   useServer(
     {
+      // A socket that never sends connection_init is closed with 4408.
+      connectionInitWaitTimeout: limits.initTimeoutMs,
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
       onSubscribe: async (ctx, _id, payload) => {
+        // ctx.subscriptions holds this socket's operations, this new one included.
+        if (Object.keys(ctx.subscriptions).length > limits.maxSubscriptions) {
+          return [
+            new GraphQLError(`At most ${limits.maxSubscriptions} subscriptions per connection.`, {
+              extensions: { code: 'TOO_MANY_SUBSCRIPTIONS', limit: limits.maxSubscriptions },
+            }),
+          ];
+        }
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
@@ -78,6 +109,8 @@ export function buildServer(options: ServerOptions): RunwayServer {
       },
     },
     wss,
+    // Pings every keepAliveMs; a socket that does not pong in time is terminated.
+    limits.keepAliveMs,
   );
 
   return {

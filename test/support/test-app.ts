@@ -5,6 +5,7 @@
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { buildApp, unixNow, type App } from '../../src/app.js';
+import type { WebsocketLimits } from '../../src/server/server.js';
 import { createScratchDatabase } from './database.js';
 
 export interface GraphQLResponse<T = any> {
@@ -31,6 +32,8 @@ export interface TestAppOptions {
   workerConcurrency?: number;
   leaseSeconds?: number;
   openai?: { baseURL: string; apiKey: string; maxRetries: number };
+  subscriptionBuffer?: number;
+  websocket?: Partial<WebsocketLimits>;
 }
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -43,6 +46,8 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       runExpiresAfterSeconds: options.runExpiresAfterSeconds ?? 600,
       production: false,
       openai: options.openai,
+      subscriptionBuffer: options.subscriptionBuffer,
+      websocket: options.websocket,
     },
     {
       clock: options.clock ?? unixNow,

@@ -1,0 +1,197 @@
+/**
+ * Live events that never miss a transition: resuming after a disconnect, cutting off a
+ * slow reader with a bounded buffer, and the websocket limits.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { createAssistant, createRun, createThread, newRun } from '../support/fixtures.js';
+import { collect, eventually, startTestApp, type TestApp } from '../support/test-app.js';
+
+let t: TestApp;
+let limited: TestApp;
+beforeAll(async () => {
+  [t, limited] = await Promise.all([
+    startTestApp({ subscriptionBuffer: 5 }),
+    startTestApp({ websocket: { maxSubscriptions: 3, maxMessageBytes: 4096, initTimeoutMs: 300, keepAliveMs: 200 } }),
+  ]);
+});
+afterAll(async () => {
+  await Promise.all([t?.close(), limited?.close()]);
+});
+
+const RUN_EVENTS = `subscription($runId: ID!, $after: Int) { runStatusChanged(runId: $runId, afterVersion: $after) { version previousStatus status } }`;
+const THREAD_EVENTS = `subscription($threadId: ID!, $after: String) { threadRunsChanged(threadId: $threadId, after: $after) { runId version status cursor } }`;
+const CALL = { id: 'call_1', type: 'function' as const, function: { name: 'get_weather', arguments: '{}' } };
+
+/** queued -> in_progress -> requires_action -> queued -> in_progress -> completed */
+async function fullLifecycle(runId: string, threadId: string) {
+  const runs = t.app.services.runs;
+  await runs.transition(runId, 'in_progress');
+  await runs.requireAction(runId, [CALL]);
+  await runs.submitToolOutputs(threadId, runId, [{ toolCallId: 'call_1', output: 'ok' }]);
+  await runs.transition(runId, 'in_progress');
+  await runs.transition(runId, 'completed');
+}
+
+describe('resuming runStatusChanged with afterVersion', () => {
+  it('replays exactly the transitions after that version, then completes', async () => {
+    const { runId, threadId } = await newRun(t);
+    await fullLifecycle(runId, threadId);
+    const sub = collect(t.wsClient(), RUN_EVENTS, { runId, after: 2 });
+    await sub.done;
+    expect(sub.events.map((e) => e.data!.runStatusChanged)).toEqual([
+      { version: 3, previousStatus: 'IN_PROGRESS', status: 'REQUIRES_ACTION' },
+      { version: 4, previousStatus: 'REQUIRES_ACTION', status: 'QUEUED' },
+      { version: 5, previousStatus: 'QUEUED', status: 'IN_PROGRESS' },
+      { version: 6, previousStatus: 'IN_PROGRESS', status: 'COMPLETED' },
+    ]);
+  });
+
+  it('after a client drops mid-run, the reconnect gets the missed events and then the live ones, no gap, no duplicate', async () => {
+    const { runId, threadId } = await newRun(t);
+    const first = collect(t.wsClient(), RUN_EVENTS, { runId });
+    await eventually(() => first.events.length === 1);
+    await t.app.services.runs.transition(runId, 'in_progress');
+    await eventually(() => first.events.length === 2);
+    first.stop(); // the client goes away...
+    const lastSeen = first.events.at(-1)!.data!.runStatusChanged.version;
+    await t.app.services.runs.requireAction(runId, [CALL]); // ...and misses these
+    await t.app.services.runs.submitToolOutputs(threadId, runId, [{ toolCallId: 'call_1', output: 'ok' }]);
+
+    const second = collect(t.wsClient(), RUN_EVENTS, { runId, after: lastSeen });
+    await eventually(() => second.events.length === 2);
+    await t.app.services.runs.transition(runId, 'in_progress'); // live again
+    await t.app.services.runs.transition(runId, 'completed');
+    await second.done;
+    expect(second.events.map((e) => e.data!.runStatusChanged.version)).toEqual([3, 4, 5, 6]);
+  });
+
+  it('rejects a negative afterVersion', async () => {
+    const { runId } = await newRun(t);
+    const sub = collect(t.wsClient(), RUN_EVENTS, { runId, after: -1 });
+    await sub.done;
+    expect(sub.events[0]!.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  });
+});
+
+describe('resuming threadRunsChanged with a cursor', () => {
+  it('continues after the event whose cursor was kept, across runs', async () => {
+    const assistantId = await createAssistant(t);
+    const threadId = await createThread(t);
+    const sub = collect(t.wsClient(), THREAD_EVENTS, { threadId });
+    await eventually(() => t.app.services.bus.subscriberCount(`thread:${threadId}`) === 1);
+    const one = await createRun(t, threadId, { assistantId });
+    await t.app.services.runs.transition(one.id, 'in_progress');
+    await eventually(() => sub.events.length === 2);
+    sub.stop();
+    const cursor = sub.events.at(-1)!.data!.threadRunsChanged.cursor;
+
+    await t.app.services.runs.transition(one.id, 'completed'); // missed
+    const two = await createRun(t, threadId, { assistantId }); // missed
+    const resumed = collect(t.wsClient(), THREAD_EVENTS, { threadId, after: cursor });
+    await eventually(() => resumed.events.length === 2);
+    await t.app.services.runs.transition(two.id, 'cancelled'); // live
+    await eventually(() => resumed.events.length === 3);
+    resumed.stop();
+    expect(resumed.events.map((e) => [e.data!.threadRunsChanged.runId, e.data!.threadRunsChanged.version, e.data!.threadRunsChanged.status])).toEqual([
+      [one.id, 3, 'COMPLETED'],
+      [two.id, 1, 'QUEUED'],
+      [two.id, 2, 'CANCELLED'],
+    ]);
+  });
+
+  it('rejects a malformed cursor with BAD_USER_INPUT', async () => {
+    const threadId = await createThread(t);
+    const sub = collect(t.wsClient(), THREAD_EVENTS, { threadId, after: 'bogus' });
+    await sub.done;
+    expect(sub.events[0]!.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  });
+});
+
+describe('a subscriber that reads too slowly', () => {
+  it('is cut off with SUBSCRIPTION_LAGGED and where to resume, and the server lets go of it', async () => {
+    const assistantId = await createAssistant(t);
+    const threadId = await createThread(t);
+    // A raw graphql-ws client whose socket stops reading after it subscribes.
+    const socket = new WebSocket(t.wsUrl, 'graphql-transport-ws');
+    const received: any[] = [];
+    socket.on('message', (data) => received.push(JSON.parse(String(data))));
+    await new Promise((r) => socket.once('open', r));
+    socket.send(JSON.stringify({ type: 'connection_init' }));
+    await eventually(() => received.some((m) => m.type === 'connection_ack'));
+    // Each event carries its run's 8 KB of metadata, so the socket's buffers fill fast.
+    const query = THREAD_EVENTS.replace('cursor }', 'cursor run { metadata } }');
+    socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query, variables: { threadId } } }));
+    await eventually(() => t.app.services.bus.subscriberCount(`thread:${threadId}`) === 1);
+    (socket as any)._socket.pause(); // the client stops reading
+
+    // Events until the server gives up on the reader (the kernel's socket buffers take a
+    // few MB first; then the 5-event buffer fills).
+    const metadata = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}`, 'x'.repeat(500)]));
+    let made = 0;
+    while (t.app.services.bus.subscriberCount(`thread:${threadId}`) > 0) {
+      if (made >= 2000) throw new Error('the server never cut the slow reader off');
+      const run = await createRun(t, threadId, { assistantId, metadata });
+      await t.app.services.runs.transition(run.id, 'cancelled');
+      made += 2;
+    }
+    const heapAfterCutOff = process.memoryUsage().heapUsed;
+
+    (socket as any)._socket.resume();
+    await eventually(() => received.some((m) => m.type === 'complete'), 5000);
+    const nexts = received.filter((m) => m.type === 'next');
+    const last = nexts.at(-1).payload;
+    expect(last.errors[0].extensions.code).toBe('SUBSCRIPTION_LAGGED');
+    const lastCursor = last.errors[0].extensions.lastCursor;
+    const delivered = nexts.slice(0, -1).map((m) => m.payload.data.threadRunsChanged);
+    expect(delivered.length).toBeLessThan(made);
+    expect(delivered.at(-1).cursor).toBe(lastCursor);
+    socket.close();
+    // What the server held for the reader was bounded: the cut-off freed it.
+    expect(process.memoryUsage().heapUsed - heapAfterCutOff).toBeLessThan(50 * 1024 * 1024);
+
+    // Resuming from there yields exactly the rest.
+    const resumed = collect(t.wsClient(), THREAD_EVENTS, { threadId, after: lastCursor });
+    await eventually(() => delivered.length + resumed.events.length >= made, 5000);
+    resumed.stop();
+    expect(delivered.length + resumed.events.length).toBe(made);
+  });
+});
+
+describe('websocket limits', () => {
+  it('closes a socket that does not send connection_init in time (4408)', async () => {
+    const socket = new WebSocket(limited.wsUrl, 'graphql-transport-ws');
+    const code = await new Promise<number>((r) => socket.once('close', (c) => r(c)));
+    expect(code).toBe(4408);
+  });
+
+  it('pings idle sockets', async () => {
+    const socket = new WebSocket(limited.wsUrl, 'graphql-transport-ws');
+    await new Promise((r) => socket.once('open', r));
+    socket.send(JSON.stringify({ type: 'connection_init' }));
+    await new Promise((r) => socket.once('ping', r));
+    socket.close();
+  });
+
+  it('closes a socket that sends an oversized message (1009)', async () => {
+    const socket = new WebSocket(limited.wsUrl, 'graphql-transport-ws');
+    await new Promise((r) => socket.once('open', r));
+    socket.send(JSON.stringify({ type: 'connection_init', payload: { junk: 'x'.repeat(10_000) } }));
+    const code = await new Promise<number>((r) => socket.once('close', (c) => r(c)));
+    expect(code).toBe(1009);
+  });
+
+  it('refuses more subscriptions per socket than allowed (TOO_MANY_SUBSCRIPTIONS)', async () => {
+    const client = limited.wsClient();
+    const threadId = await createThread(limited);
+    const subs = [1, 2, 3].map(() => collect(client, THREAD_EVENTS, { threadId }));
+    await eventually(() => limited.app.services.bus.subscriberCount(`thread:${threadId}`) === 3);
+    // graphql-ws reports a refused subscription through the error sink.
+    const refused = await collect(client, THREAD_EVENTS, { threadId }).done.then(
+      () => undefined,
+      (errors: { extensions?: Record<string, unknown> }[]) => errors,
+    );
+    expect(refused?.[0]?.extensions?.code).toBe('TOO_MANY_SUBSCRIPTIONS');
+    for (const s of subs) s.stop();
+  });
+});

@@ -12,7 +12,8 @@ import type { ModelProvider } from './engine/providers/provider.js';
 import { scriptedProvider } from './engine/providers/scripted.js';
 import { Worker, type WorkerOptions } from './engine/worker.js';
 import { createInProcessEventBus } from './realtime/event-bus.js';
-import { postgresTransport } from './realtime/transport.js';
+import { postgresTransport, redisTransport } from './realtime/transport.js';
+import { randomUUID } from 'node:crypto';
 import { RunService } from './runs/run-service.js';
 import { buildServer, type RunwayServer } from './server/server.js';
 import { ThreadService } from './threads/thread-service.js';
@@ -21,7 +22,7 @@ export type AppConfig = Pick<
   Config,
   'databaseUrl' | 'pgliteDir' | 'databasePoolSize' | 'runExpiresAfterSeconds' | 'production'
 > &
-  Partial<Pick<Config, 'openai' | 'subscriptionBuffer'>> & { websocket?: Partial<Config['websocket']> | undefined };
+  Partial<Pick<Config, 'openai' | 'subscriptionBuffer' | 'redisUrl'>> & { websocket?: Partial<Config['websocket']> | undefined };
 
 export interface App {
   database: Database;
@@ -57,7 +58,9 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   const providers: ModelProvider[] = [scriptedProvider];
   if (config.openai) providers.push(createOpenAIProvider(config.openai));
   const bus = createInProcessEventBus(config.subscriptionBuffer);
-  const transport = postgresTransport(database);
+  const transport = config.redisUrl
+    ? redisTransport(config.redisUrl, eventsChannel(database))
+    : postgresTransport(database);
   const runs = new RunService({
     db,
     transport,
@@ -110,4 +113,13 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
       await database.close();
     },
   };
+}
+
+/**
+ * The Redis channel of this deployment: one per database name, so deployments (and test
+ * databases) sharing a Redis do not hear each other. A PGlite database is one process's.
+ */
+function eventsChannel(database: Database): string {
+  if (database.driver === 'postgres') return `runway:events:${new URL(database.url).pathname.slice(1)}`;
+  return `runway:events:${randomUUID()}`;
 }

@@ -34,6 +34,8 @@ const configSchema = z.object({
   OPENAI_API_KEY: z.string().min(1).optional(),
   /** Retries of 429, 5xx and network errors, with backoff. @default 2 */
   OPENAI_MAX_RETRIES: intFromEnv(2, 0),
+  /** Redis for event fan-out between processes, instead of PostgreSQL NOTIFY. */
+  REDIS_URL: z.string().min(1).optional(),
   /** Events buffered per subscription before a slow reader is cut off with SUBSCRIPTION_LAGGED. @default 1000 */
   SUBSCRIPTION_BUFFER: intFromEnv(1000, 1),
   /** Subscriptions one websocket may hold at once. @default 100 */
@@ -59,6 +61,7 @@ export type Config = Readonly<{
   workerConcurrency: number;
   leaseSeconds: number;
   shutdownGraceSeconds: number;
+  redisUrl: string | undefined;
   subscriptionBuffer: number;
   websocket: { maxSubscriptions: number; maxMessageBytes: number; initTimeoutMs: number; keepAliveMs: number };
   /** Set when an OpenAI-compatible endpoint is configured. */
@@ -86,6 +89,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerConcurrency: e.WORKER_CONCURRENCY,
     leaseSeconds: e.LEASE_SECONDS,
     shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
+    redisUrl: e.REDIS_URL,
     subscriptionBuffer: e.SUBSCRIPTION_BUFFER,
     websocket: {
       maxSubscriptions: e.WS_MAX_SUBSCRIPTIONS,

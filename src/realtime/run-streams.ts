@@ -75,7 +75,8 @@ export async function runStatusStream(
         yield { event };
       }
     };
-    const catchUp = async () => deliver(await deps.runs.eventsAfter(runId, position));
+    const history = () => patiently(() => deps.runs.eventsAfter(runId, position));
+    const catchUp = async () => deliver(await history());
 
     if (current) {
       yield { event: current, run };
@@ -92,7 +93,7 @@ export async function runStatusStream(
           ? [item.event] // the next one, as it should be
           : item.kind === 'event' && item.event.version <= position
             ? [] // seen already (a replay overlapped the live stream)
-            : await deps.runs.eventsAfter(runId, position); // a gap, or a reconnect
+            : await history(); // a gap, or a reconnect
       for (const d of deliver(events)) {
         yield d;
         if ('event' in d && isTerminal(d.event.status)) return;
@@ -126,7 +127,7 @@ export async function threadRunsStream(
 
   async function* stream(): AsyncGenerator<Delivery> {
     const catchUp = async function* () {
-      for (const event of await deps.runs.threadEventsAfter(threadId, position)) {
+      for (const event of await patiently(() => deps.runs.threadEventsAfter(threadId, position))) {
         if (!before(position, event)) continue;
         position = { threadSeq: event.threadSeq, version: event.version };
         yield { event } as Delivery;
@@ -148,6 +149,23 @@ export async function threadRunsStream(
     }
   }
   return guarded(stream(), live, () => ({ lastCursor: encodeEventCursor(position) }));
+}
+
+/**
+ * Reads history through a database outage (events may keep coming from Redis meanwhile):
+ * retries for about 30 s before the stream gives up. Live events wait in the bounded
+ * queue; a reader that falls too far behind is cut off as usual.
+ */
+async function patiently<T>(read: () => Promise<T>): Promise<T> {
+  let delay = 100;
+  for (let waited = 0; ; waited += delay, delay = Math.min(delay * 2, 5000)) {
+    try {
+      return await read();
+    } catch (error) {
+      if (waited >= 30_000) throw error;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
 }
 
 /**

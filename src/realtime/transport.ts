@@ -5,6 +5,7 @@
  * announced and an aborted one never is. One NOTIFY per transaction, however many events.
  */
 import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import type { Database, Executor } from '../db/client.js';
 import { listen, notify } from '../db/notifications.js';
 import type { RunStatusEvent } from '../domain/run.js';
@@ -15,6 +16,8 @@ export const EVENTS_CHANNEL = 'runway_events';
 export interface EventTransport {
   /** Announces the transaction's events when it commits. Call once per transaction. */
   inTransaction(ex: Executor, events: readonly RunStatusEvent[]): Promise<void>;
+  /** Called once the transaction has committed, with the same events. */
+  afterCommit(events: readonly RunStatusEvent[]): void;
   /**
    * Delivers every announced event, from any process, to `onEvents`. `onResync` runs when
    * delivery (re)starts, including after a lost connection: whatever was announced
@@ -42,6 +45,7 @@ export function postgresTransport(database: Database): EventTransport {
       }
       await notify(ex, EVENTS_CHANNEL, payload);
     },
+    afterCommit() {},
     subscribe(onEvents, onResync) {
       return listen(
         database,
@@ -63,6 +67,61 @@ export function postgresTransport(database: Database): EventTransport {
         timer = setTimeout(resolve, timeoutMs);
       });
       await notify(database.db, EVENTS_CHANNEL, BARRIER + id);
+      await arrived;
+      clearTimeout(timer);
+      barriers.delete(id);
+    },
+  };
+}
+
+/**
+ * Fan-out through Redis pub/sub (REDIS_URL), for deployments with many gateways: commits
+ * no longer NOTIFY, so the PostgreSQL commit lock stays out of the event path, and one
+ * Redis channel carries the events to every process.
+ *
+ * The trade-off: a PUBLISH follows the commit instead of being part of it, so a process
+ * that dies between the two loses that announcement. Subscribers then see the change at
+ * the run's next event, when they fill the gap from run_events (a final transition lost
+ * this way is caught at the next resync).
+ */
+export function redisTransport(url: string, channel: string): EventTransport {
+  const publisher = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 3 });
+  publisher.on('error', () => {}); // ioredis reconnects by itself; commands report their own errors
+  const barriers = new Map<string, () => void>();
+  const publish = (payload: string) =>
+    publisher.publish(channel, payload).catch((error: unknown) => {
+      console.error('publishing run events to Redis failed', error);
+    });
+  return {
+    async inTransaction() {},
+    afterCommit(events) {
+      if (events.length > 0) void publish(encodeEvents(events));
+    },
+    async subscribe(onEvents, onResync) {
+      const subscriber = new Redis(url, { lazyConnect: true });
+      subscriber.on('error', () => {});
+      subscriber.on('message', (_channel: string, payload: string) => {
+        if (payload.startsWith(BARRIER)) return barriers.get(payload.slice(BARRIER.length))?.();
+        onEvents(decodeEvents(payload));
+      });
+      // 'ready' comes after every (re)connection, once ioredis has re-subscribed.
+      subscriber.on('ready', onResync);
+      await subscriber.connect();
+      await subscriber.subscribe(channel);
+      return async () => {
+        subscriber.disconnect();
+        publisher.disconnect();
+      };
+    },
+    async flush(timeoutMs = 2000) {
+      // One publisher connection: Redis delivers its messages in the order it sent them.
+      const id = randomUUID();
+      let timer: NodeJS.Timeout | undefined;
+      const arrived = new Promise<void>((resolve) => {
+        barriers.set(id, resolve);
+        timer = setTimeout(resolve, timeoutMs);
+      });
+      await publish(BARRIER + id);
       await arrived;
       clearTimeout(timer);
       barriers.delete(id);

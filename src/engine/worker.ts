@@ -40,6 +40,7 @@ export class Worker {
   private readonly inFlight = new Map<string, InFlight>();
   private running = false;
   private pollTimer: NodeJS.Timeout | undefined;
+  private polling: Promise<void> | undefined;
   private claiming: Promise<void> | undefined;
   private wakeAgain = false;
   private readonly concurrency: number;
@@ -56,6 +57,10 @@ export class Worker {
 
   start(): void {
     this.running = true;
+    // The slow path keeps its own clock: wake-ups under load must not postpone it.
+    this.pollTimer = setInterval(() => {
+      if (!this.polling) this.polling = this.poll().finally(() => (this.polling = undefined));
+    }, this.pollMs);
     this.wake();
   }
 
@@ -67,7 +72,11 @@ export class Worker {
     let queued = false;
     for (const e of events) {
       if (e.status === 'queued') queued = true;
-      else if (e.status !== 'in_progress') this.inFlight.get(e.runId)?.abort.abort(new Error('stopped'));
+      else if (e.status !== 'in_progress') {
+        const flight = this.inFlight.get(e.runId);
+        // Only a change made after this claim counts: a late event of an earlier turn does not.
+        if (flight && e.version > flight.run.version) flight.abort.abort(new Error('stopped'));
+      }
     }
     if (queued) this.wake();
   }
@@ -78,7 +87,8 @@ export class Worker {
    */
   async stop(): Promise<void> {
     this.running = false;
-    clearTimeout(this.pollTimer);
+    clearInterval(this.pollTimer);
+    await this.polling;
     await this.claiming;
     const all = [...this.inFlight.values()];
     let timer: NodeJS.Timeout | undefined;
@@ -100,10 +110,8 @@ export class Worker {
       this.wakeAgain = true;
       return;
     }
-    clearTimeout(this.pollTimer);
     this.claiming = this.claimLoop().finally(() => {
       this.claiming = undefined;
-      if (this.running) this.pollTimer = setTimeout(() => this.poll(), this.pollMs);
     });
   }
 
@@ -111,18 +119,23 @@ export class Worker {
    * The slow path, once per poll: expire due runs, take over runs whose worker's lease
    * lapsed (neither is latency-critical), then look for work.
    */
-  private poll(): void {
-    void (async () => {
-      const { runs } = this.options;
-      try {
-        await runs.expireDue();
-        const free = this.concurrency - this.inFlight.size;
-        if (this.running && free > 0) for (const run of await runs.takeOver(this.id, free, this.leaseSeconds)) this.begin(run);
-      } catch (error) {
-        console.error('sweeping runs failed; retrying at the next poll', error);
+  private async poll(): Promise<void> {
+    const { runs } = this.options;
+    try {
+      await runs.expireDue();
+      const free = this.concurrency - this.inFlight.size;
+      if (this.running && free > 0) {
+        const taken = await runs.takeOver(this.id, free, this.leaseSeconds);
+        // Stopping meanwhile: give them straight back rather than start them.
+        for (const run of taken) {
+          if (this.running) this.begin(run);
+          else await runs.releaseLease(run.id, run.leaseToken!);
+        }
       }
-      this.wake();
-    })();
+    } catch (error) {
+      console.error('sweeping runs failed; retrying at the next poll', error);
+    }
+    this.wake();
   }
 
   private async claimLoop(): Promise<void> {
@@ -146,6 +159,12 @@ export class Worker {
   private begin(run: RunRow): void {
     const leaseToken = run.leaseToken;
     if (!leaseToken) throw new Error(`claimed run ${run.id} has no lease token`);
+    // Our own lapsed claim, taken back: the old execution can no longer write (its token
+    // is stale) and will end by itself; let it, and leave this run to the next poll.
+    if (this.inFlight.has(run.id)) {
+      void this.options.runs.releaseLease(run.id, leaseToken).catch(() => {});
+      return;
+    }
     const abort = new AbortController();
     const renewal = setInterval(() => {
       this.options.runs.renewLease(run.id, leaseToken, this.leaseSeconds).then(
@@ -160,7 +179,7 @@ export class Worker {
       .catch((error) => console.error(`run ${run.id} failed unexpectedly`, error))
       .finally(() => {
         clearInterval(renewal);
-        this.inFlight.delete(run.id);
+        if (this.inFlight.get(run.id)?.leaseToken === leaseToken) this.inFlight.delete(run.id);
         this.wake();
       });
     this.inFlight.set(run.id, { run, leaseToken, abort, done });

@@ -29,6 +29,7 @@ export interface ThreadPosition {
 }
 
 const CURSOR_PREFIX = 'e1:';
+const HISTORY_PAGE = 500;
 
 export function encodeEventCursor(p: ThreadPosition): string {
   return Buffer.from(`${CURSOR_PREFIX}${p.threadSeq}:${p.version}`).toString('base64url');
@@ -66,8 +67,11 @@ export async function runStatusStream(
     throw error;
   }
   let position = afterVersion == null ? run.version : Math.max(0, afterVersion);
+  // Resuming past the end of a finished run: nothing will ever come.
+  const finished = afterVersion != null && isTerminal(run.status) && position >= run.version;
 
   async function* stream(): AsyncGenerator<Delivery> {
+    if (finished) return;
     const deliver = function* (events: RunStatusEvent[]) {
       for (const event of events) {
         if (event.version <= position) continue;
@@ -75,7 +79,7 @@ export async function runStatusStream(
         yield { event };
       }
     };
-    const history = () => patiently(() => deps.runs.eventsAfter(runId, position));
+    const history = () => patiently(() => deps.runs.eventsAfter(runId, position)); // a run has few events
     const catchUp = async () => deliver(await history());
 
     if (current) {
@@ -127,10 +131,15 @@ export async function threadRunsStream(
 
   async function* stream(): AsyncGenerator<Delivery> {
     const catchUp = async function* () {
-      for (const event of await patiently(() => deps.runs.threadEventsAfter(threadId, position))) {
-        if (!before(position, event)) continue;
-        position = { threadSeq: event.threadSeq, version: event.version };
-        yield { event } as Delivery;
+      // Page through history until it is exhausted: a cursor may be far behind.
+      for (;;) {
+        const page = await patiently(() => deps.runs.threadEventsAfter(threadId, position, HISTORY_PAGE));
+        for (const event of page) {
+          if (!before(position, event)) continue;
+          position = { threadSeq: event.threadSeq, version: event.version };
+          yield { event } as Delivery;
+        }
+        if (page.length < HISTORY_PAGE) return;
       }
     };
     yield* catchUp();
@@ -169,7 +178,8 @@ async function patiently<T>(read: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Two things every stream needs around its generator:
+ * What every stream needs around its generator:
+ * - the bus subscription ends with the stream, however it ends;
  * - a lagging subscriber (its queue overflowed) gets one final delivery that the
  *   resolver turns into SUBSCRIPTION_LAGGED, carrying where to resume from;
  * - an unsubscribe frees the stream at once. An async generator's return() waits while
@@ -186,11 +196,14 @@ function guarded(
     async next() {
       if (lagged) return { value: undefined, done: true };
       try {
-        return await generator.next();
+        const result = await generator.next();
+        // A stream that ended by itself (a terminal run) is done with the bus too.
+        if (result.done) live.close();
+        return result;
       } catch (error) {
+        live.close();
         if (!(error instanceof SubscriptionLaggedError)) throw error;
         lagged = true;
-        live.close();
         return { value: { lagged: new LaggedError(resumeAt()) }, done: false };
       }
     },

@@ -98,16 +98,23 @@ export function redisTransport(url: string, channel: string): EventTransport {
       if (events.length > 0) void publish(encodeEvents(events));
     },
     async subscribe(onEvents, onResync) {
-      const subscriber = new Redis(url, { lazyConnect: true });
+      // We subscribe ourselves on every (re)connection, and catch up only once Redis has
+      // confirmed it: an event published between the two is then in history or heard.
+      const subscriber = new Redis(url, { lazyConnect: true, autoResubscribe: false });
       subscriber.on('error', () => {});
       subscriber.on('message', (_channel: string, payload: string) => {
         if (payload.startsWith(BARRIER)) return barriers.get(payload.slice(BARRIER.length))?.();
         onEvents(decodeEvents(payload));
       });
-      // 'ready' comes after every (re)connection, once ioredis has re-subscribed.
-      subscriber.on('ready', onResync);
+      let first = true;
+      subscriber.on('ready', () => {
+        if (first) return; // the first subscription is made below
+        subscriber.subscribe(channel).then(onResync, (error: unknown) => console.error('re-subscribing to Redis failed', error));
+      });
       await subscriber.connect();
       await subscriber.subscribe(channel);
+      first = false;
+      onResync();
       return async () => {
         subscriber.disconnect();
         publisher.disconnect();

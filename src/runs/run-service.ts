@@ -398,8 +398,8 @@ export class RunService {
     return store.lastThreadPosition(this.deps.db, threadId);
   }
 
-  async threadEventsAfter(threadId: string, after: { threadSeq: number; version: number }) {
-    return store.threadEventsAfter(this.deps.db, threadId, after);
+  async threadEventsAfter(threadId: string, after: { threadSeq: number; version: number }, limit?: number) {
+    return store.threadEventsAfter(this.deps.db, threadId, after, limit);
   }
 
   /**

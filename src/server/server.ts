@@ -95,10 +95,21 @@ export function buildServer(options: ServerOptions): RunwayServer {
           socket: ctx.extra.socket,
           params: payload,
         });
+        let document: ExecutionArgs['document'];
+        try {
+          document = parse(payload.query);
+        } catch (error) {
+          // A syntax error fails this operation, not the socket and its other subscriptions.
+          if (error instanceof GraphQLError || (error as Error)?.name === 'GraphQLError') {
+            const e = error as GraphQLError;
+            return [new GraphQLError(e.message, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
+          }
+          throw error;
+        }
         const args: ExecutionArgs = {
           schema,
           operationName: payload.operationName ?? null,
-          document: parse(payload.query),
+          document,
           variableValues: payload.variables ?? null,
           contextValue: await contextFactory(),
           rootValue: { execute, subscribe } satisfies EnvelopedRoot,

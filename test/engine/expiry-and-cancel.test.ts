@@ -54,6 +54,25 @@ describe('expiry (runs expire one second after creation)', () => {
     expect(expired.steps.nodes).toEqual([{ type: 'TOOL_CALLS', status: 'EXPIRED' }]);
   });
 
+  it('still sweeps while other runs keep the worker busy', async () => {
+    const waiting = await start('call get_weather {}');
+    await waiting.waitFor('REQUIRES_ACTION');
+    // Runs finishing every 50 ms wake the worker again and again meanwhile.
+    let busy = true;
+    const traffic = (async () => {
+      while (busy) {
+        await start('hi');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    try {
+      await waiting.waitFor('EXPIRED');
+    } finally {
+      busy = false;
+      await traffic;
+    }
+  });
+
   it('expires a run that runs too long, aborting its model call', async () => {
     const run = await start('sleep 30000');
     await run.waitFor('IN_PROGRESS');

@@ -76,6 +76,23 @@ describe('runStatusChanged', () => {
     const sub = collect(t.wsClient(), RUN_STATUS, { runId });
     await sub.done;
     expect(sub.events.map((e) => e.data!.runStatusChanged.status)).toEqual(['CANCELLED']);
+    // The stream ended by itself: nothing of it stays registered on the server.
+    await eventually(() => t.app.services.bus.subscriberCount(`run:${runId}`) === 0, 2000);
+  });
+
+  it('fails a syntax error alone, leaving the socket and its other subscriptions alive', async () => {
+    const { runId } = await newRun(t);
+    const client = t.wsClient();
+    const live = collect(client, RUN_STATUS, { runId });
+    await eventually(() => live.events.length === 1);
+    const broken = await collect(client, 'subscription { runStatusChanged(', {}).done.then(
+      () => undefined,
+      (errors: any[]) => errors,
+    );
+    expect(broken?.[0]?.extensions?.code).toBe('GRAPHQL_PARSE_FAILED');
+    await t.app.services.runs.transition(runId, 'cancelled');
+    await live.done;
+    expect(live.events.map((e) => e.data!.runStatusChanged.status)).toEqual(['QUEUED', 'CANCELLED']);
   });
 
   it('fails with NOT_FOUND for a run that does not exist', async () => {

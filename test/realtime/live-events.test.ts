@@ -66,6 +66,15 @@ describe('resuming runStatusChanged with afterVersion', () => {
     expect(second.events.map((e) => e.data!.runStatusChanged.version)).toEqual([3, 4, 5, 6]);
   });
 
+  it('completes at once when the run ended at or before afterVersion', async () => {
+    const { runId, threadId } = await newRun(t);
+    await fullLifecycle(runId, threadId);
+    const sub = collect(t.wsClient(), RUN_EVENTS, { runId, after: 6 });
+    await sub.done;
+    expect(sub.events).toEqual([]);
+    await eventually(() => t.app.services.bus.subscriberCount(`run:${runId}`) === 0, 2000);
+  });
+
   it('rejects a negative afterVersion', async () => {
     const { runId } = await newRun(t);
     const sub = collect(t.wsClient(), RUN_EVENTS, { runId, after: -1 });
@@ -98,6 +107,21 @@ describe('resuming threadRunsChanged with a cursor', () => {
       [two.id, 1, 'QUEUED'],
       [two.id, 2, 'CANCELLED'],
     ]);
+  });
+
+  it('replays a long history in full (more than one page) from an old cursor', async () => {
+    const assistantId = await createAssistant(t);
+    const threadId = await createThread(t);
+    const { runs } = t.app.services;
+    for (let i = 0; i < 300; i++) {
+      const run = await runs.create(threadId, { assistantId });
+      await runs.transition(run.id, 'cancelled');
+    }
+    const start = Buffer.from('e1:0:0').toString('base64url'); // before the first event
+    const sub = collect(t.wsClient(), THREAD_EVENTS, { threadId, after: start });
+    await eventually(() => sub.events.length >= 600, 10_000);
+    sub.stop();
+    expect(sub.events).toHaveLength(600);
   });
 
   it('rejects a malformed cursor with BAD_USER_INPUT', async () => {

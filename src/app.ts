@@ -5,7 +5,7 @@
 import { AssistantService } from './assistants/assistant-service.js';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
-import { migrate } from './db/migrate.js';
+import { isMigrated, migrate } from './db/migrate.js';
 import type { GraphQLContext } from './graphql/context.js';
 import { createOpenAIProvider } from './engine/providers/openai.js';
 import type { ModelProvider } from './engine/providers/provider.js';
@@ -22,7 +22,9 @@ export type AppConfig = Pick<
   Config,
   'databaseUrl' | 'pgliteDir' | 'databasePoolSize' | 'runExpiresAfterSeconds' | 'production'
 > &
-  Partial<Pick<Config, 'openai' | 'subscriptionBuffer' | 'redisUrl'>> & { websocket?: Partial<Config['websocket']> | undefined };
+  Partial<Pick<Config, 'openai' | 'subscriptionBuffer' | 'redisUrl' | 'maxBodyBytes'>> & {
+    queryLimits?: Partial<Config['queryLimits']> | undefined;
+  } & { websocket?: Partial<Config['websocket']> | undefined };
 
 export interface App {
   database: Database;
@@ -92,7 +94,14 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     threads: new ThreadService({ db, clock }),
     assistants: new AssistantService({ db, clock }),
   };
-  const server = buildServer({ context: services, production: config.production, websocket: config.websocket });
+  const server = buildServer({
+    context: services,
+    production: config.production,
+    websocket: config.websocket,
+    queryLimits: config.queryLimits,
+    maxBodyBytes: config.maxBodyBytes,
+    ready: () => isMigrated(database).catch(() => false),
+  });
   worker?.start();
   return {
     database,

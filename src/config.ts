@@ -46,7 +46,15 @@ const configSchema = z.object({
   WS_INIT_TIMEOUT_SECONDS: intFromEnv(3, 1),
   /** Ping interval; a socket that does not pong within it is closed. @default 12 */
   WS_KEEPALIVE_SECONDS: intFromEnv(12, 1),
-  /** `production` turns off GraphiQL. @default "development" */
+  /** Query limits (graphql-armor), on HTTP and websockets alike. */
+  GRAPHQL_MAX_DEPTH: intFromEnv(12, 1),
+  GRAPHQL_MAX_COST: intFromEnv(5000, 1),
+  GRAPHQL_MAX_ALIASES: intFromEnv(15, 0),
+  GRAPHQL_MAX_TOKENS: intFromEnv(2000, 10),
+  GRAPHQL_MAX_DIRECTIVES: intFromEnv(50, 0),
+  /** Largest HTTP request body. @default 1048576 */
+  MAX_BODY_BYTES: intFromEnv(1_048_576, 1024),
+  /** `production` turns off GraphiQL, introspection and field suggestions. @default "development" */
   NODE_ENV: z.string().default('development'),
 });
 
@@ -62,6 +70,8 @@ export type Config = Readonly<{
   leaseSeconds: number;
   shutdownGraceSeconds: number;
   redisUrl: string | undefined;
+  queryLimits: { maxDepth: number; maxCost: number; maxAliases: number; maxTokens: number; maxDirectives: number };
+  maxBodyBytes: number;
   subscriptionBuffer: number;
   websocket: { maxSubscriptions: number; maxMessageBytes: number; initTimeoutMs: number; keepAliveMs: number };
   /** Set when an OpenAI-compatible endpoint is configured. */
@@ -90,6 +100,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     leaseSeconds: e.LEASE_SECONDS,
     shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
     redisUrl: e.REDIS_URL,
+    queryLimits: {
+      maxDepth: e.GRAPHQL_MAX_DEPTH,
+      maxCost: e.GRAPHQL_MAX_COST,
+      maxAliases: e.GRAPHQL_MAX_ALIASES,
+      maxTokens: e.GRAPHQL_MAX_TOKENS,
+      maxDirectives: e.GRAPHQL_MAX_DIRECTIVES,
+    },
+    maxBodyBytes: e.MAX_BODY_BYTES,
     subscriptionBuffer: e.SUBSCRIPTION_BUFFER,
     websocket: {
       maxSubscriptions: e.WS_MAX_SUBSCRIPTIONS,

@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { sql } from 'drizzle-orm';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
@@ -39,4 +40,17 @@ export async function migrate(database: Database): Promise<void> {
   } finally {
     await client.end({ timeout: 5 });
   }
+}
+
+/**
+ * Ready means: the database answers, and every migration in drizzle/ is applied (a process
+ * started against a database that a newer version migrated, or a failed migration, is not).
+ */
+export async function isMigrated(database: Database): Promise<boolean> {
+  const journal = JSON.parse(readFileSync(join(migrationsFolder(), 'meta', '_journal.json'), 'utf8')) as {
+    entries: unknown[];
+  };
+  const result = await database.db.execute(sql`select count(*)::int as n from drizzle.__drizzle_migrations`);
+  const rows = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as { n: number }[];
+  return rows[0]?.n === journal.entries.length;
 }

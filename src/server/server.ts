@@ -4,16 +4,18 @@
  * `yoga.getEnveloped`, so both transports share the same schema, context, plugins and
  * error masking.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { createYoga } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { GraphQLContext } from '../graphql/context.js';
 import { maskError, useInputErrorCodes } from '../graphql/errors.js';
 import { schema } from '../graphql/schema.js';
+import { DEFAULT_QUERY_LIMITS, protectionPlugins, type QueryLimits } from './protection.js';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -37,9 +39,16 @@ export const DEFAULT_WEBSOCKET_LIMITS: WebsocketLimits = {
 
 export interface ServerOptions {
   context: GraphQLContext;
-  /** Turns GraphiQL off. */
+  /** Turns GraphiQL, introspection and field suggestions off. */
   production: boolean;
   websocket?: Partial<WebsocketLimits> | undefined;
+  queryLimits?: Partial<QueryLimits> | undefined;
+  /** Largest HTTP request body accepted (413 beyond). @default 1048576 */
+  maxBodyBytes?: number | undefined;
+  /** Operations in one batched HTTP request. @default 10 */
+  maxBatch?: number | undefined;
+  /** For /ready: is the database reachable and migrated? */
+  ready?: () => Promise<boolean>;
 }
 
 export interface RunwayServer {
@@ -48,6 +57,14 @@ export interface RunwayServer {
   /** Closes websockets with 1001 (going away), then the HTTP server. */
   stop(): Promise<void>;
   readonly http: Server;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+}
+
+function sendError(res: ServerResponse, status: number, message: string): void {
+  sendJson(res, status, { errors: [{ message, extensions: { code: status === 413 ? 'PAYLOAD_TOO_LARGE' : 'LENGTH_REQUIRED' } }] });
 }
 
 interface EnvelopedRoot {
@@ -64,13 +81,40 @@ export function buildServer(options: ServerOptions): RunwayServer {
     // GraphiQL served from this package, not a CDN: it works on a machine without internet.
     renderGraphiQL,
     landingPage: false,
-    plugins: [useInputErrorCodes()],
+    // A JSON array of operations, bounded.
+    batching: { limit: options.maxBatch ?? 10 },
+    plugins: [
+      useInputErrorCodes(),
+      ...protectionPlugins({ ...DEFAULT_QUERY_LIMITS, ...options.queryLimits }, options.production),
+      // Requests a browser could send cross-site without a preflight must carry this
+      // header; JSON POSTs (what GraphQL clients send) are preflighted and pass.
+      useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf'] }),
+    ],
     // Stack traces never reach a client, in development either: maskError logs them.
     maskedErrors: { maskError, isDev: false },
   });
 
   const limits = { ...DEFAULT_WEBSOCKET_LIMITS, ...options.websocket };
-  const http = createServer(yoga);
+  const maxBodyBytes = options.maxBodyBytes ?? 1_048_576;
+  const ready = options.ready ?? (async () => true);
+  const http = createServer((req, res) => {
+    const path = req.url?.split('?')[0];
+    if (path === '/health') return sendJson(res, 200, { status: 'ok' });
+    if (path === '/ready') {
+      void ready().then(
+        (ok) => sendJson(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready' }),
+        () => sendJson(res, 503, { status: 'not ready' }),
+      );
+      return;
+    }
+    if (req.method === 'POST') {
+      const length = req.headers['content-length'];
+      // A body of unknown length could be endless: GraphQL clients always send one.
+      if (length === undefined) return sendError(res, 411, 'A Content-Length header is required.');
+      if (Number(length) > maxBodyBytes) return sendError(res, 413, `Request bodies are limited to ${maxBodyBytes} bytes.`);
+    }
+    void yoga(req, res);
+  });
   // ws closes a socket that sends a larger message with 1009 (message too big).
   const wss = new WebSocketServer({ server: http, path: GRAPHQL_PATH, maxPayload: limits.maxMessageBytes });
 

@@ -5,6 +5,7 @@
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { buildApp, unixNow, type App } from '../../src/app.js';
+import type { QueryLimits } from '../../src/server/protection.js';
 import type { WebsocketLimits } from '../../src/server/server.js';
 import { createScratchDatabase } from './database.js';
 
@@ -34,6 +35,9 @@ export interface TestAppOptions {
   openai?: { baseURL: string; apiKey: string; maxRetries: number };
   subscriptionBuffer?: number;
   websocket?: Partial<WebsocketLimits>;
+  production?: boolean;
+  queryLimits?: Partial<QueryLimits>;
+  maxBodyBytes?: number;
 }
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -44,7 +48,9 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       pgliteDir: 'memory://',
       databasePoolSize: 20,
       runExpiresAfterSeconds: options.runExpiresAfterSeconds ?? 600,
-      production: false,
+      production: options.production ?? false,
+      queryLimits: options.queryLimits,
+      maxBodyBytes: options.maxBodyBytes,
       openai: options.openai,
       subscriptionBuffer: options.subscriptionBuffer,
       // The suites run with REDIS_URL set too: event fan-out through Redis.

@@ -1,0 +1,71 @@
+/**
+ * Limits on what one request may ask, applied as envelop plugins so that they hold on the
+ * websocket path too (it runs operations through `yoga.getEnveloped`, where yoga's
+ * HTTP-only hooks such as onRequestParse never fire).
+ */
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { GraphQLError, NoSchemaIntrospectionCustomRule, type ValidationContext } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+
+export interface QueryLimits {
+  /** @default 12 (the deepest legitimate query, thread -> runs -> steps -> tool calls, is 10) */
+  maxDepth: number;
+  /** graphql-armor's cost estimate. @default 5000 */
+  maxCost: number;
+  /** @default 15 */
+  maxAliases: number;
+  /** Lexer tokens in one document (GraphiQL's introspection query is ~1300). @default 2000 */
+  maxTokens: number;
+  /** @default 50 */
+  maxDirectives: number;
+}
+
+export const DEFAULT_QUERY_LIMITS: QueryLimits = {
+  maxDepth: 12,
+  maxCost: 5000,
+  maxAliases: 15,
+  maxTokens: 2000,
+  maxDirectives: 50,
+};
+
+/**
+ * graphql-armor either throws a rejection out of validation (which loses it its code, and
+ * on the websocket the socket) or drops it; we report it as a validation error instead.
+ */
+const asValidationError = {
+  propagateOnRejection: false,
+  onReject: [
+    (context: ValidationContext | null, error: GraphQLError) =>
+      context?.reportError(
+        new GraphQLError(error.message.replace(/^Syntax Error: /, ''), {
+          extensions: { code: 'GRAPHQL_VALIDATION_FAILED' },
+        }),
+      ),
+  ],
+};
+
+export function protectionPlugins(limits: QueryLimits, production: boolean): Plugin[] {
+  const plugins: Plugin[] = [
+    EnvelopArmorPlugin({
+      maxDepth: { n: limits.maxDepth, ...asValidationError },
+      costLimit: { maxCost: limits.maxCost, ...asValidationError },
+      maxAliases: { n: limits.maxAliases, ...asValidationError },
+      // Counted while parsing, before there is a validation context: a parse error.
+      maxTokens: { n: limits.maxTokens },
+      maxDirectives: { n: limits.maxDirectives, ...asValidationError },
+      // "Did you mean ...?" maps the schema for an attacker; keep it for developers.
+      blockFieldSuggestion: { enabled: production },
+    }) as Plugin,
+  ];
+  if (production) plugins.push(useNoIntrospection());
+  return plugins;
+}
+
+/** Introspection off, on every transport (yoga's plugin keys on the HTTP request). */
+function useNoIntrospection(): Plugin {
+  return {
+    onValidate({ addValidationRule }) {
+      addValidationRule(NoSchemaIntrospectionCustomRule);
+    },
+  };
+}

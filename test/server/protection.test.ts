@@ -1,0 +1,139 @@
+/**
+ * Hostile requests, on HTTP and on the websocket (which runs operations through yoga's
+ * envelop, not its HTTP pipeline): query bombs, oversized bodies and batches, and what
+ * production mode hides.
+ */
+import { request } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from '../support/test-app.js';
+
+let dev: TestApp;
+let prod: TestApp;
+beforeAll(async () => {
+  [dev, prod] = await Promise.all([
+    startTestApp({ queryLimits: { maxDepth: 5 }, maxBodyBytes: 64 * 1024 }),
+    startTestApp({ production: true }),
+  ]);
+});
+afterAll(async () => {
+  await Promise.all([dev?.close(), prod?.close()]);
+});
+
+const aliases = (n: number) => `{ ${Array.from({ length: n }, (_, i) => `a${i}: __typename`).join(' ')} }`;
+const DEEP = `{ thread(id: "t") { runs { nodes { steps { nodes { stepDetails { toolCalls { id } } } } } } } }`;
+const INTROSPECTION = `{ __schema { queryType { name } } }`;
+
+async function overWebsocket(t: TestApp, query: string) {
+  const client = t.wsClient();
+  return new Promise<any>((resolve) =>
+    client.subscribe({ query }, { next: resolve, error: (e) => resolve({ errors: e }), complete: () => {} }),
+  );
+}
+
+async function timed<T>(work: () => Promise<T>): Promise<[T, number]> {
+  const started = performance.now();
+  const result = await work();
+  return [result, performance.now() - started];
+}
+
+describe('query bombs are rejected quickly, with a code', () => {
+  for (const [name, query] of [
+    ['1,000 aliases', aliases(1000)],
+    ['deep nesting', DEEP],
+    ['1,000 directives', `{ __typename ${'@include(if: true) '.repeat(1000)} }`],
+  ] as const) {
+    it(`${name} over HTTP`, async () => {
+      const [res, ms] = await timed(() => dev.gql(query));
+      expect(res.data ?? null).toBeNull();
+      expect(res.errors?.[0]?.extensions?.code).toMatch(/GRAPHQL_VALIDATION_FAILED|GRAPHQL_PARSE_FAILED|BAD_USER_INPUT/);
+      expect(ms).toBeLessThan(1000);
+    });
+
+    it(`${name} over the websocket`, async () => {
+      const [res, ms] = await timed(() => overWebsocket(dev, query));
+      expect(JSON.stringify(res.errors)).toMatch(/Syntax Error|Query depth|Aliases|Directives|Token/i);
+      expect(JSON.stringify(res.errors)).toMatch(/GRAPHQL_VALIDATION_FAILED|GRAPHQL_PARSE_FAILED/);
+      expect(ms).toBeLessThan(1000);
+    });
+  }
+
+  it('a huge page size is refused before any query runs', async () => {
+    const res = await dev.gql('{ runs(threadId: "t", first: 1000000) { nodes { id } } }');
+    expect(res.errors?.[0]?.message).toMatch(/Cost limit/i); // armor's estimate counts `first`
+    expect(res.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+    const viaVariable = await dev.gql('query($n: Int) { runs(threadId: "t", first: $n) { nodes { id } } }', { n: 1000000 });
+    expect(viaVariable.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  });
+});
+
+function rawPost(t: TestApp, body: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  const url = new URL(t.url);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers }, (res) => {
+      let data = '';
+      res.on('data', (d) => (data += d));
+      res.on('end', () => resolve({ status: res.statusCode!, body: data }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('HTTP limits', () => {
+  it('refuses a body over the limit with 413', async () => {
+    const body = JSON.stringify({ query: '{ __typename }', variables: { junk: 'x'.repeat(100_000) } });
+    const res = await rawPost(dev, body, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
+    expect(res.status).toBe(413);
+    expect(JSON.parse(res.body).errors[0].extensions.code).toBe('PAYLOAD_TOO_LARGE');
+  });
+
+  it('refuses a body of unknown length with 411', async () => {
+    const res = await rawPost(dev, JSON.stringify({ query: '{ __typename }' }), { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    expect(res.status).toBe(411);
+  });
+
+  it('answers a batch of up to 10 operations, and refuses 11', async () => {
+    const post = (n: number) =>
+      fetch(dev.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(Array.from({ length: n }, () => ({ query: '{ __typename }' }))),
+      });
+    expect(await (await post(2)).json()).toEqual([{ data: { __typename: 'Query' } }, { data: { __typename: 'Query' } }]);
+    const tooMany = await post(11);
+    expect(tooMany.status).toBeGreaterThanOrEqual(400);
+  });
+
+  it('refuses a cross-site simple request without the CSRF header', async () => {
+    const body = JSON.stringify({ query: '{ __typename }' });
+    const res = await rawPost(dev, body, { 'content-type': 'text/plain', 'content-length': String(body.length) });
+    expect(res.status).toBe(403);
+  });
+
+  it('serves /health and /ready', async () => {
+    const base = dev.url.replace('/graphql', '');
+    expect(await (await fetch(`${base}/health`)).json()).toEqual({ status: 'ok' });
+    const ready = await fetch(`${base}/ready`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: 'ready' });
+  });
+});
+
+describe('NODE_ENV=production', () => {
+  it('refuses introspection over HTTP and over the websocket', async () => {
+    const http = await prod.gql(INTROSPECTION);
+    expect(http.errors?.[0]?.message).toMatch(/introspection/i);
+    const ws = await overWebsocket(prod, INTROSPECTION);
+    expect(JSON.stringify(ws.errors)).toMatch(/introspection/i);
+    expect((await dev.gql(INTROSPECTION)).data).toEqual({ __schema: { queryType: { name: 'Query' } } });
+  });
+
+  it('serves no GraphiQL and suggests no field names', async () => {
+    const page = await fetch(prod.url, { headers: { accept: 'text/html' } });
+    expect(await page.text()).not.toMatch(/graphiql/i);
+    const typo = await prod.gql('{ rn(threadId: "t", runId: "r") { id } }');
+    expect(typo.errors?.[0]?.message).not.toMatch(/Did you mean/);
+    const devTypo = await dev.gql('{ rn(threadId: "t", runId: "r") { id } }');
+    expect(devTypo.errors?.[0]?.message).toMatch(/Did you mean/);
+  });
+});

@@ -34,8 +34,11 @@ export function maskError(error: unknown, message: string): Error {
         : undefined;
   if (expected) {
     // Returning the error itself (with its code) tells yoga it is expected: no error log.
+    // Dropping the wrapped original makes it a plain GraphQL error to yoga too, which
+    // otherwise answers an error-only result (a failed subscribe over HTTP) with a 500.
     if (located) {
       Object.assign(located.extensions!, expected);
+      (located as { originalError?: unknown }).originalError = undefined;
       return located as Error;
     }
     return new GraphQLError((original as Error).message, { extensions: expected });

@@ -298,6 +298,15 @@ describe('malformed requests', () => {
     const variable = await t.gql('query($n: Int) { runs(threadId: "x", first: $n) { nodes { id } } }', { n: 'ten' });
     expect(variable.errors?.[0]?.message).toMatch(/\$n/);
     expect(variable.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    // A subscription sent over plain HTTP that fails at subscribe time is the client's
+    // error, not the server's: no 500 (fast-check found this one).
+    const res = await fetch(t.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
+      body: JSON.stringify({ query: 'subscription { runStatusChanged(runId: "run_missing") { status } }' }),
+    });
+    expect(res.status).toBeLessThan(500);
+    expect(((await res.json()) as any).errors[0].extensions.code).toBe('NOT_FOUND');
     const health = await t.ok('{ __typename }');
     expect(health.__typename).toBe('Query');
   });

@@ -8,6 +8,7 @@ import { openDatabase, type Database } from './db/client.js';
 import { isMigrated, migrate } from './db/migrate.js';
 import type { GraphQLContext } from './graphql/context.js';
 import { createOpenAIProvider } from './engine/providers/openai.js';
+import { createLogger, type Logger } from './log.js';
 import type { ModelProvider } from './engine/providers/provider.js';
 import { scriptedProvider } from './engine/providers/scripted.js';
 import { Worker, type WorkerOptions } from './engine/worker.js';
@@ -27,6 +28,7 @@ export type AppConfig = Pick<
   } & { websocket?: Partial<Config['websocket']> | undefined };
 
 export interface App {
+  logger: Logger;
   database: Database;
   services: GraphQLContext;
   server: RunwayServer;
@@ -36,6 +38,8 @@ export interface App {
 
 export interface BuildOptions {
   clock?: () => number;
+  /** @default a pino logger at info level on stdout */
+  logger?: Logger;
   /** Run a worker in this process (false: gateway only). @default {} (on, with defaults) */
   worker?: Omit<WorkerOptions, 'runs' | 'providers'> | false;
 }
@@ -44,6 +48,7 @@ export const unixNow = (): number => Math.floor(Date.now() / 1000);
 
 export async function buildApp(config: AppConfig, options: BuildOptions = {}): Promise<App> {
   const clock = options.clock ?? unixNow;
+  const logger = options.logger ?? createLogger();
   const database = await openDatabase({
     url: config.databaseUrl,
     pgliteDir: config.pgliteDir,
@@ -61,7 +66,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   if (config.openai) providers.push(createOpenAIProvider(config.openai));
   const bus = createInProcessEventBus(config.subscriptionBuffer);
   const transport = config.redisUrl
-    ? redisTransport(config.redisUrl, eventsChannel(database))
+    ? redisTransport(config.redisUrl, eventsChannel(database), logger)
     : postgresTransport(database);
   const runs = new RunService({
     db,
@@ -72,7 +77,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   });
   let worker: Worker | undefined;
   if (options.worker !== false) {
-    worker = new Worker({ ...options.worker, runs, providers });
+    worker = new Worker({ logger, ...options.worker, runs, providers });
     // Runs that expired while no process was up are expired before anything else.
     while ((await runs.expireDue(500)) === 500);
   }
@@ -101,9 +106,11 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     queryLimits: config.queryLimits,
     maxBodyBytes: config.maxBodyBytes,
     ready: () => isMigrated(database).catch(() => false),
+    logger,
   });
   worker?.start();
   return {
+    logger,
     database,
     services,
     server,

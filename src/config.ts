@@ -46,6 +46,8 @@ const configSchema = z.object({
   WS_INIT_TIMEOUT_SECONDS: intFromEnv(3, 1),
   /** Ping interval; a socket that does not pong within it is closed. @default 12 */
   WS_KEEPALIVE_SECONDS: intFromEnv(12, 1),
+  /** pino level: trace, debug, info, warn, error, fatal or silent. @default "info" */
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /** Query limits (graphql-armor), on HTTP and websockets alike. */
   GRAPHQL_MAX_DEPTH: intFromEnv(12, 1),
   GRAPHQL_MAX_COST: intFromEnv(5000, 1),
@@ -70,6 +72,7 @@ export type Config = Readonly<{
   leaseSeconds: number;
   shutdownGraceSeconds: number;
   redisUrl: string | undefined;
+  logLevel: string;
   queryLimits: { maxDepth: number; maxCost: number; maxAliases: number; maxTokens: number; maxDirectives: number };
   maxBodyBytes: number;
   subscriptionBuffer: number;
@@ -100,6 +103,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     leaseSeconds: e.LEASE_SECONDS,
     shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
     redisUrl: e.REDIS_URL,
+    logLevel: e.LOG_LEVEL,
     queryLimits: {
       maxDepth: e.GRAPHQL_MAX_DEPTH,
       maxCost: e.GRAPHQL_MAX_COST,

@@ -1,10 +1,13 @@
 /** Entry point: the only module that reads the environment, listens, and exits. */
 import { buildApp } from './app.js';
 import { loadConfig } from './config.js';
+import { createLogger } from './log.js';
 import { GRAPHQL_PATH } from './server/server.js';
 
 const config = loadConfig();
+const logger = createLogger({ level: config.logLevel });
 const app = await buildApp(config, {
+  logger,
   worker:
     config.role === 'gateway'
       ? false
@@ -16,23 +19,23 @@ const app = await buildApp(config, {
 });
 const where = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `PGlite at ${config.pgliteDir}`;
 if (config.role === 'worker') {
-  console.log(`Runway worker ${app.worker?.id} on ${where}`);
+  logger.info({ role: config.role }, `Runway worker ${app.worker?.id} on ${where}`);
 } else {
   const port = await app.server.start(config.port, config.host);
   const shownHost = config.host === '0.0.0.0' ? 'localhost' : config.host;
-  console.log(`Runway ${config.role} on http://${shownHost}:${port}${GRAPHQL_PATH} (${where})`);
+  logger.info({ role: config.role, port }, `Runway ${config.role} on http://${shownHost}:${port}${GRAPHQL_PATH} (${where})`);
 }
 
 let stopping = false;
 async function shutdown(signal: string) {
   if (stopping) return;
   stopping = true;
-  console.log(`${signal}: stopping (grace ${config.shutdownGraceSeconds}s)`);
+  logger.info({ signal, graceSeconds: config.shutdownGraceSeconds }, 'stopping');
   try {
     await app.stop();
     process.exit(0);
   } catch (error) {
-    console.error('shutdown failed', error);
+    logger.error({ err: error }, 'shutdown failed');
     process.exit(1);
   }
 }

@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type { RunRow, RunStepRow } from '../db/schema.js';
 import type { RunStatusEvent, RunUsage } from '../domain/run.js';
+import { createLogger, type Logger } from '../log.js';
 import type { RunService } from '../runs/run-service.js';
 import { ModelError, type ModelProvider, type PromptMessage } from './providers/provider.js';
 import { promptTokens } from './providers/scripted.js';
@@ -26,6 +27,7 @@ export interface WorkerOptions {
   pollMs?: number;
   /** On stop, how long in-flight runs may take to finish before their claims are released. @default 10000 */
   shutdownGraceMs?: number;
+  logger?: Logger;
 }
 
 interface InFlight {
@@ -47,12 +49,14 @@ export class Worker {
   private readonly leaseSeconds: number;
   private readonly pollMs: number;
   private readonly shutdownGraceMs: number;
+  private readonly log: Logger;
 
   constructor(private readonly options: WorkerOptions) {
     this.concurrency = options.concurrency ?? 8;
     this.leaseSeconds = options.leaseSeconds ?? 30;
     this.pollMs = options.pollMs ?? 1000;
     this.shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
+    this.log = (options.logger ?? createLogger()).child({ workerId: this.id });
   }
 
   start(): void {
@@ -133,7 +137,7 @@ export class Worker {
         }
       }
     } catch (error) {
-      console.error('sweeping runs failed; retrying at the next poll', error);
+      this.log.error({ err: error }, 'sweeping runs failed; retrying at the next poll');
     }
     this.wake();
   }
@@ -148,7 +152,7 @@ export class Worker {
       try {
         claimed = await runs.claim(this.id, free, this.leaseSeconds);
       } catch (error) {
-        console.error('claiming runs failed; retrying at the next poll', error);
+        this.log.error({ err: error }, 'claiming runs failed; retrying at the next poll');
         return;
       }
       for (const run of claimed) this.begin(run);
@@ -172,11 +176,11 @@ export class Worker {
           // Lost the claim, or the run was stopped and the notice went astray.
           if (!current || current.status === 'cancelling') abort.abort(new Error('stopped'));
         },
-        (error) => console.error(`renewing the lease of ${run.id} failed`, error),
+        (error) => this.log.error({ err: error, runId: run.id }, 'renewing a lease failed'),
       );
     }, (this.leaseSeconds * 1000) / 3);
     const done = this.execute(run, leaseToken, abort.signal)
-      .catch((error) => console.error(`run ${run.id} failed unexpectedly`, error))
+      .catch((error) => this.log.error({ err: error, runId: run.id }, 'run execution failed unexpectedly'))
       .finally(() => {
         clearInterval(renewal);
         if (this.inFlight.get(run.id)?.leaseToken === leaseToken) this.inFlight.delete(run.id);
@@ -246,7 +250,7 @@ export class Worker {
         error instanceof ModelError
           ? { code: error.code, message: error.message }
           : { code: 'server_error' as const, message: 'The model call failed.' };
-      if (!(error instanceof ModelError)) console.error(`model call for run ${run.id} failed`, error);
+      if (!(error instanceof ModelError)) this.log.error({ err: error, runId: run.id }, 'model call failed');
       await runs.transition(run.id, 'failed', { lastError, usage: earlierUsage }, guard);
     }
   }

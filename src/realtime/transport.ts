@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import type { Database, Executor } from '../db/client.js';
 import { listen, notify } from '../db/notifications.js';
 import type { RunStatusEvent } from '../domain/run.js';
+import type { Logger } from '../log.js';
 import { decodeEvents, encodeEvents, MAX_PAYLOAD_BYTES } from './event-codec.js';
 
 export const EVENTS_CHANNEL = 'runway_events';
@@ -84,13 +85,13 @@ export function postgresTransport(database: Database): EventTransport {
  * the run's next event, when they fill the gap from run_events (a final transition lost
  * this way is caught at the next resync).
  */
-export function redisTransport(url: string, channel: string): EventTransport {
+export function redisTransport(url: string, channel: string, log: Logger): EventTransport {
   const publisher = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 3 });
   publisher.on('error', () => {}); // ioredis reconnects by itself; commands report their own errors
   const barriers = new Map<string, () => void>();
   const publish = (payload: string) =>
     publisher.publish(channel, payload).catch((error: unknown) => {
-      console.error('publishing run events to Redis failed', error);
+      log.error({ err: error }, 'publishing run events to Redis failed');
     });
   return {
     async inTransaction() {},
@@ -109,7 +110,7 @@ export function redisTransport(url: string, channel: string): EventTransport {
       let first = true;
       subscriber.on('ready', () => {
         if (first) return; // the first subscription is made below
-        subscriber.subscribe(channel).then(onResync, (error: unknown) => console.error('re-subscribing to Redis failed', error));
+        subscriber.subscribe(channel).then(onResync, (error: unknown) => log.error({ err: error }, 're-subscribing to Redis failed'));
       });
       await subscriber.connect();
       await subscriber.subscribe(channel);

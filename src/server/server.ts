@@ -6,6 +6,8 @@
  */
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
@@ -15,6 +17,7 @@ import { WebSocketServer } from 'ws';
 import type { GraphQLContext } from '../graphql/context.js';
 import { maskError, useInputErrorCodes } from '../graphql/errors.js';
 import { schema } from '../graphql/schema.js';
+import { createLogger, type Logger } from '../log.js';
 import { DEFAULT_QUERY_LIMITS, protectionPlugins, type QueryLimits } from './protection.js';
 
 export const GRAPHQL_PATH = '/graphql';
@@ -49,6 +52,7 @@ export interface ServerOptions {
   maxBatch?: number | undefined;
   /** For /ready: is the database reachable and migrated? */
   ready?: () => Promise<boolean>;
+  logger?: Logger;
 }
 
 export interface RunwayServer {
@@ -92,13 +96,34 @@ export function buildServer(options: ServerOptions): RunwayServer {
     ],
     // Stack traces never reach a client, in development either: maskError logs them.
     maskedErrors: { maskError, isDev: false },
+    // yoga's own messages (unexpected errors among them) as structured lines.
+    logging: {
+      debug: (...args) => log.debug(args),
+      info: (...args) => log.info(args),
+      warn: (...args) => log.warn(args),
+      error: (...args) => log.error({ err: args[0] }, 'graphql error'),
+    },
   });
 
   const limits = { ...DEFAULT_WEBSOCKET_LIMITS, ...options.websocket };
+  const log = options.logger ?? createLogger();
   const maxBodyBytes = options.maxBodyBytes ?? 1_048_576;
   const ready = options.ready ?? (async () => true);
   const http = createServer((req, res) => {
     const path = req.url?.split('?')[0];
+    // Every response carries a request id (the caller's, if it sent a sane one), and
+    // every request leaves one access line with it.
+    const given = req.headers['x-request-id'];
+    const requestId = typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+    req.headers['x-request-id'] = requestId;
+    res.setHeader('x-request-id', requestId);
+    const started = performance.now();
+    res.once('finish', () =>
+      log.info(
+        { requestId, method: req.method, path, status: res.statusCode, ms: Math.round((performance.now() - started) * 10) / 10 },
+        'request',
+      ),
+    );
     if (path === '/health') return sendJson(res, 200, { status: 'ok' });
     if (path === '/ready') {
       void ready().then(

@@ -62,7 +62,7 @@ async function waitUntil(predicate: () => Promise<boolean>, timeoutMs: number, w
 
 function spawnWorker(databaseUrl: string, env: Record<string, string> = {}): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: { ...process.env, ROLE: 'worker', DATABASE_URL: databaseUrl, ...env },
+    env: { ...process.env, LOG_LEVEL: 'info', ROLE: 'worker', DATABASE_URL: databaseUrl, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stderr?.on('data', (d) => process.stderr.write(`[worker] ${d}`));

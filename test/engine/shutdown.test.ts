@@ -15,7 +15,7 @@ async function startRunway(env: Record<string, string>): Promise<{ child: ChildP
   const db = await createScratchDatabase();
   leftovers.push(() => db.drop());
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', PGLITE_DIR: 'memory://', ...(db.url ? { DATABASE_URL: db.url } : {}), ...env },
+    env: { ...process.env, LOG_LEVEL: 'info', PORT: '0', HOST: '127.0.0.1', PGLITE_DIR: 'memory://', ...(db.url ? { DATABASE_URL: db.url } : {}), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));

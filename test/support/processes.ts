@@ -11,7 +11,7 @@ export interface RunwayProcess {
 
 export async function startRunwayProcess(env: Record<string, string>): Promise<RunwayProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ...env },
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stderr!.on('data', (d) => process.stderr.write(`[runway ${env.ROLE ?? 'all'}] ${d}`));

@@ -5,6 +5,7 @@
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { buildApp, unixNow, type App } from '../../src/app.js';
+import { createLogger, type Logger } from '../../src/log.js';
 import type { QueryLimits } from '../../src/server/protection.js';
 import type { WebsocketLimits } from '../../src/server/server.js';
 import { createScratchDatabase } from './database.js';
@@ -36,6 +37,8 @@ export interface TestAppOptions {
   subscriptionBuffer?: number;
   websocket?: Partial<WebsocketLimits>;
   production?: boolean;
+  /** Where the app logs. @default warnings and errors to stdout */
+  logger?: Logger;
   queryLimits?: Partial<QueryLimits>;
   maxBodyBytes?: number;
 }
@@ -58,6 +61,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       websocket: options.websocket,
     },
     {
+      logger: options.logger ?? createLogger({ level: process.env.LOG_LEVEL ?? 'warn' }),
       clock: options.clock ?? unixNow,
       worker: options.worker
         ? { pollMs: 200, concurrency: options.workerConcurrency ?? 8, leaseSeconds: options.leaseSeconds ?? 30 }

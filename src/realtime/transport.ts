@@ -34,8 +34,36 @@ export interface EventTransport {
 
 const BARRIER = '#barrier ';
 
+/**
+ * Markers sent down the channel behind everything sent before them: when this process
+ * hears its own marker, it has heard everything before it.
+ */
+function createBarriers() {
+  const waiting = new Map<string, () => void>();
+  return {
+    /** True (and the waiter released) when `payload` is one of our markers. */
+    arrived(payload: string): boolean {
+      if (!payload.startsWith(BARRIER)) return false;
+      waiting.get(payload.slice(BARRIER.length))?.();
+      return true;
+    },
+    async pass(send: (payload: string) => Promise<unknown>, timeoutMs: number): Promise<void> {
+      const id = randomUUID();
+      let timer: NodeJS.Timeout | undefined;
+      const arrived = new Promise<void>((resolve) => {
+        waiting.set(id, resolve);
+        timer = setTimeout(resolve, timeoutMs);
+      });
+      await send(BARRIER + id);
+      await arrived;
+      clearTimeout(timer);
+      waiting.delete(id);
+    },
+  };
+}
+
 export function postgresTransport(database: Database): EventTransport {
-  const barriers = new Map<string, () => void>();
+  const barriers = createBarriers();
   return {
     async inTransaction(ex, events) {
       if (events.length === 0) return;
@@ -52,26 +80,14 @@ export function postgresTransport(database: Database): EventTransport {
         database,
         EVENTS_CHANNEL,
         (payload) => {
-          if (payload.startsWith(BARRIER)) return barriers.get(payload.slice(BARRIER.length))?.();
-          onEvents(decodeEvents(payload));
+          if (!barriers.arrived(payload)) onEvents(decodeEvents(payload));
         },
         onResync,
       );
     },
-    async flush(timeoutMs = 2000) {
-      // Notifications reach a listener in commit order: once our own barrier arrives,
-      // everything committed before it has arrived too.
-      const id = randomUUID();
-      let timer: NodeJS.Timeout | undefined;
-      const arrived = new Promise<void>((resolve) => {
-        barriers.set(id, resolve);
-        timer = setTimeout(resolve, timeoutMs);
-      });
-      await notify(database.db, EVENTS_CHANNEL, BARRIER + id);
-      await arrived;
-      clearTimeout(timer);
-      barriers.delete(id);
-    },
+    // Notifications reach a listener in commit order: once our own barrier arrives,
+    // everything committed before it has arrived too.
+    flush: (timeoutMs = 2000) => barriers.pass((payload) => notify(database.db, EVENTS_CHANNEL, payload), timeoutMs),
   };
 }
 
@@ -88,7 +104,7 @@ export function postgresTransport(database: Database): EventTransport {
 export function redisTransport(url: string, channel: string, log: Logger): EventTransport {
   const publisher = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 3 });
   publisher.on('error', () => {}); // ioredis reconnects by itself; commands report their own errors
-  const barriers = new Map<string, () => void>();
+  const barriers = createBarriers();
   const publish = (payload: string) =>
     publisher.publish(channel, payload).catch((error: unknown) => {
       log.error({ err: error }, 'publishing run events to Redis failed');
@@ -104,8 +120,7 @@ export function redisTransport(url: string, channel: string, log: Logger): Event
       const subscriber = new Redis(url, { lazyConnect: true, autoResubscribe: false });
       subscriber.on('error', () => {});
       subscriber.on('message', (_channel: string, payload: string) => {
-        if (payload.startsWith(BARRIER)) return barriers.get(payload.slice(BARRIER.length))?.();
-        onEvents(decodeEvents(payload));
+        if (!barriers.arrived(payload)) onEvents(decodeEvents(payload));
       });
       let first = true;
       subscriber.on('ready', () => {
@@ -121,18 +136,7 @@ export function redisTransport(url: string, channel: string, log: Logger): Event
         publisher.disconnect();
       };
     },
-    async flush(timeoutMs = 2000) {
-      // One publisher connection: Redis delivers its messages in the order it sent them.
-      const id = randomUUID();
-      let timer: NodeJS.Timeout | undefined;
-      const arrived = new Promise<void>((resolve) => {
-        barriers.set(id, resolve);
-        timer = setTimeout(resolve, timeoutMs);
-      });
-      await publish(BARRIER + id);
-      await arrived;
-      clearTimeout(timer);
-      barriers.delete(id);
-    },
+    // One publisher connection: Redis delivers its messages in the order it sent them.
+    flush: (timeoutMs = 2000) => barriers.pass(publish, timeoutMs),
   };
 }

@@ -380,17 +380,7 @@ export class RunService {
 
   /** The event that left the run in its current state. */
   async currentEvent(run: RunRow): Promise<RunStatusEvent> {
-    return (
-      (await store.findRunEvent(this.deps.db, run.id, run.version)) ?? {
-        runId: run.id,
-        threadId: run.threadId,
-        threadSeq: run.threadSeq,
-        version: run.version,
-        previousStatus: run.previousStatus,
-        status: run.status,
-        at: run.createdAt,
-      }
-    );
+    return (await store.findRunEvent(this.deps.db, run.id, run.version)) ?? store.eventOf(run, run.createdAt);
   }
 
   /** Where the thread's event history ends now ({0, 0} before its first run). */

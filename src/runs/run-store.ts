@@ -158,7 +158,7 @@ export async function transitionRun(
 }
 
 /** The event of the transition that left `run` as it is. */
-function eventOf(run: RunRow, at: number): RunStatusEvent {
+export function eventOf(run: RunRow, at: number): RunStatusEvent {
   return {
     runId: run.id,
     threadId: run.threadId,

@@ -1,38 +1,22 @@
 /** SIGTERM: stop claiming, let in-flight runs finish within the grace period, close websockets with 1001, exit 0. */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createClient } from 'graphql-ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createScratchDatabase } from '../support/database.js';
+import { startRunwayProcess } from '../support/processes.js';
 
 const leftovers: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const dispose of leftovers.splice(0).reverse()) await dispose();
 });
 
-/** `npm start`'s entry point in a child process, on its own database; resolves with its URL. */
-async function startRunway(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; exited: Promise<number | null> }> {
+/** `npm start`'s entry point in a child process, on its own database. */
+async function startRunway(env: Record<string, string>) {
   const db = await createScratchDatabase();
   leftovers.push(() => db.drop());
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: { ...process.env, LOG_LEVEL: 'info', PORT: '0', HOST: '127.0.0.1', PGLITE_DIR: 'memory://', ...(db.url ? { DATABASE_URL: db.url } : {}), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  leftovers.push(async () => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-    await exited;
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = out.match(/on (http:\/\/\S+\/graphql)/);
-      if (m) resolve(m[1]!.replace('localhost', '127.0.0.1'));
-    });
-    child.once('exit', () => reject(new Error(`exited early: ${out}`)));
-  });
-  return { child, url, exited };
+  const runway = await startRunwayProcess({ PGLITE_DIR: 'memory://', ...(db.url ? { DATABASE_URL: db.url } : {}), ...env });
+  leftovers.push(() => runway.kill());
+  return { child: runway.child, url: runway.url!, exited: runway.exited };
 }
 
 async function gql(url: string, query: string, variables: Record<string, unknown> = {}) {

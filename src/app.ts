@@ -23,7 +23,7 @@ export type AppConfig = Pick<
   Config,
   'databaseUrl' | 'pgliteDir' | 'databasePoolSize' | 'runExpiresAfterSeconds' | 'production'
 > &
-  Partial<Pick<Config, 'openai' | 'subscriptionBuffer' | 'redisUrl' | 'maxBodyBytes'>> & {
+  Partial<Pick<Config, 'openai' | 'subscriptionBuffer' | 'redisUrl' | 'maxBodyBytes' | 'apiKeys'>> & {
     queryLimits?: Partial<Config['queryLimits']> | undefined;
   } & { websocket?: Partial<Config['websocket']> | undefined };
 
@@ -107,6 +107,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     maxBodyBytes: config.maxBodyBytes,
     ready: () => isMigrated(database).catch(() => false),
     logger,
+    apiKeys: config.apiKeys,
   });
   worker?.start();
   return {

@@ -10,8 +10,16 @@ const intFromEnv = (fallback: number, min: number) =>
 const configSchema = z.object({
   /** HTTP and websocket port. @default 4000 */
   PORT: intFromEnv(4000, 0),
-  /** Interface to listen on. @default "0.0.0.0" (all interfaces) */
-  HOST: z.string().min(1).default('0.0.0.0'),
+  /**
+   * Interface to listen on. @default "0.0.0.0" with API keys; "127.0.0.1" without (open
+   * local mode: no key, so nothing but this machine may reach it unless HOST says so).
+   */
+  HOST: z.string().min(1).optional(),
+  /** API keys and their projects: "key1:projectA,key2:projectB". Unset: open local mode. */
+  API_KEYS: z
+    .string()
+    .regex(/^[^:,\s]{16,}:[\w.-]{1,64}(,[^:,\s]{16,}:[\w.-]{1,64})*$/, 'expected "key:project,..." with keys of 16+ characters')
+    .optional(),
   /** A PostgreSQL URL. When unset, Runway runs on embedded PGlite. */
   DATABASE_URL: z.string().min(1).optional(),
   /** PGlite data directory when DATABASE_URL is unset; `memory://` keeps nothing. @default "./.data/pglite" */
@@ -63,6 +71,8 @@ const configSchema = z.object({
 export type Config = Readonly<{
   port: number;
   host: string;
+  /** Key -> project. Empty: open local mode. */
+  apiKeys: ReadonlyMap<string, string>;
   databaseUrl: string | undefined;
   pgliteDir: string;
   databasePoolSize: number;
@@ -91,9 +101,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new Error(`Invalid environment:\n  ${problems.join('\n  ')}`);
   }
   const e = parsed.data;
+  const apiKeys = new Map(
+    (e.API_KEYS ?? '')
+      .split(',')
+      .filter(Boolean)
+      .map((pair) => pair.split(':') as [string, string]),
+  );
   return {
     port: e.PORT,
-    host: e.HOST,
+    host: e.HOST ?? (apiKeys.size > 0 ? '0.0.0.0' : '127.0.0.1'),
+    apiKeys,
     databaseUrl: e.DATABASE_URL,
     pgliteDir: e.PGLITE_DIR,
     databasePoolSize: e.DATABASE_POOL_SIZE,

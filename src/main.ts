@@ -17,6 +17,12 @@ const app = await buildApp(config, {
           shutdownGraceMs: config.shutdownGraceSeconds * 1000,
         },
 });
+if (config.apiKeys.size === 0) {
+  logger.warn(
+    { host: config.host },
+    'No API keys configured (API_KEYS): open local mode, every request is let in. Listening on 127.0.0.1 unless HOST is set.',
+  );
+}
 const where = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `PGlite at ${config.pgliteDir}`;
 if (config.role === 'worker') {
   logger.info({ role: config.role }, `Runway worker ${app.worker?.id} on ${where}`);

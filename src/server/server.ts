@@ -18,6 +18,7 @@ import type { GraphQLContext } from '../graphql/context.js';
 import { maskError, useInputErrorCodes } from '../graphql/errors.js';
 import { schema } from '../graphql/schema.js';
 import { createLogger, type Logger } from '../log.js';
+import { createAuthenticator } from './auth.js';
 import { DEFAULT_QUERY_LIMITS, protectionPlugins, type QueryLimits } from './protection.js';
 
 export const GRAPHQL_PATH = '/graphql';
@@ -53,6 +54,8 @@ export interface ServerOptions {
   /** For /ready: is the database reachable and migrated? */
   ready?: () => Promise<boolean>;
   logger?: Logger;
+  /** API keys; none: open local mode. */
+  apiKeys?: ReadonlyMap<string, string> | undefined;
 }
 
 export interface RunwayServer {
@@ -107,6 +110,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
 
   const limits = { ...DEFAULT_WEBSOCKET_LIMITS, ...options.websocket };
   const log = options.logger ?? createLogger();
+  const auth = createAuthenticator(options.apiKeys ?? new Map());
   const maxBodyBytes = options.maxBodyBytes ?? 1_048_576;
   const ready = options.ready ?? (async () => true);
   const http = createServer((req, res) => {
@@ -132,6 +136,15 @@ export function buildServer(options: ServerOptions): RunwayServer {
       );
       return;
     }
+    // GraphiQL's page is public (its requests carry the key the user sets in Headers);
+    // every GraphQL request needs a valid key once keys are configured.
+    const wantsPage = req.method === 'GET' && (req.headers.accept ?? '').includes('text/html');
+    if (auth.required && !wantsPage && !auth.projectOf(req.headers.authorization)) {
+      res.setHeader('www-authenticate', 'Bearer');
+      return sendJson(res, 401, {
+        errors: [{ message: 'A valid API key is required: Authorization: Bearer <key>.', extensions: { code: 'UNAUTHENTICATED' } }],
+      });
+    }
     if (req.method === 'POST') {
       const length = req.headers['content-length'];
       // A body of unknown length could be endless: GraphQL clients always send one.
@@ -147,6 +160,11 @@ export function buildServer(options: ServerOptions): RunwayServer {
     {
       // A socket that never sends connection_init is closed with 4408.
       connectionInitWaitTimeout: limits.initTimeoutMs,
+      onConnect: (ctx) => {
+        if (!auth.required || auth.projectOf(ctx.connectionParams?.['authorization'])) return true;
+        ctx.extra.socket.close(4401, 'Unauthenticated: connectionParams.authorization needs a valid API key');
+        return false;
+      },
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
       onSubscribe: async (ctx, _id, payload) => {

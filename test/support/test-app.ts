@@ -37,6 +37,7 @@ export interface TestAppOptions {
   subscriptionBuffer?: number;
   websocket?: Partial<WebsocketLimits>;
   production?: boolean;
+  apiKeys?: ReadonlyMap<string, string>;
   /** Where the app logs. @default warnings and errors to stdout */
   logger?: Logger;
   queryLimits?: Partial<QueryLimits>;
@@ -52,6 +53,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       databasePoolSize: 20,
       runExpiresAfterSeconds: options.runExpiresAfterSeconds ?? 600,
       production: options.production ?? false,
+      apiKeys: options.apiKeys,
       queryLimits: options.queryLimits,
       maxBodyBytes: options.maxBodyBytes,
       openai: options.openai,

@@ -1,0 +1,75 @@
+/** API keys on HTTP and websockets, and open local mode without them. */
+import { createClient } from 'graphql-ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { loadConfig } from '../../src/config.js';
+import { startTestApp, type TestApp } from '../support/test-app.js';
+
+const KEY_A = 'key-of-project-a-0123456789';
+let t: TestApp;
+beforeAll(async () => {
+  t = await startTestApp({ apiKeys: loadConfig({ API_KEYS: `${KEY_A}:projectA,key-of-project-b-0123456789:projectB` }).apiKeys });
+});
+afterAll(async () => {
+  await t?.close();
+});
+
+const post = (headers: Record<string, string>) =>
+  fetch(t.url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query: '{ __typename }' }) });
+
+describe('HTTP', () => {
+  it('answers 401 UNAUTHENTICATED without a key or with an unknown one', async () => {
+    const attempts: Record<string, string>[] = [{}, { authorization: 'Bearer not-a-key-of-anyone-at-all' }, { authorization: 'Basic xyz' }];
+    for (const headers of attempts) {
+      const res = await post(headers);
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toBe('Bearer');
+      expect(((await res.json()) as any).errors[0].extensions.code).toBe('UNAUTHENTICATED');
+    }
+  });
+
+  it('serves a request with a valid key', async () => {
+    const res = await post({ authorization: `Bearer ${KEY_A}` });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ data: { __typename: 'Query' } });
+  });
+
+  it('leaves /health, /ready and the GraphiQL page open', async () => {
+    const base = t.url.replace('/graphql', '');
+    expect((await fetch(`${base}/health`)).status).toBe(200);
+    expect((await fetch(`${base}/ready`)).status).toBe(200);
+    expect((await fetch(t.url, { headers: { accept: 'text/html' } })).status).toBe(200);
+  });
+});
+
+describe('websockets', () => {
+  const connect = (connectionParams: Record<string, unknown>) =>
+    new Promise<{ closed?: number; data?: unknown }>((resolve) => {
+      const client = createClient({
+        url: t.wsUrl,
+        webSocketImpl: WebSocket,
+        retryAttempts: 0,
+        connectionParams,
+        on: { closed: (e: any) => resolve({ closed: e.code }) },
+      });
+      client.subscribe({ query: '{ __typename }' }, { next: (v) => resolve({ data: v.data }), error: () => {}, complete: () => void client.dispose() });
+    });
+
+  it('closes with 4401 at connection_init without a valid key', async () => {
+    expect(await connect({})).toEqual({ closed: 4401 });
+    expect(await connect({ authorization: 'Bearer wrong-key-wrong-key-wrong' })).toEqual({ closed: 4401 });
+  });
+
+  it('serves a socket whose connectionParams carry a valid key', async () => {
+    expect(await connect({ authorization: `Bearer ${KEY_A}` })).toEqual({ data: { __typename: 'Query' } });
+  });
+});
+
+describe('configuration', () => {
+  it('listens on 127.0.0.1 without keys (open local mode) unless HOST is set', () => {
+    expect(loadConfig({}).host).toBe('127.0.0.1');
+    expect(loadConfig({ HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
+    expect(loadConfig({ API_KEYS: `${KEY_A}:p` }).host).toBe('0.0.0.0');
+    expect(() => loadConfig({ API_KEYS: 'short:p' })).toThrow(/API_KEYS/);
+  });
+});

@@ -76,12 +76,12 @@ async function main() {
 /** One run per subscriber, each on its own thread, all in_progress to start with. */
 async function seed(app: App): Promise<string[]> {
   const { assistants, threads, runs } = app.services;
-  const assistant = await assistants.create({ model: 'scripted' });
+  const assistant = await assistants.create('default', { model: 'scripted' });
   const ids: string[] = [];
   const lanes = Array.from({ length: 16 }, async () => {
     while (ids.length < SUBSCRIBERS) {
-      const thread = await threads.create({});
-      const run = await runs.create(thread.id, { assistantId: assistant.id });
+      const thread = await threads.create('default', {});
+      const run = await runs.create('default', thread.id, { assistantId: assistant.id });
       ids.push(run.id);
       await runs.transition(run.id, 'in_progress');
       state.set(run.id, 'in_progress');

@@ -6,7 +6,9 @@ import { AssistantService } from './assistants/assistant-service.js';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { isMigrated, migrate } from './db/migrate.js';
-import type { GraphQLContext } from './graphql/context.js';
+import type { Services } from './graphql/context.js';
+import { createAuthenticator, type Authenticator } from './auth/authenticator.js';
+import { Redis } from 'ioredis';
 import { createOpenAIProvider } from './engine/providers/openai.js';
 import { createLogger, type Logger } from './log.js';
 import type { ModelProvider } from './engine/providers/provider.js';
@@ -25,12 +27,14 @@ export type AppConfig = Pick<
 > &
   Partial<Pick<Config, 'openai' | 'subscriptionBuffer' | 'redisUrl' | 'maxBodyBytes' | 'apiKeys'>> & {
     queryLimits?: Partial<Config['queryLimits']> | undefined;
+    rateLimits?: Partial<Config['rateLimits']> | undefined;
   } & { websocket?: Partial<Config['websocket']> | undefined };
 
 export interface App {
   logger: Logger;
   database: Database;
-  services: GraphQLContext;
+  services: Services;
+  authenticator: Authenticator;
   server: RunwayServer;
   worker: Worker | undefined;
   stop(): Promise<void>;
@@ -40,6 +44,8 @@ export interface BuildOptions {
   clock?: () => number;
   /** @default a pino logger at info level on stdout */
   logger?: Logger;
+  /** How long a database API key lookup is trusted (a revoke takes this long). @default 30000 */
+  authCacheMs?: number;
   /** Run a worker in this process (false: gateway only). @default {} (on, with defaults) */
   worker?: Omit<WorkerOptions, 'runs' | 'providers'> | false;
 }
@@ -93,27 +99,41 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
       worker?.wake();
     },
   );
-  const services: GraphQLContext = {
+  const services: Services = {
     bus,
     runs,
     threads: new ThreadService({ db, clock }),
     assistants: new AssistantService({ db, clock }),
   };
+  const authenticator = await createAuthenticator({
+    envKeys: config.apiKeys ?? new Map(),
+    db,
+    logger,
+    cacheMs: options.authCacheMs,
+  });
+  // Rate-limit counters shared by every gateway; without Redis each process counts alone.
+  const limitsRedis = config.redisUrl
+    ? new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false })
+    : undefined;
+  limitsRedis?.on('error', (error) => logger.debug({ err: error }, 'rate-limit redis'));
   const server = buildServer({
-    context: services,
+    services,
+    authenticator,
+    rateLimits: config.rateLimits,
+    sharedCounters: limitsRedis && { redis: limitsRedis, prefix: eventsChannel(database) },
     production: config.production,
     websocket: config.websocket,
     queryLimits: config.queryLimits,
     maxBodyBytes: config.maxBodyBytes,
     ready: () => isMigrated(database).catch(() => false),
     logger,
-    apiKeys: config.apiKeys,
   });
   worker?.start();
   return {
     logger,
     database,
     services,
+    authenticator,
     server,
     worker,
     async stop() {
@@ -127,13 +147,15 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
       while (bus.subscriberCount() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       await unlisten();
       await server.stop();
+      authenticator.close();
+      limitsRedis?.disconnect();
       await database.close();
     },
   };
 }
 
 /**
- * The Redis channel of this deployment: one per database name, so deployments (and test
+ * The Redis channel (and key prefix) of this deployment: one per database name, so deployments (and test
  * databases) sharing a Redis do not hear each other. A PGlite database is one process's.
  */
 function eventsChannel(database: Database): string {

@@ -11,11 +11,11 @@ const configSchema = z.object({
   /** HTTP and websocket port. @default 4000 */
   PORT: intFromEnv(4000, 0),
   /**
-   * Interface to listen on. @default "0.0.0.0" with API keys; "127.0.0.1" without (open
-   * local mode: no key, so nothing but this machine may reach it unless HOST says so).
+   * Interface to listen on. @default "0.0.0.0" with API keys (in API_KEYS or the database);
+   * "127.0.0.1" without (open local mode: no key, so nothing but this machine may reach it).
    */
   HOST: z.string().min(1).optional(),
-  /** API keys and their projects: "key1:projectA,key2:projectB". Unset: open local mode. */
+  /** API keys and their projects: "key1:projectA,key2:projectB". Keys may also live in the database (`npm run key:create`); none anywhere: open local mode. */
   API_KEYS: z
     .string()
     .regex(/^[^:,\s]{16,}:[\w.-]{1,64}(,[^:,\s]{16,}:[\w.-]{1,64})*$/, 'expected "key:project,..." with keys of 16+ characters')
@@ -56,6 +56,10 @@ const configSchema = z.object({
   WS_KEEPALIVE_SECONDS: intFromEnv(12, 1),
   /** pino level: trace, debug, info, warn, error, fatal or silent. @default "info" */
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /** Mutation fields per API key per minute (0: unlimited); shared across processes through REDIS_URL. @default 600 */
+  RATE_LIMIT_MUTATIONS_PER_MINUTE: intFromEnv(600, 0),
+  /** New subscriptions per API key per minute (0: unlimited). @default 120 */
+  RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE: intFromEnv(120, 0),
   /** Query limits (graphql-armor), on HTTP and websockets alike. */
   GRAPHQL_MAX_DEPTH: intFromEnv(12, 1),
   GRAPHQL_MAX_COST: intFromEnv(5000, 1),
@@ -70,7 +74,8 @@ const configSchema = z.object({
 
 export type Config = Readonly<{
   port: number;
-  host: string;
+  /** HOST, when set; see {@link listenHost}. */
+  host: string | undefined;
   /** Key -> project. Empty: open local mode. */
   apiKeys: ReadonlyMap<string, string>;
   databaseUrl: string | undefined;
@@ -85,12 +90,21 @@ export type Config = Readonly<{
   logLevel: string;
   queryLimits: { maxDepth: number; maxCost: number; maxAliases: number; maxTokens: number; maxDirectives: number };
   maxBodyBytes: number;
+  rateLimits: { mutationsPerMinute: number; subscriptionsPerMinute: number };
   subscriptionBuffer: number;
   websocket: { maxSubscriptions: number; maxMessageBytes: number; initTimeoutMs: number; keepAliveMs: number };
   /** Set when an OpenAI-compatible endpoint is configured. */
   openai: { baseURL: string | undefined; apiKey: string | undefined; maxRetries: number } | undefined;
   production: boolean;
 }>;
+
+/**
+ * Where to listen: HOST if set; otherwise everywhere once keys are required, and only on
+ * 127.0.0.1 in open local mode (no key: nothing but this machine may reach it).
+ */
+export function listenHost(config: Pick<Config, 'host'>, keysRequired: boolean): string {
+  return config.host ?? (keysRequired ? '0.0.0.0' : '127.0.0.1');
+}
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // An empty variable means "unset", as in most shells' `VAR= cmd`.
@@ -109,7 +123,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   );
   return {
     port: e.PORT,
-    host: e.HOST ?? (apiKeys.size > 0 ? '0.0.0.0' : '127.0.0.1'),
+    host: e.HOST,
     apiKeys,
     databaseUrl: e.DATABASE_URL,
     pgliteDir: e.PGLITE_DIR,
@@ -129,6 +143,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxDirectives: e.GRAPHQL_MAX_DIRECTIVES,
     },
     maxBodyBytes: e.MAX_BODY_BYTES,
+    rateLimits: {
+      mutationsPerMinute: e.RATE_LIMIT_MUTATIONS_PER_MINUTE,
+      subscriptionsPerMinute: e.RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE,
+    },
     subscriptionBuffer: e.SUBSCRIPTION_BUFFER,
     websocket: {
       maxSubscriptions: e.WS_MAX_SUBSCRIPTIONS,

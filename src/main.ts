@@ -1,6 +1,6 @@
 /** Entry point: the only module that reads the environment, listens, and exits. */
 import { buildApp } from './app.js';
-import { loadConfig } from './config.js';
+import { listenHost, loadConfig } from './config.js';
 import { createLogger } from './log.js';
 import { GRAPHQL_PATH } from './server/server.js';
 
@@ -17,18 +17,19 @@ const app = await buildApp(config, {
           shutdownGraceMs: config.shutdownGraceSeconds * 1000,
         },
 });
-if (config.apiKeys.size === 0) {
+const host = listenHost(config, app.authenticator.required);
+if (!app.authenticator.required) {
   logger.warn(
-    { host: config.host },
-    'No API keys configured (API_KEYS): open local mode, every request is let in. Listening on 127.0.0.1 unless HOST is set.',
+    { host },
+    'No API keys configured (API_KEYS or npm run key:create): open local mode, every request is let in, as project "default". Listening on 127.0.0.1 unless HOST is set.',
   );
 }
 const where = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `PGlite at ${config.pgliteDir}`;
 if (config.role === 'worker') {
   logger.info({ role: config.role }, `Runway worker ${app.worker?.id} on ${where}`);
 } else {
-  const port = await app.server.start(config.port, config.host);
-  const shownHost = config.host === '0.0.0.0' ? 'localhost' : config.host;
+  const port = await app.server.start(config.port, host);
+  const shownHost = host === '0.0.0.0' ? 'localhost' : host;
   logger.info({ role: config.role, port }, `Runway ${config.role} on http://${shownHost}:${port}${GRAPHQL_PATH} (${where})`);
 }
 

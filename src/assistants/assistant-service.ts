@@ -1,4 +1,4 @@
-import { eq } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { assistants, type AssistantRow } from '../db/schema.js';
 import { newId } from '../domain/ids.js';
@@ -16,11 +16,12 @@ export interface CreateAssistantInput {
 export class AssistantService {
   constructor(private readonly deps: { db: Db; clock: () => number }) {}
 
-  async create(input: CreateAssistantInput): Promise<AssistantRow> {
+  async create(projectId: string, input: CreateAssistantInput): Promise<AssistantRow> {
     const [row] = await this.deps.db
       .insert(assistants)
       .values({
         id: newId('asst'),
+        projectId,
         createdAt: this.deps.clock(),
         model: input.model,
         name: input.name ?? null,
@@ -34,8 +35,12 @@ export class AssistantService {
     return row;
   }
 
-  async get(id: string): Promise<AssistantRow | undefined> {
-    const [row] = await this.deps.db.select().from(assistants).where(eq(assistants.id, id));
+  /** The assistant, if it exists in this project. */
+  async get(projectId: string, id: string): Promise<AssistantRow | undefined> {
+    const [row] = await this.deps.db
+      .select()
+      .from(assistants)
+      .where(and(eq(assistants.id, id), eq(assistants.projectId, projectId)));
     return row;
   }
 }

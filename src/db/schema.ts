@@ -1,6 +1,7 @@
 /**
  * The tables. Migrations in `drizzle/` are generated from this file by drizzle-kit
- * (`npm run db:generate`) and applied at start; never edit a generated migration.
+ * (`npm run db:generate`) and applied at start; a generated migration is edited only to
+ * backfill a new NOT NULL column, and then says so at its top.
  *
  * Times the API shows are Unix seconds (as in the seeds), stored as bigint so they do not
  * stop in 2038. Ids are prefixed ULIDs, so ordering by id is ordering by creation.
@@ -48,8 +49,15 @@ export const runStepStatus = pgEnum('run_step_status', [
   'expired',
 ]);
 
+/**
+ * The tenant an object belongs to. Assistants, threads and runs carry it; messages,
+ * steps and events are reached only through their thread or run, which were checked.
+ */
+const projectId = () => text('project_id').notNull();
+
 export const assistants = pgTable('assistants', {
   id: text('id').primaryKey(),
+  projectId: projectId(),
   createdAt: unixSeconds('created_at').notNull(),
   model: text('model').notNull(),
   name: text('name'),
@@ -61,6 +69,7 @@ export const assistants = pgTable('assistants', {
 
 export const threads = pgTable('threads', {
   id: text('id').primaryKey(),
+  projectId: projectId(),
   createdAt: unixSeconds('created_at').notNull(),
   metadata: jsonb('metadata').$type<Metadata>().notNull().default({}),
   /** Runs created so far; the next run's threadSeq. Bumping it also locks the thread. */
@@ -88,6 +97,8 @@ export const runs = pgTable(
   'runs',
   {
     id: text('id').primaryKey(),
+    /** Copied from the thread, so a run is found in its project with one primary-key read. */
+    projectId: projectId(),
     threadId: text('thread_id')
       .notNull()
       .references(() => threads.id, { onDelete: 'cascade' }),
@@ -208,6 +219,19 @@ export const runSteps = pgTable(
   },
   (t) => [index('run_steps_run_id_id_idx').on(t.runId, t.id)],
 );
+
+/**
+ * API keys kept in the database (`npm run key:create`), besides those of API_KEYS. Only
+ * the key's SHA-256 is stored: a leaked table gives no one a key.
+ */
+export const apiKeys = pgTable('api_keys', {
+  id: text('id').primaryKey(),
+  projectId: text('project_id').notNull(),
+  keyHash: text('key_hash').notNull().unique(),
+  createdAt: unixSeconds('created_at').notNull(),
+  /** Set to revoke the key; it stops working within the authenticator's cache time. */
+  revokedAt: unixSeconds('revoked_at'),
+});
 
 export type AssistantRow = typeof assistants.$inferSelect;
 export type ThreadRow = typeof threads.$inferSelect;

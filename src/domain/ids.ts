@@ -7,7 +7,7 @@ import { monotonicFactory } from 'ulid';
  */
 const ulid = monotonicFactory();
 
-export type IdPrefix = 'asst' | 'thread' | 'msg' | 'run' | 'step';
+export type IdPrefix = 'asst' | 'thread' | 'msg' | 'run' | 'step' | 'key';
 
 export function newId(prefix: IdPrefix): string {
   return `${prefix}_${ulid()}`;

@@ -3,10 +3,20 @@ import type { RunEventBus } from '../realtime/event-bus.js';
 import type { RunService } from '../runs/run-service.js';
 import type { ThreadService } from '../threads/thread-service.js';
 
-/** What every resolver gets: the use cases, never a database handle. */
-export interface GraphQLContext {
+/** The use cases, built once per process: what the server hands to every request. */
+export interface Services {
   runs: RunService;
   threads: ThreadService;
   assistants: AssistantService;
   bus: RunEventBus;
 }
+
+/** Who is asking: the project every lookup is confined to, and the key (for rate limits). */
+export interface Caller {
+  projectId: string;
+  /** The API key's id (never the key), or "local" in open local mode. */
+  keyId: string;
+}
+
+/** What every resolver gets: the use cases and the caller, never a database handle. */
+export type GraphQLContext = Services & Caller;

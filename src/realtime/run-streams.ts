@@ -17,6 +17,8 @@ export interface StreamDeps {
   bus: RunEventBus;
   runs: RunService;
   threads: ThreadService;
+  /** The subscriber's project: another project's run or thread is NOT_FOUND. */
+  projectId: string;
 }
 
 /** What a subscription yields: an event (with the run when the stream has it at hand), or the end of a lagging one. */
@@ -59,7 +61,7 @@ export async function runStatusStream(
   let run: RunRow | undefined;
   let current: RunStatusEvent | undefined;
   try {
-    run = await deps.runs.getById(runId);
+    run = await deps.runs.getInProject(deps.projectId, runId);
     if (!run) throw new NotFoundError('run', runId);
     if (afterVersion == null) current = await deps.runs.currentEvent(run);
   } catch (error) {
@@ -121,7 +123,7 @@ export async function threadRunsStream(
   let position: ThreadPosition;
   try {
     const resumeFrom = after != null ? decodeEventCursor(after) : undefined;
-    const thread = await deps.threads.get(threadId);
+    const thread = await deps.threads.get(deps.projectId, threadId);
     if (!thread) throw new NotFoundError('thread', threadId);
     position = resumeFrom ?? (await deps.runs.lastThreadPosition(threadId));
   } catch (error) {

@@ -3,8 +3,8 @@
  * its own transaction, applies the lifecycle through the run store, and publishes the
  * committed transitions.
  */
-import { eq, sql } from 'drizzle-orm';
-import type { Db, Executor, Tx } from '../db/client.js';
+import { and, eq, sql } from 'drizzle-orm';
+import type { Db, Tx } from '../db/client.js';
 import type { Page, PageArgs } from '../db/keyset.js';
 import { assistants, messages, threads, type RunRow } from '../db/schema.js';
 import {
@@ -69,22 +69,38 @@ const MAX_ATTEMPTS = 5;
 export class RunService {
   constructor(private readonly deps: RunServiceDeps) {}
 
-  /** The run, or undefined when it does not exist in that thread. */
-  async get(threadId: string, runId: string): Promise<RunRow | undefined> {
-    const run = await store.findRun(this.deps.db, runId);
+  /** The run, or undefined when it does not exist in that thread of that project. */
+  async get(projectId: string, threadId: string, runId: string): Promise<RunRow | undefined> {
+    const run = await store.findRunInProject(this.deps.db, projectId, runId);
     return run && run.threadId === threadId ? run : undefined;
   }
 
+  /** The run in that project, whatever its thread. */
+  async getInProject(projectId: string, runId: string): Promise<RunRow | undefined> {
+    return store.findRunInProject(this.deps.db, projectId, runId);
+  }
+
+  /** Any project's run: for the engine, which serves them all. */
   async getById(runId: string): Promise<RunRow | undefined> {
     return store.findRun(this.deps.db, runId);
   }
 
-  async list(threadId: string, args: PageArgs, statuses?: readonly RunStatus[] | null): Promise<Page<RunRow>> {
-    await this.requireThread(this.deps.db, threadId);
+  async list(
+    projectId: string,
+    threadId: string,
+    args: PageArgs,
+    statuses?: readonly RunStatus[] | null,
+  ): Promise<Page<RunRow>> {
+    await this.requireThread(projectId, threadId);
     return store.listRuns(this.deps.db, threadId, args, statuses);
   }
 
-  async create(threadId: string, input: CreateRunInput): Promise<RunRow> {
+  /** A thread's runs when the thread is already known to be the caller's (a Thread's `runs` field). */
+  async listOfThread(thread: { id: string }, args: PageArgs, statuses?: readonly RunStatus[] | null): Promise<Page<RunRow>> {
+    return store.listRuns(this.deps.db, thread.id, args, statuses);
+  }
+
+  async create(projectId: string, threadId: string, input: CreateRunInput): Promise<RunRow> {
     const { db, clock, runExpiresAfterSeconds } = this.deps;
     const now = clock();
     const result = await this.commit(async (tx) => {
@@ -94,10 +110,13 @@ export class RunService {
         const [thread] = await tx
           .update(threads)
           .set({ runCount: sql`${threads.runCount} + 1` })
-          .where(eq(threads.id, threadId))
+          .where(and(eq(threads.id, threadId), eq(threads.projectId, projectId)))
           .returning({ runCount: threads.runCount });
         if (!thread) throw new NotFoundError('thread', threadId);
-        const [assistant] = await tx.select().from(assistants).where(eq(assistants.id, input.assistantId));
+        const [assistant] = await tx
+          .select()
+          .from(assistants)
+          .where(and(eq(assistants.id, input.assistantId), eq(assistants.projectId, projectId)));
         if (!assistant) throw new NotFoundError('assistant', input.assistantId);
         const active = await store.findActiveRunId(tx, threadId);
         if (active) throw new ThreadHasActiveRunError(threadId, active);
@@ -123,6 +142,7 @@ export class RunService {
         }
         return store.insertRun(tx, {
           id: runId,
+          projectId,
           threadId,
           threadSeq: thread.runCount,
           assistantId: assistant.id,
@@ -152,8 +172,8 @@ export class RunService {
     return result.run;
   }
 
-  async modify(threadId: string, runId: string, metadata: Metadata): Promise<RunRow> {
-    await this.require(threadId, runId);
+  async modify(projectId: string, threadId: string, runId: string, metadata: Metadata): Promise<RunRow> {
+    await this.require(projectId, threadId, runId);
     const run = await store.updateRunMetadata(this.deps.db, runId, metadata);
     if (!run) throw new NotFoundError('run', runId);
     return run;
@@ -163,9 +183,9 @@ export class RunService {
    * queued or requires_action: cancelled at once. in_progress: cancelling, and the engine
    * ends it. Already cancelling: returned as it is. Terminal: INVALID_RUN_STATE.
    */
-  async cancel(threadId: string, runId: string): Promise<RunRow> {
+  async cancel(projectId: string, threadId: string, runId: string): Promise<RunRow> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const run = await this.require(threadId, runId);
+      const run = await this.require(projectId, threadId, runId);
       const to = cancelTarget(run.status);
       if (to === null) return run;
       if (to === undefined) {
@@ -177,8 +197,8 @@ export class RunService {
     throw new Error(`cancel of ${runId} kept losing races`);
   }
 
-  async submitToolOutputs(threadId: string, runId: string, outputs: ToolOutput[]): Promise<RunRow> {
-    const run = await this.require(threadId, runId);
+  async submitToolOutputs(projectId: string, threadId: string, runId: string, outputs: ToolOutput[]): Promise<RunRow> {
+    const run = await this.require(projectId, threadId, runId);
     if (run.status !== 'requires_action' || !run.requiredAction) {
       throw new InvalidRunStateError(
         `Runs in status '${run.status}' do not accept tool outputs.`,
@@ -207,7 +227,7 @@ export class RunService {
     });
     if (!result) {
       // Something else (a cancel, the expiry sweeper) changed the run first.
-      const now = await this.require(threadId, runId);
+      const now = await this.require(projectId, threadId, runId);
       throw new InvalidRunStateError(`Runs in status '${now.status}' do not accept tool outputs.`, now.status);
     }
     return result.run;
@@ -368,10 +388,13 @@ export class RunService {
     return store.pageRunSteps(this.deps.db, runId, args);
   }
 
-  /** The step, or undefined when that thread's run has no such step. */
-  async getStep(threadId: string, runId: string, stepId: string) {
-    const step = await store.findRunStep(this.deps.db, stepId);
-    return step && step.runId === runId && step.threadId === threadId ? step : undefined;
+  /** The step, or undefined when that thread's run (in that project) has no such step. */
+  async getStep(projectId: string, threadId: string, runId: string, stepId: string) {
+    const [run, step] = await Promise.all([
+      this.get(projectId, threadId, runId),
+      store.findRunStep(this.deps.db, stepId),
+    ]);
+    return run && step && step.runId === run.id ? step : undefined;
   }
 
   async threadMessages(threadId: string) {
@@ -433,17 +456,20 @@ export class RunService {
     return result;
   }
 
-  private async require(threadId: string, runId: string): Promise<RunRow> {
-    const run = await this.get(threadId, runId);
+  private async require(projectId: string, threadId: string, runId: string): Promise<RunRow> {
+    const run = await this.get(projectId, threadId, runId);
     if (!run) {
-      await this.requireThread(this.deps.db, threadId);
+      await this.requireThread(projectId, threadId);
       throw new NotFoundError('run', runId);
     }
     return run;
   }
 
-  private async requireThread(ex: Executor, threadId: string): Promise<void> {
-    const [thread] = await ex.select({ id: threads.id }).from(threads).where(eq(threads.id, threadId));
+  private async requireThread(projectId: string, threadId: string): Promise<void> {
+    const [thread] = await this.deps.db
+      .select({ id: threads.id })
+      .from(threads)
+      .where(and(eq(threads.id, threadId), eq(threads.projectId, projectId)));
     if (!thread) throw new NotFoundError('thread', threadId);
   }
 }

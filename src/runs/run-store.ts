@@ -38,6 +38,16 @@ export async function findRun(ex: Executor, runId: string): Promise<RunRow | und
   return run;
 }
 
+/** The run, if it exists in this project: another project's run is as absent as a missing one. */
+export async function findRunInProject(ex: Executor, projectId: string, runId: string): Promise<RunRow | undefined> {
+  const [run] = await ex
+    .select()
+    .from(runs)
+    .where(and(eq(runs.id, runId), eq(runs.projectId, projectId)))
+    .limit(1);
+  return run;
+}
+
 export async function findActiveRunId(ex: Executor, threadId: string): Promise<string | undefined> {
   const [row] = await ex
     .select({ id: runs.id })

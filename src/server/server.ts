@@ -12,14 +12,15 @@ import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
-import { createYoga } from 'graphql-yoga';
+import { createYoga, type Plugin } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
-import type { GraphQLContext } from '../graphql/context.js';
+import type { Caller, GraphQLContext, Services } from '../graphql/context.js';
 import { maskError, useInputErrorCodes } from '../graphql/errors.js';
 import { schema } from '../graphql/schema.js';
 import { createLogger, type Logger } from '../log.js';
-import { createAuthenticator } from './auth.js';
+import type { Authenticator } from '../auth/authenticator.js';
 import { DEFAULT_QUERY_LIMITS, protectionPlugins, type QueryLimits } from './protection.js';
+import { DEFAULT_RATE_LIMITS, useRateLimits, type RateLimits, type SharedCounters } from './rate-limits.js';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -42,7 +43,9 @@ export const DEFAULT_WEBSOCKET_LIMITS: WebsocketLimits = {
 };
 
 export interface ServerOptions {
-  context: GraphQLContext;
+  services: Services;
+  /** Who a request's key stands for; every request's context carries its caller. */
+  authenticator: Authenticator;
   /** Turns GraphiQL, introspection and field suggestions off. */
   production: boolean;
   websocket?: Partial<WebsocketLimits> | undefined;
@@ -54,9 +57,15 @@ export interface ServerOptions {
   /** For /ready: is the database reachable and migrated? */
   ready?: () => Promise<boolean>;
   logger?: Logger;
-  /** API keys; none: open local mode. */
-  apiKeys?: ReadonlyMap<string, string> | undefined;
+  rateLimits?: Partial<RateLimits> | undefined;
+  /** Shares rate-limit counters between gateway processes. */
+  sharedCounters?: SharedCounters | undefined;
 }
+
+/** The context a request starts with: who it is from, and how it came. */
+type RequestContext = { caller: Caller };
+type Transport = { transport: 'http' | 'websocket' };
+type SocketExtra = { caller?: Caller };
 
 export interface RunwayServer {
   /** Listens; resolves with the bound port (useful with port 0). */
@@ -74,16 +83,29 @@ function sendError(res: ServerResponse, status: number, message: string): void {
   sendJson(res, status, { errors: [{ message, extensions: { code: status === 413 ? 'PAYLOAD_TOO_LARGE' : 'LENGTH_REQUIRED' } }] });
 }
 
+/** Only the GraphiQL page is served without a key; it never reaches a resolver. */
+const NO_CALLER: Caller = Object.freeze({ projectId: '', keyId: 'anonymous' });
+
 interface EnvelopedRoot {
   execute(args: ExecutionArgs): unknown;
   subscribe(args: ExecutionArgs): unknown;
 }
 
 export function buildServer(options: ServerOptions): RunwayServer {
-  const yoga = createYoga({
+  const { services } = options;
+  const yoga = createYoga<RequestContext, GraphQLContext & Transport>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
-    context: () => options.context,
+    // The websocket path passes its own context (see onSubscribe); HTTP requests carry
+    // the caller the node handler authenticated.
+    context: (initial) => {
+      if ('transport' in initial) return initial as unknown as GraphQLContext & Transport;
+      // The GraphiQL page is served without a key; nothing else runs without one.
+      if (!initial.caller.projectId) {
+        throw new GraphQLError('A valid API key is required.', { extensions: { code: 'UNAUTHENTICATED' } });
+      }
+      return { ...services, ...initial.caller, transport: 'http' as const };
+    },
     graphiql: options.production ? false : { subscriptionsProtocol: 'WS', title: 'Runway' },
     // GraphiQL served from this package, not a CDN: it works on a machine without internet.
     renderGraphiQL,
@@ -92,6 +114,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
     batching: { limit: options.maxBatch ?? 10 },
     plugins: [
       useInputErrorCodes(),
+      useRateLimits({ ...DEFAULT_RATE_LIMITS, ...options.rateLimits }, options.sharedCounters) as Plugin,
       ...protectionPlugins({ ...DEFAULT_QUERY_LIMITS, ...options.queryLimits }, options.production),
       // Requests a browser could send cross-site without a preflight must carry this
       // header; JSON POSTs (what GraphQL clients send) are preflighted and pass.
@@ -110,7 +133,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
 
   const limits = { ...DEFAULT_WEBSOCKET_LIMITS, ...options.websocket };
   const log = options.logger ?? createLogger();
-  const auth = createAuthenticator(options.apiKeys ?? new Map());
+  const auth = options.authenticator;
   const maxBodyBytes = options.maxBodyBytes ?? 1_048_576;
   const ready = options.ready ?? (async () => true);
   const http = createServer((req, res) => {
@@ -139,35 +162,56 @@ export function buildServer(options: ServerOptions): RunwayServer {
     // GraphiQL's page is public (its requests carry the key the user sets in Headers);
     // every GraphQL request needs a valid key once keys are configured.
     const wantsPage = req.method === 'GET' && (req.headers.accept ?? '').includes('text/html');
-    if (auth.required && !wantsPage && !auth.projectOf(req.headers.authorization)) {
-      res.setHeader('www-authenticate', 'Bearer');
-      return sendJson(res, 401, {
-        errors: [{ message: 'A valid API key is required: Authorization: Bearer <key>.', extensions: { code: 'UNAUTHENTICATED' } }],
-      });
-    }
     if (req.method === 'POST') {
       const length = req.headers['content-length'];
       // A body of unknown length could be endless: GraphQL clients always send one.
       if (length === undefined) return sendError(res, 411, 'A Content-Length header is required.');
       if (Number(length) > maxBodyBytes) return sendError(res, 413, `Request bodies are limited to ${maxBodyBytes} bytes.`);
     }
-    void yoga(req, res);
+    auth.authenticate(req.headers.authorization).then(
+      (caller) => {
+        if (!caller && !wantsPage) {
+          res.setHeader('www-authenticate', 'Bearer');
+          return sendJson(res, 401, {
+            errors: [{ message: 'A valid API key is required: Authorization: Bearer <key>.', extensions: { code: 'UNAUTHENTICATED' } }],
+          });
+        }
+        void yoga(req, res, { caller: caller ?? NO_CALLER });
+      },
+      (error: unknown) => {
+        log.error({ err: error, requestId }, 'authentication failed');
+        sendJson(res, 503, { errors: [{ message: 'Service unavailable.', extensions: { code: 'SERVICE_UNAVAILABLE' } }] });
+      },
+    );
   });
   // ws closes a socket that sends a larger message with 1009 (message too big).
   const wss = new WebSocketServer({ server: http, path: GRAPHQL_PATH, maxPayload: limits.maxMessageBytes });
 
-  useServer(
+  const unauthenticated = 'Unauthenticated: connectionParams.authorization needs a valid API key';
+  useServer<Record<string, unknown> | undefined, SocketExtra>(
     {
       // A socket that never sends connection_init is closed with 4408.
       connectionInitWaitTimeout: limits.initTimeoutMs,
-      onConnect: (ctx) => {
-        if (!auth.required || auth.projectOf(ctx.connectionParams?.['authorization'])) return true;
-        ctx.extra.socket.close(4401, 'Unauthenticated: connectionParams.authorization needs a valid API key');
+      onConnect: async (ctx) => {
+        const caller = await auth.authenticate(ctx.connectionParams?.['authorization']);
+        if (caller) {
+          ctx.extra.caller = caller;
+          return true;
+        }
+        ctx.extra.socket.close(4401, unauthenticated);
         return false;
       },
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
       onSubscribe: async (ctx, _id, payload) => {
+        // The key is checked again at every subscribe: a revoked key (or one moved to
+        // another project) ends the socket, not just this operation.
+        const caller = await auth.authenticate(ctx.connectionParams?.['authorization']);
+        const before = ctx.extra.caller;
+        if (!caller || !before || caller.projectId !== before.projectId || caller.keyId !== before.keyId) {
+          ctx.extra.socket.close(4401, unauthenticated);
+          return [new GraphQLError('Unauthenticated.', { extensions: { code: 'UNAUTHENTICATED' } })];
+        }
         // ctx.subscriptions holds this socket's operations, this new one included.
         if (Object.keys(ctx.subscriptions).length > limits.maxSubscriptions) {
           return [
@@ -177,7 +221,9 @@ export function buildServer(options: ServerOptions): RunwayServer {
           ];
         }
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
-          ...ctx,
+          ...services,
+          ...caller,
+          transport: 'websocket' as const,
           req: ctx.extra.request,
           socket: ctx.extra.socket,
           params: payload,

@@ -25,12 +25,12 @@ export interface CreateThreadInput {
 export class ThreadService {
   constructor(private readonly deps: { db: Db; clock: () => number }) {}
 
-  async create(input: CreateThreadInput = {}): Promise<ThreadRow> {
+  async create(projectId: string, input: CreateThreadInput = {}): Promise<ThreadRow> {
     const now = this.deps.clock();
     return this.deps.db.transaction(async (tx) => {
       const [thread] = await tx
         .insert(threads)
-        .values({ id: newId('thread'), createdAt: now, metadata: input.metadata ?? {} })
+        .values({ id: newId('thread'), projectId, createdAt: now, metadata: input.metadata ?? {} })
         .returning();
       if (!thread) throw new Error('insert returned no row');
       if (input.messages?.length) {
@@ -40,15 +40,23 @@ export class ThreadService {
     });
   }
 
-  async get(id: string): Promise<ThreadRow | undefined> {
-    const [row] = await this.deps.db.select().from(threads).where(eq(threads.id, id));
+  /** The thread, if it exists in this project. */
+  async get(projectId: string, id: string): Promise<ThreadRow | undefined> {
+    const [row] = await this.deps.db
+      .select()
+      .from(threads)
+      .where(and(eq(threads.id, id), eq(threads.projectId, projectId)));
     return row;
   }
 
-  async createMessage(threadId: string, input: CreateMessageInput): Promise<MessageRow> {
+  async createMessage(projectId: string, threadId: string, input: CreateMessageInput): Promise<MessageRow> {
     const now = this.deps.clock();
     return this.deps.db.transaction(async (tx) => {
-      const [thread] = await tx.select({ id: threads.id }).from(threads).where(eq(threads.id, threadId)).for('share');
+      const [thread] = await tx
+        .select({ id: threads.id })
+        .from(threads)
+        .where(and(eq(threads.id, threadId), eq(threads.projectId, projectId)))
+        .for('share');
       if (!thread) throw new NotFoundError('thread', threadId);
       const active = await findActiveRunId(tx, threadId);
       if (active) throw new ThreadHasActiveRunError(threadId, active);
@@ -58,6 +66,7 @@ export class ThreadService {
     });
   }
 
+  /** A thread's messages, for a thread already known to be the caller's. */
   async listMessages(threadId: string, args: PageArgs): Promise<Page<MessageRow>> {
     const plan = planKeysetPage(messages.id, args, 'msg');
     const rows = await this.deps.db

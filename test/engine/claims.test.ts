@@ -23,7 +23,7 @@ describe('a cancel racing a model that already answered', () => {
     const { runId } = await newRun(t);
     const [claimed] = await t.app.services.runs.claim('worker_test', 1, 30);
     expect(claimed!.id).toBe(runId);
-    await t.app.services.runs.cancel(claimed!.threadId, runId); // -> cancelling
+    await t.app.services.runs.cancel('default', claimed!.threadId, runId); // -> cancelling
     const usage = { promptTokens: 1, completionTokens: 1, totalTokens: 2 };
     const done = await t.app.services.runs.finishWithMessage(claimed!, claimed!.leaseToken!, { text: 'done', usage, truncated: false }, usage);
     expect(done).toMatchObject({ status: 'completed', previousStatus: 'cancelling', workerId: null, leaseToken: null });

@@ -44,12 +44,12 @@ async function scratch(): Promise<ScratchDatabase> {
 /** Creates a run on a thread of its own whose last user message is `content`. */
 async function queueRun(a: App, content: string) {
   const { assistants, threads, runs } = a.services;
-  const assistant = await assistants.create({
+  const assistant = await assistants.create('default', {
     model: 'scripted',
     tools: [{ type: 'function', function: { name: 'get_weather' } }],
   });
-  const thread = await threads.create({ messages: [{ role: 'user', content }] });
-  return runs.create(thread.id, { assistantId: assistant.id });
+  const thread = await threads.create('default', { messages: [{ role: 'user', content }] });
+  return runs.create('default', thread.id, { assistantId: assistant.id });
 }
 
 async function waitUntil(predicate: () => Promise<boolean>, timeoutMs: number, what: string) {

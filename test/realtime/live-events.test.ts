@@ -28,7 +28,7 @@ async function fullLifecycle(runId: string, threadId: string) {
   const runs = t.app.services.runs;
   await runs.transition(runId, 'in_progress');
   await runs.requireAction(runId, [CALL]);
-  await runs.submitToolOutputs(threadId, runId, [{ toolCallId: 'call_1', output: 'ok' }]);
+  await runs.submitToolOutputs('default', threadId, runId, [{ toolCallId: 'call_1', output: 'ok' }]);
   await runs.transition(runId, 'in_progress');
   await runs.transition(runId, 'completed');
 }
@@ -56,7 +56,7 @@ describe('resuming runStatusChanged with afterVersion', () => {
     first.stop(); // the client goes away...
     const lastSeen = first.events.at(-1)!.data!.runStatusChanged.version;
     await t.app.services.runs.requireAction(runId, [CALL]); // ...and misses these
-    await t.app.services.runs.submitToolOutputs(threadId, runId, [{ toolCallId: 'call_1', output: 'ok' }]);
+    await t.app.services.runs.submitToolOutputs('default', threadId, runId, [{ toolCallId: 'call_1', output: 'ok' }]);
 
     const second = collect(t.wsClient(), RUN_EVENTS, { runId, after: lastSeen });
     await eventually(() => second.events.length === 2);
@@ -114,7 +114,7 @@ describe('resuming threadRunsChanged with a cursor', () => {
     const threadId = await createThread(t);
     const { runs } = t.app.services;
     for (let i = 0; i < 300; i++) {
-      const run = await runs.create(threadId, { assistantId });
+      const run = await runs.create('default', threadId, { assistantId });
       await runs.transition(run.id, 'cancelled');
     }
     const start = Buffer.from('e1:0:0').toString('base64url'); // before the first event

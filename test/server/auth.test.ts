@@ -2,8 +2,12 @@
 import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { loadConfig } from '../../src/config.js';
-import { startTestApp, type TestApp } from '../support/test-app.js';
+import { eq } from 'drizzle-orm';
+import { createApiKey } from '../../src/auth/api-keys.js';
+import { createAuthenticator } from '../../src/auth/authenticator.js';
+import { listenHost, loadConfig } from '../../src/config.js';
+import { apiKeys } from '../../src/db/schema.js';
+import { eventually, startTestApp, type TestApp } from '../support/test-app.js';
 
 const KEY_A = 'key-of-project-a-0123456789';
 let t: TestApp;
@@ -65,11 +69,44 @@ describe('websockets', () => {
   });
 });
 
+describe('keys in the database (npm run key:create)', () => {
+  it('lets a stored key in, as its project, and refuses it once revoked', async () => {
+    const { id, key } = await createApiKey(t.app.database.db, 'projectC', 0);
+    expect(key).toMatch(/^rw_[\w-]{43}$/);
+    const stored = await t.app.database.db.select().from(apiKeys).where(eq(apiKeys.id, id));
+    expect(stored[0]!.keyHash).not.toContain(key); // only the hash is kept
+    expect((await post({ authorization: `Bearer ${key}` })).status).toBe(200);
+
+    // A fresh app (no cache) sees the revoke at once; this one within its cache time.
+    await t.app.database.db.update(apiKeys).set({ revokedAt: 1 }).where(eq(apiKeys.id, id));
+    const fresh = await createAuthenticator({ envKeys: new Map(), db: t.app.database.db });
+    expect(await fresh.authenticate(`Bearer ${key}`)).toBeUndefined();
+    fresh.close();
+  });
+
+  it('requires keys as soon as one is stored, even when started in open local mode', async () => {
+    const open = await startTestApp();
+    try {
+      expect(open.app.authenticator.required).toBe(false);
+      expect((await open.gql('{ __typename }')).data).toEqual({ __typename: 'Query' });
+      const fast = await createAuthenticator({ envKeys: new Map(), db: open.app.database.db, keyPollMs: 20 });
+      expect(fast.required).toBe(false);
+      await createApiKey(open.app.database.db, 'projectD', 0);
+      await eventually(() => fast.required);
+      expect(await fast.authenticate(undefined)).toBeUndefined();
+      fast.close();
+    } finally {
+      await open.close();
+    }
+  });
+});
+
 describe('configuration', () => {
   it('listens on 127.0.0.1 without keys (open local mode) unless HOST is set', () => {
-    expect(loadConfig({}).host).toBe('127.0.0.1');
-    expect(loadConfig({ HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
-    expect(loadConfig({ API_KEYS: `${KEY_A}:p` }).host).toBe('0.0.0.0');
+    expect(listenHost(loadConfig({}), false)).toBe('127.0.0.1');
+    expect(listenHost(loadConfig({ HOST: '0.0.0.0' }), false)).toBe('0.0.0.0');
+    expect(listenHost(loadConfig({ API_KEYS: `${KEY_A}:p` }), true)).toBe('0.0.0.0');
+    expect(listenHost(loadConfig({ HOST: '10.0.0.1' }), true)).toBe('10.0.0.1');
     expect(() => loadConfig({ API_KEYS: 'short:p' })).toThrow(/API_KEYS/);
   });
 });

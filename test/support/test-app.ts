@@ -15,14 +15,20 @@ export interface GraphQLResponse<T = any> {
   errors?: { message: string; path?: (string | number)[]; extensions?: Record<string, any> }[];
 }
 
-export interface TestApp {
-  app: App;
-  url: string;
-  wsUrl: string;
+/** How a client talks to the app: over HTTP and graphql-ws, with one API key (or none). */
+export interface TestClient {
   gql<T = any>(query: string, variables?: Record<string, unknown>): Promise<GraphQLResponse<T>>;
   /** Like gql, but fails the test on any error and returns data. */
   ok<T = any>(query: string, variables?: Record<string, unknown>): Promise<T>;
   wsClient(): Client;
+}
+
+export interface TestApp extends TestClient {
+  app: App;
+  url: string;
+  wsUrl: string;
+  /** A client that sends this API key (the app's own methods send `options.apiKey`). */
+  withKey(key: string | undefined): TestClient;
   close(): Promise<void>;
 }
 
@@ -38,6 +44,12 @@ export interface TestAppOptions {
   websocket?: Partial<WebsocketLimits>;
   production?: boolean;
   apiKeys?: ReadonlyMap<string, string>;
+  /** The key `gql`, `ok` and `wsClient` send. @default none */
+  apiKey?: string;
+  /** @default unlimited (the suites that are not about rate limits make many calls) */
+  rateLimits?: { mutationsPerMinute: number; subscriptionsPerMinute: number };
+  /** How long a database API key lookup is cached. */
+  authCacheMs?: number;
   /** Where the app logs. @default warnings and errors to stdout */
   logger?: Logger;
   queryLimits?: Partial<QueryLimits>;
@@ -61,10 +73,12 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       // The suites run with REDIS_URL set too: event fan-out through Redis.
       redisUrl: process.env.REDIS_URL || undefined,
       websocket: options.websocket,
+      rateLimits: options.rateLimits ?? { mutationsPerMinute: 0, subscriptionsPerMinute: 0 },
     },
     {
       logger: options.logger ?? createLogger({ level: process.env.LOG_LEVEL ?? 'warn' }),
       clock: options.clock ?? unixNow,
+      ...(options.authCacheMs === undefined ? {} : { authCacheMs: options.authCacheMs }),
       worker: options.worker
         ? { pollMs: 200, concurrency: options.workerConcurrency ?? 8, leaseSeconds: options.leaseSeconds ?? 30 }
         : false,
@@ -75,30 +89,43 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const wsUrl = `ws://127.0.0.1:${port}/graphql`;
   const clients: Client[] = [];
 
-  async function gql<T>(query: string, variables?: Record<string, unknown>): Promise<GraphQLResponse<T>> {
-    const res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
-      body: JSON.stringify({ query, variables }),
-    });
-    return (await res.json()) as GraphQLResponse<T>;
+  function withKey(key: string | undefined): TestClient {
+    const authorization: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
+    async function gql<T>(query: string, variables?: Record<string, unknown>): Promise<GraphQLResponse<T>> {
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json', ...authorization },
+        body: JSON.stringify({ query, variables }),
+      });
+      return (await res.json()) as GraphQLResponse<T>;
+    }
+    return {
+      gql,
+      async ok<T>(query: string, variables?: Record<string, unknown>) {
+        const res = await gql<T>(query, variables);
+        if (res.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(res.errors)}`);
+        return res.data as T;
+      },
+      wsClient() {
+        const client = createClient({
+          url: wsUrl,
+          webSocketImpl: WebSocket,
+          retryAttempts: 0,
+          lazy: true,
+          connectionParams: authorization,
+        });
+        clients.push(client);
+        return client;
+      },
+    };
   }
 
   return {
     app,
     url,
     wsUrl,
-    gql,
-    async ok<T>(query: string, variables?: Record<string, unknown>) {
-      const res = await gql<T>(query, variables);
-      if (res.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(res.errors)}`);
-      return res.data as T;
-    },
-    wsClient() {
-      const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, lazy: true });
-      clients.push(client);
-      return client;
-    },
+    ...withKey(options.apiKey),
+    withKey,
     async close() {
       await Promise.all(clients.map((c) => c.dispose()));
       await app.stop();

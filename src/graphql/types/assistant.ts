@@ -32,7 +32,7 @@ builder.queryFields((t) => ({
     type: AssistantRef,
     nullable: true,
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_, { id }, ctx) => ctx.assistants.get(String(id)),
+    resolve: (_, { id }, ctx) => ctx.assistants.get(ctx.projectId, String(id)),
   }),
 }));
 
@@ -41,7 +41,7 @@ builder.mutationFields((t) => ({
     type: AssistantRef,
     args: { input: t.arg({ type: CreateAssistantInput, required: true }) },
     resolve: (_, { input }, ctx) =>
-      ctx.assistants.create({
+      ctx.assistants.create(ctx.projectId, {
         model: input.model,
         name: input.name,
         description: input.description,

@@ -39,7 +39,7 @@ builder.mutationFields((t) => ({
       input: t.arg({ type: CreateMessageInput, required: true }),
     },
     resolve: (_, { threadId, input }, ctx) =>
-      ctx.threads.createMessage(String(threadId), {
+      ctx.threads.createMessage(ctx.projectId, String(threadId), {
         role: input.role,
         content: input.content,
         metadata: input.metadata as Record<string, string> | null | undefined,

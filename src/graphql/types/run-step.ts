@@ -95,6 +95,6 @@ builder.queryFields((t) => ({
       runId: t.arg.id({ required: true }),
       stepId: t.arg.id({ required: true }),
     },
-    resolve: (_, a, ctx) => ctx.runs.getStep(String(a.threadId), String(a.runId), String(a.stepId)),
+    resolve: (_, a, ctx) => ctx.runs.getStep(ctx.projectId, String(a.threadId), String(a.runId), String(a.stepId)),
   }),
 }));

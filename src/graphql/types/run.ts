@@ -295,13 +295,13 @@ builder.queryFields((t) => ({
     nullable: true,
     description: 'The run, or null when the thread has no such run.',
     args: { threadId: t.arg.id({ required: true }), runId: t.arg.id({ required: true }) },
-    resolve: (_, { threadId, runId }, ctx) => ctx.runs.get(String(threadId), String(runId)),
+    resolve: (_, { threadId, runId }, ctx) => ctx.runs.get(ctx.projectId, String(threadId), String(runId)),
   }),
   runs: t.field({
     type: RunConnection,
     description: "A page of the thread's runs, newest first unless order is ASC.",
     args: { threadId: t.arg.id({ required: true }), ...runListArgs },
-    resolve: (_, args, ctx) => ctx.runs.list(String(args.threadId), args, args.status),
+    resolve: (_, args, ctx) => ctx.runs.list(ctx.projectId, String(args.threadId), args, args.status),
   }),
 }));
 
@@ -312,7 +312,7 @@ builder.mutationFields((t) => ({
       threadId: t.arg.id({ required: true }),
       input: t.arg({ type: CreateRunInput, required: true }),
     },
-    resolve: (_, { threadId, input }, ctx) => ctx.runs.create(String(threadId), toCreateRun(input)),
+    resolve: (_, { threadId, input }, ctx) => ctx.runs.create(ctx.projectId, String(threadId), toCreateRun(input)),
   }),
   modifyRun: t.field({
     type: RunRef,
@@ -323,12 +323,12 @@ builder.mutationFields((t) => ({
       metadata: t.arg({ type: 'JSONObject', required: true, validate: { schema: metadataSchema } }),
     },
     resolve: (_, { threadId, runId, metadata }, ctx) =>
-      ctx.runs.modify(String(threadId), String(runId), metadata as Record<string, string>),
+      ctx.runs.modify(ctx.projectId, String(threadId), String(runId), metadata as Record<string, string>),
   }),
   cancelRun: t.field({
     type: RunRef,
     args: { threadId: t.arg.id({ required: true }), runId: t.arg.id({ required: true }) },
-    resolve: (_, { threadId, runId }, ctx) => ctx.runs.cancel(String(threadId), String(runId)),
+    resolve: (_, { threadId, runId }, ctx) => ctx.runs.cancel(ctx.projectId, String(threadId), String(runId)),
   }),
   submitToolOutputs: t.field({
     type: RunRef,
@@ -339,6 +339,7 @@ builder.mutationFields((t) => ({
     },
     resolve: (_, { threadId, runId, toolOutputs }, ctx) =>
       ctx.runs.submitToolOutputs(
+        ctx.projectId,
         String(threadId),
         String(runId),
         toolOutputs.map((o) => ({ toolCallId: String(o.toolCallId), output: o.output })),

@@ -19,7 +19,7 @@ export const ThreadRef = builder.objectRef<ThreadRow>('Thread').implement({
     runs: t.field({
       type: RunConnection,
       args: runListArgs,
-      resolve: (thread, args, ctx) => ctx.runs.list(thread.id, args, args.status),
+      resolve: (thread, args, ctx) => ctx.runs.listOfThread(thread, args, args.status),
     }),
   }),
 });
@@ -36,7 +36,7 @@ builder.queryFields((t) => ({
     type: ThreadRef,
     nullable: true,
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_, { id }, ctx) => ctx.threads.get(String(id)),
+    resolve: (_, { id }, ctx) => ctx.threads.get(ctx.projectId, String(id)),
   }),
 }));
 
@@ -45,7 +45,7 @@ builder.mutationFields((t) => ({
     type: ThreadRef,
     args: { input: t.arg({ type: CreateThreadInput }) },
     resolve: (_, { input }, ctx) =>
-      ctx.threads.create({
+      ctx.threads.create(ctx.projectId, {
         metadata: input?.metadata as Record<string, string> | null | undefined,
         messages: input?.messages?.map((m) => ({
           role: m.role,

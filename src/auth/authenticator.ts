@@ -1,0 +1,98 @@
+/**
+ * Who is calling. API keys come from API_KEYS and from the database (`npm run
+ * key:create`); either way a key is looked up by its SHA-256. `Authorization: Bearer
+ * <key>` on HTTP, `connectionParams.authorization` on websockets (the bare key is
+ * accepted there too).
+ *
+ * With no key anywhere, Runway is in open local mode: everyone is the caller "local" of
+ * the project "default". Once a key exists (one created while the server runs is noticed
+ * within `keyPollMs`), a key is required, and stays required even if every key is revoked.
+ */
+import type { Db } from '../db/client.js';
+import type { Caller } from '../graphql/context.js';
+import type { Logger } from '../log.js';
+import { anyApiKeyStored, findApiKey, hashApiKey } from './api-keys.js';
+
+export const OPEN_MODE_CALLER: Caller = Object.freeze({ projectId: 'default', keyId: 'local' });
+
+export interface Authenticator {
+  /** False in open local mode. */
+  readonly required: boolean;
+  /** The caller a credential stands for, or undefined for a missing, unknown or revoked key. */
+  authenticate(authorization: unknown): Promise<Caller | undefined>;
+  close(): void;
+}
+
+export interface AuthenticatorOptions {
+  /** API_KEYS: key -> project. */
+  envKeys: ReadonlyMap<string, string>;
+  /** Where `npm run key:create` stores keys; none: API_KEYS only. */
+  db?: Db | undefined;
+  /** How long a database key's lookup (found or not) is trusted, so a revoke takes this long. @default 30000 */
+  cacheMs?: number;
+  /** How often open local mode checks whether a key was created. @default 5000 */
+  keyPollMs?: number;
+  logger?: Logger | undefined;
+}
+
+/** Lookups kept at most; beyond, the cache starts over (a flood of made-up keys cannot grow it). */
+const MAX_CACHED = 10_000;
+
+export async function createAuthenticator(options: AuthenticatorOptions): Promise<Authenticator> {
+  const { db, logger } = options;
+  const cacheMs = options.cacheMs ?? 30_000;
+  const fromEnv = new Map<string, Caller>(
+    [...options.envKeys].map(([key, projectId]) => {
+      const hash = hashApiKey(key);
+      // An id that names the key in logs and rate limits without giving it away.
+      return [hash, { projectId, keyId: `env:${hash.slice(0, 12)}` }];
+    }),
+  );
+  const cache = new Map<string, { caller: Caller | undefined; until: number }>();
+  let required = fromEnv.size > 0 || (db !== undefined && (await anyApiKeyStored(db)));
+
+  let poll: NodeJS.Timeout | undefined;
+  if (!required && db) {
+    poll = setInterval(() => {
+      anyApiKeyStored(db).then(
+        (found) => {
+          if (!found || required) return;
+          required = true;
+          clearInterval(poll);
+          logger?.warn('An API key was created: from now on every request needs a valid key.');
+        },
+        (error: unknown) => logger?.warn({ err: error }, 'could not check for API keys'),
+      );
+    }, options.keyPollMs ?? 5000);
+    poll.unref();
+  }
+
+  async function lookUp(hash: string): Promise<Caller | undefined> {
+    const known = fromEnv.get(hash);
+    if (known || !db) return known;
+    const cached = cache.get(hash);
+    if (cached && cached.until > Date.now()) return cached.caller;
+    const row = await findApiKey(db, hash);
+    const caller = row ? { projectId: row.projectId, keyId: row.id } : undefined;
+    if (cache.size >= MAX_CACHED) cache.clear();
+    cache.set(hash, { caller, until: Date.now() + cacheMs });
+    return caller;
+  }
+
+  return {
+    get required() {
+      return required;
+    },
+    async authenticate(authorization) {
+      if (!required) return OPEN_MODE_CALLER;
+      if (typeof authorization !== 'string') return undefined;
+      const match = /^Bearer\s+(\S+)$/i.exec(authorization.trim());
+      const key = match ? match[1]! : authorization.trim();
+      if (!key || key.length > 512 || /\s/.test(key)) return undefined;
+      return lookUp(hashApiKey(key));
+    },
+    close() {
+      clearInterval(poll);
+    },
+  };
+}

@@ -2,7 +2,8 @@
  * Per-API-key rate limits on mutations and on new subscriptions (rate-limiter-flexible:
  * fixed windows, in memory or in Redis). An envelop plugin, so HTTP, SSE and websocket
  * operations all count. A refused operation gets RATE_LIMITED with `retryAfterSeconds`
- * (and, over HTTP, status 429 with Retry-After).
+ * (and, over HTTP, status 429 with Retry-After). A refused operation still counts, so
+ * hammering does not get a client through sooner.
  *
  * With REDIS_URL the counters live in Redis and hold across every gateway process; without
  * it each process counts alone, so N gateways allow up to N times the limit.

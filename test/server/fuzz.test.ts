@@ -1,8 +1,9 @@
 /**
  * Property-based fuzzing (fast-check) against the real server with its worker running:
- * 2,000 generated operations and variables, valid and malformed. Whatever is sent: never
- * a 5xx, never an unmasked internal error, never a run in an impossible state, and the
- * server is healthy afterwards.
+ * 2,000 generated operations and variables, valid and malformed, sent with two projects'
+ * keys (and bad ones) over ids of both projects. Whatever is sent: never a 5xx, never an
+ * unmasked internal error, never a run in an impossible state or in another project than
+ * its thread, and the server is healthy afterwards.
  */
 import { asc, eq, sql } from 'drizzle-orm';
 import fc from 'fast-check';
@@ -15,13 +16,29 @@ import { startTestApp, type TestApp } from '../support/test-app.js';
 let t: TestApp;
 const ids = { assistants: [] as string[], threads: [] as string[], runs: [] as string[] };
 
+const KEY_A = 'fuzz-project-a-key-0123456789';
+const KEY_B = 'fuzz-project-b-key-0123456789';
+
 beforeAll(async () => {
-  t = await startTestApp({ worker: true, runExpiresAfterSeconds: 2 });
-  for (let i = 0; i < 3; i++) ids.assistants.push(await createAssistant(t));
-  for (let i = 0; i < 6; i++) {
-    const threadId = await createThread(t, i % 2 ? 'call get_weather {}' : 'sleep 300');
-    ids.threads.push(threadId);
-    ids.runs.push((await createRun(t, threadId, { assistantId: ids.assistants[0] })).id);
+  t = await startTestApp({
+    worker: true,
+    runExpiresAfterSeconds: 2,
+    apiKeys: new Map([
+      [KEY_A, 'projectA'],
+      [KEY_B, 'projectB'],
+    ]),
+    apiKey: KEY_A,
+  });
+  // Objects of both projects in the pools: operations reach across the boundary too.
+  for (const key of [KEY_A, KEY_B]) {
+    const client = { ...t, ...t.withKey(key) };
+    const assistant = await createAssistant(client);
+    ids.assistants.push(assistant);
+    for (let i = 0; i < 3; i++) {
+      const threadId = await createThread(client, i % 2 ? 'call get_weather {}' : 'sleep 300');
+      ids.threads.push(threadId);
+      ids.runs.push((await createRun(client, threadId, { assistantId: assistant })).id);
+    }
   }
 });
 afterAll(async () => {
@@ -94,10 +111,10 @@ const operations = (): fc.Arbitrary<{ query: string; variables: unknown }> =>
 it('survives 2,000 generated operations', async () => {
   let sent = 0;
   await fc.assert(
-    fc.asyncProperty(operations(), async ({ query, variables }) => {
+    fc.asyncProperty(operations(), fc.constantFrom(KEY_A, KEY_B, KEY_A, KEY_B, 'not-a-key'), async ({ query, variables }, key) => {
       const res = await fetch(t.url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
+        headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json', authorization: `Bearer ${key}` },
         body: JSON.stringify({ query, variables }),
       });
       sent++;
@@ -132,6 +149,12 @@ it('survives 2,000 generated operations', async () => {
     if (isTerminal(run.status)) expect(run.expiresAt).toBeNull();
     if (run.status === 'requires_action') expect(run.requiredAction).not.toBeNull();
   }
+  // No run ever joined another project's thread or assistant.
+  const [crossed] = await db
+    .execute(sql`select count(*)::int as n from runs r join threads t on t.id = r.thread_id join assistants a on a.id = r.assistant_id
+      where r.project_id <> t.project_id or r.project_id <> a.project_id`)
+    .then((r: any) => r.rows ?? r);
+  expect(crossed.n).toBe(0);
   const [active] = await db
     .execute(sql`select count(*)::int as n from (select thread_id from runs where status in ('queued','in_progress','requires_action','cancelling') group by thread_id having count(*) > 1) x`)
     .then((r: any) => r.rows ?? r);

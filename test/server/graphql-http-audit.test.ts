@@ -1,6 +1,7 @@
 /**
  * GraphQL-over-HTTP conformance: graphql-http's server audits against the real server on
- * a real port. Every MUST audit passes, and so does every SHOULD audit.
+ * a real port, with API keys required (as in production: the audits send a valid key).
+ * Every MUST audit passes, and so does every SHOULD audit.
  */
 import { serverAudits } from 'graphql-http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,13 +9,19 @@ import { startTestApp, type TestApp } from '../support/test-app.js';
 
 let t: TestApp;
 beforeAll(async () => {
-  t = await startTestApp();
+  t = await startTestApp({ apiKeys: new Map([[KEY, 'audit']]) });
 });
 afterAll(async () => {
   await t?.close();
 });
 
-const audits = serverAudits({ url: () => t.url, fetchFn: fetch });
+const KEY = 'graphql-http-audit-key-0123456789';
+const withKey: typeof fetch = (input, init) => {
+  const headers = new Headers(init?.headers);
+  headers.set('authorization', `Bearer ${KEY}`);
+  return fetch(input, { ...init, headers });
+};
+const audits = serverAudits({ url: () => t.url, fetchFn: withKey });
 
 describe('graphql-http server audits', () => {
   for (const audit of audits.filter((a) => a.name.startsWith('MUST'))) {

@@ -273,9 +273,12 @@ export function buildServer(options: ServerOptions): RunwayServer {
       await new Promise<void>((resolve) => wss.close(() => resolve()));
       if (!http.listening) return; // a worker-only process never listened
       http.closeIdleConnections();
+      // In-flight requests get a moment to finish; a client that keeps a response
+      // half-read (or a keep-alive socket busy) does not hold the shutdown up.
+      const force = setTimeout(() => http.closeAllConnections(), 2000);
       await new Promise<void>((resolve, reject) =>
         http.close((error) => (error ? reject(error) : resolve())),
-      );
+      ).finally(() => clearTimeout(force));
     },
   };
 }

@@ -42,7 +42,9 @@ describe('HTTP', () => {
     const base = t.url.replace('/graphql', '');
     expect((await fetch(`${base}/health`)).status).toBe(200);
     expect((await fetch(`${base}/ready`)).status).toBe(200);
-    expect((await fetch(t.url, { headers: { accept: 'text/html' } })).status).toBe(200);
+    const page = await fetch(t.url, { headers: { accept: 'text/html' } });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<title>Runway</title>');
   });
 });
 

@@ -1,0 +1,101 @@
+/**
+ * The baseline: a bare node:http + postgres.js handler that answers the benchmark's three
+ * operations with the same SQL Runway runs and the same JSON it returns. No GraphQL, no
+ * framework: what the hardware and the database allow. Routed by operationName.
+ *
+ *   DATABASE_URL=... PORT=0 node --import tsx bench/http/baseline-server.ts
+ */
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import postgres from 'postgres';
+import { BENCH_PROJECT } from './seed.js';
+
+// The same pool settings as Runway's (src/db/client.ts): 10 connections, one query in flight on each.
+const sql = postgres(process.env.DATABASE_URL!, { max: 10, max_pipeline: 1, onnotice: () => {} } as postgres.Options<{}>);
+const cursor = (id: string) => Buffer.from(`k1:${id}`).toString('base64url');
+
+type Row = Record<string, any>;
+const run = (r: Row) => ({
+  id: r.id,
+  object: 'thread.run',
+  threadId: r.thread_id,
+  assistantId: r.assistant_id,
+  status: String(r.status).toUpperCase(),
+  createdAt: Number(r.created_at),
+  startedAt: r.started_at === null ? null : Number(r.started_at),
+  completedAt: r.completed_at === null ? null : Number(r.completed_at),
+  model: r.model,
+  metadata: r.metadata,
+  usage: r.usage === null ? null : { totalTokens: r.usage.totalTokens },
+});
+const listRun = (r: Row) => ({ id: r.id, status: String(r.status).toUpperCase(), createdAt: Number(r.created_at), model: r.model });
+const step = (s: Row) => ({ id: s.id, type: String(s.type).toUpperCase(), status: String(s.status).toUpperCase() });
+
+const handlers: Record<string, (v: Row) => Promise<unknown>> = {
+  async RunById(v) {
+    const [r] = await sql`select * from runs where id = ${v.runId} and project_id = ${BENCH_PROJECT} limit 1`;
+    return { run: r && r.thread_id === v.threadId ? run(r) : null };
+  },
+  async RunsPage(v) {
+    const [thread] = await sql`select id from threads where id = ${v.threadId} and project_id = ${BENCH_PROJECT}`;
+    if (!thread) throw new Error('not found');
+    const rows = await sql`select * from runs where thread_id = ${v.threadId} order by id desc limit ${v.first + 1}`;
+    const nodes = rows.slice(0, v.first);
+    return {
+      runs: {
+        nodes: nodes.map(listRun),
+        pageInfo: { hasNextPage: rows.length > v.first, endCursor: nodes.length ? cursor(nodes.at(-1)!.id) : null },
+      },
+    };
+  },
+  async ThreadRunsSteps(v) {
+    const [thread] = await sql`select * from threads where id = ${v.threadId} and project_id = ${BENCH_PROJECT}`;
+    if (!thread) return { thread: null };
+    const rows = (await sql`select * from runs where thread_id = ${v.threadId} order by id desc limit ${v.first + 1}`).slice(0, v.first);
+    const ids = rows.map((r) => r.id);
+    // One statement for every run's steps, the first 20 of each, as Runway's loader does.
+    const steps = await sql`select * from (select *, row_number() over (partition by run_id order by id) as n
+      from run_steps where run_id = any(${ids})) s where n <= 21 order by run_id, id`;
+    const byRun = new Map<string, Row[]>();
+    for (const s of steps) (byRun.get(s.run_id) ?? byRun.set(s.run_id, []).get(s.run_id)!).push(s);
+    return {
+      thread: {
+        id: thread.id,
+        runs: { nodes: rows.map((r) => ({ id: r.id, status: String(r.status).toUpperCase(), steps: { nodes: (byRun.get(r.id) ?? []).slice(0, 20).map(step) } })) },
+      },
+    };
+  },
+};
+
+function send(res: ServerResponse, status: number, body: unknown) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) }).end(text);
+}
+
+const server = createServer((req, res) => {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    let handler: ((v: Row) => Promise<unknown>) | undefined;
+    let variables: Row = {};
+    try {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      handler = handlers[body.operationName];
+      variables = body.variables ?? {};
+    } catch {
+      return send(res, 400, { errors: [{ message: 'bad request' }] });
+    }
+    if (!handler) return send(res, 400, { errors: [{ message: 'unknown operation' }] });
+    handler(variables).then(
+      (data) => send(res, 200, { data }),
+      (error: Error) => send(res, 200, { errors: [{ message: error.message }] }),
+    );
+  });
+});
+server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
+  console.log(`listening on http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`);
+});
+process.on('SIGTERM', () => {
+  server.close();
+  void sql.end({ timeout: 1 }).then(() => process.exit(0));
+});

@@ -1,0 +1,30 @@
+/** The benchmark's operations: the same documents go to Runway and to the baseline. */
+export const OPERATIONS = {
+  /** run(threadId, runId) by random id, with the fields a run view shows. */
+  run: {
+    operationName: 'RunById',
+    query: `query RunById($threadId: ID!, $runId: ID!) { run(threadId: $threadId, runId: $runId) {
+      id object threadId assistantId status createdAt startedAt completedAt model metadata usage { totalTokens } } }`,
+  },
+  /** runs(threadId, first: 20), with what a list of runs shows. */
+  runs: {
+    operationName: 'RunsPage',
+    query: `query RunsPage($threadId: ID!, $first: Int!) { runs(threadId: $threadId, first: $first) {
+      nodes { id status createdAt model } pageInfo { hasNextPage endCursor } } }`,
+  },
+  /** thread -> 20 runs -> their steps: exposes N+1. */
+  nested: {
+    operationName: 'ThreadRunsSteps',
+    query: `query ThreadRunsSteps($threadId: ID!, $first: Int!) { thread(id: $threadId) {
+      id runs(first: $first) { nodes { id status steps { nodes { id type status } } } } } }`,
+  },
+} as const;
+
+export type Scenario = keyof typeof OPERATIONS;
+
+export function body(scenario: Scenario, pair: [string, string], first = 20): string {
+  const { operationName, query } = OPERATIONS[scenario];
+  const [threadId, runId] = pair;
+  const variables = scenario === 'run' ? { threadId, runId } : { threadId, first };
+  return JSON.stringify({ operationName, query, variables });
+}

@@ -4,7 +4,7 @@
  * `yoga.getEnveloped`, so both transports share the same schema, context, plugins and
  * error masking.
  */
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -19,6 +19,7 @@ import { maskError, useInputErrorCodes } from '../graphql/errors.js';
 import { schema } from '../graphql/schema.js';
 import { createLogger, type Logger } from '../log.js';
 import type { Authenticator } from '../auth/authenticator.js';
+import { createFastPath } from './fast-path.js';
 import { DEFAULT_QUERY_LIMITS, protectionPlugins, type QueryLimits } from './protection.js';
 import { DEFAULT_RATE_LIMITS, useRateLimits, type RateLimits, type SharedCounters } from './rate-limits.js';
 
@@ -83,6 +84,16 @@ function sendError(res: ServerResponse, status: number, message: string): void {
   sendJson(res, status, { errors: [{ message, extensions: { code: status === 413 ? 'PAYLOAD_TOO_LARGE' : 'LENGTH_REQUIRED' } }] });
 }
 
+/** The request body as text (its size was checked against Content-Length already). */
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.once('error', reject);
+  });
+}
+
 /** Only the GraphiQL page is served without a key; it never reaches a resolver. */
 const NO_CALLER: Caller = Object.freeze({ projectId: '', keyId: 'anonymous' });
 
@@ -93,6 +104,7 @@ interface EnvelopedRoot {
 
 export function buildServer(options: ServerOptions): RunwayServer {
   const { services } = options;
+  const queryLimits = { ...DEFAULT_QUERY_LIMITS, ...options.queryLimits };
   const yoga = createYoga<RequestContext, GraphQLContext & Transport>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
@@ -115,7 +127,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
     plugins: [
       useInputErrorCodes(),
       useRateLimits({ ...DEFAULT_RATE_LIMITS, ...options.rateLimits }, options.sharedCounters) as Plugin,
-      ...protectionPlugins({ ...DEFAULT_QUERY_LIMITS, ...options.queryLimits }, options.production),
+      ...protectionPlugins(queryLimits, options.production),
       // Requests a browser could send cross-site without a preflight must carry this
       // header; JSON POSTs (what GraphQL clients send) are preflighted and pass.
       useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf'] }),
@@ -168,22 +180,60 @@ export function buildServer(options: ServerOptions): RunwayServer {
       if (length === undefined) return sendError(res, 411, 'A Content-Length header is required.');
       if (Number(length) > maxBodyBytes) return sendError(res, 413, `Request bodies are limited to ${maxBodyBytes} bytes.`);
     }
+    // A JSON POST (nearly every request) is read here and served by the fast path,
+    // or handed to yoga with its body; anything else goes to yoga as it came.
+    const json = req.method === 'POST' && path === GRAPHQL_PATH && /^application\/json\b/i.test(req.headers['content-type'] ?? '');
+    const body = json ? readBody(req) : undefined;
     auth.authenticate(req.headers.authorization).then(
-      (caller) => {
+      async (caller) => {
         if (!caller && !wantsPage) {
           res.setHeader('www-authenticate', 'Bearer');
           return sendJson(res, 401, {
             errors: [{ message: 'A valid API key is required: Authorization: Bearer <key>.', extensions: { code: 'UNAUTHENTICATED' } }],
           });
         }
-        void yoga(req, res, { caller: caller ?? NO_CALLER });
+        if (!body) return void yoga(req, res, { caller: caller ?? NO_CALLER });
+        const text = await body;
+        if (caller && (await fastPath(req, res, caller, text))) return;
+        await sendThroughYoga(req, res, text, { caller: caller ?? NO_CALLER });
       },
       (error: unknown) => {
         log.error({ err: error, requestId }, 'authentication failed');
         sendJson(res, 503, { errors: [{ message: 'Service unavailable.', extensions: { code: 'SERVICE_UNAVAILABLE' } }] });
       },
-    );
+    ).catch((error: unknown) => {
+      // A bug in the serving itself (resolver errors never get here: they are results).
+      log.error({ err: error, requestId }, 'request failed');
+      if (!res.headersSent) sendJson(res, 500, { errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+      else res.destroy();
+    });
   });
+
+  const fastPath = createFastPath(yoga, services, queryLimits.maxTokens);
+
+  /** yoga's answer to a request whose body was already read, streamed (SSE included). */
+  async function sendThroughYoga(req: IncomingMessage, res: ServerResponse, body: string, context: RequestContext) {
+    const abort = new AbortController();
+    res.once('close', () => abort.abort());
+    const headers = new Headers();
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+    }
+    const response = await yoga.fetch(
+      `http://${req.headers.host ?? 'localhost'}${req.url ?? GRAPHQL_PATH}`,
+      { method: 'POST', headers, body, signal: abort.signal },
+      context,
+    );
+    res.writeHead(response.status, Object.fromEntries(response.headers));
+    if (!response.body) return void res.end();
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
+      }
+    } finally {
+      res.end();
+    }
+  }
   // ws closes a socket that sends a larger message with 1009 (message too big).
   const wss = new WebSocketServer({ server: http, path: GRAPHQL_PATH, maxPayload: limits.maxMessageBytes });
 

@@ -44,6 +44,8 @@ export interface BuildOptions {
   clock?: () => number;
   /** @default a pino logger at info level on stdout */
   logger?: Logger;
+  /** Sees every SQL statement the app sends (specs count them). */
+  onQuery?: (sql: string) => void;
   /** How long a database API key lookup is trusted (a revoke takes this long). @default 30000 */
   authCacheMs?: number;
   /** Run a worker in this process (false: gateway only). @default {} (on, with defaults) */
@@ -59,6 +61,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     url: config.databaseUrl,
     pgliteDir: config.pgliteDir,
     poolSize: config.databasePoolSize,
+    onQuery: options.onQuery,
   });
   try {
     await migrate(database);

@@ -21,6 +21,8 @@ export interface DatabaseOptions {
   url?: string | undefined;
   pgliteDir?: string;
   poolSize?: number;
+  /** Called with every statement drizzle sends (for counting them in specs and benchmarks). */
+  onQuery?: ((sql: string) => void) | undefined;
 }
 
 export type Database =
@@ -40,15 +42,17 @@ export function postgresClient(url: string, options: postgres.Options<{}> = {}):
   } as postgres.Options<{}>);
 }
 
+const queryLogger = ({ onQuery }: DatabaseOptions) => (onQuery ? { logQuery: (sql: string) => onQuery(sql) } : false);
+
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.url) {
     const client = postgresClient(options.url, { max: options.poolSize ?? 10 });
-    const db = drizzlePostgres(client, { schema }) as unknown as Db;
+    const db = drizzlePostgres(client, { schema, logger: queryLogger(options) }) as unknown as Db;
     return { driver: 'postgres', db, client, url: options.url, close: () => client.end({ timeout: 5 }) };
   }
   const dir = options.pgliteDir ?? 'memory://';
   if (!dir.startsWith('memory://')) await mkdir(dir, { recursive: true });
   const client = await PGlite.create(dir);
-  const db = drizzlePglite(client, { schema }) as unknown as Db;
+  const db = drizzlePglite(client, { schema, logger: queryLogger(options) }) as unknown as Db;
   return { driver: 'pglite', db, client, close: () => client.close() };
 }

@@ -5,8 +5,8 @@
  */
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
-import type { Page, PageArgs } from '../db/keyset.js';
-import { assistants, messages, threads, type RunRow } from '../db/schema.js';
+import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
+import { assistants, messages, runSteps, threads, type RunRow, type RunStepRow } from '../db/schema.js';
 import {
   BadUserInputError,
   InvalidRunStateError,
@@ -28,7 +28,7 @@ import type {
 import type { RunStatus } from '../domain/run-status.js';
 import type { EventTransport } from '../realtime/transport.js';
 import { isUniqueViolation } from '../db/errors.js';
-import { newMessage } from '../threads/thread-service.js';
+import { newMessage, threadExists } from '../threads/thread-service.js';
 import * as store from './run-store.js';
 
 export interface CreateRunInput {
@@ -58,6 +58,13 @@ export interface RunServiceDeps {
   runExpiresAfterSeconds: number;
   /** Whether some model provider serves this model. @default every model */
   modelSupported?: (model: string) => boolean;
+}
+
+/** A run's first page of steps: which run, which order, how many. */
+export interface FirstStepsKey {
+  runId: string;
+  order: 'asc' | 'desc';
+  size: number;
 }
 
 /** What a transition hands back: the run as it left it, and its event. */
@@ -388,6 +395,26 @@ export class RunService {
     return store.pageRunSteps(this.deps.db, runId, args);
   }
 
+  /**
+   * The first page of steps of many runs at once (a batch loader's call): one query per
+   * distinct (order, size), whatever the number of runs.
+   */
+  async firstStepPages(keys: readonly FirstStepsKey[]): Promise<Page<RunStepRow>[]> {
+    const groups = new Map<string, FirstStepsKey[]>();
+    for (const key of keys) {
+      const group = `${key.order}:${key.size}`;
+      (groups.get(group) ?? groups.set(group, []).get(group)!).push(key);
+    }
+    const pages = new Map<FirstStepsKey, Page<RunStepRow>>();
+    for (const group of groups.values()) {
+      const { order, size } = group[0]!;
+      const plan = planKeysetPage(runSteps.id, { first: size, order }, 'step');
+      const rows = await store.firstStepsOfRuns(this.deps.db, group.map((k) => k.runId), order, plan.limit);
+      for (const key of group) pages.set(key, plan.page(rows.get(key.runId) ?? []));
+    }
+    return keys.map((key) => pages.get(key)!);
+  }
+
   /** The step, or undefined when that thread's run (in that project) has no such step. */
   async getStep(projectId: string, threadId: string, runId: string, stepId: string) {
     const [run, step] = await Promise.all([
@@ -466,11 +493,7 @@ export class RunService {
   }
 
   private async requireThread(projectId: string, threadId: string): Promise<void> {
-    const [thread] = await this.deps.db
-      .select({ id: threads.id })
-      .from(threads)
-      .where(and(eq(threads.id, threadId), eq(threads.projectId, projectId)));
-    if (!thread) throw new NotFoundError('thread', threadId);
+    if (!(await threadExists(this.deps.db, projectId, threadId))) throw new NotFoundError('thread', threadId);
   }
 }
 

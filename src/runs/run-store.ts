@@ -2,10 +2,11 @@
  * All SQL about runs, their events and their steps. Functions take an executor (the
  * database or an open transaction) so the service decides the transaction boundaries.
  */
-import { and, asc, desc, eq, gt, inArray, lt, lte, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, gt, inArray, lt, lte, sql } from 'drizzle-orm';
 import { messages } from '../db/schema.js';
 import type { Executor } from '../db/client.js';
 import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
+import { preparedPer } from '../db/prepared.js';
 import { runEvents, runs, runSteps, type RunRow, type RunStepRow } from '../db/schema.js';
 import type {
   IncompleteDetails,
@@ -33,18 +34,27 @@ export async function insertRun(ex: Executor, values: NewRun): Promise<{ run: Ru
   return { run, event };
 }
 
+const runById = preparedPer((ex) =>
+  ex.select().from(runs).where(eq(runs.id, sql.placeholder('runId'))).limit(1).prepare('run_by_id'),
+);
+
 export async function findRun(ex: Executor, runId: string): Promise<RunRow | undefined> {
-  const [run] = await ex.select().from(runs).where(eq(runs.id, runId)).limit(1);
+  const [run] = await runById(ex).execute({ runId });
   return run;
 }
 
-/** The run, if it exists in this project: another project's run is as absent as a missing one. */
-export async function findRunInProject(ex: Executor, projectId: string, runId: string): Promise<RunRow | undefined> {
-  const [run] = await ex
+const runInProject = preparedPer((ex) =>
+  ex
     .select()
     .from(runs)
-    .where(and(eq(runs.id, runId), eq(runs.projectId, projectId)))
-    .limit(1);
+    .where(and(eq(runs.id, sql.placeholder('runId')), eq(runs.projectId, sql.placeholder('projectId'))))
+    .limit(1)
+    .prepare('run_in_project'),
+);
+
+/** The run, if it exists in this project: another project's run is as absent as a missing one. */
+export async function findRunInProject(ex: Executor, projectId: string, runId: string): Promise<RunRow | undefined> {
+  const [run] = await runInProject(ex).execute({ runId, projectId });
   return run;
 }
 
@@ -57,6 +67,19 @@ export async function findActiveRunId(ex: Executor, threadId: string): Promise<s
   return row?.id;
 }
 
+const firstRuns = (order: 'asc' | 'desc') =>
+  preparedPer((ex) =>
+    ex
+      .select()
+      .from(runs)
+      .where(eq(runs.threadId, sql.placeholder('threadId')))
+      .orderBy(order === 'asc' ? asc(runs.id) : desc(runs.id))
+      .limit(sql.placeholder('limit'))
+      .prepare(`first_runs_${order}`),
+  );
+const firstRunsAscending = firstRuns('asc');
+const firstRunsDescending = firstRuns('desc');
+
 export async function listRuns(
   ex: Executor,
   threadId: string,
@@ -64,6 +87,11 @@ export async function listRuns(
   statuses?: readonly RunStatus[] | null,
 ): Promise<Page<RunRow>> {
   const plan = planKeysetPage(runs.id, args, 'run');
+  // The first page of a thread, whichever order (what lists show): a prepared statement.
+  if (!statuses?.length && args.after == null && args.before == null && args.last == null) {
+    const statement = (args.order ?? 'desc') === 'asc' ? firstRunsAscending(ex) : firstRunsDescending(ex);
+    return plan.page(await statement.execute({ threadId, limit: plan.limit }));
+  }
   const rows = await ex
     .select()
     .from(runs)
@@ -422,6 +450,30 @@ export async function pageRunSteps(ex: Executor, runId: string, args: PageArgs):
     .orderBy(plan.orderBy)
     .limit(plan.limit);
   return plan.page(rows);
+}
+
+/**
+ * The first `limit` steps of each of these runs, in one statement (a window over the
+ * runs' steps), so a page of runs with their steps costs one query, not one per run.
+ */
+export async function firstStepsOfRuns(
+  ex: Executor,
+  runIds: readonly string[],
+  order: 'asc' | 'desc',
+  limit: number,
+): Promise<Map<string, RunStepRow[]>> {
+  const ranked = ex
+    .select({
+      ...getTableColumns(runSteps),
+      rank: sql<number>`row_number() over (partition by ${runSteps.runId} order by ${runSteps.id} ${sql.raw(order)})`.as('rank'),
+    })
+    .from(runSteps)
+    .where(inArray(runSteps.runId, [...runIds]))
+    .as('ranked');
+  const rows = await ex.select().from(ranked).where(lte(ranked.rank, limit)).orderBy(ranked.runId, ranked.rank);
+  const byRun = new Map<string, RunStepRow[]>(runIds.map((id) => [id, []]));
+  for (const { rank: _rank, ...step } of rows) byRun.get(step.runId)?.push(step);
+  return byRun;
 }
 
 export async function findRunStep(ex: Executor, stepId: string): Promise<RunStepRow | undefined> {

@@ -78,12 +78,14 @@ export function useRateLimits(limits: RateLimits, shared?: SharedCounters): Plug
   }
 
   return {
-    async onExecute({ args, setResultAndStopExecution }) {
+    // Not async: a query (most requests) passes through without a promise to await.
+    onExecute({ args, setResultAndStopExecution }) {
       if (!mutations) return;
       const operation = getOperationAST(args.document, args.operationName);
       if (operation?.operation !== 'mutation') return;
-      const error = await refusal(mutations, args.contextValue, rootFieldCount(operation.selectionSet, args.document));
-      if (error) setResultAndStopExecution({ errors: [error] });
+      return refusal(mutations, args.contextValue, rootFieldCount(operation.selectionSet, args.document)).then((error) => {
+        if (error) setResultAndStopExecution({ errors: [error] });
+      });
     },
     async onSubscribe({ args, setResultAndStopExecution }) {
       if (!subscriptions) return;

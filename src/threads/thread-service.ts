@@ -2,8 +2,9 @@
  * Threads and their messages. Adding a message takes a share lock on the thread, which
  * conflicts with createRun's update lock: a message can never slip in beside an active run.
  */
-import { and, eq } from 'drizzle-orm';
-import type { Db } from '../db/client.js';
+import { and, eq, sql } from 'drizzle-orm';
+import type { Db, Executor } from '../db/client.js';
+import { preparedPer } from '../db/prepared.js';
 import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
 import { messages, threads, type MessageRow, type ThreadRow } from '../db/schema.js';
 import { NotFoundError, ThreadHasActiveRunError } from '../domain/errors.js';
@@ -42,10 +43,7 @@ export class ThreadService {
 
   /** The thread, if it exists in this project. */
   async get(projectId: string, id: string): Promise<ThreadRow | undefined> {
-    const [row] = await this.deps.db
-      .select()
-      .from(threads)
-      .where(and(eq(threads.id, id), eq(threads.projectId, projectId)));
+    const [row] = await threadInProject(this.deps.db).execute({ id, projectId });
     return row;
   }
 
@@ -77,6 +75,27 @@ export class ThreadService {
       .limit(plan.limit);
     return plan.page(rows);
   }
+}
+
+const threadInProject = preparedPer((ex) =>
+  ex
+    .select()
+    .from(threads)
+    .where(and(eq(threads.id, sql.placeholder('id')), eq(threads.projectId, sql.placeholder('projectId'))))
+    .prepare('thread_in_project'),
+);
+
+const threadIdInProject = preparedPer((ex) =>
+  ex
+    .select({ id: threads.id })
+    .from(threads)
+    .where(and(eq(threads.id, sql.placeholder('id')), eq(threads.projectId, sql.placeholder('projectId'))))
+    .prepare('thread_id_in_project'),
+);
+
+/** Whether the thread exists in this project. */
+export async function threadExists(ex: Executor, projectId: string, id: string): Promise<boolean> {
+  return (await threadIdInProject(ex).execute({ id, projectId })).length > 0;
 }
 
 /** The row of a new user or assistant message (ids in creation order). */

@@ -50,6 +50,8 @@ export interface TestAppOptions {
   rateLimits?: { mutationsPerMinute: number; subscriptionsPerMinute: number };
   /** How long a database API key lookup is cached. */
   authCacheMs?: number;
+  /** Sees every SQL statement the app sends. */
+  onQuery?: (sql: string) => void;
   /** Where the app logs. @default warnings and errors to stdout */
   logger?: Logger;
   queryLimits?: Partial<QueryLimits>;
@@ -79,6 +81,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       logger: options.logger ?? createLogger({ level: process.env.LOG_LEVEL ?? 'warn' }),
       clock: options.clock ?? unixNow,
       ...(options.authCacheMs === undefined ? {} : { authCacheMs: options.authCacheMs }),
+      ...(options.onQuery ? { onQuery: options.onQuery } : {}),
       worker: options.worker
         ? { pollMs: 200, concurrency: options.workerConcurrency ?? 8, leaseSeconds: options.leaseSeconds ?? 30 }
         : false,

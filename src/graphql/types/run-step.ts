@@ -1,4 +1,5 @@
 /** RunStep: what a run did, step by step (Run.steps and the runStep query). */
+import { loadSteps } from '../loaders.js';
 import type { RunStepRow } from '../../db/schema.js';
 import type { StepDetails, ToolCallWithOutput } from '../../domain/run.js';
 import { builder } from '../builder.js';
@@ -82,7 +83,7 @@ builder.objectField(RunRef, 'steps', (t) =>
     type: RunStepConnection,
     description: "The run's steps, oldest first unless order is DESC.",
     args: { ...pageArgs, order: t.arg({ type: SortOrder, defaultValue: 'asc' }) },
-    resolve: (run, args, ctx) => ctx.runs.pageSteps(run.id, args),
+    resolve: (run, args, ctx) => loadSteps(ctx, run.id, args),
   }),
 );
 

@@ -1,0 +1,64 @@
+/**
+ * No N+1: a thread's runs with their steps cost the same number of SQL statements
+ * whatever the page size. Statements are counted as the app sends them.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createAssistant, createRun, createThread } from '../support/fixtures.js';
+import { startTestApp, type TestApp } from '../support/test-app.js';
+
+let t: TestApp;
+let counting = false;
+let statements: string[] = [];
+let threadId = '';
+const RUNS = 30;
+const CALL = { id: 'call_1', type: 'function' as const, function: { name: 'get_weather', arguments: '{}' } };
+
+beforeAll(async () => {
+  t = await startTestApp({ onQuery: (sql) => void (counting && statements.push(sql)) });
+  const assistantId = await createAssistant(t);
+  threadId = await createThread(t);
+  const { runs } = t.app.services;
+  for (let i = 0; i < RUNS; i++) {
+    const run = await createRun(t, threadId, { assistantId });
+    // Each run gets a TOOL_CALLS step, cancelled with the run.
+    await runs.transition(run.id, 'in_progress');
+    await runs.requireAction(run.id, [CALL]);
+    await runs.transition(run.id, 'cancelled');
+  }
+});
+afterAll(async () => {
+  await t?.close();
+});
+
+const NESTED = `query($t: ID!, $first: Int!) { thread(id: $t) { id runs(first: $first) { nodes { id
+  steps { nodes { id type status } pageInfo { hasNextPage } } } } } }`;
+
+async function countStatements(first: number) {
+  statements = [];
+  counting = true;
+  const data = await t.ok(NESTED, { t: threadId, first });
+  counting = false;
+  return { count: statements.length, runs: data.thread.runs.nodes as any[] };
+}
+
+it('reads a thread, a page of its runs and all their steps in 3 statements, for 5, 20 or 30 runs', async () => {
+  const counts: number[] = [];
+  for (const first of [5, 20, 30]) {
+    const { count, runs } = await countStatements(first);
+    counts.push(count);
+    expect(runs).toHaveLength(first);
+    for (const run of runs) {
+      expect(run.steps.nodes).toEqual([{ id: expect.stringMatching(/^step_/), type: 'TOOL_CALLS', status: 'CANCELLED' }]);
+      expect(run.steps.pageInfo.hasNextPage).toBe(false);
+    }
+  }
+  expect(counts).toEqual([3, 3, 3]);
+});
+
+it('gives each run its own steps (the batch does not mix them up)', async () => {
+  const { runs } = await countStatements(30);
+  for (const run of runs) {
+    const own = await t.app.services.runs.steps(run.id);
+    expect(run.steps.nodes.map((s: any) => s.id)).toEqual(own.map((s) => s.id));
+  }
+});

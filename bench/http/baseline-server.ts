@@ -73,6 +73,7 @@ function send(res: ServerResponse, status: number, body: unknown) {
 }
 
 const server = createServer((req, res) => {
+  if (req.url === '/health') return send(res, 200, { status: 'ok' });
   const chunks: Buffer[] = [];
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {

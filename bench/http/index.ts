@@ -11,9 +11,11 @@
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench
  *   BENCH_SECONDS=5 BENCH_ROUNDS=3 BENCH_CONNECTIONS=50 BENCH_SCENARIOS=run,runs,nested
+ *   BENCH_PROFILE=/tmp/prof   (Runway runs under node --cpu-prof, profile written there)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { openSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
@@ -56,26 +58,32 @@ function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS; // utime + stime
 }
 
-function start(command: string[], env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...command], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
+async function freePort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Starts a server process on a free port; resolves once its /health answers. */
+async function start(command: string[], env: Record<string, string>, nodeArgs: string[] = []): Promise<{ child: ChildProcess; url: string }> {
+  const port = await freePort();
+  // Its log lines go to a file, as in production they go to a collector, not to a pipe
+  // this process would have to keep reading.
+  const out = openSync(join(tmpdir(), `${dbName}-${command[0]!.replace(/\W/g, '_')}.log`), 'w');
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', ...command], {
+    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
+    stdio: ['ignore', out, 'inherit'],
   });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const onData = (d: Buffer) => {
-      out += d;
-      const m = /(http:\/\/[\w.:]+\/graphql)/.exec(out);
-      if (m) {
-        out = '';
-        child.stdout!.off('data', onData);
-        child.stdout!.resume(); // keep draining its log lines
-        resolve({ child, url: m[1]!.replace('localhost', '127.0.0.1') });
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`${command[0]} exited with ${code}: ${out}`)));
-  });
+  const base = `http://127.0.0.1:${port}`;
+  for (let waited = 0; ; waited += 100) {
+    if (child.exitCode !== null) throw new Error(`${command[0]} exited with ${child.exitCode}`);
+    const ok = await fetch(`${base}/health`).then((r) => r.ok, () => false);
+    if (ok) return { child, url: `${base}/graphql` };
+    if (waited > 30_000) throw new Error(`${command[0]} did not start`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 async function post(target: Target, scenario: Scenario, pair: [string, string], first = 20): Promise<unknown> {
@@ -131,17 +139,15 @@ async function main() {
 
     const runway = await start(['src/main.ts'], {
       DATABASE_URL: databaseUrl,
-      PORT: '0',
-      HOST: '127.0.0.1',
       ROLE: 'gateway',
       NODE_ENV: 'production',
       API_KEYS: `${KEY}:${BENCH_PROJECT}`,
       LOG_LEVEL: 'info',
       RATE_LIMIT_MUTATIONS_PER_MINUTE: '0',
       RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE: '0',
-    });
+    }, process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []);
     children.push(runway.child);
-    const baseline = await start(['bench/http/baseline-server.ts'], { DATABASE_URL: databaseUrl, PORT: '0' });
+    const baseline = await start(['bench/http/baseline-server.ts'], { DATABASE_URL: databaseUrl });
     children.push(baseline.child);
     const targets: Target[] = [
       { name: 'baseline', url: baseline.url, pid: baseline.child.pid! },

@@ -452,6 +452,27 @@ export async function pageRunSteps(ex: Executor, runId: string, args: PageArgs):
   return plan.page(rows);
 }
 
+/** One statement whatever the number of runs: the ids travel as one array parameter. */
+const firstSteps = (order: 'asc' | 'desc') =>
+  preparedPer((ex) => {
+    const ranked = ex
+      .select({
+        ...getTableColumns(runSteps),
+        rank: sql<number>`row_number() over (partition by ${runSteps.runId} order by ${runSteps.id} ${sql.raw(order)})`.as('rank'),
+      })
+      .from(runSteps)
+      .where(sql`${runSteps.runId} = any(${sql.placeholder('runIds')}::text[])`)
+      .as('ranked');
+    return ex
+      .select()
+      .from(ranked)
+      .where(lte(ranked.rank, sql.placeholder('limit')))
+      .orderBy(ranked.runId, ranked.rank)
+      .prepare(`first_steps_${order}`);
+  });
+const firstStepsAscending = firstSteps('asc');
+const firstStepsDescending = firstSteps('desc');
+
 /**
  * The first `limit` steps of each of these runs, in one statement (a window over the
  * runs' steps), so a page of runs with their steps costs one query, not one per run.
@@ -462,15 +483,8 @@ export async function firstStepsOfRuns(
   order: 'asc' | 'desc',
   limit: number,
 ): Promise<Map<string, RunStepRow[]>> {
-  const ranked = ex
-    .select({
-      ...getTableColumns(runSteps),
-      rank: sql<number>`row_number() over (partition by ${runSteps.runId} order by ${runSteps.id} ${sql.raw(order)})`.as('rank'),
-    })
-    .from(runSteps)
-    .where(inArray(runSteps.runId, [...runIds]))
-    .as('ranked');
-  const rows = await ex.select().from(ranked).where(lte(ranked.rank, limit)).orderBy(ranked.runId, ranked.rank);
+  const statement = order === 'asc' ? firstStepsAscending(ex) : firstStepsDescending(ex);
+  const rows = await statement.execute({ runIds: [...runIds], limit });
   const byRun = new Map<string, RunStepRow[]>(runIds.map((id) => [id, []]));
   for (const { rank: _rank, ...step } of rows) byRun.get(step.runId)?.push(step);
   return byRun;

@@ -28,7 +28,7 @@ async function main() {
   const url = new URL(serverUrl);
   url.pathname = `/${dbName}`;
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: { ...process.env, LOG_LEVEL: 'info', DATABASE_URL: url.toString(), PORT: '0', HOST: '127.0.0.1', WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY ?? '32', DATABASE_POOL_SIZE: '20' },
+    env: { ...process.env, LOG_LEVEL: 'info', DATABASE_URL: url.toString(), PORT: '0', HOST: '127.0.0.1', WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY ?? '32', DATABASE_POOL_SIZE: '20', RATE_LIMIT_MUTATIONS_PER_MINUTE: '0', RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE: '0', WS_MAX_SUBSCRIPTIONS: '1000' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {

@@ -12,6 +12,8 @@
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench
  *   BENCH_SECONDS=5 BENCH_ROUNDS=3 BENCH_CONNECTIONS=50 BENCH_SCENARIOS=run,runs,nested
  *   BENCH_PROFILE=/tmp/prof   (Runway runs under node --cpu-prof, profile written there)
+ *   BENCH_SOAK_MINUTES=10     (then: sustained run reads for that long, req/s per minute;
+ *                              `npm run bench:soak` does only this)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, readFileSync, writeFileSync } from 'node:fs';
@@ -31,7 +33,8 @@ const RUNS_PER_THREAD = Number(process.env.BENCH_RUNS_PER_THREAD ?? 100);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
-const SCENARIOS = (process.env.BENCH_SCENARIOS ?? 'run,runs,nested').split(',') as Scenario[];
+const SCENARIOS = (process.env.BENCH_SCENARIOS ?? 'run,runs,nested').split(',').filter(Boolean) as Scenario[];
+const SOAK_MINUTES = Number(process.env.BENCH_SOAK_MINUTES ?? 0);
 const KEY = 'bench-key-0123456789abcdef';
 const dbName = `runway_bench_${process.pid}`;
 const log = (line: string) => console.error(`[bench] ${line}`);
@@ -113,6 +116,24 @@ function load(target: Target, scenario: Scenario, seconds: number, idsFile: stri
   });
 }
 
+/** Sustained `run` reads on Runway alone, a minute at a time: does it stay as fast? */
+async function soak(runway: Target, idsFile: string) {
+  const minutes: Sample[] = [];
+  for (let m = 0; m < SOAK_MINUTES; m++) {
+    const s = await load(runway, 'run', 60, idsFile);
+    if (s.non2xx || s.errors) throw new Error(`soak minute ${m + 1}: ${s.non2xx} non-2xx, ${s.errors} errors`);
+    minutes.push(s);
+    log(`soak minute ${m + 1}: ${fmt(s.rps)} req/s, p99 ${s.p99} ms, ${fmt(s.cpuMsPerRequest, 3)} CPU ms/req`);
+  }
+  const first = minutes[0]!;
+  const last = minutes.at(-1)!;
+  console.log(`\nSoak: run(threadId, runId), ${CONNECTIONS} connections, ${SOAK_MINUTES} minutes\n`);
+  console.log('| minute | req/s | p99 | CPU ms/req |');
+  console.log('| ---: | ---: | ---: | ---: |');
+  minutes.forEach((s, i) => console.log(`| ${i + 1} | ${fmt(s.rps)} | ${s.p99} ms | ${fmt(s.cpuMsPerRequest, 3)} |`));
+  console.log(`\nlast minute / first minute: **${fmt(last.rps / first.rps, 2)}x**`);
+}
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
@@ -182,10 +203,13 @@ async function main() {
         `| ${scenario} | ${fmt(median(samples.runway.map((s) => s.rps)))} | ${fmt(median(samples.baseline.map((s) => s.rps)))} | **${fmt(ratio, 2)}x** | ${median(samples.runway.map((s) => s.p99))} / ${median(samples.baseline.map((s) => s.p99))} ms (${fmt(p99Ratio, 1)}x) | ${fmt(median(samples.runway.map((s) => s.cpuMsPerRequest)), 3)} / ${fmt(median(samples.baseline.map((s) => s.cpuMsPerRequest)), 3)} |`,
       );
     }
-    console.log(`\nRunway vs bare node:http + postgres.js, ${THREADS * RUNS_PER_THREAD} runs, ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SECONDS} s (medians)\n`);
-    console.log('| scenario | Runway req/s | baseline req/s | ratio | p99 Runway / baseline | CPU ms/req Runway / baseline |');
-    console.log('| --- | --- | --- | --- | --- | --- |');
-    for (const row of rows) console.log(row);
+    if (rows.length) {
+      console.log(`\nRunway vs bare node:http + postgres.js, ${THREADS * RUNS_PER_THREAD} runs, ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SECONDS} s (medians)\n`);
+      console.log('| scenario | Runway req/s | baseline req/s | ratio | p99 Runway / baseline | CPU ms/req Runway / baseline |');
+      console.log('| --- | --- | --- | --- | --- | --- |');
+      for (const row of rows) console.log(row);
+    }
+    if (SOAK_MINUTES > 0) await soak(targets[1]!, idsFile);
   } finally {
     for (const child of children) child.kill('SIGTERM');
     await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));

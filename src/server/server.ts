@@ -84,13 +84,19 @@ function sendError(res: ServerResponse, status: number, message: string): void {
   sendJson(res, status, { errors: [{ message, extensions: { code: status === 413 ? 'PAYLOAD_TOO_LARGE' : 'LENGTH_REQUIRED' } }] });
 }
 
-/** The request body as text (its size was checked against Content-Length already). */
+/**
+ * The request body as text (its size was checked against Content-Length already).
+ * Rejects when the client hangs up before the end, so no request waits forever.
+ */
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.once('error', reject);
+    req.once('close', () => {
+      if (!req.complete) reject(new Error('the client hung up before the end of the body'));
+    });
   });
 }
 
@@ -184,6 +190,9 @@ export function buildServer(options: ServerOptions): RunwayServer {
     // or handed to yoga with its body; anything else goes to yoga as it came.
     const json = req.method === 'POST' && path === GRAPHQL_PATH && /^application\/json\b/i.test(req.headers['content-type'] ?? '');
     const body = json ? readBody(req) : undefined;
+    // A client may hang up mid-body while the key is being checked (or after a 401, when
+    // nobody reads the body): that rejection must not go unhandled and end the process.
+    body?.catch(() => undefined);
     auth.authenticate(req.headers.authorization).then(
       async (caller) => {
         if (!caller && !wantsPage) {

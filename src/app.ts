@@ -119,6 +119,16 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     ? new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false })
     : undefined;
   limitsRedis?.on('error', (error) => logger.debug({ err: error }, 'rate-limit redis'));
+  // Counting starts in Redis, not in the per-process fallback: operations counted there
+  // before the connection is up would be invisible to Redis's count afterwards. A Redis
+  // that does not answer in time leaves the fallback counting, with a warning.
+  if (limitsRedis && limitsRedis.status !== 'ready') {
+    const ready = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 5000);
+      limitsRedis.once('ready', () => (clearTimeout(timer), resolve(true)));
+    });
+    if (!ready) logger.warn('Redis (rate-limit counters) not ready after 5 s: counting per process until it is');
+  }
   const server = buildServer({
     services,
     authenticator,

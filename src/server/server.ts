@@ -84,6 +84,13 @@ function sendError(res: ServerResponse, status: number, message: string): void {
   sendJson(res, status, { errors: [{ message, extensions: { code: status === 413 ? 'PAYLOAD_TOO_LARGE' : 'LENGTH_REQUIRED' } }] });
 }
 
+/** The client hung up before its body ended: nobody is left to answer. */
+class ClientGoneError extends Error {
+  constructor() {
+    super('the client hung up before the end of the body');
+  }
+}
+
 /**
  * The request body as text (its size was checked against Content-Length already).
  * Rejects when the client hangs up before the end, so no request waits forever.
@@ -93,9 +100,10 @@ function readBody(req: IncomingMessage): Promise<string> {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.once('error', reject);
+    // Node reports a hang-up as an 'aborted' error, then a close: either way, gone.
+    req.once('error', () => reject(new ClientGoneError()));
     req.once('close', () => {
-      if (!req.complete) reject(new Error('the client hung up before the end of the body'));
+      if (!req.complete) reject(new ClientGoneError());
     });
   });
 }
@@ -212,6 +220,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
       },
     ).catch((error: unknown) => {
       // A bug in the serving itself (resolver errors never get here: they are results).
+      if (error instanceof ClientGoneError) return void log.debug({ requestId }, 'client hung up mid-body');
       log.error({ err: error, requestId }, 'request failed');
       if (!res.headersSent) sendJson(res, 500, { errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
       else res.destroy();

@@ -1,4 +1,5 @@
 /** Structured logs: a request id on every request, and no secret in any line. */
+import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
@@ -41,4 +42,18 @@ it('redacts keys and authorization wherever they appear in a line', () => {
   const probe = lines.find((l) => l.msg === 'probe');
   expect(probe.headers.authorization).toBe('[redacted]');
   expect(JSON.stringify(lines)).not.toContain('sk-very-secret');
+});
+
+it('takes a client hanging up mid-body in its stride: no error line, and the next request is served', async () => {
+  const { port } = new URL(t.url);
+  for (let i = 0; i < 5; i++) {
+    await new Promise<void>((resolve) => {
+      const socket = connect(Number(port), '127.0.0.1', () => {
+        socket.write('POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"query":');
+        setTimeout(() => (socket.destroy(), resolve()), 20);
+      });
+    });
+  }
+  expect(await t.ok('{ __typename }')).toEqual({ __typename: 'Query' });
+  expect(lines.filter((l) => l.level >= 50).map((l) => [l.msg, l.err?.message])).toEqual([]);
 });

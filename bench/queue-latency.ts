@@ -27,7 +27,8 @@ async function main() {
   await admin.unsafe(`create database ${dbName}`);
   const url = new URL(serverUrl);
   url.pathname = `/${dbName}`;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/main.ts'], {
     env: { ...process.env, LOG_LEVEL: 'info', DATABASE_URL: url.toString(), PORT: '0', HOST: '127.0.0.1', WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY ?? '32', DATABASE_POOL_SIZE: '20', RATE_LIMIT_MUTATIONS_PER_MINUTE: '0', RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE: '0', WS_MAX_SUBSCRIPTIONS: '1000' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -131,15 +131,22 @@ export async function threadRunsStream(
     throw error;
   }
 
+  // Whether the event at `position` ended its run: then the thread's next event can only
+  // be the next run's first.
+  let runEnded = false;
+  const advance = (event: RunStatusEvent): Delivery => {
+    position = { threadSeq: event.threadSeq, version: event.version };
+    runEnded = isTerminal(event.status);
+    return { event };
+  };
+
   async function* stream(): AsyncGenerator<Delivery> {
     const catchUp = async function* () {
       // Page through history until it is exhausted: a cursor may be far behind.
       for (;;) {
         const page = await patiently(() => deps.runs.threadEventsAfter(threadId, position, HISTORY_PAGE));
         for (const event of page) {
-          if (!before(position, event)) continue;
-          position = { threadSeq: event.threadSeq, version: event.version };
-          yield { event } as Delivery;
+          if (before(position, event)) yield advance(event);
         }
         if (page.length < HISTORY_PAGE) return;
       }
@@ -149,13 +156,15 @@ export async function threadRunsStream(
       if (item.kind === 'event') {
         const e = item.event;
         if (!before(position, e)) continue; // seen already
-        if (e.threadSeq === position.threadSeq && e.version === position.version + 1) {
-          position = { threadSeq: e.threadSeq, version: e.version };
-          yield { event: e };
+        const next =
+          (e.threadSeq === position.threadSeq && e.version === position.version + 1) ||
+          (runEnded && e.threadSeq === position.threadSeq + 1 && e.version === 1);
+        if (next) {
+          yield advance(e);
           continue;
         }
       }
-      // A new run (its earlier events may still be in flight), a gap, or a reconnect.
+      // A new run whose predecessor's end has not reached us yet, a gap, or a reconnect.
       yield* catchUp();
     }
   }

@@ -45,6 +45,12 @@ export class Worker {
   private polling: Promise<void> | undefined;
   private claiming: Promise<void> | undefined;
   private wakeAgain = false;
+  /**
+   * Whether queued runs may be waiting that this worker has not tried to claim: a run was
+   * queued, or the last claim filled every free slot. A run that ends frees a slot, and
+   * only then is a claim worth its round trips.
+   */
+  private backlog = true;
   private readonly concurrency: number;
   private readonly leaseSeconds: number;
   private readonly pollMs: number;
@@ -82,7 +88,10 @@ export class Worker {
         if (flight && e.version > flight.run.version) flight.abort.abort(new Error('stopped'));
       }
     }
-    if (queued) this.wake();
+    if (queued) {
+      this.backlog = true;
+      this.wake();
+    }
   }
 
   /**
@@ -156,7 +165,8 @@ export class Worker {
         return;
       }
       for (const run of claimed) this.begin(run);
-      if (claimed.length === free) this.wakeAgain = true; // there may be more
+      this.backlog = claimed.length === free;
+      if (this.backlog) this.wakeAgain = true; // there may be more
     } while (this.wakeAgain && this.running);
   }
 
@@ -184,7 +194,7 @@ export class Worker {
       .finally(() => {
         clearInterval(renewal);
         if (this.inFlight.get(run.id)?.leaseToken === leaseToken) this.inFlight.delete(run.id);
-        this.wake();
+        if (this.backlog) this.wake();
       });
     this.inFlight.set(run.id, { run, leaseToken, abort, done });
   }

@@ -6,7 +6,8 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
 import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
-import { assistants, messages, runSteps, threads, type RunRow, type RunStepRow } from '../db/schema.js';
+import { batched } from '../db/batches.js';
+import { assistants, messages, runSteps, threads, type MessageRow, type RunRow, type RunStepRow } from '../db/schema.js';
 import {
   BadUserInputError,
   InvalidRunStateError,
@@ -69,6 +70,13 @@ export interface FirstStepsKey {
 
 /** What a transition hands back: the run as it left it, and its event. */
 type Moved = { run: RunRow; event: RunStatusEvent };
+
+/** A model's answer, as the engine commits it. */
+type Answer = { text: string; usage: RunUsage; truncated: boolean };
+type Finish = { run: RunRow; leaseToken: string; answer: Answer; totalUsage: RunUsage };
+
+/** Events one transaction may announce: their lines must fit one notification (~90 bytes each). */
+const MAX_EVENTS_PER_COMMIT = 50;
 
 /** How many times a use case re-reads and retries when a concurrent change beat it. */
 const MAX_ATTEMPTS = 5;
@@ -261,20 +269,22 @@ export class RunService {
         leaseToken === undefined ? {} : { leaseToken },
       );
       if (!moved) return undefined;
-      await store.insertRunStep(tx, {
-        id: newId('step'),
-        runId,
-        threadId: moved.run.threadId,
-        assistantId: moved.run.assistantId,
-        createdAt: now,
-        type: 'tool_calls',
-        status: 'in_progress',
-        stepDetails: {
+      await store.insertRunSteps(tx, [
+        {
+          id: newId('step'),
+          runId,
+          threadId: moved.run.threadId,
+          assistantId: moved.run.assistantId,
+          createdAt: now,
           type: 'tool_calls',
-          toolCalls: toolCalls.map((c) => ({ ...c, function: { ...c.function, output: null } })),
+          status: 'in_progress',
+          stepDetails: {
+            type: 'tool_calls',
+            toolCalls: toolCalls.map((c) => ({ ...c, function: { ...c.function, output: null } })),
+          },
+          usage: usage ?? null,
         },
-        usage: usage ?? null,
-      });
+      ]);
       return moved;
     });
     return result?.run;
@@ -302,14 +312,13 @@ export class RunService {
   /** The engine's claim: queued runs to in_progress under this worker's lease. */
   async claim(workerId: string, limit: number, leaseSeconds: number): Promise<RunRow[]> {
     const now = this.deps.clock();
-    // Capped so that one claim's events fit one notification.
-    const claimed = await this.commit((tx) => store.claimQueuedRuns(tx, workerId, Math.min(limit, 50), now, leaseSeconds));
+    const claimed = await this.commit((tx) => store.claimQueuedRuns(tx, workerId, Math.min(limit, MAX_EVENTS_PER_COMMIT), now, leaseSeconds));
     return claimed.map((c) => c.run);
   }
 
   /** Runs whose worker's lease lapsed, now claimed by this worker (no transition). */
   async takeOver(workerId: string, limit: number, leaseSeconds: number): Promise<RunRow[]> {
-    return store.takeOverLapsedRuns(this.deps.db, workerId, limit, leaseSeconds);
+    return this.deps.db.transaction((tx) => store.takeOverLapsedRuns(tx, workerId, limit, leaseSeconds));
   }
 
   async renewLease(runId: string, leaseToken: string, leaseSeconds: number): Promise<RunRow | undefined> {
@@ -336,60 +345,80 @@ export class RunService {
   /**
    * The model answered: the assistant message, its step and the run's end commit together,
    * or not at all (when the run is no longer in_progress or cancelling, e.g. expired), so
-   * a repeated model call never records a second message.
+   * a repeated model call never records a second message. Answers that arrive together
+   * are committed together (one transaction, one notification: see db/batches).
    */
-  async finishWithMessage(
-    run: RunRow,
-    leaseToken: string,
-    answer: { text: string; usage: RunUsage; truncated: boolean },
-    totalUsage: RunUsage,
-  ): Promise<RunRow | undefined> {
-    const now = this.deps.clock();
-    const to = answer.truncated ? 'incomplete' : 'completed';
-    const result = await this.commit(async (tx) => {
-      const moved = await store.transitionRun(
-        tx,
-        run.id,
-        to,
-        now,
-        {
-          usage: totalUsage,
-          ...(answer.truncated ? { incompleteDetails: { reason: 'max_completion_tokens' as const } } : {}),
-        },
-        { leaseToken },
-      );
-      if (!moved) return undefined;
-      const messageId = newId('msg');
-      await tx.insert(messages).values({
-        id: messageId,
-        threadId: run.threadId,
-        createdAt: now,
-        role: 'assistant',
-        content: answer.text,
-        runId: run.id,
-        assistantId: run.assistantId,
-      });
-      await store.insertRunStep(tx, {
-        id: newId('step'),
-        runId: run.id,
-        threadId: run.threadId,
-        assistantId: run.assistantId,
-        createdAt: now,
-        type: 'message_creation',
-        status: 'completed',
-        completedAt: now,
-        stepDetails: { type: 'message_creation', messageCreation: { messageId } },
-        usage: answer.usage,
-      });
-      return moved;
-    });
-    return result?.run;
+  finishWithMessage(run: RunRow, leaseToken: string, answer: Answer, totalUsage: RunUsage): Promise<RunRow | undefined> {
+    return this.finishes({ run, leaseToken, answer, totalUsage });
   }
 
-  /** All of a run's steps, oldest first (the engine's view). */
-  async steps(runId: string) {
-    return store.listRunSteps(this.deps.db, runId);
+  private readonly finishes = batched<Finish, RunRow | undefined>(
+    (batch) => this.writeFinishes(batch),
+    // Every event of a batch travels in one notification.
+    MAX_EVENTS_PER_COMMIT,
+  );
+
+  private async writeFinishes(batch: Finish[]): Promise<(RunRow | undefined)[]> {
+    const now = this.deps.clock();
+    const moved = await this.commit(async (tx) => {
+      const moved: Moved[] = [];
+      for (const to of ['completed', 'incomplete'] as const) {
+        const group = batch.filter((f) => (f.answer.truncated ? 'incomplete' : 'completed') === to);
+        if (group.length === 0) continue;
+        const moves = group.map((f) => ({
+          runId: f.run.id,
+          data: {
+            usage: f.totalUsage,
+            ...(f.answer.truncated ? { incompleteDetails: { reason: 'max_completion_tokens' as const } } : {}),
+          },
+          guard: { leaseToken: f.leaseToken },
+        }));
+        moved.push(...(await store.transitionRuns(tx, to, now, moves)));
+      }
+      if (moved.length === 0) return moved;
+      const finishOf = new Map(batch.map((f) => [f.run.id, f]));
+      const written = moved.map(({ run }) => ({ run, answer: finishOf.get(run.id)!.answer, messageId: newId('msg') }));
+      await tx.insert(messages).values(
+        written.map(({ run, answer, messageId }) => ({
+          id: messageId,
+          threadId: run.threadId,
+          createdAt: now,
+          role: 'assistant' as const,
+          content: answer.text,
+          runId: run.id,
+          assistantId: run.assistantId,
+        })),
+      );
+      await store.insertRunSteps(
+        tx,
+        written.map(({ run, answer, messageId }) => ({
+          id: newId('step'),
+          runId: run.id,
+          threadId: run.threadId,
+          assistantId: run.assistantId,
+          createdAt: now,
+          type: 'message_creation' as const,
+          status: 'completed' as const,
+          completedAt: now,
+          stepDetails: { type: 'message_creation' as const, messageCreation: { messageId } },
+          usage: answer.usage,
+        })),
+      );
+      return moved;
+    });
+    const byRun = new Map(moved.map((m) => [m.run.id, m.run]));
+    return batch.map((f) => byRun.get(f.run.id));
   }
+
+  /** All of a run's steps, oldest first (the engine's view; batched with other runs'). */
+  steps(runId: string): Promise<RunStepRow[]> {
+    return this.stepReads(runId);
+  }
+
+  private readonly stepReads = batched<string, RunStepRow[]>(async (runIds) => {
+    const steps = await store.stepsOfRuns(this.deps.db, [...new Set(runIds)]);
+    return runIds.map((id) => steps.get(id) ?? []);
+  }, 100);
 
   async pageSteps(runId: string, args: PageArgs) {
     return store.pageRunSteps(this.deps.db, runId, args);
@@ -424,9 +453,15 @@ export class RunService {
     return run && step && step.runId === run.id ? step : undefined;
   }
 
-  async threadMessages(threadId: string) {
-    return store.threadMessages(this.deps.db, threadId);
+  /** A thread's messages, oldest first (the engine's prompt; batched with other threads'). */
+  threadMessages(threadId: string): Promise<MessageRow[]> {
+    return this.messageReads(threadId);
   }
+
+  private readonly messageReads = batched<string, MessageRow[]>(async (threadIds) => {
+    const messages = await store.messagesOfThreads(this.deps.db, [...new Set(threadIds)]);
+    return threadIds.map((id) => messages.get(id) ?? []);
+  }, 100);
 
   /** The event that left the run in its current state. */
   async currentEvent(run: RunRow): Promise<RunStatusEvent> {

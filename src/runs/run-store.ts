@@ -3,11 +3,10 @@
  * database or an open transaction) so the service decides the transaction boundaries.
  */
 import { and, asc, desc, eq, getTableColumns, gt, inArray, lt, lte, sql } from 'drizzle-orm';
-import { messages } from '../db/schema.js';
 import type { Executor } from '../db/client.js';
 import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
 import { preparedPer } from '../db/prepared.js';
-import { runEvents, runs, runSteps, type RunRow, type RunStepRow } from '../db/schema.js';
+import { messages, runEvents, runs, runSteps, type MessageRow, type RunRow, type RunStepRow } from '../db/schema.js';
 import type {
   IncompleteDetails,
   RequiredAction,
@@ -138,6 +137,13 @@ export interface TransitionGuard {
 /** The statuses in which a worker holds the run. */
 const WORKER_STATUSES: readonly RunStatus[] = ['in_progress', 'cancelling'];
 
+/** One run's part in a {@link transitionRuns}: which run, what it carries, and its guard. */
+export interface RunMove {
+  runId: string;
+  data?: TransitionData;
+  guard?: TransitionGuard;
+}
+
 /**
  * Moves a run to `to` in one conditional UPDATE: it applies only while the run's status
  * is a legal source of `to` (from the transition table) and matches the guard, so
@@ -153,15 +159,46 @@ export async function transitionRun(
   data: TransitionData = {},
   guard: TransitionGuard = {},
 ): Promise<{ run: RunRow; event: RunStatusEvent } | undefined> {
-  if (to === 'requires_action' && !data.requiredAction) throw new Error('requires_action needs requiredAction');
-  if (to === 'failed' && !data.lastError) throw new Error('failed needs lastError');
-  if (to === 'incomplete' && !data.incompleteDetails) throw new Error('incomplete needs incompleteDetails');
+  const [moved] = await transitionRuns(ex, to, at, [{ runId, data, guard }]);
+  return moved;
+}
 
-  const sources = guard.from ? sourcesOf(to).filter((s) => guard.from!.includes(s)) : sourcesOf(to);
-  if (sources.length === 0) return undefined;
+/**
+ * {@link transitionRun} for many runs going to the same status, each with its own data
+ * and guard, in one UPDATE and one insert of their events: the engine commits a batch of
+ * finished runs this way. Returns the runs that moved (a run whose guard failed is left
+ * out). Call inside a transaction.
+ */
+export async function transitionRuns(
+  ex: Executor,
+  to: RunStatus,
+  at: number,
+  moves: readonly RunMove[],
+): Promise<{ run: RunRow; event: RunStatusEvent }[]> {
+  const rows: MoveRow[] = [];
+  for (const { runId, data = {}, guard = {} } of moves) {
+    if (to === 'requires_action' && !data.requiredAction) throw new Error('requires_action needs requiredAction');
+    if (to === 'failed' && !data.lastError) throw new Error('failed needs lastError');
+    if (to === 'incomplete' && !data.incompleteDetails) throw new Error('incomplete needs incompleteDetails');
+    const sources = guard.from ? sourcesOf(to).filter((s) => guard.from!.includes(s)) : sourcesOf(to);
+    if (sources.length === 0) continue;
+    rows.push({
+      run_id: runId,
+      sources: sources.join(','),
+      version: guard.version ?? null,
+      lease_token: guard.leaseToken ?? null,
+      due_by: guard.dueBy ?? null,
+      required_action: data.requiredAction ?? null,
+      last_error: data.lastError ?? null,
+      incomplete_details: data.incompleteDetails ?? null,
+      usage: data.usage ?? null,
+    });
+  }
+  if (rows.length === 0) return [];
+  if (new Set(rows.map((r) => r.run_id)).size !== rows.length) throw new Error('a run can move only once per batch');
 
   const stamp = timestampStampedBy(to);
-  const [run] = await ex
+  const moved = await ex
     .update(runs)
     .set({
       status: to,
@@ -172,28 +209,45 @@ export async function transitionRun(
       ...(stamp && stamp !== 'startedAt' ? { [stamp]: at } : {}),
       ...(isTerminal(to) ? { expiresAt: null } : {}),
       // requiredAction exists only while the run waits for it.
-      requiredAction: to === 'requires_action' ? data.requiredAction : null,
-      ...(data.lastError ? { lastError: data.lastError } : {}),
-      ...(data.incompleteDetails ? { incompleteDetails: data.incompleteDetails } : {}),
-      ...(data.usage ? { usage: data.usage } : {}),
+      requiredAction: to === 'requires_action' ? sql`m.required_action` : null,
+      lastError: sql`coalesce(m.last_error, ${runs.lastError})`,
+      incompleteDetails: sql`coalesce(m.incomplete_details, ${runs.incompleteDetails})`,
+      usage: sql`coalesce(m.usage, ${runs.usage})`,
       // Leaving the worker's hands ends its claim.
       ...(WORKER_STATUSES.includes(to) ? {} : { workerId: null, leaseToken: null, leaseExpiresAt: null }),
     })
+    .from(sql`jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as m(${sql.raw(MOVE_COLUMNS)})`)
     .where(
       and(
-        eq(runs.id, runId),
-        inArray(runs.status, [...sources]),
-        guard.version !== undefined ? eq(runs.version, guard.version) : undefined,
-        guard.leaseToken !== undefined ? eq(runs.leaseToken, guard.leaseToken) : undefined,
-        guard.dueBy !== undefined ? lte(runs.expiresAt, guard.dueBy) : undefined,
+        eq(runs.id, sql`m.run_id`),
+        sql`${runs.status}::text = any(string_to_array(m.sources, ','))`,
+        sql`(m.version is null or ${runs.version} = m.version)`,
+        sql`(m.lease_token is null or ${runs.leaseToken} = m.lease_token)`,
+        sql`(m.due_by is null or ${runs.expiresAt} <= m.due_by)`,
       ),
     )
-    .returning();
-  if (!run) return undefined;
-  const event = eventOf(run, at);
-  await ex.insert(runEvents).values(toEventRow(event));
-  return { run, event };
+    .returning(getTableColumns(runs));
+  if (moved.length === 0) return [];
+  const results = moved.map((run) => ({ run, event: eventOf(run, at) }));
+  await ex.insert(runEvents).values(results.map((r) => toEventRow(r.event)));
+  return results;
 }
+
+/** A move as the UPDATE reads it: one record of a JSON array, in these columns. */
+interface MoveRow {
+  run_id: string;
+  /** The legal sources for this run, comma-separated (the table's, narrowed by the guard). */
+  sources: string;
+  version: number | null;
+  lease_token: string | null;
+  due_by: number | null;
+  required_action: RequiredAction | null;
+  last_error: RunError | null;
+  incomplete_details: IncompleteDetails | null;
+  usage: RunUsage | null;
+}
+const MOVE_COLUMNS =
+  'run_id text, sources text, version integer, lease_token uuid, due_by bigint, required_action jsonb, last_error jsonb, incomplete_details jsonb, usage jsonb';
 
 /** The event of the transition that left `run` as it is. */
 export function eventOf(run: RunRow, at: number): RunStatusEvent {
@@ -283,10 +337,8 @@ export async function findRunEvent(ex: Executor, runId: string, version: number)
 
 export type NewRunStep = typeof runSteps.$inferInsert;
 
-export async function insertRunStep(ex: Executor, step: NewRunStep): Promise<RunStepRow> {
-  const [row] = await ex.insert(runSteps).values(step).returning();
-  if (!row) throw new Error('insert returned no row');
-  return row;
+export async function insertRunSteps(ex: Executor, steps: NewRunStep[]): Promise<void> {
+  if (steps.length) await ex.insert(runSteps).values(steps);
 }
 
 /** The run's TOOL_CALLS step still waiting for outputs, if any. */
@@ -351,13 +403,10 @@ export async function claimQueuedRuns(
   leaseSeconds: number,
 ): Promise<{ run: RunRow; event: RunStatusEvent }[]> {
   if (!sourcesOf('in_progress').includes('queued')) throw new Error('the lifecycle no longer starts queued runs');
-  const claimable = ex
-    .select({ id: runs.id })
-    .from(runs)
-    .where(eq(runs.status, 'queued'))
-    .orderBy(asc(runs.id))
-    .limit(limit)
-    .for('update', { skipLocked: true });
+  const ids = await lockFree(
+    ex.select({ id: runs.id }).from(runs).where(eq(runs.status, 'queued')).orderBy(asc(runs.id)).limit(limit),
+  );
+  if (ids.length === 0) return [];
   const claimed = await ex
     .update(runs)
     .set({
@@ -369,7 +418,7 @@ export async function claimQueuedRuns(
       leaseToken: sql`gen_random_uuid()`,
       leaseExpiresAt: sql`now() + make_interval(secs => ${leaseSeconds})`,
     })
-    .where(and(inArray(runs.id, claimable), eq(runs.status, 'queued')))
+    .where(and(inArray(runs.id, ids), eq(runs.status, 'queued')))
     .returning();
   const results = claimed.map((run) => ({ run, event: eventOf(run, at) }));
   if (results.length) await ex.insert(runEvents).values(results.map((r) => toEventRow(r.event)));
@@ -386,13 +435,15 @@ export async function takeOverLapsedRuns(
   limit: number,
   leaseSeconds: number,
 ): Promise<RunRow[]> {
-  const lapsed = ex
-    .select({ id: runs.id })
-    .from(runs)
-    .where(and(inArray(runs.status, [...WORKER_STATUSES]), lt(runs.leaseExpiresAt, sql`now()`)))
-    .orderBy(asc(runs.leaseExpiresAt))
-    .limit(limit)
-    .for('update', { skipLocked: true });
+  const lapsed = await lockFree(
+    ex
+      .select({ id: runs.id })
+      .from(runs)
+      .where(and(inArray(runs.status, [...WORKER_STATUSES]), lt(runs.leaseExpiresAt, sql`now()`)))
+      .orderBy(asc(runs.leaseExpiresAt))
+      .limit(limit),
+  );
+  if (lapsed.length === 0) return [];
   return ex
     .update(runs)
     .set({
@@ -402,6 +453,18 @@ export async function takeOverLapsedRuns(
     })
     .where(and(inArray(runs.id, lapsed), inArray(runs.status, [...WORKER_STATUSES]), lt(runs.leaseExpiresAt, sql`now()`)))
     .returning();
+}
+
+/**
+ * Locks the rows this query selects that nobody else has locked, and gives their ids.
+ * A statement of its own, on purpose: as a subquery (`where id in (select ... limit n
+ * for update skip locked)`) PostgreSQL may run it more than once in one UPDATE, each
+ * time skipping what it locked before, and so take more than n rows (seen here: 217
+ * claimed by a claim of 50).
+ */
+async function lockFree(query: { for: (strength: 'update', config: { skipLocked: true }) => PromiseLike<{ id: string }[]> }): Promise<string[]> {
+  const rows = await query.for('update', { skipLocked: true });
+  return rows.map((r) => r.id);
 }
 
 /** Extends a claim; undefined when the claim is no longer the caller's. */
@@ -433,12 +496,30 @@ export async function findDueRunIds(ex: Executor, at: number, limit: number): Pr
   return rows.map((r) => r.id);
 }
 
-export async function listRunSteps(ex: Executor, runId: string): Promise<RunStepRow[]> {
-  return ex.select().from(runSteps).where(eq(runSteps.runId, runId)).orderBy(asc(runSteps.id));
+/** Every step of each of these runs, oldest first: one statement for the lot. */
+export async function stepsOfRuns(ex: Executor, runIds: readonly string[]): Promise<Map<string, RunStepRow[]>> {
+  const rows = await ex
+    .select()
+    .from(runSteps)
+    .where(inArray(runSteps.runId, [...runIds]))
+    .orderBy(asc(runSteps.runId), asc(runSteps.id));
+  return groupBy(runIds, rows, (r) => r.runId);
 }
 
-export async function threadMessages(ex: Executor, threadId: string) {
-  return ex.select().from(messages).where(eq(messages.threadId, threadId)).orderBy(asc(messages.id));
+/** Every message of each of these threads, oldest first: one statement for the lot. */
+export async function messagesOfThreads(ex: Executor, threadIds: readonly string[]): Promise<Map<string, MessageRow[]>> {
+  const rows = await ex
+    .select()
+    .from(messages)
+    .where(inArray(messages.threadId, [...threadIds]))
+    .orderBy(asc(messages.threadId), asc(messages.id));
+  return groupBy(threadIds, rows, (r) => r.threadId);
+}
+
+function groupBy<T>(keys: readonly string[], rows: T[], keyOf: (row: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>(keys.map((k) => [k, []]));
+  for (const row of rows) groups.get(keyOf(row))?.push(row);
+  return groups;
 }
 
 export async function pageRunSteps(ex: Executor, runId: string, args: PageArgs): Promise<Page<RunStepRow>> {

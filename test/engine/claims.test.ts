@@ -44,3 +44,25 @@ describe('a cancel racing a model that already answered', () => {
     expect(await t.app.services.runs.finishWithMessage(taken!, taken!.leaseToken!, { text: 'fresh', usage, truncated: false }, usage)).toMatchObject({ status: 'completed' });
   });
 });
+
+describe('claiming queued runs', () => {
+  it('never takes more runs than asked, nor a run twice, however many claim at once', async () => {
+    const { assistants, threads, runs } = t.app.services;
+    const assistant = await assistants.create('default', { model: 'scripted' });
+    const queued = new Set<string>();
+    for (let i = 0; i < 120; i++) {
+      const thread = await threads.create('default', {});
+      queued.add((await runs.create('default', thread.id, { assistantId: assistant.id })).id);
+    }
+    const claimed: string[] = [];
+    for (let round = 0; claimed.length < queued.size && round < 50; round++) {
+      const batches = await Promise.all(['w1', 'w2', 'w3', 'w4'].map((w) => runs.claim(w, 7, 30)));
+      for (const batch of batches) {
+        expect(batch.length).toBeLessThanOrEqual(7);
+        claimed.push(...batch.map((r) => r.id));
+      }
+    }
+    expect(new Set(claimed).size).toBe(claimed.length);
+    expect(new Set(claimed)).toEqual(queued);
+  });
+});

@@ -1,0 +1,51 @@
+/**
+ * Group commit: many callers' statements go to the database together. Calls made in the
+ * same turn of the event loop, or while the previous batch is still being written, are
+ * written as one batch by one call of `write`; one batch is in flight at a time. Idle, a
+ * call goes out at once (after the current turn); busy, calls pile up behind the batch
+ * in flight and leave together. So the round trips per call fall as the load rises,
+ * which is where they matter.
+ */
+
+/** Writes the items, and answers each (in the same order). */
+export type BatchWrite<I, O> = (items: I[]) => Promise<O[]>;
+
+/**
+ * @param write one batch's work; it must answer every item, in order.
+ * @param maxBatch the most items in one batch (e.g. what fits one notification).
+ */
+export function batched<I, O>(write: BatchWrite<I, O>, maxBatch: number): (item: I) => Promise<O> {
+  type Waiting = { item: I; resolve: (value: O) => void; reject: (error: unknown) => void };
+  let pending: Waiting[] = [];
+  let busy = false;
+
+  async function writeOne(batch: Waiting[]): Promise<void> {
+    try {
+      const answers = await write(batch.map((w) => w.item));
+      if (answers.length !== batch.length) throw new Error(`a batch of ${batch.length} got ${answers.length} answers`);
+      batch.forEach((w, i) => w.resolve(answers[i]!));
+    } catch (error) {
+      // One bad item must not fail its neighbours: alone, each gets its own answer.
+      if (batch.length === 1) return batch[0]!.reject(error);
+      for (const w of batch) await writeOne([w]);
+    }
+  }
+
+  async function drain(): Promise<void> {
+    while (pending.length > 0) {
+      const batch = pending.slice(0, maxBatch);
+      pending = pending.slice(batch.length);
+      await writeOne(batch);
+    }
+    busy = false;
+  }
+
+  return (item) =>
+    new Promise<O>((resolve, reject) => {
+      pending.push({ item, resolve, reject });
+      if (busy) return;
+      busy = true;
+      // After the current turn: whatever else this turn adds joins the batch.
+      setImmediate(() => void drain());
+    });
+}

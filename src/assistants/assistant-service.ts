@@ -1,5 +1,6 @@
-import { and, eq } from 'drizzle-orm';
-import type { Db } from '../db/client.js';
+import { and, eq, sql } from 'drizzle-orm';
+import type { Db, Executor } from '../db/client.js';
+import { preparedPer } from '../db/prepared.js';
 import { assistants, type AssistantRow } from '../db/schema.js';
 import { newId } from '../domain/ids.js';
 import type { Metadata, Tool } from '../domain/run.js';
@@ -37,10 +38,20 @@ export class AssistantService {
 
   /** The assistant, if it exists in this project. */
   async get(projectId: string, id: string): Promise<AssistantRow | undefined> {
-    const [row] = await this.deps.db
-      .select()
-      .from(assistants)
-      .where(and(eq(assistants.id, id), eq(assistants.projectId, projectId)));
-    return row;
+    return findAssistant(this.deps.db, projectId, id);
   }
+}
+
+const assistantInProject = preparedPer((ex) =>
+  ex
+    .select()
+    .from(assistants)
+    .where(and(eq(assistants.id, sql.placeholder('id')), eq(assistants.projectId, sql.placeholder('projectId'))))
+    .prepare('assistant_in_project'),
+);
+
+/** The assistant, if it exists in this project (another project's is as absent as a missing one). */
+export async function findAssistant(ex: Executor, projectId: string, id: string): Promise<AssistantRow | undefined> {
+  const [row] = await assistantInProject(ex).execute({ id, projectId });
+  return row;
 }

@@ -5,6 +5,7 @@
  *
  *   <runId> <threadId> <threadSeq> <version> <status> <previousStatus|-> <at>
  */
+import { sql, type SQL, type SQLWrapper } from 'drizzle-orm';
 import type { RunStatusEvent } from '../domain/run.js';
 import { RUN_STATUSES, type RunStatus } from '../domain/run-status.js';
 
@@ -14,6 +15,15 @@ export function encodeEvents(events: readonly RunStatusEvent[]): string {
   return events
     .map((e) => `${e.runId} ${e.threadId} ${e.threadSeq} ${e.version} ${e.status} ${e.previousStatus ?? '-'} ${e.at}`)
     .join('\n');
+}
+
+/**
+ * The same line as {@link encodeEvents}, written by PostgreSQL from an event's columns:
+ * for a statement that writes its own event row and announces it in the same breath
+ * (the event's version and thread position are only known inside that statement).
+ */
+export function eventLineSql(e: Record<keyof RunStatusEvent, SQLWrapper>): SQL {
+  return sql`concat_ws(' ', ${e.runId}, ${e.threadId}, ${e.threadSeq}, ${e.version}, ${e.status}, coalesce(${e.previousStatus}::text, '-'), ${e.at})`;
 }
 
 const isStatus = (s: string | undefined): s is RunStatus => RUN_STATUSES.includes(s as RunStatus);

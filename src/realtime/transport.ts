@@ -5,6 +5,7 @@
  * announced and an aborted one never is. One NOTIFY per transaction, however many events.
  */
 import { randomUUID } from 'node:crypto';
+import { sql, type SQL } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import type { Database, Executor } from '../db/client.js';
 import { listen, notify } from '../db/notifications.js';
@@ -19,6 +20,12 @@ export interface EventTransport {
   inTransaction(ex: Executor, events: readonly RunStatusEvent[]): Promise<void>;
   /** Called once the transaction has committed, with the same events. */
   afterCommit(events: readonly RunStatusEvent[]): void;
+  /**
+   * For a single statement that writes its own event row: an expression that announces
+   * that event's line (see eventLineSql) as the statement commits, or undefined when this
+   * transport announces after the commit instead (afterCommit is called either way).
+   */
+  readonly announceInStatement?: (line: SQL) => SQL;
   /**
    * Delivers every announced event, from any process, to `onEvents`. `onResync` runs when
    * delivery (re)starts, including after a lost connection: whatever was announced
@@ -75,6 +82,7 @@ export function postgresTransport(database: Database): EventTransport {
       await notify(ex, EVENTS_CHANNEL, payload);
     },
     afterCommit() {},
+    announceInStatement: (line) => sql`pg_notify(${EVENTS_CHANNEL}, ${line})`,
     subscribe(onEvents, onResync) {
       return listen(
         database,

@@ -3,11 +3,10 @@
  * its own transaction, applies the lifecycle through the run store, and publishes the
  * committed transitions.
  */
-import { and, eq, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
 import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
 import { batched } from '../db/batches.js';
-import { assistants, messages, runSteps, threads, type MessageRow, type RunRow, type RunStepRow } from '../db/schema.js';
+import { messages, runSteps, type MessageRow, type RunRow, type RunStepRow } from '../db/schema.js';
 import {
   BadUserInputError,
   InvalidRunStateError,
@@ -29,7 +28,9 @@ import type {
 import type { RunStatus } from '../domain/run-status.js';
 import type { EventTransport } from '../realtime/transport.js';
 import { isUniqueViolation } from '../db/errors.js';
+import { eventLineSql } from '../realtime/event-codec.js';
 import { newMessage, threadExists } from '../threads/thread-service.js';
+import { findAssistant } from '../assistants/assistant-service.js';
 import * as store from './run-store.js';
 
 export interface CreateRunInput {
@@ -118,74 +119,78 @@ export class RunService {
   async create(projectId: string, threadId: string, input: CreateRunInput): Promise<RunRow> {
     const { db, clock, runExpiresAfterSeconds } = this.deps;
     const now = clock();
-    const result = await this.commit(async (tx) => {
-        // Counting the thread's runs locks the thread row: run creation is serialized
-        // against messages being added (createMessage takes a share lock), so the "one
-        // active run" rule holds for both, and runs get their order in the thread.
-        const [thread] = await tx
-          .update(threads)
-          .set({ runCount: sql`${threads.runCount} + 1` })
-          .where(and(eq(threads.id, threadId), eq(threads.projectId, projectId)))
-          .returning({ runCount: threads.runCount });
-        if (!thread) throw new NotFoundError('thread', threadId);
-        const [assistant] = await tx
-          .select()
-          .from(assistants)
-          .where(and(eq(assistants.id, input.assistantId), eq(assistants.projectId, projectId)));
-        if (!assistant) throw new NotFoundError('assistant', input.assistantId);
-        const active = await store.findActiveRunId(tx, threadId);
-        if (active) throw new ThreadHasActiveRunError(threadId, active);
-
-        const model = input.model ?? assistant.model;
-        if (this.deps.modelSupported && !this.deps.modelSupported(model)) {
-          throw new BadUserInputError(
+    // Assistants never change once created: read outside the run's statement.
+    const assistant = await findAssistant(db, projectId, input.assistantId);
+    const model = input.model ?? assistant?.model;
+    const tools = input.tools ?? assistant?.tools ?? [];
+    const forced = input.toolChoice && 'function' in input.toolChoice ? input.toolChoice.function.name : null;
+    const invalid = !assistant
+      ? new NotFoundError('assistant', input.assistantId)
+      : this.deps.modelSupported && !this.deps.modelSupported(model!)
+        ? new BadUserInputError(
             `Invalid input: model: no model provider serves '${model}' (use 'scripted' or 'scripted-*', or configure OPENAI_BASE_URL / OPENAI_API_KEY).`,
             { fields: ['input.model'] },
-          );
-        }
-        const tools = input.tools ?? assistant.tools;
-        const forced = input.toolChoice && 'function' in input.toolChoice ? input.toolChoice.function.name : null;
-        if (forced && !tools.some((t) => t.function.name === forced)) {
-          throw new BadUserInputError(
-            `Invalid input: input.toolChoice.function.name: '${forced}' is not one of the run's tools.`,
-            { fields: ['input.toolChoice.function.name'] },
-          );
-        }
-        const runId = newId('run');
-        if (input.additionalMessages?.length) {
-          await tx.insert(messages).values(input.additionalMessages.map((m) => newMessage(threadId, now, m)));
-        }
-        return store.insertRun(tx, {
-          id: runId,
-          projectId,
-          threadId,
-          threadSeq: thread.runCount,
-          assistantId: assistant.id,
-          createdAt: now,
-          status: 'queued',
-          expiresAt: now + runExpiresAfterSeconds,
-          model,
-          instructions: input.instructions ?? assistant.instructions ?? '',
-          additionalInstructions: input.additionalInstructions ?? null,
-          tools,
-          metadata: input.metadata ?? {},
-          // The seeds: "If not set, defaults to 1."
-          temperature: input.temperature ?? 1,
-          topP: input.topP ?? 1,
-          maxPromptTokens: input.maxPromptTokens ?? null,
-          maxCompletionTokens: input.maxCompletionTokens ?? null,
-          truncationStrategy: input.truncationStrategy ?? { type: 'auto', lastMessages: null },
-          toolChoice: input.toolChoice ?? { mode: 'auto' },
-          parallelToolCalls: input.parallelToolCalls ?? true,
-          responseFormat: input.responseFormat ?? { type: 'auto' },
-        });
-      }).catch((error: unknown) => {
-        // The partial unique index is the last word when two creations race.
-        if (isUniqueViolation(error, 'runs_one_active_per_thread')) throw new ThreadHasActiveRunError(threadId, null);
-        throw error;
+          )
+        : forced && !tools.some((t) => t.function.name === forced)
+          ? new BadUserInputError(`Invalid input: input.toolChoice.function.name: '${forced}' is not one of the run's tools.`, {
+              fields: ['input.toolChoice.function.name'],
+            })
+          : undefined;
+    if (invalid) {
+      // A missing thread is reported first, whatever else is wrong.
+      await this.requireThread(projectId, threadId);
+      throw invalid;
+    }
+    let created: Moved | undefined;
+    try {
+      created = await this.createRun({
+        id: newId('run'),
+        projectId,
+        threadId,
+        assistantId: assistant!.id,
+        createdAt: now,
+        expiresAt: now + runExpiresAfterSeconds,
+        model: model!,
+        instructions: input.instructions ?? assistant!.instructions ?? '',
+        additionalInstructions: input.additionalInstructions ?? null,
+        tools,
+        metadata: input.metadata ?? {},
+        // The seeds: "If not set, defaults to 1."
+        temperature: input.temperature ?? 1,
+        topP: input.topP ?? 1,
+        maxPromptTokens: input.maxPromptTokens ?? null,
+        maxCompletionTokens: input.maxCompletionTokens ?? null,
+        truncationStrategy: input.truncationStrategy ?? { type: 'auto', lastMessages: null },
+        toolChoice: input.toolChoice ?? { mode: 'auto' },
+        parallelToolCalls: input.parallelToolCalls ?? true,
+        responseFormat: input.responseFormat ?? { type: 'auto' },
+        messages: (input.additionalMessages ?? []).map((m) => {
+          const { id, role, content, metadata } = newMessage(threadId, now, m);
+          return { id, role, content, metadata };
+        }),
       });
-    return result.run;
+    } catch (error) {
+      // The partial unique index keeps a thread to one active run.
+      if (isUniqueViolation(error, 'runs_one_active_per_thread')) {
+        throw new ThreadHasActiveRunError(threadId, (await store.findActiveRunId(db, threadId)) ?? null);
+      }
+      throw error;
+    }
+    if (!created) throw new NotFoundError('thread', threadId);
+    this.deps.transport.afterCommit([created.event]);
+    return created.run;
   }
+
+  /** createRun's one statement (built on first use), announcing its event itself when the transport can. */
+  private get createRun() {
+    const announce = this.deps.transport.announceInStatement;
+    return (this.createRunStatement ??= store.createRunStatement(
+      this.deps.db,
+      announce && ((event) => announce(eventLineSql(event))),
+    ));
+  }
+
+  private createRunStatement: ReturnType<typeof store.createRunStatement> | undefined;
 
   async modify(projectId: string, threadId: string, runId: string, metadata: Metadata): Promise<RunRow> {
     await this.require(projectId, threadId, runId);

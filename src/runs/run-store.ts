@@ -2,18 +2,23 @@
  * All SQL about runs, their events and their steps. Functions take an executor (the
  * database or an open transaction) so the service decides the transaction boundaries.
  */
-import { and, asc, desc, eq, getTableColumns, gt, inArray, lt, lte, sql } from 'drizzle-orm';
-import type { Executor } from '../db/client.js';
+import { and, asc, desc, eq, getTableColumns, gt, inArray, lt, lte, sql, type SQL, type SQLWrapper } from 'drizzle-orm';
+import type { Db, Executor } from '../db/client.js';
 import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
 import { preparedPer } from '../db/prepared.js';
-import { messages, runEvents, runs, runSteps, type MessageRow, type RunRow, type RunStepRow } from '../db/schema.js';
+import { messages, runEvents, runs, runSteps, threads, type MessageRow, type RunRow, type RunStepRow } from '../db/schema.js';
 import type {
   IncompleteDetails,
+  Metadata,
   RequiredAction,
+  ResponseFormat,
   RunError,
   RunStatusEvent,
   RunUsage,
   StepDetails,
+  Tool,
+  ToolChoice,
+  TruncationStrategy,
 } from '../domain/run.js';
 import {
   ACTIVE_STATUSES,
@@ -23,14 +28,166 @@ import {
   type RunStatus,
 } from '../domain/run-status.js';
 
-export type NewRun = typeof runs.$inferInsert;
+/** What createRun supplies; the statement derives the rest (threadSeq, status, version). */
+export interface NewRun {
+  id: string;
+  projectId: string;
+  threadId: string;
+  assistantId: string;
+  createdAt: number;
+  expiresAt: number;
+  model: string;
+  instructions: string;
+  additionalInstructions: string | null;
+  tools: Tool[];
+  metadata: Metadata;
+  temperature: number | null;
+  topP: number | null;
+  maxPromptTokens: number | null;
+  maxCompletionTokens: number | null;
+  truncationStrategy: TruncationStrategy | null;
+  toolChoice: ToolChoice | null;
+  parallelToolCalls: boolean;
+  responseFormat: ResponseFormat | null;
+  /** Messages added to the thread with the run (additionalMessages). */
+  messages: { id: string; role: 'user' | 'assistant'; content: string; metadata: Metadata }[];
+}
 
-export async function insertRun(ex: Executor, values: NewRun): Promise<{ run: RunRow; event: RunStatusEvent }> {
-  const [run] = await ex.insert(runs).values(values).returning();
-  if (!run) throw new Error('insert returned no row');
-  const event = eventOf(run, run.createdAt);
-  await ex.insert(runEvents).values(toEventRow(event));
-  return { run, event };
+/** An expression announcing an event, given its columns (see realtime/transport). */
+export type AnnounceEvent = (event: Record<keyof RunStatusEvent, SQLWrapper>) => SQL;
+
+/**
+ * Creates a run in one statement, which PostgreSQL runs as one transaction: it bumps the
+ * thread's run count (locking the thread, so a message cannot slip in beside the new run;
+ * the count is the run's threadSeq), adds the additional messages, inserts the run and
+ * its first event, and, when the transport announces in the statement, notifies. One
+ * round trip, built once (prepared), where a transaction of single statements took eight.
+ *
+ * Returns the run, or undefined when the thread does not exist in that project. A thread
+ * that already has an active run fails on the runs_one_active_per_thread index.
+ *
+ * The insert lists every column of runs, in table order (drizzle's insert ... select
+ * requires it, and fails at start if a column is added and not here).
+ */
+export function createRunStatement(db: Db, announce: AnnounceEvent | undefined) {
+  const ph = sql.placeholder;
+  const cast = (name: keyof NewRun, type: string, column: string) => sql`${ph(name)}::${sql.raw(type)}`.as(column);
+  const none = (type: string, column: string) => sql`null::${sql.raw(type)}`.as(column);
+  const thread = db.$with('thread').as(
+    db
+      .update(threads)
+      .set({ runCount: sql`${threads.runCount} + 1` })
+      .where(and(eq(threads.id, ph('threadId')), eq(threads.projectId, ph('projectId'))))
+      .returning({ id: threads.id, runCount: threads.runCount }),
+  );
+  const added = db.$with('added').as(
+    db.insert(messages).select((qb) =>
+      qb
+        .select({
+          id: sql`m.id`.as('id'),
+          threadId: thread.id,
+          createdAt: cast('createdAt', 'bigint', 'created_at'),
+          role: sql`m.role`.as('role'),
+          content: sql`m.content`.as('content'),
+          runId: none('text', 'run_id'),
+          assistantId: none('text', 'assistant_id'),
+          metadata: sql`m.metadata`.as('metadata'),
+        })
+        .from(thread)
+        .crossJoin(sql`jsonb_to_recordset(${ph('messages')}::jsonb) as m(id text, role message_role, content text, metadata jsonb)`),
+    ).returning({ id: messages.id }),
+  );
+  const created = db.$with('created').as(
+    db
+      .insert(runs)
+      .select((qb) =>
+        qb
+          .select({
+            id: cast('id', 'text', 'id'),
+            projectId: cast('projectId', 'text', 'project_id'),
+            threadId: thread.id,
+            assistantId: cast('assistantId', 'text', 'assistant_id'),
+            createdAt: cast('createdAt', 'bigint', 'created_at'),
+            threadSeq: thread.runCount,
+            status: sql`'queued'::run_status`.as('status'),
+            previousStatus: none('run_status', 'previous_status'),
+            version: sql`1`.as('version'),
+            requiredAction: none('jsonb', 'required_action'),
+            lastError: none('jsonb', 'last_error'),
+            expiresAt: cast('expiresAt', 'bigint', 'expires_at'),
+            startedAt: none('bigint', 'started_at'),
+            cancelledAt: none('bigint', 'cancelled_at'),
+            failedAt: none('bigint', 'failed_at'),
+            completedAt: none('bigint', 'completed_at'),
+            incompleteDetails: none('jsonb', 'incomplete_details'),
+            model: cast('model', 'text', 'model'),
+            instructions: cast('instructions', 'text', 'instructions'),
+            additionalInstructions: cast('additionalInstructions', 'text', 'additional_instructions'),
+            tools: cast('tools', 'jsonb', 'tools'),
+            metadata: cast('metadata', 'jsonb', 'metadata'),
+            usage: none('jsonb', 'usage'),
+            temperature: cast('temperature', 'float8', 'temperature'),
+            topP: cast('topP', 'float8', 'top_p'),
+            maxPromptTokens: cast('maxPromptTokens', 'integer', 'max_prompt_tokens'),
+            maxCompletionTokens: cast('maxCompletionTokens', 'integer', 'max_completion_tokens'),
+            truncationStrategy: cast('truncationStrategy', 'jsonb', 'truncation_strategy'),
+            toolChoice: cast('toolChoice', 'jsonb', 'tool_choice'),
+            parallelToolCalls: cast('parallelToolCalls', 'boolean', 'parallel_tool_calls'),
+            responseFormat: cast('responseFormat', 'jsonb', 'response_format'),
+            workerId: none('text', 'worker_id'),
+            leaseToken: none('uuid', 'lease_token'),
+            leaseExpiresAt: none('timestamptz', 'lease_expires_at'),
+          })
+          .from(thread),
+      )
+      .returning(),
+  );
+  const event = db.$with('event').as(
+    db
+      .insert(runEvents)
+      .select((qb) =>
+        qb
+          .select({
+            runId: created.id,
+            version: created.version,
+            threadId: created.threadId,
+            threadSeq: created.threadSeq,
+            fromStatus: created.previousStatus,
+            toStatus: created.status,
+            at: created.createdAt,
+          })
+          .from(created),
+      )
+      // A data-modifying CTE always runs to the end, so its RETURNING announces the event.
+      .returning({
+        announced: (announce
+          ? announce({
+              runId: runEvents.runId,
+              threadId: runEvents.threadId,
+              threadSeq: runEvents.threadSeq,
+              version: runEvents.version,
+              status: runEvents.toStatus,
+              previousStatus: runEvents.fromStatus,
+              at: runEvents.at,
+            })
+          : sql`null`
+        ).as('announced'),
+      }),
+  );
+  // Data-modifying CTEs run to completion whether or not the main query reads them.
+  const statement = db.with(thread, added, created, event).select().from(created).prepare('create_run');
+  return async (values: NewRun): Promise<{ run: RunRow; event: RunStatusEvent } | undefined> => {
+    const [run] = await statement.execute({
+      ...values,
+      tools: JSON.stringify(values.tools),
+      metadata: JSON.stringify(values.metadata),
+      truncationStrategy: JSON.stringify(values.truncationStrategy),
+      toolChoice: JSON.stringify(values.toolChoice),
+      responseFormat: JSON.stringify(values.responseFormat),
+      messages: JSON.stringify(values.messages),
+    });
+    return run && { run, event: eventOf(run, run.createdAt) };
+  };
 }
 
 const runById = preparedPer((ex) =>

@@ -66,3 +66,38 @@ describe('claiming queued runs', () => {
     expect(new Set(claimed)).toEqual(queued);
   });
 });
+
+describe('finishing runs', () => {
+  it('commits answers that arrive together in one transaction, each run with its own message and step', async () => {
+    const seen: string[] = [];
+    const app = await startTestApp({ onQuery: (s) => void seen.push(s) });
+    try {
+      const { assistants, threads, runs } = app.app.services;
+      const assistant = await assistants.create('default', { model: 'scripted' });
+      for (let i = 0; i < 10; i++) {
+        const thread = await threads.create('default', {});
+        await runs.create('default', thread.id, { assistantId: assistant.id });
+      }
+      const claimed = await runs.claim('w1', 10, 30);
+      expect(claimed).toHaveLength(10);
+      seen.length = 0;
+      const usage = { promptTokens: 1, completionTokens: 2, totalTokens: 3 };
+      const done = await Promise.all(
+        claimed.map((run) => runs.finishWithMessage(run, run.leaseToken!, { text: `answer ${run.id}`, usage, truncated: false }, usage)),
+      );
+      expect(done.map((r) => r?.status)).toEqual(Array(10).fill('completed'));
+      expect(seen.filter((s) => s.startsWith('update "runs"'))).toHaveLength(1);
+      expect(seen.filter((s) => s.startsWith('insert into "messages"'))).toHaveLength(1);
+      for (const run of claimed) {
+        const [step, ...more] = await runs.steps(run.id);
+        expect(more).toEqual([]);
+        expect(step).toMatchObject({ type: 'message_creation', status: 'completed', usage });
+        const messages = (await runs.threadMessages(run.threadId)).filter((m) => m.runId === run.id);
+        expect(messages.map((m) => m.content)).toEqual([`answer ${run.id}`]);
+        expect(step!.stepDetails).toEqual({ type: 'message_creation', messageCreation: { messageId: messages[0]!.id } });
+      }
+    } finally {
+      await app.close();
+    }
+  });
+});

@@ -62,3 +62,23 @@ it('gives each run its own steps (the batch does not mix them up)', async () => 
     expect(run.steps.nodes.map((s: any) => s.id)).toEqual(own.map((s) => s.id));
   }
 });
+
+it('creates a run in two statements: the assistant, then one that writes the run, its messages and its event', async () => {
+  const assistantId = await createAssistant(t);
+  const fresh = await createThread(t);
+  statements = [];
+  counting = true;
+  const run = await createRun(t, fresh, { assistantId, additionalMessages: [{ role: 'USER', content: 'one more thing' }] });
+  counting = false;
+  expect(statements).toHaveLength(2);
+  expect(statements[0]).toMatch(/from "assistants"/);
+  expect(statements[1]).toMatch(/^with "thread" as \(update "threads"/);
+  const data = await t.ok(
+    `query($t: ID!) { thread(id: $t) { messages(order: ASC) { nodes { text } } } }`,
+    { t: fresh },
+  );
+  expect(data.thread.messages.nodes.map((m: any) => m.text)).toEqual(['Hello', 'one more thing']);
+  expect(await t.app.services.runs.eventsAfter(run.id, 0)).toEqual([
+    expect.objectContaining({ runId: run.id, threadId: fresh, threadSeq: 1, version: 1, previousStatus: null, status: 'queued' }),
+  ]);
+});

@@ -1,13 +1,13 @@
 /**
  * `npm run bench`: Runway against a bare node:http + postgres.js baseline, side by side.
  *
- * Creates a scratch database on DATABASE_URL's server, seeds it (BENCH_THREADS threads x
- * BENCH_RUNS_PER_THREAD runs, with messages and steps), starts Runway (gateway only,
- * production mode, an API key) and the baseline as child processes, checks that both give
- * the same JSON, then drives each scenario from a separate autocannon process: rounds
- * interleaved (baseline, Runway, Runway, baseline, ...), ratios taken per round, the
- * median reported, with each server's CPU time per request (from /proc). Bounded: it
- * stops by itself and drops its database.
+ * Creates a scratch database on DATABASE_URL's server, seeds it with SQL (BENCH_THREADS
+ * threads x BENCH_RUNS_PER_THREAD runs, with messages, steps and events), starts Runway
+ * (gateway only, production mode, an API key) and the baseline as child processes, checks
+ * that both give the same JSON, then drives each scenario from a separate autocannon
+ * process: rounds interleaved (baseline, Runway, Runway, baseline, ...), ratios taken per
+ * round, the median reported, with each server's CPU time per request (from /proc).
+ * Bounded: it stops by itself and drops its database.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench
  *   BENCH_SECONDS=5 BENCH_ROUNDS=3 BENCH_CONNECTIONS=50 BENCH_SCENARIOS=run,runs,nested
@@ -25,7 +25,7 @@ import postgres from 'postgres';
 import { openDatabase } from '../../src/db/client.js';
 import { migrate } from '../../src/db/migrate.js';
 import { body, type Scenario } from './operations.js';
-import { BENCH_PROJECT, seed } from './seed.js';
+import { BENCH_PROJECT, postgresRunner, seed } from './seed.js';
 
 const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const THREADS = Number(process.env.BENCH_THREADS ?? 1000);
@@ -152,8 +152,10 @@ async function main() {
     await migrate(database);
     await database.close();
     const sql = postgres(databaseUrl, { max: 2, onnotice: () => {} });
+    // Run n made at now + n, so that the last is made about now.
+    const now = Math.floor(Date.now() / 1000) - THREADS * RUNS_PER_THREAD;
     log(`seeding ${THREADS} threads x ${RUNS_PER_THREAD} runs (with messages and steps)...`);
-    const seeded = await seed(sql, THREADS, RUNS_PER_THREAD, log);
+    const seeded = await seed(postgresRunner(sql), now, THREADS, RUNS_PER_THREAD, log);
     await sql.end();
     const idsFile = join(tmpdir(), `${dbName}-ids.json`);
     writeFileSync(idsFile, JSON.stringify(seeded.runs));

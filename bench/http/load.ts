@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
-import { body, type Scenario } from './operations.js';
+import { body, type Ids, type Scenario } from './operations.js';
 
 const args = JSON.parse(process.argv[2]!) as {
   url: string;
@@ -17,7 +17,10 @@ const args = JSON.parse(process.argv[2]!) as {
   idsFile: string;
 };
 const pairs = JSON.parse(readFileSync(args.idsFile, 'utf8')) as [string, string][];
-const pick = () => pairs[Math.floor(Math.random() * pairs.length)]!;
+const pick = (): Ids => {
+  const [threadId, runId] = pairs[Math.floor(Math.random() * pairs.length)]!;
+  return { threadId, runId };
+};
 
 const result = await autocannon({
   url: args.url,

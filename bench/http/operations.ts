@@ -21,10 +21,17 @@ export const OPERATIONS = {
 } as const;
 
 export type Scenario = keyof typeof OPERATIONS;
+export const READS: readonly Scenario[] = ['run', 'runs', 'nested'];
 
-export function body(scenario: Scenario, pair: [string, string], first = 20): string {
+/** What one request is about: a thread, and the run (run). */
+export interface Ids {
+  threadId: string;
+  runId?: string;
+}
+
+export function body(scenario: Scenario, ids: Ids, first = 20): string {
   const { operationName, query } = OPERATIONS[scenario];
-  const [threadId, runId] = pair;
+  const { threadId, runId } = ids;
   const variables = scenario === 'run' ? { threadId, runId } : { threadId, first };
   return JSON.stringify({ operationName, query, variables });
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type postgres from 'postgres';
 import { openDatabase, type DatabaseOptions } from '../../src/db/client.js';
 import { migrate } from '../../src/db/migrate.js';
-import { body, type Ids, type Scenario } from './operations.js';
+import { body, type Ids, type Read, type Scenario } from './operations.js';
 import { BENCH_PROJECT } from './seed.js';
 
 /** Names this run's scratch databases, directories and log files. */
@@ -38,10 +38,18 @@ export interface Sample {
   cpuMsPerRequest: number;
   non2xx: number;
   errors: number;
+  /** Responses that were not the expected answer (checked for create only). */
+  failed: number;
+  /** Threads taken from a create list (create only). */
+  used: number;
 }
 
-/** What a load process sends: a random [threadId, runId] pair of the JSON file per request. */
-export type LoadSpec = { scenario: Scenario; idsFile: string };
+/** What a load process sends. */
+export type LoadSpec =
+  /** Reads: a random [threadId, runId] pair of the JSON file per request. */
+  | { scenario: Read; idsFile: string }
+  /** createRun: the JSON file's thread ids, each once, from `offset` on. */
+  | { scenario: 'create'; threadsFile: string; offset: number; assistantId: string };
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 function cpuMs(pid: number): number {
@@ -131,8 +139,8 @@ async function start(
 }
 
 /**
- * Runway as in production, gateway only (no worker), with an API key and no rate limits.
- * `env` says which database.
+ * Runway as in production, gateway only (no worker: created runs stay queued), with an
+ * API key and no rate limits. `env` says which database (DATABASE_URL or PGLITE_DIR).
  */
 export async function startRunway(name: string, label: string, env: Record<string, string>): Promise<Server> {
   const server = await start(
@@ -180,7 +188,10 @@ export function load(target: Target, spec: LoadSpec, seconds: number, connection
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => {
       if (code !== 0) return reject(new Error(`load exited with ${code}`));
-      const r = JSON.parse(out) as Omit<Sample, 'cpuMsPerRequest'> & { requests: number };
+      const r = JSON.parse(out) as Omit<Sample, 'cpuMsPerRequest'> & { requests: number; exhausted: boolean };
+      if (r.exhausted) {
+        return reject(new Error(`${target.name} ${spec.scenario}: ran out of fresh threads (raise BENCH_CREATE_THREADS)`));
+      }
       resolve({ ...r, cpuMsPerRequest: (cpuMs(target.pid) - before) / Math.max(1, r.requests) });
     });
   });
@@ -203,7 +214,9 @@ export async function interleaved(
     const order = round % 2 === 0 ? targets : [...targets].reverse();
     for (const t of order) {
       const s = await measure(t, settings.seconds);
-      if (s.non2xx || s.errors) throw new Error(`${t.name} ${label}: ${s.non2xx} non-2xx, ${s.errors} errors`);
+      if (s.non2xx || s.errors || s.failed) {
+        throw new Error(`${t.name} ${label}: ${s.non2xx} non-2xx, ${s.errors} errors, ${s.failed} unexpected answers`);
+      }
       samples[t.name]!.push(s);
       log(`${label} round ${round + 1} ${t.name}: ${fmt(s.rps)} req/s, p50 ${s.p50} ms, p99 ${s.p99} ms, ${fmt(s.cpuMsPerRequest, 3)} CPU ms/req`);
     }

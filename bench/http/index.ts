@@ -11,16 +11,20 @@
  *
  * Scenarios (BENCH_SCENARIOS, comma-separated; they run in this order whatever the order given):
  *   run, runs, nested   reads: run(threadId, runId), runs(threadId, first: 20), thread -> runs -> steps
+ *   create              createRun(threadId, { assistantId }) { id status }, each request on a
+ *                       fresh thread (BENCH_CREATE_THREADS of them are seeded)
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench
  *   BENCH_SECONDS=5 BENCH_ROUNDS=3 BENCH_CONNECTIONS=50 BENCH_THREADS=1000 BENCH_RUNS_PER_THREAD=100
- *   BENCH_SCENARIOS=run,runs,nested   (the default)
+ *   BENCH_SCENARIOS=run,runs,nested,create   (the default)
+ *   BENCH_CREATE_THREADS=200000
  *   BENCH_PROFILE=/tmp/prof    (Runway runs under node --cpu-prof, profile written there)
  *   BENCH_SOAK_MINUTES=10      (then: sustained run reads for that long, req/s per minute;
  *                               `npm run bench:soak` does only this)
  */
 import { isDeepStrictEqual } from 'node:util';
 import postgres from 'postgres';
+import { measureCreate } from './create.js';
 import {
   fmt,
   interleaved,
@@ -42,7 +46,7 @@ import {
 import { READS } from './operations.js';
 import { postgresRunner, seed } from './seed.js';
 
-const ORDER = ['run', 'runs', 'nested'] as const;
+const ORDER = ['run', 'runs', 'nested', 'create'] as const;
 type ScenarioName = (typeof ORDER)[number];
 
 const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -54,9 +58,10 @@ const settings: Settings = {
   connections: Number(process.env.BENCH_CONNECTIONS ?? 50),
 };
 const SOAK_MINUTES = Number(process.env.BENCH_SOAK_MINUTES ?? 0);
+const CREATE_THREADS = Number(process.env.BENCH_CREATE_THREADS ?? 200_000);
 
 function scenarios(): Set<ScenarioName> {
-  const asked = (process.env.BENCH_SCENARIOS ?? 'run,runs,nested').split(',').filter(Boolean);
+  const asked = (process.env.BENCH_SCENARIOS ?? 'run,runs,nested,create').split(',').filter(Boolean);
   const unknown = asked.filter((s) => !ORDER.includes(s as ScenarioName));
   if (unknown.length) throw new Error(`unknown BENCH_SCENARIOS: ${unknown.join(', ')} (known: ${ORDER.join(', ')})`);
   return new Set(asked as ScenarioName[]);
@@ -90,7 +95,7 @@ function compareRow(scenario: string, samples: Record<string, Sample[]>): string
   return `| ${scenario} | ${fmt(med(r, (s) => s.rps))} | ${fmt(med(b, (s) => s.rps))} | **${fmt(medianRatio(r, b, (s) => s.rps), 2)}x** | ${med(r, (s) => s.p99)} / ${med(b, (s) => s.p99)} ms (${fmt(p99Ratio, 1)}x) | ${fmt(med(r, (s) => s.cpuMsPerRequest), 3)} / ${fmt(med(b, (s) => s.cpuMsPerRequest), 3)} |`;
 }
 
-/** The scenarios on the main data set (and the soak); prints their tables. */
+/** The scenarios on the main data set: the reads and create (and the soak); prints their tables. */
 async function onMainDataSet(chosen: Set<ScenarioName>, admin: postgres.Sql, defer: Defer): Promise<void> {
   const databaseUrl = await scratchDatabase(admin, serverUrl, RUN_NAME, defer);
   const sql = postgres(databaseUrl, { max: 2, onnotice: () => {} });
@@ -122,6 +127,11 @@ async function onMainDataSet(chosen: Set<ScenarioName>, admin: postgres.Sql, def
       load(t, { scenario, idsFile }, seconds, settings.connections),
     );
     rows.push(compareRow(scenario, samples));
+  }
+  // After the reads: the runs it creates (queued, in threads of their own) grow the table.
+  if (chosen.has('create')) {
+    const samples = await measureCreate(sql, targets, settings, { now, firstThread: THREADS, count: CREATE_THREADS }, defer);
+    rows.push(compareRow('create', samples));
   }
   if (rows.length) {
     console.log(`\nRunway vs bare node:http + postgres.js, ${THREADS * RUNS_PER_THREAD} runs, ${settings.connections} connections, ${settings.rounds} interleaved rounds of ${settings.seconds} s (medians)\n`);

@@ -135,3 +135,14 @@ export async function seed(db: SqlRunner, now: number, threads: number, runsPerT
   const runs = await db.rows<{ thread_id: string; id: string }>('select thread_id, id from runs order by id');
   return { runs: runs.map((r) => [r.thread_id, r.id]) };
 }
+
+/**
+ * `count` threads without runs, numbered from `from` on (after a data set's threads): one
+ * for each createRun the benchmark makes. Returns their ids, in order.
+ */
+export async function seedEmptyThreads(db: SqlRunner, now: number, from: number, count: number): Promise<string[]> {
+  await insertThreads(db, now, from, from + count, 0);
+  await db.exec('analyze threads');
+  const rows = await db.rows<{ id: string }>(`select id from threads where run_count = 0 order by id`);
+  return rows.map((r) => r.id);
+}

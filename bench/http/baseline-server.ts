@@ -9,6 +9,7 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import postgres from 'postgres';
 import { monotonicFactory } from 'ulid';
+import { RUNS_PAGE } from './baseline-sql.js';
 import { BENCH_PROJECT } from './seed.js';
 
 // The same pool settings as Runway's (src/db/client.ts): 10 connections, one query in flight on each.
@@ -41,9 +42,11 @@ const handlers: Record<string, (v: Row) => Promise<unknown>> = {
     return { run: r && r.thread_id === v.threadId ? run(r) : null };
   },
   async RunsPage(v) {
-    const [thread] = await sql`select id from threads where id = ${v.threadId} and project_id = ${BENCH_PROJECT}`;
+    // Runway's own statements, text for text (the growth scenario checks they still are).
+    const [threadInProject, firstRuns] = RUNS_PAGE;
+    const [thread] = await sql.unsafe(threadInProject, [v.threadId, BENCH_PROJECT], { prepare: true });
     if (!thread) throw new Error('not found');
-    const rows = await sql`select * from runs where thread_id = ${v.threadId} order by id desc limit ${v.first + 1}`;
+    const rows = await sql.unsafe(firstRuns, [v.threadId, v.first + 1], { prepare: true });
     const nodes = rows.slice(0, v.first);
     return {
       runs: {

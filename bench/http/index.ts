@@ -7,24 +7,28 @@
  * that both give the same JSON, then drives each scenario from a separate autocannon
  * process: rounds interleaved (baseline, Runway, Runway, baseline, ...), ratios taken per
  * round, the median reported, with each server's CPU time per request (from /proc).
- * Bounded: it stops by itself and drops its database, also when it fails or is interrupted.
+ * Bounded: it stops by itself and drops its databases, also when it fails or is interrupted.
  *
  * Scenarios (BENCH_SCENARIOS, comma-separated; they run in this order whatever the order given):
  *   run, runs, nested   reads: run(threadId, runId), runs(threadId, first: 20), thread -> runs -> steps
  *   create              createRun(threadId, { assistantId }) { id status }, each request on a
  *                       fresh thread (BENCH_CREATE_THREADS of them are seeded)
+ *   growth              runs(threadId, first: 20) with 10,000 runs in the table, then with
+ *                       BENCH_GROWTH_ROWS, same two processes, on a scratch database of its own
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench
  *   BENCH_SECONDS=5 BENCH_ROUNDS=3 BENCH_CONNECTIONS=50 BENCH_THREADS=1000 BENCH_RUNS_PER_THREAD=100
- *   BENCH_SCENARIOS=run,runs,nested,create   (the default)
+ *   BENCH_SCENARIOS=run,runs,nested,create,growth   (the default)
  *   BENCH_CREATE_THREADS=200000
- *   BENCH_PROFILE=/tmp/prof    (Runway runs under node --cpu-prof, profile written there)
+ *   BENCH_GROWTH_ROWS=1000000  (the large size; a multiple of 100 above 10,000)
+ *   BENCH_PROFILE=/tmp/prof    (every Runway process runs under node --cpu-prof, profiles written there)
  *   BENCH_SOAK_MINUTES=10      (then: sustained run reads for that long, req/s per minute;
  *                               `npm run bench:soak` does only this)
  */
 import { isDeepStrictEqual } from 'node:util';
 import postgres from 'postgres';
 import { measureCreate } from './create.js';
+import { measureGrowth } from './growth.js';
 import {
   fmt,
   interleaved,
@@ -46,7 +50,7 @@ import {
 import { READS } from './operations.js';
 import { postgresRunner, seed } from './seed.js';
 
-const ORDER = ['run', 'runs', 'nested', 'create'] as const;
+const ORDER = ['run', 'runs', 'nested', 'create', 'growth'] as const;
 type ScenarioName = (typeof ORDER)[number];
 
 const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -59,9 +63,10 @@ const settings: Settings = {
 };
 const SOAK_MINUTES = Number(process.env.BENCH_SOAK_MINUTES ?? 0);
 const CREATE_THREADS = Number(process.env.BENCH_CREATE_THREADS ?? 200_000);
+const GROWTH_ROWS = Number(process.env.BENCH_GROWTH_ROWS ?? 1_000_000);
 
 function scenarios(): Set<ScenarioName> {
-  const asked = (process.env.BENCH_SCENARIOS ?? 'run,runs,nested,create').split(',').filter(Boolean);
+  const asked = (process.env.BENCH_SCENARIOS ?? 'run,runs,nested,create,growth').split(',').filter(Boolean);
   const unknown = asked.filter((s) => !ORDER.includes(s as ScenarioName));
   if (unknown.length) throw new Error(`unknown BENCH_SCENARIOS: ${unknown.join(', ')} (known: ${ORDER.join(', ')})`);
   return new Set(asked as ScenarioName[]);
@@ -162,7 +167,9 @@ async function main() {
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
   try {
-    if (chosen.size > 0 || SOAK_MINUTES > 0) await onMainDataSet(chosen, admin, defer);
+    const onMain = ['run', 'runs', 'nested', 'create'].some((s) => chosen.has(s as ScenarioName));
+    if (onMain || SOAK_MINUTES > 0) await onMainDataSet(chosen, admin, defer);
+    if (chosen.has('growth')) console.log(await measureGrowth(admin, serverUrl, settings, GROWTH_ROWS, defer));
   } finally {
     await cleanUp();
   }

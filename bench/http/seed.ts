@@ -146,3 +146,38 @@ export async function seedEmptyThreads(db: SqlRunner, now: number, from: number,
   const rows = await db.rows<{ id: string }>(`select id from threads where run_count = 0 order by id`);
   return rows.map((r) => r.id);
 }
+
+/**
+ * The growth data set, runs only (the query reads nothing else): threads [from, to) get
+ * `runsPerThread` runs each, made in turns (one run of each thread, then the next round), as
+ * runs of many threads accumulate in production: a thread's runs end up spread over the
+ * table, not side by side. Run numbers continue from `firstSeq`; run n was created at
+ * `now + n`. Starts with the assistant when `firstSeq` is 0.
+ */
+export async function seedGrowth(
+  db: SqlRunner,
+  now: number,
+  threads: { from: number; to: number },
+  runsPerThread: number,
+  firstSeq: number,
+  log = (_: string) => {},
+): Promise<void> {
+  if (firstSeq === 0) await insertAssistant(db, now);
+  await insertThreads(db, now, threads.from, threads.to, runsPerThread);
+  const width = threads.to - threads.from;
+  // A round or more of every thread per statement, about 100,000 runs.
+  const roundsPerStatement = Math.max(1, Math.floor(100_000 / width));
+  for (let k0 = 0; k0 < runsPerThread; k0 += roundsPerStatement) {
+    const k1 = Math.min(runsPerThread, k0 + roundsPerStatement);
+    const seq = `${firstSeq} + k * ${width} + (t - ${threads.from})`;
+    await db.exec(
+      insertRunsSql(now, `select t, k, ${seq} as seq, ${now} + ${seq} as at
+        from generate_series(${k0}, ${k1 - 1}) k, generate_series(${threads.from}, ${threads.to - 1}) t`),
+    );
+    log(`growth: ${firstSeq + k1 * width} runs`);
+  }
+  // Vacuumed, not only analyzed: autovacuum would otherwise get to a freshly filled table
+  // in the middle of a measurement.
+  await db.exec('vacuum analyze runs');
+  await db.exec('vacuum analyze threads');
+}

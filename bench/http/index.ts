@@ -13,12 +13,18 @@
  *   run, runs, nested   reads: run(threadId, runId), runs(threadId, first: 20), thread -> runs -> steps
  *   create              createRun(threadId, { assistantId }) { id status }, each request on a
  *                       fresh thread (BENCH_CREATE_THREADS of them are seeded)
+ *   pglite              the same three reads with Runway on embedded PGlite (seeded in a
+ *                       directory of its own), against the baseline on PostgreSQL; not in
+ *                       the default (it adds about half the run time): BENCH_PGLITE=1 adds
+ *                       it, `npm run bench:pglite` runs only it
  *   growth              runs(threadId, first: 20) with 10,000 runs in the table, then with
  *                       BENCH_GROWTH_ROWS, same two processes, on a scratch database of its own
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench
  *   BENCH_SECONDS=5 BENCH_ROUNDS=3 BENCH_CONNECTIONS=50 BENCH_THREADS=1000 BENCH_RUNS_PER_THREAD=100
  *   BENCH_SCENARIOS=run,runs,nested,create,growth   (the default)
+ *   BENCH_PGLITE=1             (adds pglite)
+ *   BENCH_PGLITE_THREADS=1000  (pglite's data set: the first that many of the threads; default BENCH_THREADS)
  *   BENCH_CREATE_THREADS=200000
  *   BENCH_GROWTH_ROWS=1000000  (the large size; a multiple of 100 above 10,000)
  *   BENCH_PROFILE=/tmp/prof    (every Runway process runs under node --cpu-prof, profiles written there)
@@ -48,9 +54,10 @@ import {
   type Target,
 } from './harness.js';
 import { READS } from './operations.js';
+import { measurePglite } from './pglite.js';
 import { postgresRunner, seed } from './seed.js';
 
-const ORDER = ['run', 'runs', 'nested', 'create', 'growth'] as const;
+const ORDER = ['run', 'runs', 'nested', 'create', 'pglite', 'growth'] as const;
 type ScenarioName = (typeof ORDER)[number];
 
 const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -62,11 +69,13 @@ const settings: Settings = {
   connections: Number(process.env.BENCH_CONNECTIONS ?? 50),
 };
 const SOAK_MINUTES = Number(process.env.BENCH_SOAK_MINUTES ?? 0);
+const PGLITE_THREADS = Number(process.env.BENCH_PGLITE_THREADS ?? THREADS);
 const CREATE_THREADS = Number(process.env.BENCH_CREATE_THREADS ?? 200_000);
 const GROWTH_ROWS = Number(process.env.BENCH_GROWTH_ROWS ?? 1_000_000);
 
 function scenarios(): Set<ScenarioName> {
   const asked = (process.env.BENCH_SCENARIOS ?? 'run,runs,nested,create,growth').split(',').filter(Boolean);
+  if (process.env.BENCH_PGLITE === '1') asked.push('pglite');
   const unknown = asked.filter((s) => !ORDER.includes(s as ScenarioName));
   if (unknown.length) throw new Error(`unknown BENCH_SCENARIOS: ${unknown.join(', ')} (known: ${ORDER.join(', ')})`);
   return new Set(asked as ScenarioName[]);
@@ -100,7 +109,7 @@ function compareRow(scenario: string, samples: Record<string, Sample[]>): string
   return `| ${scenario} | ${fmt(med(r, (s) => s.rps))} | ${fmt(med(b, (s) => s.rps))} | **${fmt(medianRatio(r, b, (s) => s.rps), 2)}x** | ${med(r, (s) => s.p99)} / ${med(b, (s) => s.p99)} ms (${fmt(p99Ratio, 1)}x) | ${fmt(med(r, (s) => s.cpuMsPerRequest), 3)} / ${fmt(med(b, (s) => s.cpuMsPerRequest), 3)} |`;
 }
 
-/** The scenarios on the main data set: the reads and create (and the soak); prints their tables. */
+/** The scenarios on the main data set: the reads, create and pglite (and the soak); prints their tables. */
 async function onMainDataSet(chosen: Set<ScenarioName>, admin: postgres.Sql, defer: Defer): Promise<void> {
   const databaseUrl = await scratchDatabase(admin, serverUrl, RUN_NAME, defer);
   const sql = postgres(databaseUrl, { max: 2, onnotice: () => {} });
@@ -144,6 +153,10 @@ async function onMainDataSet(chosen: Set<ScenarioName>, admin: postgres.Sql, def
     console.log('| --- | --- | --- | --- | --- | --- |');
     for (const row of rows) console.log(row);
   }
+  if (chosen.has('pglite')) {
+    const data = { now, threads: Math.min(PGLITE_THREADS, THREADS), runsPerThread: RUNS_PER_THREAD };
+    console.log(await measurePglite(baseline.target, settings, data, defer));
+  }
   if (SOAK_MINUTES > 0) console.log(await soak(runway.target, idsFile));
 }
 
@@ -167,7 +180,7 @@ async function main() {
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
   try {
-    const onMain = ['run', 'runs', 'nested', 'create'].some((s) => chosen.has(s as ScenarioName));
+    const onMain = ['run', 'runs', 'nested', 'create', 'pglite'].some((s) => chosen.has(s as ScenarioName));
     if (onMain || SOAK_MINUTES > 0) await onMainDataSet(chosen, admin, defer);
     if (chosen.has('growth')) console.log(await measureGrowth(admin, serverUrl, settings, GROWTH_ROWS, defer));
   } finally {

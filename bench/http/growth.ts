@@ -93,8 +93,16 @@ async function measureAt(sql: postgres.Sql, targets: Target[], settings: Setting
   await checkPlan(sql, threadId, large);
   const [a, b] = await Promise.all(targets.map((t) => post(t, 'runs', { threadId })));
   if (!isDeepStrictEqual(a, b)) throw new Error(`growth at ${rows}: responses differ\n${JSON.stringify(a)}\n${JSON.stringify(b)}`);
-  return interleaved(targets, settings, `growth ${rows}`, (t, seconds) =>
-    load(t, { scenario: 'runs', idsFile }, seconds, settings.connections),
+  // The processes are new at the small size: warmed longer there (Runway's CPU per request
+  // still falls for several seconds as its code gets optimized), or the small size would
+  // look slower than it is and the growth smaller.
+  const warmSeconds = large ? 2 : Math.max(2, 2 * settings.seconds);
+  return interleaved(
+    targets,
+    settings,
+    `growth ${rows}`,
+    (t, seconds) => load(t, { scenario: 'runs', idsFile }, seconds, settings.connections),
+    warmSeconds,
   );
 }
 

@@ -198,17 +198,18 @@ export function load(target: Target, spec: LoadSpec, seconds: number, connection
 }
 
 /**
- * Warms every target, then measures them in `rounds` rounds, the order alternating
- * (a, b, b, a, ...) so that neither always goes first. Any failed request fails it.
+ * Warms every target for `warmSeconds`, then measures them in `rounds` rounds, the order
+ * alternating (a, b, b, a, ...) so that neither always goes first. Any failed request fails it.
  */
 export async function interleaved(
   targets: Target[],
   settings: Settings,
   label: string,
   measure: (target: Target, seconds: number) => Promise<Sample>,
+  warmSeconds = 2,
 ): Promise<Record<string, Sample[]>> {
   // Warm both (JIT, caches, pools) before anything counts.
-  for (const t of targets) await measure(t, 2);
+  for (const t of targets) await measure(t, warmSeconds);
   const samples: Record<string, Sample[]> = Object.fromEntries(targets.map((t) => [t.name, []]));
   for (let round = 0; round < settings.rounds; round++) {
     const order = round % 2 === 0 ? targets : [...targets].reverse();

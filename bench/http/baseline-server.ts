@@ -1,5 +1,5 @@
 /**
- * The baseline: a bare node:http + postgres.js handler that answers the benchmark's three
+ * The baseline: a bare node:http + postgres.js handler that answers the benchmark's
  * operations with the same SQL Runway runs and the same JSON it returns. No GraphQL, no
  * framework: what the hardware and the database allow. Routed by operationName.
  *
@@ -8,11 +8,16 @@
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import postgres from 'postgres';
+import { monotonicFactory } from 'ulid';
+import { RUNS_PAGE } from './baseline-sql.js';
 import { BENCH_PROJECT } from './seed.js';
 
 // The same pool settings as Runway's (src/db/client.ts): 10 connections, one query in flight on each.
 const sql = postgres(process.env.DATABASE_URL!, { max: 10, max_pipeline: 1, onnotice: () => {} } as postgres.Options<{}>);
+/** Runway's default RUN_EXPIRES_AFTER_SECONDS: a queued run's expiresAt is createdAt + this. */
+const RUN_EXPIRES_AFTER_SECONDS = 600;
 const cursor = (id: string) => Buffer.from(`k1:${id}`).toString('base64url');
+const ulid = monotonicFactory();
 
 type Row = Record<string, any>;
 const run = (r: Row) => ({
@@ -37,9 +42,11 @@ const handlers: Record<string, (v: Row) => Promise<unknown>> = {
     return { run: r && r.thread_id === v.threadId ? run(r) : null };
   },
   async RunsPage(v) {
-    const [thread] = await sql`select id from threads where id = ${v.threadId} and project_id = ${BENCH_PROJECT}`;
+    // Runway's own statements, text for text (the growth scenario checks they still are).
+    const [threadInProject, firstRuns] = RUNS_PAGE;
+    const [thread] = await sql.unsafe(threadInProject, [v.threadId, BENCH_PROJECT], { prepare: true });
     if (!thread) throw new Error('not found');
-    const rows = await sql`select * from runs where thread_id = ${v.threadId} order by id desc limit ${v.first + 1}`;
+    const rows = await sql.unsafe(firstRuns, [v.threadId, v.first + 1], { prepare: true });
     const nodes = rows.slice(0, v.first);
     return {
       runs: {
@@ -64,6 +71,39 @@ const handlers: Record<string, (v: Row) => Promise<unknown>> = {
         runs: { nodes: rows.map((r) => ({ id: r.id, status: String(r.status).toUpperCase(), steps: { nodes: (byRun.get(r.id) ?? []).slice(0, 20).map(step) } })) },
       },
     };
+  },
+  /**
+   * createRun as a careful hand-written handler does it, in one transaction: bump (and so
+   * lock) the thread, refuse a second active run, read the assistant, insert the run with
+   * the columns and defaults RunService.create writes and its first event, and announce
+   * it as Runway does (one NOTIFY, the same payload format) at commit.
+   */
+  async CreateRun(v) {
+    const now = Math.floor(Date.now() / 1000);
+    const created = await sql.begin(async (tx) => {
+      const [thread] = await tx`update threads set run_count = run_count + 1
+        where id = ${v.threadId} and project_id = ${BENCH_PROJECT} returning run_count`;
+      if (!thread) throw new Error(`No thread found with id '${v.threadId}'.`);
+      const [active] = await tx`select id from runs where thread_id = ${v.threadId}
+        and status in ('queued', 'in_progress', 'requires_action', 'cancelling') limit 1`;
+      if (active) throw new Error(`Thread ${v.threadId} already has an active run ${active.id}.`);
+      const [assistant] = await tx`select model, instructions, tools from assistants
+        where id = ${v.assistantId} and project_id = ${BENCH_PROJECT}`;
+      if (!assistant) throw new Error(`No assistant found with id '${v.assistantId}'.`);
+      const id = `run_${ulid()}`;
+      const seq: number = thread.run_count;
+      await tx`insert into runs (id, project_id, thread_id, thread_seq, assistant_id, created_at, status, expires_at,
+          model, instructions, additional_instructions, tools, metadata, temperature, top_p, max_prompt_tokens,
+          max_completion_tokens, truncation_strategy, tool_choice, parallel_tool_calls, response_format)
+        values (${id}, ${BENCH_PROJECT}, ${v.threadId}, ${seq}, ${v.assistantId}, ${now}, 'queued', ${now + RUN_EXPIRES_AFTER_SECONDS},
+          ${assistant.model}, ${assistant.instructions ?? ''}, null, ${tx.json(assistant.tools)}, '{}', 1, 1, null,
+          null, '{"type":"auto","lastMessages":null}', '{"mode":"auto"}', true, '{"type":"auto"}')`;
+      await tx`insert into run_events (run_id, version, thread_id, thread_seq, from_status, to_status, at)
+        values (${id}, 1, ${v.threadId}, ${seq}, null, 'queued', ${now})`;
+      await tx`select pg_notify('runway_events', ${`${id} ${v.threadId} ${seq} 1 queued - ${now}`})`;
+      return { id, status: 'QUEUED' };
+    });
+    return { createRun: created };
   },
 };
 

@@ -3,10 +3,15 @@
  * not share an event loop with anything measured. Prints one JSON line.
  *
  *   node --import tsx bench/http/load.ts '{"url":...,"scenario":"run","seconds":5,"connections":50,"idsFile":...}'
+ *   node --import tsx bench/http/load.ts '{"url":...,"scenario":"create",...,"threadsFile":...,"offset":0,"assistantId":...}'
+ *
+ * Reads pick a random [threadId, runId] pair per request. create takes the next thread of
+ * its list for every request, so no thread is asked twice (a thread holds one active run
+ * at a time), and checks every answer is a queued run: a failed createRun is still HTTP 200.
  */
 import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
-import { body, type Scenario } from './operations.js';
+import { body, type Ids, type Scenario } from './operations.js';
 
 const args = JSON.parse(process.argv[2]!) as {
   url: string;
@@ -14,10 +19,36 @@ const args = JSON.parse(process.argv[2]!) as {
   scenario: Scenario;
   seconds: number;
   connections: number;
-  idsFile: string;
+  idsFile?: string;
+  threadsFile?: string;
+  offset?: number;
+  assistantId?: string;
 };
-const pairs = JSON.parse(readFileSync(args.idsFile, 'utf8')) as [string, string][];
-const pick = () => pairs[Math.floor(Math.random() * pairs.length)]!;
+
+let used = 0;
+let exhausted = false;
+let failed = 0;
+let pick: () => Ids;
+let onResponse: ((status: number, body: string) => void) | undefined;
+if (args.scenario === 'create') {
+  const threads = JSON.parse(readFileSync(args.threadsFile!, 'utf8')) as string[];
+  const assistantId = args.assistantId!;
+  pick = () => {
+    const i = args.offset! + used++;
+    // Out of threads: the repeat fails as THREAD_HAS_ACTIVE_RUN, and the run is reported void.
+    if (i >= threads.length) exhausted = true;
+    return { threadId: threads[Math.min(i, threads.length - 1)]!, assistantId };
+  };
+  onResponse = (status, text) => {
+    if (status !== 200 || !text.includes('"status":"QUEUED"')) failed++;
+  };
+} else {
+  const pairs = JSON.parse(readFileSync(args.idsFile!, 'utf8')) as [string, string][];
+  pick = () => {
+    const [threadId, runId] = pairs[Math.floor(Math.random() * pairs.length)]!;
+    return { threadId, runId };
+  };
+}
 
 const result = await autocannon({
   url: args.url,
@@ -29,7 +60,7 @@ const result = await autocannon({
     accept: 'application/graphql-response+json, application/json',
     ...(args.key ? { authorization: `Bearer ${args.key}` } : {}),
   },
-  requests: [{ setupRequest: (req) => ({ ...req, body: body(args.scenario, pick()) }) }],
+  requests: [{ setupRequest: (req) => ({ ...req, body: body(args.scenario, pick()) }), ...(onResponse ? { onResponse } : {}) }],
 });
 console.log(
   JSON.stringify({
@@ -40,5 +71,8 @@ console.log(
     p99: result.latency.p99,
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
+    failed,
+    used,
+    exhausted,
   }),
 );

@@ -18,13 +18,29 @@ export const OPERATIONS = {
     query: `query ThreadRunsSteps($threadId: ID!, $first: Int!) { thread(id: $threadId) {
       id runs(first: $first) { nodes { id status steps { nodes { id type status } } } } } }`,
   },
+  /** createRun on a thread without an active run, as a client starting a run does. */
+  create: {
+    operationName: 'CreateRun',
+    query: `mutation CreateRun($threadId: ID!, $assistantId: ID!) {
+      createRun(threadId: $threadId, input: { assistantId: $assistantId }) { id status } }`,
+  },
 } as const;
 
 export type Scenario = keyof typeof OPERATIONS;
+export type Read = Exclude<Scenario, 'create'>;
+export const READS: readonly Read[] = ['run', 'runs', 'nested'];
 
-export function body(scenario: Scenario, pair: [string, string], first = 20): string {
+/** What one request is about: a thread, and the run (run) or the assistant (create). */
+export interface Ids {
+  threadId: string;
+  runId?: string;
+  assistantId?: string;
+}
+
+export function body(scenario: Scenario, ids: Ids, first = 20): string {
   const { operationName, query } = OPERATIONS[scenario];
-  const [threadId, runId] = pair;
-  const variables = scenario === 'run' ? { threadId, runId } : { threadId, first };
+  const { threadId, runId, assistantId } = ids;
+  const variables =
+    scenario === 'run' ? { threadId, runId } : scenario === 'create' ? { threadId, assistantId } : { threadId, first };
   return JSON.stringify({ operationName, query, variables });
 }

@@ -43,8 +43,9 @@ describe('event lines', () => {
       previousStatus: sql`${e.previousStatus}::run_status`,
       at: sql`${e.at}::bigint`,
     });
-    const rows = await database.db.execute<{ line: string }>(sql`select ${line} as line`);
-    const written = ('rows' in rows ? rows.rows : rows) as { line: string }[];
+    // postgres.js gives the rows, PGlite a result that holds them.
+    const result: unknown = await database.db.execute(sql`select ${line} as line`);
+    const written = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as { line: string }[];
     expect(written[0]!.line).toBe(encodeEvents([e]));
   });
 });

@@ -17,13 +17,17 @@ export function encodeEvents(events: readonly RunStatusEvent[]): string {
     .join('\n');
 }
 
+/** An event's columns, as a statement that writes event rows sees them. */
+export type EventColumns = Record<keyof RunStatusEvent, SQLWrapper>;
+
 /**
- * The same line as {@link encodeEvents}, written by PostgreSQL from an event's columns:
- * for a statement that writes its own event row and announces it in the same breath
- * (the event's version and thread position are only known inside that statement).
+ * The payload {@link encodeEvents} writes, written by PostgreSQL: an aggregate over the
+ * event rows a statement wrote, for a statement that announces its own events (their
+ * versions and thread positions are only known inside it). Lines in run and version order.
  */
-export function eventLineSql(e: Record<keyof RunStatusEvent, SQLWrapper>): SQL {
-  return sql`concat_ws(' ', ${e.runId}, ${e.threadId}, ${e.threadSeq}, ${e.version}, ${e.status}, coalesce(${e.previousStatus}::text, '-'), ${e.at})`;
+export function eventLinesSql(e: EventColumns): SQL {
+  const line = sql`concat_ws(' ', ${e.runId}, ${e.threadId}, ${e.threadSeq}, ${e.version}, ${e.status}, coalesce(${e.previousStatus}::text, '-'), ${e.at})`;
+  return sql`string_agg(${line}, E'\n' order by ${e.runId}, ${e.version})`;
 }
 
 const isStatus = (s: string | undefined): s is RunStatus => RUN_STATUSES.includes(s as RunStatus);

@@ -6,7 +6,7 @@
 import type { Db, Tx } from '../db/client.js';
 import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
 import { batched } from '../db/batches.js';
-import { messages, runSteps, type MessageRow, type RunRow, type RunStepRow } from '../db/schema.js';
+import { runSteps, type MessageRow, type RunRow, type RunStepRow } from '../db/schema.js';
 import {
   BadUserInputError,
   InvalidRunStateError,
@@ -28,7 +28,7 @@ import type {
 import type { RunStatus } from '../domain/run-status.js';
 import type { EventTransport } from '../realtime/transport.js';
 import { isUniqueViolation } from '../db/errors.js';
-import { eventLineSql } from '../realtime/event-codec.js';
+import { eventLinesSql } from '../realtime/event-codec.js';
 import { newMessage, threadExists } from '../threads/thread-service.js';
 import { findAssistant } from '../assistants/assistant-service.js';
 import * as store from './run-store.js';
@@ -143,7 +143,7 @@ export class RunService {
     }
     let created: Moved | undefined;
     try {
-      created = await this.createRun({
+      created = await this.statements.createRun({
         id: newId('run'),
         projectId,
         threadId,
@@ -181,16 +181,34 @@ export class RunService {
     return created.run;
   }
 
-  /** createRun's one statement (built on first use), announcing its event itself when the transport can. */
-  private get createRun() {
-    const announce = this.deps.transport.announceInStatement;
-    return (this.createRunStatement ??= store.createRunStatement(
-      this.deps.db,
-      announce && ((event) => announce(eventLineSql(event))),
-    ));
+  /**
+   * The statements the hot paths run, each built once on first use (prepared), each
+   * announcing its own events when the transport can.
+   */
+  private get statements() {
+    if (!this.built) {
+      const { db, transport } = this.deps;
+      const announce = transport.announceInStatement;
+      const announceEvents: store.AnnounceEvents = announce && ((events) => announce(eventLinesSql(events)));
+      this.built = {
+        createRun: store.createRunStatement(db, announceEvents),
+        claim: store.claimStatement(db, announceEvents),
+        finish: {
+          completed: store.finishRunsStatement(db, 'completed', announceEvents),
+          incomplete: store.finishRunsStatement(db, 'incomplete', announceEvents),
+        },
+      };
+    }
+    return this.built;
   }
 
-  private createRunStatement: ReturnType<typeof store.createRunStatement> | undefined;
+  private built:
+    | {
+        createRun: ReturnType<typeof store.createRunStatement>;
+        claim: ReturnType<typeof store.claimStatement>;
+        finish: Record<'completed' | 'incomplete', ReturnType<typeof store.finishRunsStatement>>;
+      }
+    | undefined;
 
   async modify(projectId: string, threadId: string, runId: string, metadata: Metadata): Promise<RunRow> {
     await this.require(projectId, threadId, runId);
@@ -316,8 +334,8 @@ export class RunService {
 
   /** The engine's claim: queued runs to in_progress under this worker's lease. */
   async claim(workerId: string, limit: number, leaseSeconds: number): Promise<RunRow[]> {
-    const now = this.deps.clock();
-    const claimed = await this.commit((tx) => store.claimQueuedRuns(tx, workerId, Math.min(limit, MAX_EVENTS_PER_COMMIT), now, leaseSeconds));
+    const claimed = await this.statements.claim(workerId, Math.min(limit, MAX_EVENTS_PER_COMMIT), this.deps.clock(), leaseSeconds);
+    this.deps.transport.afterCommit(claimed.map((c) => c.event));
     return claimed.map((c) => c.run);
   }
 
@@ -365,52 +383,30 @@ export class RunService {
 
   private async writeFinishes(batch: Finish[]): Promise<(RunRow | undefined)[]> {
     const now = this.deps.clock();
-    const moved = await this.commit(async (tx) => {
-      const moved: Moved[] = [];
-      for (const to of ['completed', 'incomplete'] as const) {
-        const group = batch.filter((f) => (f.answer.truncated ? 'incomplete' : 'completed') === to);
-        if (group.length === 0) continue;
-        const moves = group.map((f) => ({
-          runId: f.run.id,
-          data: {
-            usage: f.totalUsage,
-            ...(f.answer.truncated ? { incompleteDetails: { reason: 'max_completion_tokens' as const } } : {}),
+    const moved: Moved[] = [];
+    for (const to of ['completed', 'incomplete'] as const) {
+      const group = batch.filter((f) => (f.answer.truncated ? 'incomplete' : 'completed') === to);
+      if (group.length === 0) continue;
+      const finished = await this.statements.finish[to](
+        group.map((f) => ({
+          move: {
+            runId: f.run.id,
+            data: {
+              usage: f.totalUsage,
+              ...(f.answer.truncated ? { incompleteDetails: { reason: 'max_completion_tokens' as const } } : {}),
+            },
+            guard: { leaseToken: f.leaseToken },
           },
-          guard: { leaseToken: f.leaseToken },
-        }));
-        moved.push(...(await store.transitionRuns(tx, to, now, moves)));
-      }
-      if (moved.length === 0) return moved;
-      const finishOf = new Map(batch.map((f) => [f.run.id, f]));
-      const written = moved.map(({ run }) => ({ run, answer: finishOf.get(run.id)!.answer, messageId: newId('msg') }));
-      await tx.insert(messages).values(
-        written.map(({ run, answer, messageId }) => ({
-          id: messageId,
-          threadId: run.threadId,
-          createdAt: now,
-          role: 'assistant' as const,
-          content: answer.text,
-          runId: run.id,
-          assistantId: run.assistantId,
+          messageId: newId('msg'),
+          stepId: newId('step'),
+          text: f.answer.text,
+          usage: f.answer.usage,
         })),
+        now,
       );
-      await store.insertRunSteps(
-        tx,
-        written.map(({ run, answer, messageId }) => ({
-          id: newId('step'),
-          runId: run.id,
-          threadId: run.threadId,
-          assistantId: run.assistantId,
-          createdAt: now,
-          type: 'message_creation' as const,
-          status: 'completed' as const,
-          completedAt: now,
-          stepDetails: { type: 'message_creation' as const, messageCreation: { messageId } },
-          usage: answer.usage,
-        })),
-      );
-      return moved;
-    });
+      this.deps.transport.afterCommit(finished.map((m) => m.event));
+      moved.push(...finished);
+    }
     const byRun = new Map(moved.map((m) => [m.run.id, m.run]));
     return batch.map((f) => byRun.get(f.run.id));
   }

@@ -2,7 +2,8 @@
  * All SQL about runs, their events and their steps. Functions take an executor (the
  * database or an open transaction) so the service decides the transaction boundaries.
  */
-import { and, asc, desc, eq, getTableColumns, gt, inArray, lt, lte, sql, type SQL, type SQLWrapper } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, gt, inArray, lt, lte, sql, type SQL, type SQLWrapper, type WithSubquery } from 'drizzle-orm';
+import type { WithSubqueryWithSelection } from 'drizzle-orm/pg-core';
 import type { Db, Executor } from '../db/client.js';
 import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
 import { preparedPer } from '../db/prepared.js';
@@ -53,8 +54,73 @@ export interface NewRun {
   messages: { id: string; role: 'user' | 'assistant'; content: string; metadata: Metadata }[];
 }
 
-/** An expression announcing an event, given its columns (see realtime/transport). */
-export type AnnounceEvent = (event: Record<keyof RunStatusEvent, SQLWrapper>) => SQL;
+/**
+ * An expression announcing the event rows a statement wrote, given their columns (an
+ * aggregate: see realtime/event-codec eventLinesSql and the transport), or undefined when
+ * the transport announces after the commit instead.
+ */
+export type AnnounceEvents = ((events: EventColumns) => SQL) | undefined;
+type EventColumns = Record<keyof RunStatusEvent, SQLWrapper>;
+
+/** The runs columns, to select from a CTE that returned whole rows. */
+const RUN_COLUMNS = Object.keys(getTableColumns(runs)) as (keyof RunRow)[];
+
+/**
+ * What every single-statement transition shares: `changed` (a CTE that returned whole
+ * run rows) gets its events inserted, and the statement selects the changed runs, plus
+ * one expression that announces all their events at once (one notification per
+ * statement, however many runs). Data-modifying CTEs run to completion whether or not
+ * the main query reads them; the announcement is an uncorrelated subquery, evaluated once
+ * and only if some run changed.
+ */
+type ChangedRuns = WithSubqueryWithSelection<typeof runs._.columns, 'changed'>;
+function changedRunsWithEvents(
+  db: Db,
+  ctes: { before?: WithSubquery[]; changed: ChangedRuns; after?: WithSubquery[] },
+  at: SQLWrapper,
+  announce: AnnounceEvents,
+) {
+  const { changed } = ctes;
+  const events = db.$with('events').as(
+    db
+      .insert(runEvents)
+      .select((qb) =>
+        qb
+          .select({
+            runId: changed.id,
+            version: changed.version,
+            threadId: changed.threadId,
+            threadSeq: changed.threadSeq,
+            fromStatus: changed.previousStatus,
+            toStatus: changed.status,
+            at: sql`${at}::bigint`.as('at'),
+          })
+          .from(changed),
+      )
+      .returning(),
+  );
+  const announced = announce
+    ? sql`(select ${announce({
+        runId: events.runId,
+        threadId: events.threadId,
+        threadSeq: events.threadSeq,
+        version: events.version,
+        status: events.toStatus,
+        previousStatus: events.fromStatus,
+        at: events.at,
+      })} from ${events})`
+    : sql`null`;
+  const columns = Object.fromEntries(RUN_COLUMNS.map((k) => [k, changed[k]])) as unknown as ChangedRuns['_']['selectedFields'];
+  return db
+    .with(...(ctes.before ?? []), changed, ...(ctes.after ?? []), events)
+    .select({ ...columns, announced: announced.as('announced') })
+    .from(changed);
+}
+
+/** The changed runs and their events, from a statement built by changedRunsWithEvents. */
+function withEvents(rows: (RunRow & { announced: unknown })[], at: (run: RunRow) => number) {
+  return rows.map(({ announced: _, ...run }) => ({ run, event: eventOf(run, at(run)) }));
+}
 
 /**
  * Creates a run in one statement, which PostgreSQL runs as one transaction: it bumps the
@@ -69,7 +135,7 @@ export type AnnounceEvent = (event: Record<keyof RunStatusEvent, SQLWrapper>) =>
  * The insert lists every column of runs, in table order (drizzle's insert ... select
  * requires it, and fails at start if a column is added and not here).
  */
-export function createRunStatement(db: Db, announce: AnnounceEvent | undefined) {
+export function createRunStatement(db: Db, announce: AnnounceEvents) {
   const ph = sql.placeholder;
   const cast = (name: keyof NewRun, type: string, column: string) => sql`${ph(name)}::${sql.raw(type)}`.as(column);
   const none = (type: string, column: string) => sql`null::${sql.raw(type)}`.as(column);
@@ -97,7 +163,7 @@ export function createRunStatement(db: Db, announce: AnnounceEvent | undefined) 
         .crossJoin(sql`jsonb_to_recordset(${ph('messages')}::jsonb) as m(id text, role message_role, content text, metadata jsonb)`),
     ).returning({ id: messages.id }),
   );
-  const created = db.$with('created').as(
+  const created = db.$with('changed').as(
     db
       .insert(runs)
       .select((qb) =>
@@ -142,42 +208,11 @@ export function createRunStatement(db: Db, announce: AnnounceEvent | undefined) 
       )
       .returning(),
   );
-  const event = db.$with('event').as(
-    db
-      .insert(runEvents)
-      .select((qb) =>
-        qb
-          .select({
-            runId: created.id,
-            version: created.version,
-            threadId: created.threadId,
-            threadSeq: created.threadSeq,
-            fromStatus: created.previousStatus,
-            toStatus: created.status,
-            at: created.createdAt,
-          })
-          .from(created),
-      )
-      // A data-modifying CTE always runs to the end, so its RETURNING announces the event.
-      .returning({
-        announced: (announce
-          ? announce({
-              runId: runEvents.runId,
-              threadId: runEvents.threadId,
-              threadSeq: runEvents.threadSeq,
-              version: runEvents.version,
-              status: runEvents.toStatus,
-              previousStatus: runEvents.fromStatus,
-              at: runEvents.at,
-            })
-          : sql`null`
-        ).as('announced'),
-      }),
+  const statement = changedRunsWithEvents(db, { before: [thread, added], changed: created }, ph('createdAt'), announce).prepare(
+    'create_run',
   );
-  // Data-modifying CTEs run to completion whether or not the main query reads them.
-  const statement = db.with(thread, added, created, event).select().from(created).prepare('create_run');
   return async (values: NewRun): Promise<{ run: RunRow; event: RunStatusEvent } | undefined> => {
-    const [run] = await statement.execute({
+    const rows = await statement.execute({
       ...values,
       tools: JSON.stringify(values.tools),
       metadata: JSON.stringify(values.metadata),
@@ -186,7 +221,7 @@ export function createRunStatement(db: Db, announce: AnnounceEvent | undefined) 
       responseFormat: JSON.stringify(values.responseFormat),
       messages: JSON.stringify(values.messages),
     });
-    return run && { run, event: eventOf(run, run.createdAt) };
+    return withEvents(rows, (run) => run.createdAt)[0];
   };
 }
 
@@ -332,6 +367,17 @@ export async function transitionRuns(
   at: number,
   moves: readonly RunMove[],
 ): Promise<{ run: RunRow; event: RunStatusEvent }[]> {
+  const rows = moveRows(to, moves);
+  if (rows.length === 0) return [];
+  const moved = await movesUpdate(ex, to, sql`${at}::bigint`, sql`${JSON.stringify(rows)}`).returning(getTableColumns(runs));
+  if (moved.length === 0) return [];
+  const results = moved.map((run) => ({ run, event: eventOf(run, at) }));
+  await ex.insert(runEvents).values(results.map((r) => toEventRow(r.event)));
+  return results;
+}
+
+/** The moves as the UPDATE reads them; a move the guard's `from` rules out entirely is dropped. */
+function moveRows(to: RunStatus, moves: readonly RunMove[]): MoveRow[] {
   const rows: MoveRow[] = [];
   for (const { runId, data = {}, guard = {} } of moves) {
     if (to === 'requires_action' && !data.requiredAction) throw new Error('requires_action needs requiredAction');
@@ -351,11 +397,18 @@ export async function transitionRuns(
       usage: data.usage ?? null,
     });
   }
-  if (rows.length === 0) return [];
   if (new Set(rows.map((r) => r.run_id)).size !== rows.length) throw new Error('a run can move only once per batch');
+  return rows;
+}
 
+/**
+ * The one UPDATE that moves runs to `to`: each run by its own record of `moves` (a JSON
+ * array of MoveRow), only from a legal source and only while its guard holds. Stamps the
+ * timestamps and bumps the version.
+ */
+function movesUpdate(ex: Executor, to: RunStatus, at: SQL, moves: SQLWrapper) {
   const stamp = timestampStampedBy(to);
-  const moved = await ex
+  return ex
     .update(runs)
     .set({
       status: to,
@@ -373,7 +426,7 @@ export async function transitionRuns(
       // Leaving the worker's hands ends its claim.
       ...(WORKER_STATUSES.includes(to) ? {} : { workerId: null, leaseToken: null, leaseExpiresAt: null }),
     })
-    .from(sql`jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as m(${sql.raw(MOVE_COLUMNS)})`)
+    .from(sql`jsonb_to_recordset(${moves}::jsonb) as m(${sql.raw(MOVE_COLUMNS)})`)
     .where(
       and(
         eq(runs.id, sql`m.run_id`),
@@ -382,12 +435,88 @@ export async function transitionRuns(
         sql`(m.lease_token is null or ${runs.leaseToken} = m.lease_token)`,
         sql`(m.due_by is null or ${runs.expiresAt} <= m.due_by)`,
       ),
-    )
-    .returning(getTableColumns(runs));
-  if (moved.length === 0) return [];
-  const results = moved.map((run) => ({ run, event: eventOf(run, at) }));
-  await ex.insert(runEvents).values(results.map((r) => toEventRow(r.event)));
-  return results;
+    );
+}
+
+/** A model's answer, as a finished run records it. */
+export interface Finish {
+  move: RunMove;
+  messageId: string;
+  stepId: string;
+  text: string;
+  /** The usage of this model call (the run's total is in move.data.usage). */
+  usage: RunUsage;
+}
+
+/**
+ * The engine's end of a run that the model answered, for many runs in one statement
+ * (built once): the runs move to `to` (guarded by their lease tokens), and each run that
+ * moved gets its assistant message and its MESSAGE_CREATION step, its event, and the
+ * statement one notification. A run whose guard failed (cancelled, expired, its claim
+ * lost) gets nothing written, so a repeated model call never records a second message.
+ */
+export function finishRunsStatement(db: Db, to: 'completed' | 'incomplete', announce: AnnounceEvents) {
+  const ph = sql.placeholder;
+  const at = sql`${ph('at')}::bigint`;
+  const changed = db.$with('changed').as(movesUpdate(db, to, at, ph('moves')).returning(getTableColumns(runs)));
+  const answer = sql`jsonb_to_recordset(${ph('answers')}::jsonb) as a(run_id text, message_id text, step_id text, content text, usage jsonb)`;
+  const written = db.$with('written').as(
+    db
+      .insert(messages)
+      .select((qb) =>
+        qb
+          .select({
+            id: sql`a.message_id`.as('id'),
+            threadId: changed.threadId,
+            createdAt: at.as('created_at'),
+            role: sql`'assistant'::message_role`.as('role'),
+            content: sql`a.content`.as('content'),
+            runId: changed.id,
+            assistantId: changed.assistantId,
+            metadata: sql`'{}'::jsonb`.as('metadata'),
+          })
+          .from(changed)
+          .innerJoin(answer, sql`a.run_id = ${changed.id}`),
+      )
+      .returning({ id: messages.id }),
+  );
+  const steps = db.$with('steps').as(
+    db
+      .insert(runSteps)
+      .select((qb) =>
+        qb
+          .select({
+            id: sql`a.step_id`.as('id'),
+            runId: changed.id,
+            threadId: changed.threadId,
+            assistantId: changed.assistantId,
+            createdAt: at.as('created_at'),
+            type: sql`'message_creation'::run_step_type`.as('type'),
+            status: sql`'completed'::run_step_status`.as('status'),
+            stepDetails: sql`jsonb_build_object('type', 'message_creation', 'messageCreation', jsonb_build_object('messageId', a.message_id))`.as('step_details'),
+            lastError: sql`null::jsonb`.as('last_error'),
+            completedAt: at.as('completed_at'),
+            cancelledAt: sql`null::bigint`.as('cancelled_at'),
+            failedAt: sql`null::bigint`.as('failed_at'),
+            expiredAt: sql`null::bigint`.as('expired_at'),
+            usage: sql`a.usage`.as('usage'),
+          })
+          .from(changed)
+          .innerJoin(answer, sql`a.run_id = ${changed.id}`),
+      )
+      .returning({ id: runSteps.id }),
+  );
+  const statement = changedRunsWithEvents(db, { changed, after: [written, steps] }, at, announce).prepare(`finish_runs_${to}`);
+  return async (finishes: Finish[], now: number) => {
+    const rows = await statement.execute({
+      at: now,
+      moves: JSON.stringify(moveRows(to, finishes.map((f) => f.move))),
+      answers: JSON.stringify(
+        finishes.map((f) => ({ run_id: f.move.runId, message_id: f.messageId, step_id: f.stepId, content: f.text, usage: f.usage })),
+      ),
+    });
+    return withEvents(rows, () => now);
+  };
 }
 
 /** A move as the UPDATE reads it: one record of a JSON array, in these columns. */
@@ -547,39 +676,43 @@ export async function closeOpenSteps(ex: Executor, runId: string, runStatus: Run
 }
 
 /**
- * The queue: moves up to `limit` of the oldest queued runs to in_progress for this
- * worker, with a lease on the database clock. SKIP LOCKED lets many workers claim at
- * once without waiting on or double-taking each other's rows. One statement per batch,
- * plus the batch's events.
+ * The queue, in one statement (built once): moves up to `limit` of the oldest queued runs
+ * to in_progress for this worker, with a lease on the database clock, records their
+ * events and announces them in one notification. SKIP LOCKED lets many workers claim at
+ * once without waiting on or double-taking each other's rows. The runs to take are picked
+ * by an uncorrelated ARRAY(...) subquery, which PostgreSQL runs exactly once: as
+ * `id in (select ... limit n for update skip locked)` it may run again, skipping what it
+ * locked the first time, and take more than n runs (seen here: 217 for a limit of 50).
  */
-export async function claimQueuedRuns(
-  ex: Executor,
-  workerId: string,
-  limit: number,
-  at: number,
-  leaseSeconds: number,
-): Promise<{ run: RunRow; event: RunStatusEvent }[]> {
+export function claimStatement(db: Db, announce: AnnounceEvents) {
   if (!sourcesOf('in_progress').includes('queued')) throw new Error('the lifecycle no longer starts queued runs');
-  const ids = await lockFree(
-    ex.select({ id: runs.id }).from(runs).where(eq(runs.status, 'queued')).orderBy(asc(runs.id)).limit(limit),
+  const ph = sql.placeholder;
+  const at = sql`${ph('at')}::bigint`;
+  const oldestQueued = db
+    .select({ id: runs.id })
+    .from(runs)
+    .where(eq(runs.status, 'queued'))
+    .orderBy(asc(runs.id))
+    .limit(ph('limit'))
+    .for('update', { skipLocked: true });
+  const changed = db.$with('changed').as(
+    db
+      .update(runs)
+      .set({
+        status: 'in_progress',
+        previousStatus: sql`${runs.status}`,
+        version: sql`${runs.version} + 1`,
+        startedAt: sql`coalesce(${runs.startedAt}, ${at})`,
+        workerId: sql`${ph('workerId')}::text`,
+        leaseToken: sql`gen_random_uuid()`,
+        leaseExpiresAt: sql`now() + make_interval(secs => ${ph('leaseSeconds')}::integer)`,
+      })
+      .where(and(sql`${runs.id} = any(array(${oldestQueued}))`, eq(runs.status, 'queued')))
+      .returning(),
   );
-  if (ids.length === 0) return [];
-  const claimed = await ex
-    .update(runs)
-    .set({
-      status: 'in_progress',
-      previousStatus: sql`${runs.status}`,
-      version: sql`${runs.version} + 1`,
-      startedAt: sql`coalesce(${runs.startedAt}, ${at})`,
-      workerId,
-      leaseToken: sql`gen_random_uuid()`,
-      leaseExpiresAt: sql`now() + make_interval(secs => ${leaseSeconds})`,
-    })
-    .where(and(inArray(runs.id, ids), eq(runs.status, 'queued')))
-    .returning();
-  const results = claimed.map((run) => ({ run, event: eventOf(run, at) }));
-  if (results.length) await ex.insert(runEvents).values(results.map((r) => toEventRow(r.event)));
-  return results;
+  const statement = changedRunsWithEvents(db, { changed }, at, announce).prepare('claim_runs');
+  return async (workerId: string, limit: number, now: number, leaseSeconds: number) =>
+    withEvents(await statement.execute({ workerId, limit, at: now, leaseSeconds }), () => now);
 }
 
 /**

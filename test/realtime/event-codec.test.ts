@@ -1,14 +1,14 @@
 /**
  * The wire form of events between processes. A statement that announces its own event
- * writes the line in SQL (eventLineSql); it must be the very line encodeEvents writes,
- * or listeners would skip it.
+ * writes the payload in SQL (eventLinesSql); it must be the very payload encodeEvents
+ * writes, or listeners would skip it.
  */
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../src/db/client.js';
 import { migrate } from '../../src/db/migrate.js';
 import type { RunStatusEvent } from '../../src/domain/run.js';
-import { decodeEvents, encodeEvents, eventLineSql } from '../../src/realtime/event-codec.js';
+import { decodeEvents, encodeEvents, eventLinesSql } from '../../src/realtime/event-codec.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/database.js';
 
 let scratch: ScratchDatabase;
@@ -33,19 +33,25 @@ describe('event lines', () => {
     expect(decodeEvents(encodeEvents(EVENTS))).toEqual(EVENTS);
   });
 
-  it.each(EVENTS.map((e) => [e.status, e] as const))('written by PostgreSQL are the same line as in JavaScript (%s)', async (_, e) => {
-    const line = eventLineSql({
-      runId: sql`${e.runId}::text`,
-      threadId: sql`${e.threadId}::text`,
-      threadSeq: sql`${e.threadSeq}::integer`,
-      version: sql`${e.version}::integer`,
-      status: sql`${e.status}::run_status`,
-      previousStatus: sql`${e.previousStatus}::run_status`,
-      at: sql`${e.at}::bigint`,
+  it('written by PostgreSQL are the very payload JavaScript writes', async () => {
+    const rows = sql.join(
+      [...EVENTS].reverse().map((e) => sql`(${e.runId}::text, ${e.threadId}::text, ${e.threadSeq}::integer, ${e.version}::integer, ${e.status}::run_status, ${e.previousStatus}::run_status, ${e.at}::bigint)`),
+      sql`, `,
+    );
+    const lines = eventLinesSql({
+      runId: sql`e.run_id`,
+      threadId: sql`e.thread_id`,
+      threadSeq: sql`e.thread_seq`,
+      version: sql`e.version`,
+      status: sql`e.status`,
+      previousStatus: sql`e.previous_status`,
+      at: sql`e.at`,
     });
+    // Given in reverse: the aggregate puts them in order itself.
+    const events = sql`(values ${rows}) as e(run_id, thread_id, thread_seq, version, status, previous_status, at)`;
     // postgres.js gives the rows, PGlite a result that holds them.
-    const result: unknown = await database.db.execute(sql`select ${line} as line`);
-    const written = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as { line: string }[];
-    expect(written[0]!.line).toBe(encodeEvents([e]));
+    const result: unknown = await database.db.execute(sql`select ${lines} as payload from ${events}`);
+    const written = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as { payload: string }[];
+    expect(written[0]!.payload).toBe(encodeEvents(EVENTS));
   });
 });

@@ -1,16 +1,22 @@
 /**
  * Many graphql-ws subscribers on Runway gateways, each watching its own run while runs
  * change status: delivery latency from commit to client, events delivered per second,
- * gateway memory per 1,000 subscribers and gateway CPU per delivered event. First with
- * one gateway process, then with the same subscribers split over two.
+ * gateway memory per 1,000 idle subscribers (JS heap after a full GC, read through the
+ * gateway's inspector, and RSS) and gateway CPU per delivered event. First with one
+ * gateway process, then with the same subscribers split over two.
  *
- *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npx tsx bench/subscribers.ts
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:subscribers
+ *   BENCH_SUBSCRIBERS=10000 BENCH_SECONDS=15 BENCH_RATE=2000 BENCH_BATCH=10
+ *   BENCH_NODE_ARGS=--cpu-prof   (more node flags for the gateways)
  *
  * This process is the driver: it commits the transitions through Runway's own run
- * service (as a worker would) and notes when each commit returned; the subscribers live
- * here too, so commit and receipt are read off one clock. The gateways are separate
- * processes (`src/main.ts`, ROLE=gateway). Bounded: fixed counts and durations; it
- * stops by itself and drops its database.
+ * service, BENCH_BATCH runs per commit (one notification each, as the engine's claims
+ * and finishes are), and notes when each commit returned; the subscribers live here too,
+ * so commit and receipt are read off one clock. The gateways are separate processes
+ * (`src/main.ts`, ROLE=gateway). CPU per event is given twice: all the gateway's CPU
+ * while driving, and that minus what the same subscribers cost idle (pings, timers) over
+ * as long, measured just before. Bounded: fixed counts and durations; it stops by itself
+ * and drops its database.
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -22,14 +28,20 @@ import { startRunwayProcess, type RunwayProcess } from '../test/support/processe
 
 const SUBSCRIBERS = Number(process.env.BENCH_SUBSCRIBERS ?? 10_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
-const RATE = Number(process.env.BENCH_RATE ?? 1000); // transitions committed per second
+const RATE = Number(process.env.BENCH_RATE ?? 2000); // transitions committed per second
+/** Transitions per commit: the engine commits claims and finishes in batches too. */
+const BATCH = Number(process.env.BENCH_BATCH ?? 10);
 const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 type DrivenStatus = 'in_progress' | 'requires_action' | 'queued';
 /** Where each run is in the driver's cycle, kept across measurements. */
 const state = new Map<string, DrivenStatus>();
 
-const CALL = [{ id: 'call_1', type: 'function' as const, function: { name: 'f', arguments: '{}' } }];
+const ACTION = {
+  type: 'submit_tool_outputs' as const,
+  submitToolOutputs: { toolCalls: [{ id: 'call_1', type: 'function' as const, function: { name: 'f', arguments: '{}' } }] },
+};
+const NEXT: Record<DrivenStatus, DrivenStatus> = { in_progress: 'requires_action', requires_action: 'queued', queued: 'in_progress' };
 
 function rssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -40,6 +52,31 @@ function rssMiB(pid: number): number {
 function cpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks of 10 ms
+}
+
+/** The gateway's JS heap in use after a full garbage collection, read through its inspector. */
+async function usedHeapMiB(gateway: RunwayProcess): Promise<number> {
+  const url = /Debugger listening on (ws:\/\/\S+)/.exec(gateway.stderr())?.[1];
+  if (!url) throw new Error('the gateway has no inspector');
+  const socket = new WebSocket(url);
+  await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+  let id = 0;
+  const call = (method: string) =>
+    new Promise<any>((resolve) => {
+      const mine = ++id;
+      const onMessage = (data: WebSocket.RawData) => {
+        const message = JSON.parse(String(data));
+        if (message.id !== mine) return;
+        socket.off('message', onMessage);
+        resolve(message.result);
+      };
+      socket.on('message', onMessage);
+      socket.send(JSON.stringify({ id: mine, method }));
+    });
+  await call('HeapProfiler.collectGarbage');
+  const { usedSize } = await call('Runtime.getHeapUsage');
+  socket.close();
+  return usedSize / 1024 / 1024;
 }
 
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
@@ -59,10 +96,20 @@ async function main() {
       { worker: false },
     );
     const runIds = await seed(driver);
-    console.log(`| gateways | subscribers | gateway RSS per 1,000 idle subscribers | events delivered/s | commit -> client p50 | p99 | gateway CPU per event |`);
-    console.log(`| ---: | ---: | ---: | ---: | ---: | ---: | ---: |`);
+    console.log(
+      '| gateways | subscribers | JS heap per 1,000 idle subscribers | RSS per 1,000 | events delivered/s | commit -> client p50 | p99 | gateway CPU per event (above idle) | CPU per event (all) | idle CPU |',
+    );
+    console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const count of [1, 2]) {
-      for (let i = gateways.length; i < count; i++) gateways.push(await startRunwayProcess({ DATABASE_URL: databaseUrl, ROLE: 'gateway', WS_MAX_SUBSCRIPTIONS: '10', RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE: '0' }));
+      for (let i = gateways.length; i < count; i++) {
+        gateways.push(
+          await startRunwayProcess(
+            { DATABASE_URL: databaseUrl, ROLE: 'gateway', WS_MAX_SUBSCRIPTIONS: '10', RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE: '0' },
+            // The inspector, to read the JS heap after a full GC; idle until the bench asks.
+            ['--inspect=127.0.0.1:0', ...(process.env.BENCH_NODE_ARGS?.split(' ') ?? [])],
+          ),
+        );
+      }
       await measure(driver, gateways.slice(0, count), runIds);
     }
   } finally {
@@ -94,6 +141,7 @@ async function seed(app: App): Promise<string[]> {
 async function measure(app: App, gateways: RunwayProcess[], runIds: string[]) {
   const pids = gateways.map((g) => g.child.pid!);
   const rssBefore = pids.map(rssMiB);
+  const heapBefore = await Promise.all(gateways.map(usedHeapMiB));
   const commits = new Map<string, number>();
   const latencies: number[] = [];
   let delivered = 0;
@@ -140,31 +188,47 @@ async function measure(app: App, gateways: RunwayProcess[], runIds: string[]) {
   await new Promise((r) => setTimeout(r, 2000)); // settle
   const rssIdle = pids.map(rssMiB);
   const perThousand = rssIdle.reduce((s, v, i) => s + v - rssBefore[i]!, 0) / (runIds.length / 1000);
+  const heapIdle = await Promise.all(gateways.map(usedHeapMiB));
+  const heapPerThousand = heapIdle.reduce((s, v, i) => s + v - heapBefore[i]!, 0) / (runIds.length / 1000);
 
-  // The driver: transitions at RATE per second, round-robin over the runs, each run
-  // cycling in_progress -> requires_action -> queued -> in_progress.
+  // What the idle subscribers cost by themselves (pings, timers), over as long as the
+  // drive will take: subtracted below, so the per-event figure is the events' own.
+  const idleCpuBefore = pids.map(cpuMs);
+  await new Promise((r) => setTimeout(r, SECONDS * 1000));
+  const idleCpuPerSecond = pids.reduce((s, pid, i) => s + cpuMs(pid) - idleCpuBefore[i]!, 0) / SECONDS;
+
+  // The driver: transitions at RATE per second, BATCH per commit (one notification
+  // each), round-robin over the runs, each run cycling in_progress -> requires_action ->
+  // queued -> in_progress.
   const { runs } = app.services;
   const cpuBefore = pids.map(cpuMs);
+  console.error(`[bench] driving ${RATE} transitions/s for ${SECONDS} s`);
   measuring = true;
   const started = performance.now();
   let next = 0;
   let committed = 0;
-  const lanes = Array.from({ length: 24 }, async (_, lane) => {
-    for (let k = lane; ; k += 24) {
-      const due = started + (k * 1000) / RATE;
+  const LANES = 8;
+  const lanes = Array.from({ length: LANES }, async (_, lane) => {
+    for (let k = lane; ; k += LANES) {
+      const due = started + (k * BATCH * 1000) / RATE;
       if (due - started > SECONDS * 1000) return;
       const wait = due - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      const runId = runIds[next++ % runIds.length]!;
-      const from = state.get(runId)!;
-      let run;
-      if (from === 'in_progress') run = await runs.requireAction(runId, CALL);
-      else if (from === 'requires_action') run = await runs.transition(runId, 'queued', {}, { from: ['requires_action'] });
-      else run = await runs.transition(runId, 'in_progress');
-      if (!run) continue;
-      commits.set(`${runId}:${run.version}`, performance.now());
-      state.set(runId, run.status as DrivenStatus);
-      committed++;
+      const batch = Array.from({ length: BATCH }, () => runIds[next++ % runIds.length]!);
+      for (const to of ['requires_action', 'queued', 'in_progress'] as const) {
+        const moving = batch.filter((runId) => NEXT[state.get(runId)!] === to);
+        if (moving.length === 0) continue;
+        const moved = await runs.transitionMany(
+          to,
+          moving.map((runId) => ({ runId, data: to === 'requires_action' ? { requiredAction: ACTION } : {} })),
+        );
+        const now = performance.now();
+        for (const run of moved) {
+          commits.set(`${run.id}:${run.version}`, now);
+          state.set(run.id, run.status as DrivenStatus);
+        }
+        committed += moved.length;
+      }
     }
   });
   await Promise.all(lanes);
@@ -172,9 +236,12 @@ async function measure(app: App, gateways: RunwayProcess[], runIds: string[]) {
   await new Promise((r) => setTimeout(r, 2000)); // let deliveries finish
   measuring = false;
   const cpu = pids.reduce((s, pid, i) => s + cpuMs(pid) - cpuBefore[i]!, 0);
+  const measuredSeconds = (performance.now() - started) / 1000;
+  const eventsCpu = cpu - idleCpuPerSecond * measuredSeconds;
   const sorted = latencies.sort((a, b) => a - b);
+  const perEvent = (ms: number) => `${((ms * 1000) / Math.max(delivered, 1)).toFixed(0)} µs`;
   console.log(
-    `| ${gateways.length} | ${runIds.length} | ${perThousand.toFixed(1)} MiB | ${(delivered / driveSeconds).toFixed(0)} (of ${(committed / driveSeconds).toFixed(0)} committed/s) | ${quantile(sorted, 0.5).toFixed(1)} ms | ${quantile(sorted, 0.99).toFixed(1)} ms | ${((cpu * 1000) / Math.max(delivered, 1)).toFixed(0)} µs |`,
+    `| ${gateways.length} | ${runIds.length} | ${heapPerThousand.toFixed(1)} MiB | ${perThousand.toFixed(1)} MiB | ${(delivered / driveSeconds).toFixed(0)} (of ${(committed / driveSeconds).toFixed(0)} committed/s) | ${quantile(sorted, 0.5).toFixed(1)} ms | ${quantile(sorted, 0.99).toFixed(1)} ms | ${perEvent(eventsCpu)} | ${perEvent(cpu)} | ${(idleCpuPerSecond / 10).toFixed(1)}% |`,
   );
   await Promise.all(clients.map((c) => c.dispose()));
   await new Promise((r) => setTimeout(r, 1000));

@@ -323,13 +323,27 @@ export class RunService {
     data: store.TransitionData = {},
     guard: store.TransitionGuard = {},
   ): Promise<RunRow | undefined> {
-    const now = this.deps.clock();
-    const result = await this.commit(async (tx) => {
-      const moved = await store.transitionRun(tx, runId, to, now, data, guard);
-      if (moved) await store.closeOpenSteps(tx, runId, to, now);
-      return moved;
-    });
-    return result?.run;
+    const [run] = await this.transitionMany(to, [{ runId, data, guard }]);
+    return run;
+  }
+
+  /**
+   * {@link transition} for many runs going to the same status, each with its own data and
+   * guard: one transaction and one notification per {@link MAX_EVENTS_PER_COMMIT} runs.
+   * Returns the runs that moved.
+   */
+  async transitionMany(to: RunStatus, moves: readonly store.RunMove[]): Promise<RunRow[]> {
+    const moved: RunRow[] = [];
+    for (let i = 0; i < moves.length; i += MAX_EVENTS_PER_COMMIT) {
+      const now = this.deps.clock();
+      const batch = await this.commit(async (tx) => {
+        const batch = await store.transitionRuns(tx, to, now, moves.slice(i, i + MAX_EVENTS_PER_COMMIT));
+        await store.closeOpenSteps(tx, batch.map((m) => m.run.id), to, now);
+        return batch;
+      });
+      moved.push(...batch.map((m) => m.run));
+    }
+    return moved;
   }
 
   /** The engine's claim: queued runs to in_progress under this worker's lease. */
@@ -354,15 +368,13 @@ export class RunService {
 
   /**
    * The sweeper: expires up to `limit` active runs past their expiresAt (and their open
-   * steps), one guarded transition each, so any number of processes may sweep at once.
+   * steps), in batches; each run's move is guarded by its due time, so any number of
+   * processes may sweep at once and a run that moved on meanwhile is left alone.
    */
   async expireDue(limit = 100): Promise<number> {
     const now = this.deps.clock();
-    let expired = 0;
-    for (const runId of await store.findDueRunIds(this.deps.db, now, limit)) {
-      if (await this.transition(runId, 'expired', {}, { dueBy: now })) expired++;
-    }
-    return expired;
+    const due = await store.findDueRunIds(this.deps.db, now, limit);
+    return (await this.transitionMany('expired', due.map((runId) => ({ runId, guard: { dueBy: now } })))).length;
   }
 
   /**

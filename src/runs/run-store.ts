@@ -664,15 +664,15 @@ const STEP_END: Partial<Record<RunStatus, { status: StepEnd; stamp: 'cancelledAt
 type StepEnd = 'cancelled' | 'failed' | 'expired' | 'completed';
 
 /**
- * Steps follow their run: when the run ends, its open steps end with it.
+ * Steps follow their run: when runs end, their open steps end with them.
  */
-export async function closeOpenSteps(ex: Executor, runId: string, runStatus: RunStatus, at: number): Promise<void> {
+export async function closeOpenSteps(ex: Executor, runIds: readonly string[], runStatus: RunStatus, at: number): Promise<void> {
   const end = STEP_END[runStatus];
-  if (!end) return;
+  if (!end || runIds.length === 0) return;
   await ex
     .update(runSteps)
     .set({ status: end.status, [end.stamp]: at })
-    .where(and(eq(runSteps.runId, runId), eq(runSteps.status, 'in_progress')));
+    .where(and(inArray(runSteps.runId, [...runIds]), eq(runSteps.status, 'in_progress')));
 }
 
 /**

@@ -3,18 +3,24 @@ import { spawn, type ChildProcess } from 'node:child_process';
 
 export interface RunwayProcess {
   child: ChildProcess;
+  /** What it wrote to stderr so far. */
+  stderr(): string;
   /** The GraphQL URL; undefined for ROLE=worker. */
   url: string | undefined;
   exited: Promise<number | null>;
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startRunwayProcess(env: Record<string, string>): Promise<RunwayProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+export async function startRunwayProcess(env: Record<string, string>, nodeArgs: string[] = []): Promise<RunwayProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/main.ts'], {
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  child.stderr!.on('data', (d) => process.stderr.write(`[runway ${env.ROLE ?? 'all'}] ${d}`));
+  let stderr = '';
+  child.stderr!.on('data', (d) => {
+    stderr += d;
+    process.stderr.write(`[runway ${env.ROLE ?? 'all'}] ${d}`);
+  });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const url = await new Promise<string | undefined>((resolve, reject) => {
     let out = '';
@@ -28,6 +34,7 @@ export async function startRunwayProcess(env: Record<string, string>): Promise<R
   });
   return {
     child,
+    stderr: () => stderr,
     url,
     exited,
     async kill(signal = 'SIGKILL') {

@@ -10,11 +10,24 @@
 /** Writes the items, and answers each (in the same order). */
 export type BatchWrite<I, O> = (items: I[]) => Promise<O[]>;
 
+export interface BatchOptions {
+  /** The most items in one batch (e.g. what fits one notification). */
+  maxBatch: number;
+  /**
+   * Whether a failed batch's error may be one item's fault (a constraint, bad data, a
+   * deadlock): then each item is written again alone, so one bad item fails alone.
+   * Otherwise (the database is down...) every caller of the batch gets the error at once.
+   * @default never
+   */
+  retryAlone?: (error: unknown) => boolean;
+}
+
 /**
- * @param write one batch's work; it must answer every item, in order.
- * @param maxBatch the most items in one batch (e.g. what fits one notification).
+ * @param write one batch's work; it must answer every item, in order. A retried item is
+ * written again: the write must be safe to repeat (the engine's are guarded).
  */
-export function batched<I, O>(write: BatchWrite<I, O>, maxBatch: number): (item: I) => Promise<O> {
+export function batched<I, O>(write: BatchWrite<I, O>, options: BatchOptions): (item: I) => Promise<O> {
+  const { maxBatch, retryAlone = () => false } = options;
   type Waiting = { item: I; resolve: (value: O) => void; reject: (error: unknown) => void };
   let pending: Waiting[] = [];
   let busy = false;
@@ -25,8 +38,8 @@ export function batched<I, O>(write: BatchWrite<I, O>, maxBatch: number): (item:
       if (answers.length !== batch.length) throw new Error(`a batch of ${batch.length} got ${answers.length} answers`);
       batch.forEach((w, i) => w.resolve(answers[i]!));
     } catch (error) {
+      if (batch.length === 1 || !retryAlone(error)) return batch.forEach((w) => w.reject(error));
       // One bad item must not fail its neighbours: alone, each gets its own answer.
-      if (batch.length === 1) return batch[0]!.reject(error);
       for (const w of batch) await writeOne([w]);
     }
   }

@@ -21,3 +21,13 @@ export function isUniqueViolation(error: unknown, constraint?: string): boolean 
   if (!pg || pg.code !== '23505') return false;
   return constraint === undefined || pg.constraint === constraint || pg.constraint_name === constraint;
 }
+
+/**
+ * Whether PostgreSQL refused a statement for something in its data (a constraint, a bad
+ * value) or chose it as a deadlock victim: an error that retrying item by item can isolate,
+ * as opposed to the database being unreachable.
+ */
+export function isItemSpecificError(error: unknown): boolean {
+  const code = findPgError(error)?.code;
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23') || code === '40P01');
+}

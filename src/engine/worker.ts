@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type { RunRow, RunStepRow } from '../db/schema.js';
 import type { RunStatusEvent, RunUsage } from '../domain/run.js';
 import { createLogger, type Logger } from '../log.js';
-import type { RunService } from '../runs/run-service.js';
+import { MAX_CLAIM, type RunService } from '../runs/run-service.js';
 import { ModelError, type ModelProvider, type PromptMessage } from './providers/provider.js';
 import { promptTokens } from './providers/scripted.js';
 
@@ -47,8 +47,9 @@ export class Worker {
   private wakeAgain = false;
   /**
    * Whether queued runs may be waiting that this worker has not tried to claim: a run was
-   * queued, or the last claim filled every free slot. A run that ends frees a slot, and
-   * only then is a claim worth its round trips.
+   * queued, or the last claim took all it asked for. A run that ends frees a slot, and
+   * only then is a claim worth its round trips. (Queued runs that a claim skipped because
+   * another transaction held them are found by the next queued event or poll.)
    */
   private backlog = true;
   private readonly concurrency: number;
@@ -157,15 +158,17 @@ export class Worker {
       this.wakeAgain = false;
       const free = this.concurrency - this.inFlight.size;
       if (free <= 0) return;
+      // One claim takes at most MAX_CLAIM runs, whatever the free slots.
+      const asked = Math.min(free, MAX_CLAIM);
       let claimed: RunRow[] = [];
       try {
-        claimed = await runs.claim(this.id, free, this.leaseSeconds);
+        claimed = await runs.claim(this.id, asked, this.leaseSeconds);
       } catch (error) {
         this.log.error({ err: error }, 'claiming runs failed; retrying at the next poll');
         return;
       }
       for (const run of claimed) this.begin(run);
-      this.backlog = claimed.length === free;
+      this.backlog = claimed.length === asked;
       if (this.backlog) this.wakeAgain = true; // there may be more
     } while (this.wakeAgain && this.running);
   }

@@ -21,9 +21,10 @@ export interface EventTransport {
   /** Called once the transaction has committed, with the same events. */
   afterCommit(events: readonly RunStatusEvent[]): void;
   /**
-   * For a single statement that writes its own event row: an expression that announces
-   * that event's line (see eventLineSql) as the statement commits, or undefined when this
-   * transport announces after the commit instead (afterCommit is called either way).
+   * For a single statement that writes its own event rows: an expression that announces
+   * the payload of their lines (see eventLinesSql) as the statement commits, or undefined
+   * when this transport announces after the commit instead (afterCommit is called either
+   * way).
    */
   readonly announceInStatement?: (line: SQL) => SQL;
   /**

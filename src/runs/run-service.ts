@@ -27,7 +27,7 @@ import type {
 } from '../domain/run.js';
 import type { RunStatus } from '../domain/run-status.js';
 import type { EventTransport } from '../realtime/transport.js';
-import { isUniqueViolation } from '../db/errors.js';
+import { isItemSpecificError, isUniqueViolation } from '../db/errors.js';
 import { eventLinesSql } from '../realtime/event-codec.js';
 import { newMessage, threadExists } from '../threads/thread-service.js';
 import { findAssistant } from '../assistants/assistant-service.js';
@@ -76,8 +76,14 @@ type Moved = { run: RunRow; event: RunStatusEvent };
 type Answer = { text: string; usage: RunUsage; truncated: boolean };
 type Finish = { run: RunRow; leaseToken: string; answer: Answer; totalUsage: RunUsage };
 
-/** Events one transaction may announce: their lines must fit one notification (~90 bytes each). */
+/**
+ * Events one transaction may announce: their lines must fit one notification (at most
+ * 7,900 bytes; a line is up to ~120 bytes).
+ */
 const MAX_EVENTS_PER_COMMIT = 50;
+
+/** The most runs one claim takes. */
+export const MAX_CLAIM = MAX_EVENTS_PER_COMMIT;
 
 /** How many times a use case re-reads and retries when a concurrent change beat it. */
 const MAX_ATTEMPTS = 5;
@@ -137,8 +143,11 @@ export class RunService {
             })
           : undefined;
     if (invalid) {
-      // A missing thread is reported first, whatever else is wrong.
+      // Reported in this order, as clients have always seen: a missing thread, a missing
+      // assistant, a thread busy with another run, then what is wrong with the input.
       await this.requireThread(projectId, threadId);
+      const active = assistant && (await store.findActiveRunId(db, threadId));
+      if (active) throw new ThreadHasActiveRunError(threadId, active);
       throw invalid;
     }
     let created: Moved | undefined;
@@ -172,7 +181,9 @@ export class RunService {
     } catch (error) {
       // The partial unique index keeps a thread to one active run.
       if (isUniqueViolation(error, 'runs_one_active_per_thread')) {
-        throw new ThreadHasActiveRunError(threadId, (await store.findActiveRunId(db, threadId)) ?? null);
+        // Which run it is only completes the message: a failed read must not hide the code.
+        const active = await store.findActiveRunId(db, threadId).catch(() => undefined);
+        throw new ThreadHasActiveRunError(threadId, active ?? null);
       }
       throw error;
     }
@@ -292,22 +303,20 @@ export class RunService {
         leaseToken === undefined ? {} : { leaseToken },
       );
       if (!moved) return undefined;
-      await store.insertRunSteps(tx, [
-        {
-          id: newId('step'),
-          runId,
-          threadId: moved.run.threadId,
-          assistantId: moved.run.assistantId,
-          createdAt: now,
+      await store.insertRunStep(tx, {
+        id: newId('step'),
+        runId,
+        threadId: moved.run.threadId,
+        assistantId: moved.run.assistantId,
+        createdAt: now,
+        type: 'tool_calls',
+        status: 'in_progress',
+        stepDetails: {
           type: 'tool_calls',
-          status: 'in_progress',
-          stepDetails: {
-            type: 'tool_calls',
-            toolCalls: toolCalls.map((c) => ({ ...c, function: { ...c.function, output: null } })),
-          },
-          usage: usage ?? null,
+          toolCalls: toolCalls.map((c) => ({ ...c, function: { ...c.function, output: null } })),
         },
-      ]);
+        usage: usage ?? null,
+      });
       return moved;
     });
     return result?.run;
@@ -348,14 +357,14 @@ export class RunService {
 
   /** The engine's claim: queued runs to in_progress under this worker's lease. */
   async claim(workerId: string, limit: number, leaseSeconds: number): Promise<RunRow[]> {
-    const claimed = await this.statements.claim(workerId, Math.min(limit, MAX_EVENTS_PER_COMMIT), this.deps.clock(), leaseSeconds);
+    const claimed = await this.statements.claim(workerId, Math.min(limit, MAX_CLAIM), this.deps.clock(), leaseSeconds);
     this.deps.transport.afterCommit(claimed.map((c) => c.event));
     return claimed.map((c) => c.run);
   }
 
   /** Runs whose worker's lease lapsed, now claimed by this worker (no transition). */
   async takeOver(workerId: string, limit: number, leaseSeconds: number): Promise<RunRow[]> {
-    return this.deps.db.transaction((tx) => store.takeOverLapsedRuns(tx, workerId, limit, leaseSeconds));
+    return store.takeOverLapsedRuns(this.deps.db, workerId, limit, leaseSeconds);
   }
 
   async renewLease(runId: string, leaseToken: string, leaseSeconds: number): Promise<RunRow | undefined> {
@@ -381,17 +390,18 @@ export class RunService {
    * The model answered: the assistant message, its step and the run's end commit together,
    * or not at all (when the run is no longer in_progress or cancelling, e.g. expired), so
    * a repeated model call never records a second message. Answers that arrive together
-   * are committed together (one transaction, one notification: see db/batches).
+   * are committed together (one statement and one notification for the completed ones,
+   * another for those cut short at maxCompletionTokens: see db/batches).
    */
   finishWithMessage(run: RunRow, leaseToken: string, answer: Answer, totalUsage: RunUsage): Promise<RunRow | undefined> {
     return this.finishes({ run, leaseToken, answer, totalUsage });
   }
 
-  private readonly finishes = batched<Finish, RunRow | undefined>(
-    (batch) => this.writeFinishes(batch),
+  private readonly finishes = batched<Finish, RunRow | undefined>((batch) => this.writeFinishes(batch), {
     // Every event of a batch travels in one notification.
-    MAX_EVENTS_PER_COMMIT,
-  );
+    maxBatch: MAX_EVENTS_PER_COMMIT,
+    retryAlone: isItemSpecificError,
+  });
 
   private async writeFinishes(batch: Finish[]): Promise<(RunRow | undefined)[]> {
     const now = this.deps.clock();
@@ -431,7 +441,7 @@ export class RunService {
   private readonly stepReads = batched<string, RunStepRow[]>(async (runIds) => {
     const steps = await store.stepsOfRuns(this.deps.db, [...new Set(runIds)]);
     return runIds.map((id) => steps.get(id) ?? []);
-  }, 100);
+  }, { maxBatch: 100 });
 
   async pageSteps(runId: string, args: PageArgs) {
     return store.pageRunSteps(this.deps.db, runId, args);
@@ -474,7 +484,7 @@ export class RunService {
   private readonly messageReads = batched<string, MessageRow[]>(async (threadIds) => {
     const messages = await store.messagesOfThreads(this.deps.db, [...new Set(threadIds)]);
     return threadIds.map((id) => messages.get(id) ?? []);
-  }, 100);
+  }, { maxBatch: 100 });
 
   /** The event that left the run in its current state. */
   async currentEvent(run: RunRow): Promise<RunStatusEvent> {

@@ -8,6 +8,7 @@ import type { Db, Executor } from '../db/client.js';
 import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
 import { preparedPer } from '../db/prepared.js';
 import { messages, runEvents, runs, runSteps, threads, type MessageRow, type RunRow, type RunStepRow } from '../db/schema.js';
+import type { EventColumns } from '../realtime/event-codec.js';
 import type {
   IncompleteDetails,
   Metadata,
@@ -46,10 +47,10 @@ export interface NewRun {
   topP: number | null;
   maxPromptTokens: number | null;
   maxCompletionTokens: number | null;
-  truncationStrategy: TruncationStrategy | null;
-  toolChoice: ToolChoice | null;
+  truncationStrategy: TruncationStrategy;
+  toolChoice: ToolChoice;
   parallelToolCalls: boolean;
-  responseFormat: ResponseFormat | null;
+  responseFormat: ResponseFormat;
   /** Messages added to the thread with the run (additionalMessages). */
   messages: { id: string; role: 'user' | 'assistant'; content: string; metadata: Metadata }[];
 }
@@ -60,7 +61,6 @@ export interface NewRun {
  * the transport announces after the commit instead.
  */
 export type AnnounceEvents = ((events: EventColumns) => SQL) | undefined;
-type EventColumns = Record<keyof RunStatusEvent, SQLWrapper>;
 
 /** The runs columns, to select from a CTE that returned whole rows. */
 const RUN_COLUMNS = Object.keys(getTableColumns(runs)) as (keyof RunRow)[];
@@ -398,7 +398,9 @@ function moveRows(to: RunStatus, moves: readonly RunMove[]): MoveRow[] {
     });
   }
   if (new Set(rows.map((r) => r.run_id)).size !== rows.length) throw new Error('a run can move only once per batch');
-  return rows;
+  // In id order, so that two batches lock their common runs in the same order (the plan
+  // walks the records in turn) rather than deadlock.
+  return rows.sort((a, b) => (a.run_id < b.run_id ? -1 : 1));
 }
 
 /**
@@ -439,7 +441,7 @@ function movesUpdate(ex: Executor, to: RunStatus, at: SQL, moves: SQLWrapper) {
 }
 
 /** A model's answer, as a finished run records it. */
-export interface Finish {
+export interface FinishedRun {
   move: RunMove;
   messageId: string;
   stepId: string;
@@ -507,7 +509,7 @@ export function finishRunsStatement(db: Db, to: 'completed' | 'incomplete', anno
       .returning({ id: runSteps.id }),
   );
   const statement = changedRunsWithEvents(db, { changed, after: [written, steps] }, at, announce).prepare(`finish_runs_${to}`);
-  return async (finishes: Finish[], now: number) => {
+  return async (finishes: FinishedRun[], now: number) => {
     const rows = await statement.execute({
       at: now,
       moves: JSON.stringify(moveRows(to, finishes.map((f) => f.move))),
@@ -623,8 +625,8 @@ export async function findRunEvent(ex: Executor, runId: string, version: number)
 
 export type NewRunStep = typeof runSteps.$inferInsert;
 
-export async function insertRunSteps(ex: Executor, steps: NewRunStep[]): Promise<void> {
-  if (steps.length) await ex.insert(runSteps).values(steps);
+export async function insertRunStep(ex: Executor, step: NewRunStep): Promise<void> {
+  await ex.insert(runSteps).values(step);
 }
 
 /** The run's TOOL_CALLS step still waiting for outputs, if any. */
@@ -725,15 +727,14 @@ export async function takeOverLapsedRuns(
   limit: number,
   leaseSeconds: number,
 ): Promise<RunRow[]> {
-  const lapsed = await lockFree(
-    ex
-      .select({ id: runs.id })
-      .from(runs)
-      .where(and(inArray(runs.status, [...WORKER_STATUSES]), lt(runs.leaseExpiresAt, sql`now()`)))
-      .orderBy(asc(runs.leaseExpiresAt))
-      .limit(limit),
-  );
-  if (lapsed.length === 0) return [];
+  const lapsed = ex
+    .select({ id: runs.id })
+    .from(runs)
+    .where(and(inArray(runs.status, [...WORKER_STATUSES]), lt(runs.leaseExpiresAt, sql`now()`)))
+    .orderBy(asc(runs.leaseExpiresAt))
+    .limit(limit)
+    .for('update', { skipLocked: true });
+  // = any(array(...)): the pick runs once (see claimStatement).
   return ex
     .update(runs)
     .set({
@@ -741,20 +742,8 @@ export async function takeOverLapsedRuns(
       leaseToken: sql`gen_random_uuid()`,
       leaseExpiresAt: sql`now() + make_interval(secs => ${leaseSeconds})`,
     })
-    .where(and(inArray(runs.id, lapsed), inArray(runs.status, [...WORKER_STATUSES]), lt(runs.leaseExpiresAt, sql`now()`)))
+    .where(and(sql`${runs.id} = any(array(${lapsed}))`, inArray(runs.status, [...WORKER_STATUSES]), lt(runs.leaseExpiresAt, sql`now()`)))
     .returning();
-}
-
-/**
- * Locks the rows this query selects that nobody else has locked, and gives their ids.
- * A statement of its own, on purpose: as a subquery (`where id in (select ... limit n
- * for update skip locked)`) PostgreSQL may run it more than once in one UPDATE, each
- * time skipping what it locked before, and so take more than n rows (seen here: 217
- * claimed by a claim of 50).
- */
-async function lockFree(query: { for: (strength: 'update', config: { skipLocked: true }) => PromiseLike<{ id: string }[]> }): Promise<string[]> {
-  const rows = await query.for('update', { skipLocked: true });
-  return rows.map((r) => r.id);
 }
 
 /** Extends a claim; undefined when the claim is no longer the caller's. */

@@ -46,6 +46,8 @@ describe('a cancel racing a model that already answered', () => {
 });
 
 describe('claiming queued runs', () => {
+  // The race this guards against needs concurrent connections: on PostgreSQL, the old
+  // 'id in (select ... limit n for update skip locked)' claim failed it.
   it('never takes more runs than asked, nor a run twice, however many claim at once', async () => {
     const { assistants, threads, runs } = t.app.services;
     const assistant = await assistants.create('default', { model: 'scripted' });
@@ -68,7 +70,7 @@ describe('claiming queued runs', () => {
 });
 
 describe('finishing runs', () => {
-  it('commits answers that arrive together in one statement, each run with its own message and step', async () => {
+  it('commits answers that arrive together in one statement per outcome, each run with its own message, step and event', async () => {
     const seen: string[] = [];
     const app = await startTestApp({ onQuery: (s) => void seen.push(s) });
     try {
@@ -80,18 +82,35 @@ describe('finishing runs', () => {
       }
       const claimed = await runs.claim('w1', 10, 30);
       expect(claimed).toHaveLength(10);
+      const [truncated, stale, ...rest] = claimed;
+      // Every event these runs make, as the transport delivers them to this process.
+      const events = claimed.map((run) => app.app.services.bus.subscribe(`run:${run.id}`));
       seen.length = 0;
       const usage = { promptTokens: 1, completionTokens: 2, totalTokens: 3 };
-      const done = await Promise.all(
-        claimed.map((run) => runs.finishWithMessage(run, run.leaseToken!, { text: `answer ${run.id}`, usage, truncated: false }, usage)),
-      );
-      expect(done.map((r) => r?.status)).toEqual(Array(10).fill('completed'));
-      // One statement moves the ten runs and writes their messages, steps and events.
-      expect(seen).toHaveLength(1);
-      for (const part of ['update "runs"', 'insert into "messages"', 'insert into "run_steps"', 'insert into "run_events"']) {
-        expect(seen[0]).toContain(part);
+      const answer = (run: (typeof claimed)[number], leaseToken = run.leaseToken!) =>
+        runs.finishWithMessage(run, leaseToken, { text: `answer ${run.id}`, usage, truncated: run === truncated }, usage);
+      const done = await Promise.all([
+        answer(truncated!),
+        answer(stale!, '00000000-0000-4000-8000-000000000000'), // a claim that is not the run's
+        ...rest.map((run) => answer(run)),
+      ]);
+
+      // One statement per outcome moved the runs and wrote their messages, steps and events.
+      expect(seen).toHaveLength(2);
+      for (const statement of seen) {
+        for (const part of ['update "runs"', 'insert into "messages"', 'insert into "run_steps"', 'insert into "run_events"']) {
+          expect(statement).toContain(part);
+        }
       }
-      for (const run of claimed) {
+      // Each caller gets its own run back; the stale claim gets nothing, and writes nothing.
+      expect(done.map((r) => r && { id: r.id, status: r.status })).toEqual([
+        { id: truncated!.id, status: 'incomplete' },
+        undefined,
+        ...rest.map((r) => ({ id: r.id, status: 'completed' })),
+      ]);
+      expect(await runs.steps(stale!.id)).toEqual([]);
+      expect((await runs.threadMessages(stale!.threadId)).filter((m) => m.runId === stale!.id)).toEqual([]);
+      for (const run of [truncated!, ...rest]) {
         const [step, ...more] = await runs.steps(run.id);
         expect(more).toEqual([]);
         expect(step).toMatchObject({ type: 'message_creation', status: 'completed', usage });
@@ -99,6 +118,18 @@ describe('finishing runs', () => {
         expect(messages.map((m) => m.content)).toEqual([`answer ${run.id}`]);
         expect(step!.stepDetails).toEqual({ type: 'message_creation', messageCreation: { messageId: messages[0]!.id } });
       }
+      // The notification carries each moved run's event as the table has it.
+      for (const [i, run] of claimed.entries()) {
+        if (run === stale) continue;
+        // (The claim's own event may still be on its way: skip it.)
+        let { value } = await events[i]!.next();
+        if (value?.kind === 'event' && value.event.version === 2) ({ value } = await events[i]!.next());
+        expect(value).toEqual({
+          kind: 'event',
+          event: expect.objectContaining({ runId: run.id, threadId: run.threadId, version: 3, previousStatus: 'in_progress', status: run === truncated ? 'incomplete' : 'completed' }),
+        });
+      }
+      for (const queue of events) queue.close();
     } finally {
       await app.close();
     }

@@ -141,6 +141,8 @@ describe('createRun', () => {
   it('fails with THREAD_HAS_ACTIVE_RUN while the thread has an active run, and accepts one after it ends', async () => {
     const { assistantId, threadId, runId } = await newRun(t);
     expectError(await t.gql(CREATE_RUN, { threadId, input: { assistantId } }), 'THREAD_HAS_ACTIVE_RUN', runId);
+    // The busy thread is reported before what else is wrong with the input.
+    expectError(await t.gql(CREATE_RUN, { threadId, input: { assistantId, model: 'no-such-model' } }), 'THREAD_HAS_ACTIVE_RUN', runId);
     await t.app.services.runs.transition(runId, 'cancelled');
     const next = await createRun(t, threadId, { assistantId });
     expect(next.status).toBe('QUEUED');

@@ -85,8 +85,11 @@ export async function runStatusStream(
     const catchUp = async () => deliver(await history());
 
     if (current) {
-      yield { event: current, run };
-      if (isTerminal(current.status)) return;
+      const first = { event: current, run };
+      // An idle subscription may live for hours: it keeps its position, not the run row.
+      current = run = undefined;
+      yield first;
+      if (isTerminal(first.event.status)) return;
     } else {
       for (const d of await catchUp()) {
         yield d;

@@ -19,12 +19,6 @@ export const REDACTED_PATHS = [
   '*.key',
 ];
 
-/**
- * @param options.destination where lines go. @default stdout, written asynchronously:
- * lines that pile up while a write is in flight leave together, instead of one write
- * system call per request on the hot path; pino flushes what is left when the process
- * exits.
- */
 export function createLogger(options: { level?: string; destination?: DestinationStream } = {}): Logger {
   return pino(
     {
@@ -32,6 +26,6 @@ export function createLogger(options: { level?: string; destination?: Destinatio
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
       base: { pid: process.pid },
     },
-    options.destination ?? pino.destination({ dest: 1, sync: false }),
+    options.destination,
   );
 }

@@ -62,3 +62,17 @@ export function batched<I, O>(write: BatchWrite<I, O>, options: BatchOptions): (
       setImmediate(() => void drain());
     });
 }
+
+/**
+ * Reads by key, batched the same way: one `read` of all the keys asked together (each
+ * once), and every caller gets its key's rows (none: an empty list).
+ */
+export function batchedReads<T>(read: (keys: string[]) => Promise<Map<string, T[]>>, maxBatch = 100): (key: string) => Promise<T[]> {
+  return batched<string, T[]>(
+    async (keys) => {
+      const rows = await read([...new Set(keys)]);
+      return keys.map((key) => rows.get(key) ?? []);
+    },
+    { maxBatch },
+  );
+}

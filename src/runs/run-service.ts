@@ -5,7 +5,7 @@
  */
 import type { Db, Tx } from '../db/client.js';
 import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
-import { batched } from '../db/batches.js';
+import { batched, batchedReads } from '../db/batches.js';
 import { runSteps, type MessageRow, type RunRow, type RunStepRow } from '../db/schema.js';
 import {
   BadUserInputError,
@@ -438,10 +438,7 @@ export class RunService {
     return this.stepReads(runId);
   }
 
-  private readonly stepReads = batched<string, RunStepRow[]>(async (runIds) => {
-    const steps = await store.stepsOfRuns(this.deps.db, [...new Set(runIds)]);
-    return runIds.map((id) => steps.get(id) ?? []);
-  }, { maxBatch: 100 });
+  private readonly stepReads = batchedReads((runIds) => store.stepsOfRuns(this.deps.db, runIds));
 
   async pageSteps(runId: string, args: PageArgs) {
     return store.pageRunSteps(this.deps.db, runId, args);
@@ -481,10 +478,7 @@ export class RunService {
     return this.messageReads(threadId);
   }
 
-  private readonly messageReads = batched<string, MessageRow[]>(async (threadIds) => {
-    const messages = await store.messagesOfThreads(this.deps.db, [...new Set(threadIds)]);
-    return threadIds.map((id) => messages.get(id) ?? []);
-  }, { maxBatch: 100 });
+  private readonly messageReads = batchedReads((threadIds) => store.messagesOfThreads(this.deps.db, threadIds));
 
   /** The event that left the run in its current state. */
   async currentEvent(run: RunRow): Promise<RunStatusEvent> {

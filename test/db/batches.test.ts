@@ -1,6 +1,6 @@
 /** Group commit (src/db/batches.ts): what goes together, and what a failure takes down. */
 import { describe, expect, it } from 'vitest';
-import { batched } from '../../src/db/batches.js';
+import { batched, batchedReads } from '../../src/db/batches.js';
 
 /**
  * A write that records its batches and answers each item doubled, once the test opens
@@ -94,5 +94,17 @@ describe('batched', () => {
   it('rejects a batch whose write answers the wrong number of items', async () => {
     const call = batched(async () => [], { maxBatch: 100 });
     await expect(call(1)).rejects.toThrow(/a batch of 1 got 0 answers/);
+  });
+});
+
+describe('batchedReads', () => {
+  it('reads the keys asked together once each, and gives every caller its own rows', async () => {
+    const asked: string[][] = [];
+    const read = batchedReads(async (keys: string[]) => {
+      asked.push(keys);
+      return new Map(keys.filter((k) => k !== 'none').map((k) => [k, [`${k}-1`, `${k}-2`]]));
+    });
+    expect(await Promise.all(['a', 'b', 'a', 'none'].map(read))).toEqual([['a-1', 'a-2'], ['b-1', 'b-2'], ['a-1', 'a-2'], []]);
+    expect(asked).toEqual([['a', 'b', 'none']]);
   });
 });

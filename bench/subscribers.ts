@@ -7,7 +7,9 @@
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:subscribers
  *   BENCH_SUBSCRIBERS=10000 BENCH_SECONDS=15 BENCH_RATE=2000 BENCH_BATCH=10
- *   BENCH_NODE_ARGS=--cpu-prof   (more node flags for the gateways)
+ *   BENCH_GATEWAYS=1,2   (gateway counts, measured one after the other)
+ *   BENCH_PROFILE=/tmp/prof   (a CPU profile of each gateway over the drive alone)
+ *   BENCH_NODE_ARGS=...   (more node flags for the gateways)
  *
  * This process is the driver: it commits the transitions through Runway's own run
  * service, BENCH_BATCH runs per commit (one notification each, as the engine's claims
@@ -18,7 +20,7 @@
  * as long, measured just before. Bounded: fixed counts and durations; it stops by itself
  * and drops its database.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { createClient, type Client } from 'graphql-ws';
 import postgres from 'postgres';
@@ -31,6 +33,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
 const RATE = Number(process.env.BENCH_RATE ?? 2000); // transitions committed per second
 /** Transitions per commit: the engine commits claims and finishes in batches too. */
 const BATCH = Number(process.env.BENCH_BATCH ?? 10);
+/** Gateway counts to measure, one after the other. */
+const GATEWAYS = (process.env.BENCH_GATEWAYS ?? '1,2').split(',').map(Number);
 const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 type DrivenStatus = 'in_progress' | 'requires_action' | 'queued';
@@ -54,14 +58,14 @@ function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks of 10 ms
 }
 
-/** The gateway's JS heap in use after a full garbage collection, read through its inspector. */
-async function usedHeapMiB(gateway: RunwayProcess): Promise<number> {
+/** A DevTools protocol session with a gateway, through the inspector it listens on. */
+async function inspector(gateway: RunwayProcess) {
   const url = /Debugger listening on (ws:\/\/\S+)/.exec(gateway.stderr())?.[1];
   if (!url) throw new Error('the gateway has no inspector');
   const socket = new WebSocket(url);
   await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
   let id = 0;
-  const call = (method: string) =>
+  const call = (method: string, params?: unknown) =>
     new Promise<any>((resolve) => {
       const mine = ++id;
       const onMessage = (data: WebSocket.RawData) => {
@@ -71,12 +75,43 @@ async function usedHeapMiB(gateway: RunwayProcess): Promise<number> {
         resolve(message.result);
       };
       socket.on('message', onMessage);
-      socket.send(JSON.stringify({ id: mine, method }));
+      socket.send(JSON.stringify({ id: mine, method, params }));
     });
-  await call('HeapProfiler.collectGarbage');
-  const { usedSize } = await call('Runtime.getHeapUsage');
-  socket.close();
+  return { call, close: () => socket.close() };
+}
+
+/** The gateway's JS heap in use after a full garbage collection. */
+async function usedHeapMiB(gateway: RunwayProcess): Promise<number> {
+  const session = await inspector(gateway);
+  await session.call('HeapProfiler.collectGarbage');
+  const { usedSize } = await session.call('Runtime.getHeapUsage');
+  session.close();
   return usedSize / 1024 / 1024;
+}
+
+/**
+ * With BENCH_PROFILE=dir: a CPU profile of each gateway over the drive alone (not the
+ * connecting and idling before it), written there as a .cpuprofile.
+ */
+async function profileDrive(gateways: RunwayProcess[]): Promise<() => Promise<void>> {
+  const dir = process.env.BENCH_PROFILE;
+  if (!dir) return async () => {};
+  const sessions = await Promise.all(gateways.map(inspector));
+  for (const s of sessions) {
+    await s.call('Profiler.enable');
+    await s.call('Profiler.setSamplingInterval', { interval: 200 });
+    await s.call('Profiler.start');
+  }
+  return async () => {
+    mkdirSync(dir, { recursive: true });
+    for (const [i, s] of sessions.entries()) {
+      const { profile } = await s.call('Profiler.stop');
+      const file = `${dir}/subscribers-${gateways.length}gw-${i}-${Date.now()}.cpuprofile`;
+      writeFileSync(file, JSON.stringify(profile));
+      console.error(`[bench] profile: ${file}`);
+      s.close();
+    }
+  };
 }
 
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
@@ -100,7 +135,7 @@ async function main() {
       '| gateways | subscribers | JS heap per 1,000 idle subscribers | RSS per 1,000 | events delivered/s | commit -> client p50 | p99 | gateway CPU per event (above idle) | CPU per event (all) | idle CPU |',
     );
     console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-    for (const count of [1, 2]) {
+    for (const count of GATEWAYS) {
       for (let i = gateways.length; i < count; i++) {
         gateways.push(
           await startRunwayProcess(
@@ -201,6 +236,7 @@ async function measure(app: App, gateways: RunwayProcess[], runIds: string[]) {
   // each), round-robin over the runs, each run cycling in_progress -> requires_action ->
   // queued -> in_progress.
   const { runs } = app.services;
+  const stopProfile = await profileDrive(gateways);
   const cpuBefore = pids.map(cpuMs);
   console.error(`[bench] driving ${RATE} transitions/s for ${SECONDS} s`);
   measuring = true;
@@ -237,6 +273,7 @@ async function measure(app: App, gateways: RunwayProcess[], runIds: string[]) {
   measuring = false;
   const cpu = pids.reduce((s, pid, i) => s + cpuMs(pid) - cpuBefore[i]!, 0);
   const measuredSeconds = (performance.now() - started) / 1000;
+  await stopProfile();
   const eventsCpu = cpu - idleCpuPerSecond * measuredSeconds;
   const sorted = latencies.sort((a, b) => a - b);
   const perEvent = (ms: number) => `${((ms * 1000) / Math.max(delivered, 1)).toFixed(0)} µs`;

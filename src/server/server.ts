@@ -9,17 +9,17 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { GraphQLError, type ExecutionArgs } from 'graphql';
-import { useServer } from 'graphql-ws/use/ws';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { createYoga, type Plugin } from 'graphql-yoga';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import type { Caller, GraphQLContext, Services } from '../graphql/context.js';
 import { maskError, useInputErrorCodes } from '../graphql/errors.js';
 import { schema } from '../graphql/schema.js';
 import { createLogger, type Logger } from '../log.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { createFastPath } from './fast-path.js';
+import { serveGraphqlWs } from './websocket.js';
 import { DEFAULT_QUERY_LIMITS, protectionPlugins, type QueryLimits } from './protection.js';
 import { DEFAULT_RATE_LIMITS, useRateLimits, type RateLimits, type SharedCounters } from './rate-limits.js';
 
@@ -66,7 +66,8 @@ export interface ServerOptions {
 /** The context a request starts with: who it is from, and how it came. */
 type RequestContext = { caller: Caller };
 type Transport = { transport: 'http' | 'websocket' };
-type SocketExtra = { caller?: Caller };
+/** What a socket's graphql-ws context keeps: the socket, and who it authenticated as. */
+type SocketExtra = { socket: WebSocket; caller?: Caller };
 
 export interface RunwayServer {
   /** Listens; resolves with the bound port (useful with port 0). */
@@ -256,7 +257,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
   const wss = new WebSocketServer({ server: http, path: GRAPHQL_PATH, maxPayload: limits.maxMessageBytes });
 
   const unauthenticated = 'Unauthenticated: connectionParams.authorization needs a valid API key';
-  useServer<Record<string, unknown> | undefined, SocketExtra>(
+  const graphqlWs = serveGraphqlWs<SocketExtra>(
     {
       // A socket that never sends connection_init is closed with 4408.
       connectionInitWaitTimeout: limits.initTimeoutMs,
@@ -292,7 +293,6 @@ export function buildServer(options: ServerOptions): RunwayServer {
           ...services,
           ...caller,
           transport: 'websocket' as const,
-          req: ctx.extra.request,
           socket: ctx.extra.socket,
           params: payload,
         });
@@ -323,6 +323,8 @@ export function buildServer(options: ServerOptions): RunwayServer {
     wss,
     // Pings every keepAliveMs; a socket that does not pong in time is terminated.
     limits.keepAliveMs,
+    (socket) => ({ socket }),
+    (error) => log.error({ err: error }, 'websocket error'),
   );
 
   return {
@@ -337,8 +339,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
       });
     },
     async stop() {
-      for (const socket of wss.clients) socket.close(1001, 'Server shutting down');
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      await graphqlWs.close(1001, 'Server shutting down');
       if (!http.listening) return; // a worker-only process never listened
       http.closeIdleConnections();
       // In-flight requests get a moment to finish; a client that keeps a response

@@ -197,6 +197,28 @@ describe('websocket limits', () => {
     socket.close();
   });
 
+  it('terminates a socket that stops answering pings, and keeps one that answers', async () => {
+    const open = async (autoPong: boolean) => {
+      const socket = new WebSocket(limited.wsUrl, 'graphql-transport-ws', { autoPong });
+      await new Promise((r) => socket.once('open', r));
+      socket.send(JSON.stringify({ type: 'connection_init' }));
+      return socket;
+    };
+    const [silent, answering] = await Promise.all([open(false), open(true)]);
+    let silentPings = 0;
+    silent.on('ping', () => silentPings++);
+    const closedAt = new Promise<number>((r) => silent.once('close', () => r(Date.now())));
+    const started = Date.now();
+    // keepAliveMs is 200: pinged within 200 ms, cut off one interval after the unanswered ping.
+    const ended = await closedAt;
+    expect(silentPings).toBe(1);
+    expect(ended - started).toBeLessThan(1000);
+    // The socket that pongs has been pinged again since, and is still open.
+    await new Promise((r) => answering.once('ping', r));
+    expect(answering.readyState).toBe(WebSocket.OPEN);
+    answering.close();
+  });
+
   it('closes a socket that sends an oversized message (1009)', async () => {
     const socket = new WebSocket(limited.wsUrl, 'graphql-transport-ws');
     await new Promise((r) => socket.once('open', r));

@@ -1,0 +1,110 @@
+/**
+ * graphql-ws served on a `ws` WebSocketServer: graphql-ws's own protocol server
+ * (`makeServer`), with this adapter in place of its `use/ws` one, for what a gateway
+ * holding many idle sockets pays per socket:
+ *
+ * - One heartbeat for all sockets. `use/ws` gives every socket its own ping interval, a
+ *   pong timeout per ping and a `once('pong')` listener per ping. Here a single timer
+ *   visits a twelfth of the sockets each tick (so the pings are spread out, not one burst
+ *   of 10,000 writes), and a socket that has not answered the previous ping when it is
+ *   visited again, one keep-alive interval later, is terminated.
+ * - The upgrade request is not kept for the socket's life: the caller picks what it needs.
+ * - A message is written without a write callback and a promise while the socket keeps up.
+ *   Only when a client stops reading (its unsent bytes pass `HIGH_WATER_BYTES`) does the
+ *   delivery wait for the write, which holds that subscription's stream back until its
+ *   bounded queue cuts it off as lagging.
+ */
+import type { IncomingMessage } from 'node:http';
+import { CloseCode, handleProtocols, makeServer, type ServerOptions } from 'graphql-ws';
+import { WebSocket, type WebSocketServer } from 'ws';
+
+/** Unsent bytes on a socket beyond which a delivery waits for its write to finish. */
+const HIGH_WATER_BYTES = 64 * 1024;
+/** Heartbeat ticks per keep-alive interval: each visits one slice of the sockets. */
+const SLICES = 12;
+
+export interface GraphqlWsServer {
+  /** Closes every socket with `code` and stops the heartbeat. */
+  close(code: number, reason: string): Promise<void>;
+}
+
+/**
+ * @param extra what the graphql-ws context keeps of a new connection (`ctx.extra`).
+ * @param keepAliveMs ping interval; a socket silent for as long after a ping is terminated.
+ */
+export function serveGraphqlWs<E extends Record<PropertyKey, unknown>>(
+  options: ServerOptions<Record<string, unknown> | undefined, E>,
+  wss: WebSocketServer,
+  keepAliveMs: number,
+  extra: (socket: WebSocket, request: IncomingMessage) => E,
+  onInternalError: (error: unknown) => void,
+): GraphqlWsServer {
+  const server = makeServer(options);
+  wss.options.handleProtocols = handleProtocols;
+
+  // The heartbeat: per slice, each socket and whether it owes a pong.
+  const slices = Array.from({ length: SLICES }, () => new Map<WebSocket, boolean>());
+  const sliceOf = new WeakMap<WebSocket, Map<WebSocket, boolean>>();
+  let joining = 0;
+  let visiting = 0;
+  const heartbeat = setInterval(() => {
+    const slice = slices[visiting]!;
+    visiting = (visiting + 1) % SLICES;
+    for (const [socket, owesPong] of slice) {
+      if (owesPong) {
+        socket.terminate(); // its 'close' handler takes it out of the slice
+        continue;
+      }
+      slice.set(socket, true);
+      socket.ping();
+    }
+  }, keepAliveMs / SLICES);
+  heartbeat.unref();
+  function answered(this: WebSocket) {
+    sliceOf.get(this)?.set(this, false);
+  }
+
+  function internalError(socket: WebSocket, error: unknown) {
+    onInternalError(error);
+    socket.close(CloseCode.InternalServerError, 'Internal server error');
+  }
+
+  wss.on('connection', (socket, request) => {
+    const slice = slices[joining]!;
+    joining = (joining + 1) % SLICES;
+    slice.set(socket, false);
+    sliceOf.set(socket, slice);
+    socket.on('pong', answered);
+    socket.once('error', (error) => internalError(socket, error));
+
+    const closed = server.opened(
+      {
+        protocol: socket.protocol,
+        send(data) {
+          if (socket.readyState !== WebSocket.OPEN) return;
+          if (socket.bufferedAmount < HIGH_WATER_BYTES) return void socket.send(data);
+          return new Promise<void>((resolve, reject) => socket.send(data, (error) => (error ? reject(error) : resolve())));
+        },
+        close: (code, reason) => socket.close(code, reason),
+        onMessage(cb) {
+          socket.on('message', (data) => {
+            cb(String(data)).catch((error: unknown) => internalError(socket, error));
+          });
+        },
+      },
+      extra(socket, request),
+    );
+    socket.once('close', (code, reason) => {
+      slice.delete(socket);
+      void closed(code, String(reason));
+    });
+  });
+
+  return {
+    async close(code, reason) {
+      clearInterval(heartbeat);
+      for (const socket of wss.clients) socket.close(code, reason);
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}

@@ -3,19 +3,31 @@
  * change status: delivery latency from commit to client, events delivered per second,
  * gateway memory per 1,000 idle subscribers (JS heap after a full GC, read through the
  * gateway's inspector, and RSS) and gateway CPU per delivered event. First with one
- * gateway process, then with the same subscribers split over two.
+ * gateway process, then with the same subscribers split over two; then the same
+ * subscribers on the baseline, side by side.
+ *
+ * The baseline (`plain-yoga`, bench/subscriptions/plain-yoga-server.ts, one process):
+ * the same subscription on a plain graphql-yoga + graphql-ws server written as yoga's
+ * docs show, events through yoga's createPubSub fed by a LISTEN on Runway's event
+ * channel, the run's current state read with one query and sent first. After the rows,
+ * the ratios Runway/plain-yoga of CPU per event (above idle) and of heap per 1,000
+ * subscribers, one process each.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:subscribers
  *   BENCH_SUBSCRIBERS=10000 BENCH_SECONDS=15 BENCH_RATE=2000 BENCH_BATCH=10
- *   BENCH_GATEWAYS=1,2   (gateway counts, measured one after the other)
+ *   BENCH_TARGETS=runway,plain-yoga   (what to measure, in this order)
+ *   BENCH_GATEWAYS=1,2   (Runway gateway counts, measured one after the other)
  *   BENCH_PROFILE=/tmp/prof   (a CPU profile of each gateway over the drive alone)
- *   BENCH_NODE_ARGS=...   (more node flags for the gateways)
+ *   BENCH_NODE_ARGS=...   (more node flags for the gateways and the baseline)
  *
  * This process is the driver: it commits the transitions through Runway's own run
  * service, BENCH_BATCH runs per commit (one notification each, as the engine's claims
  * and finishes are), and notes when each commit returned; the subscribers live here too,
  * so commit and receipt are read off one clock. The gateways are separate processes
- * (`src/main.ts`, ROLE=gateway). CPU per event is given twice: all the gateway's CPU
+ * (`src/main.ts`, ROLE=gateway), as is the baseline; only one target's processes run at
+ * a time. Every target gets the same runs and the same driver: the runs stay where the
+ * last drive left them, and the driver's notion of where that is is checked against the
+ * database before each measurement. CPU per event is given twice: all the gateway's CPU
  * while driving, and that minus what the same subscribers cost idle (pings, timers) over
  * as long, measured just before. Bounded: fixed counts and durations; it stops by itself
  * and drops its database.
@@ -26,15 +38,25 @@ import { createClient, type Client } from 'graphql-ws';
 import postgres from 'postgres';
 import WebSocket from 'ws';
 import { buildApp, type App } from '../src/app.js';
-import { startRunwayProcess, type RunwayProcess } from '../test/support/processes.js';
+import { startRunwayProcess, startServerProcess, type RunwayProcess } from '../test/support/processes.js';
 
 const SUBSCRIBERS = Number(process.env.BENCH_SUBSCRIBERS ?? 10_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
 const RATE = Number(process.env.BENCH_RATE ?? 2000); // transitions committed per second
 /** Transitions per commit: the engine commits claims and finishes in batches too. */
 const BATCH = Number(process.env.BENCH_BATCH ?? 10);
-/** Gateway counts to measure, one after the other. */
+/** Runway gateway counts to measure, one after the other. */
 const GATEWAYS = (process.env.BENCH_GATEWAYS ?? '1,2').split(',').map(Number);
+const TARGET_NAMES = ['runway', 'plain-yoga'] as const;
+type Target = (typeof TARGET_NAMES)[number];
+/** What to measure, in this order: Runway (at each gateway count) and the baseline. */
+const TARGETS = (process.env.BENCH_TARGETS ?? 'runway,plain-yoga').split(',').map((t) => {
+  const name = t.trim() as Target;
+  if (!TARGET_NAMES.includes(name)) throw new Error(`BENCH_TARGETS: unknown target '${t}' (known: ${TARGET_NAMES.join(', ')})`);
+  return name;
+});
+/** More node flags, for the gateways and the baseline alike. */
+const NODE_ARGS = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
 const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 type DrivenStatus = 'in_progress' | 'requires_action' | 'queued';
@@ -93,7 +115,7 @@ async function usedHeapMiB(gateway: RunwayProcess): Promise<number> {
  * With BENCH_PROFILE=dir: a CPU profile of each gateway over the drive alone (not the
  * connecting and idling before it), written there as a .cpuprofile.
  */
-async function profileDrive(gateways: RunwayProcess[]): Promise<() => Promise<void>> {
+async function profileDrive(target: Target, gateways: RunwayProcess[]): Promise<() => Promise<void>> {
   const dir = process.env.BENCH_PROFILE;
   if (!dir) return async () => {};
   const sessions = await Promise.all(gateways.map(inspector));
@@ -106,7 +128,7 @@ async function profileDrive(gateways: RunwayProcess[]): Promise<() => Promise<vo
     mkdirSync(dir, { recursive: true });
     for (const [i, s] of sessions.entries()) {
       const { profile } = await s.call('Profiler.stop');
-      const file = `${dir}/subscribers-${gateways.length}gw-${i}-${Date.now()}.cpuprofile`;
+      const file = `${dir}/subscribers-${target}-${gateways.length}gw-${i}-${Date.now()}.cpuprofile`;
       writeFileSync(file, JSON.stringify(profile));
       console.error(`[bench] profile: ${file}`);
       s.close();
@@ -124,7 +146,11 @@ async function main() {
   url.pathname = `/${dbName}`;
   const databaseUrl = url.toString();
   let driver: App | undefined;
-  const gateways: RunwayProcess[] = [];
+  let gateways: RunwayProcess[] = [];
+  // The inspector, to read the JS heap after a full GC; idle until the bench asks.
+  const nodeArgs = ['--inspect=127.0.0.1:0', ...NODE_ARGS];
+  /** One process each, for the ratios. */
+  const single: Partial<Record<Target, Measured>> = {};
   try {
     driver = await buildApp(
       { databaseUrl, pgliteDir: 'memory://', databasePoolSize: 16, runExpiresAfterSeconds: 86_400, production: false },
@@ -132,20 +158,43 @@ async function main() {
     );
     const runIds = await seed(driver);
     console.log(
-      '| gateways | subscribers | JS heap per 1,000 idle subscribers | RSS per 1,000 | events delivered/s | commit -> client p50 | p99 | gateway CPU per event (above idle) | CPU per event (all) | idle CPU |',
+      '| target | gateways | subscribers | JS heap per 1,000 idle subscribers | RSS per 1,000 | events delivered/s | commit -> client p50 | p99 | gateway CPU per event (above idle) | CPU per event (all) | idle CPU |',
     );
-    console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-    for (const count of GATEWAYS) {
-      for (let i = gateways.length; i < count; i++) {
+    console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const target of TARGETS) {
+      if (target === 'runway') {
+        for (const count of GATEWAYS) {
+          for (let i = gateways.length; i < count; i++) {
+            gateways.push(
+              await startRunwayProcess(
+                { DATABASE_URL: databaseUrl, ROLE: 'gateway', WS_MAX_SUBSCRIPTIONS: '10', RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE: '0' },
+                nodeArgs,
+              ),
+            );
+          }
+          const measured = await measure(driver, target, gateways.slice(0, count), runIds);
+          if (count === 1) single[target] = measured;
+        }
+      } else {
         gateways.push(
-          await startRunwayProcess(
-            { DATABASE_URL: databaseUrl, ROLE: 'gateway', WS_MAX_SUBSCRIPTIONS: '10', RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE: '0' },
-            // The inspector, to read the JS heap after a full GC; idle until the bench asks.
-            ['--inspect=127.0.0.1:0', ...(process.env.BENCH_NODE_ARGS?.split(' ') ?? [])],
-          ),
+          await startServerProcess('bench/subscriptions/plain-yoga-server.ts', { DATABASE_URL: databaseUrl }, nodeArgs, {
+            label: 'plain-yoga',
+          }),
         );
+        single[target] = await measure(driver, target, gateways, runIds);
       }
-      await measure(driver, gateways.slice(0, count), runIds);
+      // The next target runs alone on the machine.
+      await Promise.all(gateways.map((g) => g.kill('SIGTERM')));
+      gateways = [];
+    }
+    const [runway, plain] = [single.runway, single['plain-yoga']];
+    if (runway && plain) {
+      const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
+      console.log(
+        `\nRunway / plain-yoga, one process each: CPU per event (above idle) ${ratio(runway.cpuPerEventAboveIdleUs, plain.cpuPerEventAboveIdleUs)}, JS heap per 1,000 idle subscribers ${ratio(runway.heapPerThousandMiB, plain.heapPerThousandMiB)}`,
+      );
+    } else if (TARGETS.length > 1) {
+      console.log('\n(no Runway / plain-yoga ratios: they need BENCH_GATEWAYS to include 1)');
     }
   } finally {
     await Promise.all(gateways.map((g) => g.kill('SIGTERM')));
@@ -173,7 +222,29 @@ async function seed(app: App): Promise<string[]> {
   return ids.slice(0, SUBSCRIBERS);
 }
 
-async function measure(app: App, gateways: RunwayProcess[], runIds: string[]) {
+/** A measurement's figures the ratios are taken of. */
+interface Measured {
+  heapPerThousandMiB: number;
+  cpuPerEventAboveIdleUs: number;
+}
+
+/**
+ * The runs must be where the driver believes they are: a run it thinks is elsewhere is
+ * one its next transition would not move (refused by the status guard), and every later
+ * one after it. The runs carry over from one measurement to the next, so check.
+ */
+async function checkDriverState(app: App, runIds: string[]) {
+  const { runs } = app.services;
+  let wrong = 0;
+  for (let i = 0; i < runIds.length; i += 500) {
+    const rows = await Promise.all(runIds.slice(i, i + 500).map((id) => runs.getInProject('default', id)));
+    for (const run of rows) if (!run || run.status !== state.get(run.id)) wrong++;
+  }
+  if (wrong > 0) throw new Error(`${wrong} of ${runIds.length} runs are not in the status the driver expects`);
+}
+
+async function measure(app: App, target: Target, gateways: RunwayProcess[], runIds: string[]): Promise<Measured> {
+  await checkDriverState(app, runIds);
   const pids = gateways.map((g) => g.child.pid!);
   const rssBefore = pids.map(rssMiB);
   const heapBefore = await Promise.all(gateways.map(usedHeapMiB));
@@ -236,7 +307,7 @@ async function measure(app: App, gateways: RunwayProcess[], runIds: string[]) {
   // each), round-robin over the runs, each run cycling in_progress -> requires_action ->
   // queued -> in_progress.
   const { runs } = app.services;
-  const stopProfile = await profileDrive(gateways);
+  const stopProfile = await profileDrive(target, gateways);
   const cpuBefore = pids.map(cpuMs);
   console.error(`[bench] driving ${RATE} transitions/s for ${SECONDS} s`);
   measuring = true;
@@ -269,6 +340,8 @@ async function measure(app: App, gateways: RunwayProcess[], runIds: string[]) {
   });
   await Promise.all(lanes);
   const driveSeconds = (performance.now() - started) / 1000;
+  // Behind schedule when it took longer than SECONDS: the lanes wait for their commits.
+  console.error(`[bench] committed ${committed} transitions in ${driveSeconds.toFixed(1)} s (scheduled: ${SECONDS} s)`);
   await new Promise((r) => setTimeout(r, 2000)); // let deliveries finish
   measuring = false;
   const cpu = pids.reduce((s, pid, i) => s + cpuMs(pid) - cpuBefore[i]!, 0);
@@ -276,12 +349,14 @@ async function measure(app: App, gateways: RunwayProcess[], runIds: string[]) {
   await stopProfile();
   const eventsCpu = cpu - idleCpuPerSecond * measuredSeconds;
   const sorted = latencies.sort((a, b) => a - b);
-  const perEvent = (ms: number) => `${((ms * 1000) / Math.max(delivered, 1)).toFixed(0)} µs`;
+  const perEventUs = (ms: number) => (ms * 1000) / Math.max(delivered, 1);
+  const perEvent = (ms: number) => `${perEventUs(ms).toFixed(0)} µs`;
   console.log(
-    `| ${gateways.length} | ${runIds.length} | ${heapPerThousand.toFixed(1)} MiB | ${perThousand.toFixed(1)} MiB | ${(delivered / driveSeconds).toFixed(0)} (of ${(committed / driveSeconds).toFixed(0)} committed/s) | ${quantile(sorted, 0.5).toFixed(1)} ms | ${quantile(sorted, 0.99).toFixed(1)} ms | ${perEvent(eventsCpu)} | ${perEvent(cpu)} | ${(idleCpuPerSecond / 10).toFixed(1)}% |`,
+    `| ${target} | ${gateways.length} | ${runIds.length} | ${heapPerThousand.toFixed(1)} MiB | ${perThousand.toFixed(1)} MiB | ${(delivered / driveSeconds).toFixed(0)} (of ${(committed / driveSeconds).toFixed(0)} committed/s) | ${quantile(sorted, 0.5).toFixed(1)} ms | ${quantile(sorted, 0.99).toFixed(1)} ms | ${perEvent(eventsCpu)} | ${perEvent(cpu)} | ${(idleCpuPerSecond / 10).toFixed(1)}% |`,
   );
   await Promise.all(clients.map((c) => c.dispose()));
   await new Promise((r) => setTimeout(r, 1000));
+  return { heapPerThousandMiB: heapPerThousand, cpuPerEventAboveIdleUs: perEventUs(eventsCpu) };
 }
 
 await main();

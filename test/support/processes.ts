@@ -1,4 +1,7 @@
-/** Runway processes (`src/main.ts`, as `npm start` runs it) started by tests. */
+/**
+ * Runway processes (`src/main.ts`, as `npm start` runs it) started by tests, and other
+ * servers of this repository started the same way (the benches' baselines).
+ */
 import { spawn, type ChildProcess } from 'node:child_process';
 
 export interface RunwayProcess {
@@ -11,15 +14,30 @@ export interface RunwayProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startRunwayProcess(env: Record<string, string>, nodeArgs: string[] = []): Promise<RunwayProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/main.ts'], {
+export function startRunwayProcess(env: Record<string, string>, nodeArgs: string[] = []): Promise<RunwayProcess> {
+  return startServerProcess('src/main.ts', env, nodeArgs, { label: `runway ${env.ROLE ?? 'all'}`, name: 'Runway' });
+}
+
+/**
+ * Any server script of this repository, started as Runway is (`node --import tsx
+ * <script>`, PORT=0 and HOST=127.0.0.1 unless `env` says otherwise): ready once it
+ * prints `... on http://<host>:<port>/graphql` on stdout. Its stderr is echoed here,
+ * each chunk prefixed with `[label]`.
+ */
+export async function startServerProcess(
+  script: string,
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+  { label = script, name = script }: { label?: string; name?: string } = {},
+): Promise<RunwayProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], {
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
   child.stderr!.on('data', (d) => {
     stderr += d;
-    process.stderr.write(`[runway ${env.ROLE ?? 'all'}] ${d}`);
+    process.stderr.write(`[${label}] ${d}`);
   });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const url = await new Promise<string | undefined>((resolve, reject) => {
@@ -30,7 +48,7 @@ export async function startRunwayProcess(env: Record<string, string>, nodeArgs: 
       if (m) resolve(m[1]!.replace('localhost', '127.0.0.1'));
       else if (/Runway worker/.test(out)) resolve(undefined);
     });
-    child.once('exit', () => reject(new Error(`Runway exited before it was ready: ${out}`)));
+    child.once('exit', () => reject(new Error(`${name} exited before it was ready: ${out}`)));
   });
   return {
     child,

@@ -322,8 +322,10 @@ async function measure(app: App, target: Target, gateways: RunwayProcess[], runI
       const wait = due - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       const batch = Array.from({ length: BATCH }, () => runIds[next++ % runIds.length]!);
+      // One step per run per visit: where each goes is decided before any of them moves.
+      const target = new Map(batch.map((runId) => [runId, NEXT[state.get(runId)!]]));
       for (const to of ['requires_action', 'queued', 'in_progress'] as const) {
-        const moving = batch.filter((runId) => NEXT[state.get(runId)!] === to);
+        const moving = batch.filter((runId) => target.get(runId) === to);
         if (moving.length === 0) continue;
         const moved = await runs.transitionMany(
           to,

@@ -1,5 +1,6 @@
 import type { AssistantService } from '../assistants/assistant-service.js';
 import type { RunEventBus } from '../realtime/event-bus.js';
+import type { DirectSink } from '../realtime/run-streams.js';
 import type { RunService } from '../runs/run-service.js';
 import type { ThreadService } from '../threads/thread-service.js';
 
@@ -18,5 +19,8 @@ export interface Caller {
   keyId: string;
 }
 
-/** What every resolver gets: the use cases and the caller, never a database handle. */
-export type GraphQLContext = Services & Caller;
+/**
+ * What every resolver gets: the use cases and the caller, never a database handle; on the
+ * websocket, for an operation whose events it can project, a sink that sends them as they come.
+ */
+export type GraphQLContext = Services & Caller & { direct?: DirectSink | undefined };

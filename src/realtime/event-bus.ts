@@ -19,6 +19,8 @@ export class SubscriptionLaggedError extends Error {
 }
 
 export interface RunEventBus {
+  /** Events a subscription may have waiting before it is cut off as lagging. */
+  readonly capacity: number;
   publish(events: readonly RunStatusEvent[]): void;
   subscribe(topic: Topic): BoundedQueue<BusItem>;
   /** Tells every subscription to catch up from the database. */
@@ -39,6 +41,7 @@ export function createInProcessEventBus(capacity = 1000): RunEventBus {
     for (const set of subscribers.values()) for (const q of set) fn(q);
   };
   return {
+    capacity,
     publish(events) {
       for (const event of events) {
         const item: BusItem = { kind: 'event', event };

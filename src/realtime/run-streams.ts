@@ -19,7 +19,17 @@ export interface StreamDeps {
   threads: ThreadService;
   /** The subscriber's project: another project's run or thread is NOT_FOUND. */
   projectId: string;
+  /** Where events go straight to the subscriber, skipping execution per event (see guarded). */
+  direct?: DirectSink | undefined;
 }
+
+/**
+ * Writes an event straight to its subscriber (the websocket, for an operation whose
+ * result it can project): 'sent'; 'backlogged' when it went out but the subscriber is too
+ * far behind reading, so the stream ends as lagging after what was sent; 'gone' when the
+ * socket has closed.
+ */
+export type DirectSink = (event: RunStatusEvent) => 'sent' | 'backlogged' | 'gone';
 
 /** What a subscription yields: an event (with the run when the stream has it at hand), or the end of a lagging one. */
 export type Delivery = { event: RunStatusEvent; run?: RunRow } | { lagged: LaggedError };
@@ -109,7 +119,7 @@ export async function runStatusStream(
       }
     }
   }
-  return guarded(stream(), live, () => ({ lastVersion: position }));
+  return guarded(stream(), live, () => ({ lastVersion: position }), deps.direct);
 }
 
 /**
@@ -171,7 +181,7 @@ export async function threadRunsStream(
       yield* catchUp();
     }
   }
-  return guarded(stream(), live, () => ({ lastCursor: encodeEventCursor(position) }));
+  return guarded(stream(), live, () => ({ lastCursor: encodeEventCursor(position) }), deps.direct);
 }
 
 /**
@@ -199,27 +209,57 @@ async function patiently<T>(read: () => Promise<T>): Promise<T> {
  * - an unsubscribe frees the stream at once. An async generator's return() waits while
  *   the generator awaits (here: the next event, which may never come), so the queue is
  *   closed first, which ends that wait.
+ * With a direct sink, the events themselves go to the sink as they come, and the
+ * consumer's first next() settles only at the end: done, or the lagged delivery (the
+ * queue overflowed, or the sink reports its subscriber backlogged).
  */
 function guarded(
   generator: AsyncGenerator<Delivery>,
   live: BoundedQueue<BusItem>,
   resumeAt: () => Record<string, unknown>,
+  direct?: DirectSink,
 ): AsyncIterableIterator<Delivery> {
   let lagged = false;
-  return {
-    async next() {
-      if (lagged) return { value: undefined, done: true };
-      try {
-        const result = await generator.next();
-        // A stream that ended by itself (a terminal run) is done with the bus too.
-        if (result.done) live.close();
-        return result;
-      } catch (error) {
+  const cutOff = (): IteratorResult<Delivery> => {
+    live.close();
+    lagged = true;
+    return { value: { lagged: new LaggedError(resumeAt()) }, done: false };
+  };
+  async function pull(): Promise<IteratorResult<Delivery>> {
+    if (lagged) return { value: undefined, done: true };
+    try {
+      const result = await generator.next();
+      // A stream that ended by itself (a terminal run) is done with the bus too.
+      if (result.done) live.close();
+      return result;
+    } catch (error) {
+      if (!(error instanceof SubscriptionLaggedError)) {
         live.close();
-        if (!(error instanceof SubscriptionLaggedError)) throw error;
-        lagged = true;
-        return { value: { lagged: new LaggedError(resumeAt()) }, done: false };
+        throw error;
       }
+      return cutOff();
+    }
+  }
+  async function pump(sink: DirectSink): Promise<IteratorResult<Delivery>> {
+    for (;;) {
+      const result = await pull();
+      if (result.done || 'lagged' in result.value) return result;
+      const outcome = sink(result.value.event);
+      if (outcome === 'sent') continue;
+      void generator.return(undefined);
+      if (outcome === 'gone') {
+        live.close();
+        return { value: undefined, done: true };
+      }
+      return cutOff();
+    }
+  }
+  let pumping = false;
+  return {
+    next() {
+      if (!direct || pumping) return pull();
+      pumping = true;
+      return pump(direct);
     },
     return: (value?: unknown) => {
       live.close();

@@ -19,7 +19,8 @@ import { schema } from '../graphql/schema.js';
 import { createLogger, type Logger } from '../log.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { createFastPath } from './fast-path.js';
-import { serveGraphqlWs } from './websocket.js';
+import { directSink, serveGraphqlWs } from './websocket.js';
+import { eventProjection } from '../graphql/event-projection.js';
 import { DEFAULT_QUERY_LIMITS, protectionPlugins, type QueryLimits } from './protection.js';
 import { DEFAULT_RATE_LIMITS, useRateLimits, type RateLimits, type SharedCounters } from './rate-limits.js';
 
@@ -272,7 +273,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
       },
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
-      onSubscribe: async (ctx, _id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
         // The key is checked again at every subscribe: a revoked key (or one moved to
         // another project) ends the socket, not just this operation.
         const caller = await auth.authenticate(ctx.connectionParams?.['authorization']);
@@ -317,6 +318,10 @@ export function buildServer(options: ServerOptions): RunwayServer {
         };
         const errors = validate(args.schema, args.document);
         if (errors.length) return errors;
+        // An operation whose result is a plain projection of each event gets its events
+        // written straight to the socket (see graphql/event-projection.ts).
+        const project = eventProjection(args.schema, args.document, args.operationName);
+        if (project) (args.contextValue as GraphQLContext).direct = directSink(ctx.extra.socket, id, project, services.bus.capacity);
         return args;
       },
     },
@@ -324,7 +329,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
     // Pings every keepAliveMs; a socket that does not pong in time is terminated.
     limits.keepAliveMs,
     (socket) => ({ socket }),
-    (error) => log.error({ err: error }, 'websocket error'),
+    log,
   );
 
   return {

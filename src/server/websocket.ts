@@ -15,8 +15,11 @@
  *   bounded queue cuts it off as lagging.
  */
 import type { IncomingMessage } from 'node:http';
+import type { Logger } from '../log.js';
 import { CloseCode, handleProtocols, makeServer, type ServerOptions } from 'graphql-ws';
 import { WebSocket, type WebSocketServer } from 'ws';
+import type { EventProjection } from '../graphql/event-projection.js';
+import type { DirectSink } from '../realtime/run-streams.js';
 
 /** Unsent bytes on a socket beyond which a delivery waits for its write to finish. */
 const HIGH_WATER_BYTES = 64 * 1024;
@@ -31,13 +34,14 @@ export interface GraphqlWsServer {
 /**
  * @param extra what the graphql-ws context keeps of a new connection (`ctx.extra`).
  * @param keepAliveMs ping interval; a socket silent for as long after a ping is terminated.
+ * @param log where protocol errors (info) and failures handling a message (error) go.
  */
 export function serveGraphqlWs<E extends Record<PropertyKey, unknown>>(
   options: ServerOptions<Record<string, unknown> | undefined, E>,
   wss: WebSocketServer,
   keepAliveMs: number,
   extra: (socket: WebSocket, request: IncomingMessage) => E,
-  onInternalError: (error: unknown) => void,
+  log: Pick<Logger, 'info' | 'error'>,
 ): GraphqlWsServer {
   const server = makeServer(options);
   wss.options.handleProtocols = handleProtocols;
@@ -65,7 +69,7 @@ export function serveGraphqlWs<E extends Record<PropertyKey, unknown>>(
   }
 
   function internalError(socket: WebSocket, error: unknown) {
-    onInternalError(error);
+    log.error({ err: error }, 'graphql-ws message handling failed');
     socket.close(CloseCode.InternalServerError, 'Internal server error');
   }
 
@@ -75,7 +79,10 @@ export function serveGraphqlWs<E extends Record<PropertyKey, unknown>>(
     slice.set(socket, false);
     sliceOf.set(socket, slice);
     socket.on('pong', answered);
-    socket.once('error', (error) => internalError(socket, error));
+    // A frame ws refuses (too large, malformed): ws closes the socket itself (1009, 1002).
+    socket.once('error', (error: Error & { code?: string }) =>
+      log.info({ code: error.code, reason: error.message }, 'websocket closed on a protocol error'),
+    );
 
     const closed = server.opened(
       {
@@ -106,5 +113,32 @@ export function serveGraphqlWs<E extends Record<PropertyKey, unknown>>(
       for (const socket of wss.clients) socket.close(code, reason);
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
+  };
+}
+
+/** Unsent bytes beyond which a directly delivered subscription is cut off as lagging. */
+const MAX_BACKLOG_BYTES = 1024 * 1024;
+
+/**
+ * A subscription's events written straight to its socket as graphql-ws `next` messages
+ * (the same bytes graphql-ws would write for that result). The subscriber is backlogged
+ * once `capacity` messages in a row went out while earlier bytes were still unsent, or
+ * once 1 MiB is unsent: the bound the event queue gives a subscription that is read
+ * through graphql-ws.
+ */
+export function directSink(
+  socket: WebSocket,
+  id: string,
+  project: EventProjection,
+  capacity: number,
+): DirectSink {
+  const head = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+  let waiting = 0;
+  return (event) => {
+    if (socket.readyState !== WebSocket.OPEN) return 'gone';
+    socket.send(head + project(event) + '}');
+    const unsent = socket.bufferedAmount;
+    waiting = unsent > 0 ? waiting + 1 : 0;
+    return waiting >= capacity || unsent > MAX_BACKLOG_BYTES ? 'backlogged' : 'sent';
   };
 }

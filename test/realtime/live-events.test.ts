@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createAssistant, createRun, createThread, newRun } from '../support/fixtures.js';
 import { collect, eventually, startTestApp, type TestApp } from '../support/test-app.js';
+import type { DomainError } from '../../src/domain/errors.js';
+import { runStatusStream, type DirectSink } from '../../src/realtime/run-streams.js';
 
 let t: TestApp;
 let limited: TestApp;
@@ -179,6 +181,40 @@ describe('a subscriber that reads too slowly', () => {
     await eventually(() => delivered.length + resumed.events.length >= made, 5000);
     resumed.stop();
     expect(delivered.length + resumed.events.length).toBe(made);
+  });
+});
+
+describe('events written straight to the subscriber (the websocket, for a selection of event fields)', () => {
+  it('end as lagging, with where to resume, once the sink reports its subscriber backlogged', async () => {
+    const { runId, threadId } = await newRun(t);
+    const written: number[] = [];
+    const sink: DirectSink = (event) => {
+      written.push(event.version);
+      return written.length === 3 ? 'backlogged' : 'sent';
+    };
+    const stream = await runStatusStream({ ...t.app.services, projectId: 'default', direct: sink }, runId);
+    // The consumer's first next() settles only when the stream ends.
+    const end = stream.next();
+    await t.app.services.runs.transition(runId, 'in_progress');
+    await t.app.services.runs.requireAction(runId, [CALL]);
+    const result = await end;
+    expect(written).toEqual([1, 2, 3]);
+    const lagged = (result.value as { lagged: DomainError }).lagged;
+    expect(lagged.code).toBe('SUBSCRIPTION_LAGGED');
+    // The third event went out before the cut-off: resume after it.
+    expect(lagged.details).toEqual({ lastVersion: 3 });
+    expect(t.app.services.bus.subscriberCount(`run:${runId}`)).toBe(0);
+    expect((await stream.next()).done).toBe(true);
+    // Later events go nowhere.
+    await t.app.services.runs.submitToolOutputs('default', threadId, runId, [{ toolCallId: 'call_1', output: 'ok' }]);
+    expect(written).toEqual([1, 2, 3]);
+  });
+
+  it('stop, and free the stream, when the socket is gone', async () => {
+    const { runId } = await newRun(t);
+    const stream = await runStatusStream({ ...t.app.services, projectId: 'default', direct: () => 'gone' }, runId);
+    expect(await stream.next()).toEqual({ value: undefined, done: true });
+    expect(t.app.services.bus.subscriberCount(`run:${runId}`)).toBe(0);
   });
 });
 

@@ -1,23 +1,41 @@
 /** RunStatusEvent and the two subscriptions that deliver it. */
 import { runStatusStream, threadRunsStream, encodeEventCursor, type Delivery } from '../../realtime/run-streams.js';
+import type { RunStatusEvent } from '../../domain/run.js';
 import { builder } from '../builder.js';
 import { RunRef, RunStatusEnum } from './run.js';
 
 type EventDelivery = Extract<Delivery, { event: unknown }>;
 
+/**
+ * RunStatusEvent's scalar fields, each a function of the event alone: the resolvers below
+ * and the websocket's direct delivery (graphql/event-projection.ts) both read them here.
+ */
+export const EVENT_FIELDS = {
+  runId: (e: RunStatusEvent) => e.runId,
+  threadId: (e: RunStatusEvent) => e.threadId,
+  version: (e: RunStatusEvent) => e.version,
+  cursor: (e: RunStatusEvent) => encodeEventCursor(e),
+  previousStatus: (e: RunStatusEvent) => e.previousStatus,
+  status: (e: RunStatusEvent) => e.status,
+  at: (e: RunStatusEvent) => e.at,
+} as const;
+
 const RunStatusEventRef = builder.objectRef<EventDelivery>('RunStatusEvent').implement({
   description: 'One status change of a run (or, first in runStatusChanged without afterVersion, its current state).',
   fields: (t) => ({
-    runId: t.id({ resolve: (p) => p.event.runId }),
-    threadId: t.id({ resolve: (p) => p.event.threadId }),
-    version: t.int({ description: "The run's version after this change: resume a run with afterVersion.", resolve: (p) => p.event.version }),
+    runId: t.id({ resolve: (p) => EVENT_FIELDS.runId(p.event) }),
+    threadId: t.id({ resolve: (p) => EVENT_FIELDS.threadId(p.event) }),
+    version: t.int({
+      description: "The run's version after this change: resume a run with afterVersion.",
+      resolve: (p) => EVENT_FIELDS.version(p.event),
+    }),
     cursor: t.string({
       description: "This event's place in its thread's history: resume threadRunsChanged with after.",
-      resolve: (p) => encodeEventCursor(p.event),
+      resolve: (p) => EVENT_FIELDS.cursor(p.event),
     }),
-    previousStatus: t.field({ type: RunStatusEnum, nullable: true, resolve: (p) => p.event.previousStatus }),
-    status: t.field({ type: RunStatusEnum, resolve: (p) => p.event.status }),
-    at: t.int({ description: 'Unix seconds of the change.', resolve: (p) => p.event.at }),
+    previousStatus: t.field({ type: RunStatusEnum, nullable: true, resolve: (p) => EVENT_FIELDS.previousStatus(p.event) }),
+    status: t.field({ type: RunStatusEnum, resolve: (p) => EVENT_FIELDS.status(p.event) }),
+    at: t.int({ description: 'Unix seconds of the change.', resolve: (p) => EVENT_FIELDS.at(p.event) }),
     run: t.field({
       type: RunRef,
       description:

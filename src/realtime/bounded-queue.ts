@@ -11,6 +11,13 @@ export class BoundedQueue<T> implements AsyncIterableIterator<T> {
   private closed = false;
   private failure: unknown;
 
+  /**
+   * Handles an item on the spot when nothing is buffered and the reader is waiting for
+   * the next one; true if it did (the reader keeps waiting). A stream that can deliver
+   * an in-order event synchronously sets it, and saves the reader's wake-up.
+   */
+  intercept: ((item: T) => boolean) | undefined;
+
   constructor(
     private readonly capacity: number,
     private readonly onOverflow: () => Error,
@@ -20,6 +27,7 @@ export class BoundedQueue<T> implements AsyncIterableIterator<T> {
   push(item: T): void {
     if (this.ended || this.failure) return;
     if (this.waiting) {
+      if (this.intercept?.(item)) return;
       const resolve = this.waiting;
       this.waiting = this.failWaiting = undefined;
       resolve({ value: item, done: false });

@@ -82,6 +82,9 @@ export async function runStatusStream(
   // Resuming past the end of a finished run: nothing will ever come.
   const finished = afterVersion != null && isTerminal(run.status) && position >= run.version;
 
+  const nextInOrder = (item: BusItem) =>
+    item.kind === 'event' && item.event.version === position + 1 ? item.event : undefined;
+
   async function* stream(): AsyncGenerator<Delivery> {
     if (finished) return;
     const deliver = function* (events: RunStatusEvent[]) {
@@ -107,19 +110,28 @@ export async function runStatusStream(
       }
     }
     for await (const item of live) {
-      const events =
-        item.kind === 'event' && item.event.version === position + 1
-          ? [item.event] // the next one, as it should be
-          : item.kind === 'event' && item.event.version <= position
-            ? [] // seen already (a replay overlapped the live stream)
-            : await history(); // a gap, or a reconnect
+      const next = nextInOrder(item);
+      const events = next
+        ? [next] // the next one, as it should be
+        : item.kind === 'event' && item.event.version <= position
+          ? [] // seen already (a replay overlapped the live stream)
+          : await history(); // a gap, or a reconnect
       for (const d of deliver(events)) {
         yield d;
         if ('event' in d && isTerminal(d.event.status)) return;
       }
     }
   }
-  return guarded(stream(), live, () => ({ lastVersion: position }), deps.direct);
+  const direct = deps.direct && {
+    sink: deps.direct,
+    take(item: BusItem) {
+      const event = nextInOrder(item);
+      if (event) position = event.version;
+      return event;
+    },
+    ends: (event: RunStatusEvent) => isTerminal(event.status),
+  };
+  return guarded(stream(), live, () => ({ lastVersion: position }), direct);
 }
 
 /**
@@ -153,6 +165,11 @@ export async function threadRunsStream(
     return { event };
   };
 
+  /** The event right after `position`: the run's next version, or the next run's first once the run ended. */
+  const isNext = (e: RunStatusEvent) =>
+    (e.threadSeq === position.threadSeq && e.version === position.version + 1) ||
+    (runEnded && e.threadSeq === position.threadSeq + 1 && e.version === 1);
+
   async function* stream(): AsyncGenerator<Delivery> {
     const catchUp = async function* () {
       // Page through history until it is exhausted: a cursor may be far behind.
@@ -169,10 +186,7 @@ export async function threadRunsStream(
       if (item.kind === 'event') {
         const e = item.event;
         if (!before(position, e)) continue; // seen already
-        const next =
-          (e.threadSeq === position.threadSeq && e.version === position.version + 1) ||
-          (runEnded && e.threadSeq === position.threadSeq + 1 && e.version === 1);
-        if (next) {
+        if (isNext(e)) {
           yield advance(e);
           continue;
         }
@@ -181,7 +195,16 @@ export async function threadRunsStream(
       yield* catchUp();
     }
   }
-  return guarded(stream(), live, () => ({ lastCursor: encodeEventCursor(position) }), deps.direct);
+  const direct = deps.direct && {
+    sink: deps.direct,
+    take(item: BusItem) {
+      if (item.kind !== 'event' || !isNext(item.event)) return undefined;
+      advance(item.event);
+      return item.event;
+    },
+    ends: () => false,
+  };
+  return guarded(stream(), live, () => ({ lastCursor: encodeEventCursor(position) }), direct);
 }
 
 /**
@@ -201,6 +224,15 @@ async function patiently<T>(read: () => Promise<T>): Promise<T> {
   }
 }
 
+/** A stream's direct delivery: the sink, and how the stream takes a live item in order. */
+interface Direct {
+  sink: DirectSink;
+  /** The item's event if it is the next in order (the stream's position moves past it), else undefined. */
+  take(item: BusItem): RunStatusEvent | undefined;
+  /** Whether the stream ends with this event. */
+  ends(event: RunStatusEvent): boolean;
+}
+
 /**
  * What every stream needs around its generator:
  * - the bus subscription ends with the stream, however it ends;
@@ -211,13 +243,15 @@ async function patiently<T>(read: () => Promise<T>): Promise<T> {
  *   closed first, which ends that wait.
  * With a direct sink, the events themselves go to the sink as they come, and the
  * consumer's first next() settles only at the end: done, or the lagged delivery (the
- * queue overflowed, or the sink reports its subscriber backlogged).
+ * queue overflowed, or the sink reports its subscriber backlogged). While the generator
+ * waits for live events, an in-order one goes to the sink as the bus pushes it, without
+ * waking the generator (which reads the same position when it next runs).
  */
 function guarded(
   generator: AsyncGenerator<Delivery>,
   live: BoundedQueue<BusItem>,
   resumeAt: () => Record<string, unknown>,
-  direct?: DirectSink,
+  direct?: Direct,
 ): AsyncIterableIterator<Delivery> {
   let lagged = false;
   const cutOff = (): IteratorResult<Delivery> => {
@@ -240,11 +274,11 @@ function guarded(
       return cutOff();
     }
   }
-  async function pump(sink: DirectSink): Promise<IteratorResult<Delivery>> {
+  async function pump(): Promise<IteratorResult<Delivery>> {
     for (;;) {
       const result = await pull();
       if (result.done || 'lagged' in result.value) return result;
-      const outcome = sink(result.value.event);
+      const outcome = direct!.sink(result.value.event);
       if (outcome === 'sent') continue;
       void generator.return(undefined);
       if (outcome === 'gone') {
@@ -254,12 +288,28 @@ function guarded(
       return cutOff();
     }
   }
+  if (direct) {
+    live.intercept = (item) => {
+      const event = direct.take(item);
+      if (!event) return false;
+      try {
+        const outcome = direct.sink(event);
+        if (outcome === 'sent') {
+          if (direct.ends(event)) live.end();
+        } else if (outcome === 'gone') live.close();
+        else live.fail(new SubscriptionLaggedError()); // the generator's wait fails; pull() cuts it off
+      } catch (error) {
+        live.fail(error); // this subscription's failure, not the bus's: it ends with the error
+      }
+      return true;
+    };
+  }
   let pumping = false;
   return {
     next() {
       if (!direct || pumping) return pull();
       pumping = true;
-      return pump(direct);
+      return pump();
     },
     return: (value?: unknown) => {
       live.close();

@@ -22,6 +22,7 @@ import { performance } from 'node:perf_hooks';
 import { createClient, type Client } from 'graphql-ws';
 import postgres from 'postgres';
 import WebSocket from 'ws';
+import { buildRunway, nodeCommand } from '../test/support/processes.js';
 
 const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const dbName = `runway_bench_${process.pid}`;
@@ -69,7 +70,7 @@ async function startRunway(role: 'all' | 'gateway' | 'worker', env: Record<strin
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
   if (process.env.BENCH_NODE_ARGS) profile.push(...process.env.BENCH_NODE_ARGS.split(' '));
   const logFile = join(tmpdir(), `${dbName}-${role}-${index}.log`);
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, [...profile, ...nodeCommand('src/main.ts', true)], {
     env: { ...process.env, ...env, ROLE: role, LOG_LEVEL: 'info', PORT: '0', HOST: '127.0.0.1' },
     stdio: ['ignore', openSync(logFile, 'w'), 'inherit'],
   });
@@ -208,4 +209,6 @@ async function run(endpoint: string, processes: Started[]) {
   await ws.dispose();
 }
 
+// The servers measured run compiled, as production runs them (npm run build).
+buildRunway();
 await main();

@@ -38,7 +38,7 @@ import { createClient, type Client } from 'graphql-ws';
 import postgres from 'postgres';
 import WebSocket from 'ws';
 import { buildApp, type App } from '../src/app.js';
-import { startRunwayProcess, startServerProcess, type RunwayProcess } from '../test/support/processes.js';
+import { buildRunway, startRunwayProcess, startServerProcess, type RunwayProcess } from '../test/support/processes.js';
 
 const SUBSCRIBERS = Number(process.env.BENCH_SUBSCRIBERS ?? 10_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
@@ -169,6 +169,7 @@ async function main() {
               await startRunwayProcess(
                 { DATABASE_URL: databaseUrl, ROLE: 'gateway', WS_MAX_SUBSCRIPTIONS: '10', RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE: '0' },
                 nodeArgs,
+                true,
               ),
             );
           }
@@ -179,6 +180,7 @@ async function main() {
         gateways.push(
           await startServerProcess('bench/subscriptions/plain-yoga-server.ts', { DATABASE_URL: databaseUrl }, nodeArgs, {
             label: 'plain-yoga',
+            compiled: true,
           }),
         );
         single[target] = await measure(driver, target, gateways, runIds);
@@ -361,4 +363,6 @@ async function measure(app: App, target: Target, gateways: RunwayProcess[], runI
   return { heapPerThousandMiB: heapPerThousand, cpuPerEventAboveIdleUs: perEventUs(eventsCpu) };
 }
 
+// The servers measured run compiled, as production runs them (npm run build).
+buildRunway();
 await main();

@@ -12,6 +12,7 @@ import { openDatabase, type DatabaseOptions } from '../../src/db/client.js';
 import { migrate } from '../../src/db/migrate.js';
 import { body, type Ids, type Read, type Scenario } from './operations.js';
 import { BENCH_PROJECT } from './seed.js';
+import { nodeCommand } from '../../test/support/processes.js';
 
 /** Names this run's scratch databases, directories and log files. */
 export const RUN_NAME = `runway_bench_${process.pid}`;
@@ -114,7 +115,7 @@ async function start(
   // Its log lines go to a file, as in production they go to a collector, not to a pipe
   // this process would have to keep reading.
   const out = openSync(join(tmpdir(), `${RUN_NAME}-${label}.log`), 'w');
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', ...command], {
+  const child = spawn(process.execPath, [...nodeArgs, ...nodeCommand(command[0]!, true), ...command.slice(1)], {
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', out, 'inherit'],
   });

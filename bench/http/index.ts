@@ -56,6 +56,7 @@ import {
 import { READS } from './operations.js';
 import { measurePglite } from './pglite.js';
 import { postgresRunner, seed } from './seed.js';
+import { buildRunway } from '../../test/support/processes.js';
 
 const ORDER = ['run', 'runs', 'nested', 'create', 'pglite', 'growth'] as const;
 type ScenarioName = (typeof ORDER)[number];
@@ -188,4 +189,6 @@ async function main() {
   }
 }
 
+// The servers measured run compiled, as production runs them (npm run build).
+buildRunway();
 await main();

@@ -2,7 +2,25 @@
  * Runway processes (`src/main.ts`, as `npm start` runs it) started by tests, and other
  * servers of this repository started the same way (the benches' baselines).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+/**
+ * How node runs one of this repository's scripts: the TypeScript through tsx, or with
+ * `compiled` its JavaScript in dist/ (what `npm run build` writes, and how production
+ * runs Runway: tsx names every function it creates, which costs a property store per
+ * closure, per request and per subscription).
+ */
+export function nodeCommand(script: string, compiled = false): string[] {
+  return compiled ? ['--enable-source-maps', join('dist', script.replace(/\.ts$/, '.js'))] : ['--import', 'tsx', script];
+}
+
+/** `npm run build`, for the benches: they measure Runway as production runs it. */
+export function buildRunway(): void {
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+  execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+}
 
 export interface RunwayProcess {
   child: ChildProcess;
@@ -14,13 +32,13 @@ export interface RunwayProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export function startRunwayProcess(env: Record<string, string>, nodeArgs: string[] = []): Promise<RunwayProcess> {
-  return startServerProcess('src/main.ts', env, nodeArgs, { label: `runway ${env.ROLE ?? 'all'}`, name: 'Runway' });
+export function startRunwayProcess(env: Record<string, string>, nodeArgs: string[] = [], compiled = false): Promise<RunwayProcess> {
+  return startServerProcess('src/main.ts', env, nodeArgs, { label: `runway ${env.ROLE ?? 'all'}`, name: 'Runway', compiled });
 }
 
 /**
  * Any server script of this repository, started as Runway is (`node --import tsx
- * <script>`, PORT=0 and HOST=127.0.0.1 unless `env` says otherwise): ready once it
+ * <script>`, or its compiled JavaScript; PORT=0 and HOST=127.0.0.1 unless `env` says otherwise): ready once it
  * prints `... on http://<host>:<port>/graphql` on stdout. Its stderr is echoed here,
  * each chunk prefixed with `[label]`.
  */
@@ -28,9 +46,9 @@ export async function startServerProcess(
   script: string,
   env: Record<string, string>,
   nodeArgs: string[] = [],
-  { label = script, name = script }: { label?: string; name?: string } = {},
+  { label = script, name = script, compiled = false }: { label?: string; name?: string; compiled?: boolean } = {},
 ): Promise<RunwayProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], {
+  const child = spawn(process.execPath, [...nodeArgs, ...nodeCommand(script, compiled)], {
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -75,8 +75,12 @@ export function useInputErrorCodes(): Plugin {
       }
     }
   };
+  // The same hooks object for every operation: nothing is allocated per request or per subscription.
+  const stampResult = ({ result }: { result: object }) => void ('errors' in result && stamp(result as never));
+  const afterExecute = { onExecuteDone: stampResult };
+  const afterSubscribe = { onSubscribeResult: stampResult };
   return {
-    onExecute: () => ({ onExecuteDone: ({ result }) => void ('errors' in result && stamp(result as never)) }),
-    onSubscribe: () => ({ onSubscribeResult: ({ result }) => void ('errors' in result && stamp(result as never)) }),
+    onExecute: () => afterExecute,
+    onSubscribe: () => afterSubscribe,
   };
 }

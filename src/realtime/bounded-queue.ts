@@ -16,18 +16,20 @@ export class BoundedQueue<T> implements AsyncIterableIterator<T> {
    * the next one; true if it did (the reader keeps waiting). A stream that can deliver
    * an in-order event synchronously sets it, and saves the reader's wake-up.
    */
-  intercept: ((item: T) => boolean) | undefined;
+  interceptor: { intercept(item: T): boolean } | undefined;
 
   constructor(
     private readonly capacity: number,
     private readonly onOverflow: () => Error,
-    private readonly onClose: () => void = () => {},
   ) {}
+
+  /** Called once when the queue closes (or fails): a subclass unregisters it there. */
+  protected onClose(): void {}
 
   push(item: T): void {
     if (this.ended || this.failure) return;
     if (this.waiting) {
-      if (this.intercept?.(item)) return;
+      if (this.interceptor?.intercept(item)) return;
       const resolve = this.waiting;
       this.waiting = this.failWaiting = undefined;
       resolve({ value: item, done: false });

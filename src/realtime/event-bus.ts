@@ -66,16 +66,28 @@ export function createInProcessEventBus(capacity = 1000): RunEventBus {
     subscribe(topic) {
       let set = subscribers.get(topic);
       if (!set) subscribers.set(topic, (set = new Set()));
-      const queue: BoundedQueue<BusItem> = new BoundedQueue(
-        capacity,
-        () => new SubscriptionLaggedError(),
-        () => {
-          set.delete(queue);
-          if (set.size === 0 && subscribers.get(topic) === set) subscribers.delete(topic);
-        },
-      );
+      const queue = new TopicQueue(capacity, subscribers, topic, set);
       set.add(queue);
       return queue;
     },
   };
+}
+
+const lagging = () => new SubscriptionLaggedError();
+
+/** A subscription's queue, which leaves its topic when it closes (a class: no closures per subscription). */
+class TopicQueue extends BoundedQueue<BusItem> {
+  constructor(
+    capacity: number,
+    private readonly topics: Map<Topic, Set<BoundedQueue<BusItem>>>,
+    private readonly topic: Topic,
+    private readonly set: Set<BoundedQueue<BusItem>>,
+  ) {
+    super(capacity, lagging);
+  }
+
+  protected override onClose(): void {
+    this.set.delete(this);
+    if (this.set.size === 0 && this.topics.get(this.topic) === this.set) this.topics.delete(this.topic);
+  }
 }

@@ -253,74 +253,95 @@ function guarded(
   resumeAt: () => Record<string, unknown>,
   direct?: Direct,
 ): AsyncIterableIterator<Delivery> {
-  let lagged = false;
-  const cutOff = (): IteratorResult<Delivery> => {
-    live.close();
-    lagged = true;
-    return { value: { lagged: new LaggedError(resumeAt()) }, done: false };
-  };
-  async function pull(): Promise<IteratorResult<Delivery>> {
-    if (lagged) return { value: undefined, done: true };
+  return new GuardedStream(generator, live, resumeAt, direct);
+}
+
+/** {@link guarded}'s iterator: one object per subscription, its steps methods, not closures. */
+class GuardedStream implements AsyncIterableIterator<Delivery> {
+  private lagged = false;
+  private pumping = false;
+
+  constructor(
+    private readonly generator: AsyncGenerator<Delivery>,
+    private readonly live: BoundedQueue<BusItem>,
+    private readonly resumeAt: () => Record<string, unknown>,
+    private readonly direct?: Direct,
+  ) {
+    if (direct) live.interceptor = this;
+  }
+
+  next(): Promise<IteratorResult<Delivery>> {
+    if (!this.direct || this.pumping) return this.pull();
+    this.pumping = true;
+    return this.pump(this.direct);
+  }
+
+  return(value?: unknown): Promise<IteratorResult<Delivery>> {
+    this.live.close();
+    return this.generator.return(value as Delivery);
+  }
+
+  throw(error?: unknown): Promise<IteratorResult<Delivery>> {
+    this.live.close();
+    return this.generator.throw(error);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  /** The bus's in-order live event, sent on the spot while the generator waits (direct only). */
+  intercept(item: BusItem): boolean {
+    const direct = this.direct!;
+    const event = direct.take(item);
+    if (!event) return false;
     try {
-      const result = await generator.next();
+      const outcome = direct.sink(event);
+      if (outcome === 'sent') {
+        if (direct.ends(event)) this.live.end();
+      } else if (outcome === 'gone') this.live.close();
+      else this.live.fail(new SubscriptionLaggedError()); // the generator's wait fails; pull() cuts it off
+    } catch (error) {
+      this.live.fail(error); // this subscription's failure, not the bus's: it ends with the error
+    }
+    return true;
+  }
+
+  private cutOff(): IteratorResult<Delivery> {
+    this.live.close();
+    this.lagged = true;
+    return { value: { lagged: new LaggedError(this.resumeAt()) }, done: false };
+  }
+
+  private async pull(): Promise<IteratorResult<Delivery>> {
+    if (this.lagged) return { value: undefined, done: true };
+    try {
+      const result = await this.generator.next();
       // A stream that ended by itself (a terminal run) is done with the bus too.
-      if (result.done) live.close();
+      if (result.done) this.live.close();
       return result;
     } catch (error) {
       if (!(error instanceof SubscriptionLaggedError)) {
-        live.close();
+        this.live.close();
         throw error;
       }
-      return cutOff();
+      return this.cutOff();
     }
   }
-  async function pump(): Promise<IteratorResult<Delivery>> {
+
+  /** Direct delivery: sends what the generator yields until the stream ends. */
+  private async pump(direct: Direct): Promise<IteratorResult<Delivery>> {
     for (;;) {
-      const result = await pull();
+      const result = await this.pull();
       if (result.done || 'lagged' in result.value) return result;
-      const outcome = direct!.sink(result.value.event);
+      const outcome = direct.sink(result.value.event);
       if (outcome === 'sent') continue;
-      void generator.return(undefined);
+      void this.generator.return(undefined);
       if (outcome === 'gone') {
-        live.close();
+        this.live.close();
         return { value: undefined, done: true };
       }
-      return cutOff();
+      return this.cutOff();
     }
   }
-  if (direct) {
-    live.intercept = (item) => {
-      const event = direct.take(item);
-      if (!event) return false;
-      try {
-        const outcome = direct.sink(event);
-        if (outcome === 'sent') {
-          if (direct.ends(event)) live.end();
-        } else if (outcome === 'gone') live.close();
-        else live.fail(new SubscriptionLaggedError()); // the generator's wait fails; pull() cuts it off
-      } catch (error) {
-        live.fail(error); // this subscription's failure, not the bus's: it ends with the error
-      }
-      return true;
-    };
-  }
-  let pumping = false;
-  return {
-    next() {
-      if (!direct || pumping) return pull();
-      pumping = true;
-      return pump();
-    },
-    return: (value?: unknown) => {
-      live.close();
-      return generator.return(value as Delivery);
-    },
-    throw: (error?: unknown) => {
-      live.close();
-      return generator.throw(error);
-    },
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
 }

@@ -17,7 +17,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from '../log.js';
 import { CloseCode, handleProtocols, makeServer, type ServerOptions } from 'graphql-ws';
-import { WebSocket, type WebSocketServer } from 'ws';
+import { WebSocket, type RawData, type WebSocketServer } from 'ws';
 import type { EventProjection } from '../graphql/event-projection.js';
 import type { DirectSink } from '../realtime/run-streams.js';
 
@@ -48,7 +48,6 @@ export function serveGraphqlWs<E extends Record<PropertyKey, unknown>>(
 
   // The heartbeat: per slice, each socket and whether it owes a pong.
   const slices = Array.from({ length: SLICES }, () => new Map<WebSocket, boolean>());
-  const sliceOf = new WeakMap<WebSocket, Map<WebSocket, boolean>>();
   let joining = 0;
   let visiting = 0;
   const heartbeat = setInterval(() => {
@@ -64,47 +63,42 @@ export function serveGraphqlWs<E extends Record<PropertyKey, unknown>>(
     }
   }, keepAliveMs / SLICES);
   heartbeat.unref();
-  function answered(this: WebSocket) {
-    sliceOf.get(this)?.set(this, false);
-  }
 
-  function internalError(socket: WebSocket, error: unknown) {
-    log.error({ err: error }, 'graphql-ws message handling failed');
-    socket.close(CloseCode.InternalServerError, 'Internal server error');
+  // Listeners shared by every socket (ws calls them with the socket as `this`): an idle
+  // socket holds no closures of its own here.
+  const connections = new WeakMap<WebSocket, Connection>();
+  function onPong(this: WebSocket) {
+    connections.get(this)?.slice.set(this, false);
+  }
+  function onMessage(this: WebSocket, data: RawData) {
+    const connection = connections.get(this);
+    connection?.handle?.(String(data)).catch((error: unknown) => {
+      log.error({ err: error }, 'graphql-ws message handling failed');
+      this.close(CloseCode.InternalServerError, 'Internal server error');
+    });
+  }
+  // A frame ws refuses (too large, malformed): ws closes the socket itself (1009, 1002).
+  function onError(this: WebSocket, error: Error & { code?: string }) {
+    log.info({ code: error.code, reason: error.message }, 'websocket closed on a protocol error');
+  }
+  function onClose(this: WebSocket, code: number, reason: Buffer) {
+    const connection = connections.get(this);
+    if (!connection) return;
+    connection.slice.delete(this);
+    void connection.closed?.(code, String(reason));
   }
 
   wss.on('connection', (socket, request) => {
     const slice = slices[joining]!;
     joining = (joining + 1) % SLICES;
     slice.set(socket, false);
-    sliceOf.set(socket, slice);
-    socket.on('pong', answered);
-    // A frame ws refuses (too large, malformed): ws closes the socket itself (1009, 1002).
-    socket.once('error', (error: Error & { code?: string }) =>
-      log.info({ code: error.code, reason: error.message }, 'websocket closed on a protocol error'),
-    );
-
-    const closed = server.opened(
-      {
-        protocol: socket.protocol,
-        send(data) {
-          if (socket.readyState !== WebSocket.OPEN) return;
-          if (socket.bufferedAmount < HIGH_WATER_BYTES) return void socket.send(data);
-          return new Promise<void>((resolve, reject) => socket.send(data, (error) => (error ? reject(error) : resolve())));
-        },
-        close: (code, reason) => socket.close(code, reason),
-        onMessage(cb) {
-          socket.on('message', (data) => {
-            cb(String(data)).catch((error: unknown) => internalError(socket, error));
-          });
-        },
-      },
-      extra(socket, request),
-    );
-    socket.once('close', (code, reason) => {
-      slice.delete(socket);
-      void closed(code, String(reason));
-    });
+    const connection = new Connection(socket, slice);
+    connections.set(socket, connection);
+    socket.on('pong', onPong);
+    socket.on('message', onMessage);
+    socket.once('error', onError);
+    socket.once('close', onClose);
+    connection.closed = server.opened(connection, extra(socket, request));
   });
 
   return {
@@ -114,6 +108,38 @@ export function serveGraphqlWs<E extends Record<PropertyKey, unknown>>(
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
   };
+}
+
+/** One socket as graphql-ws sees it. */
+class Connection {
+  readonly protocol: string;
+  /** graphql-ws's handler of an incoming message. */
+  handle: ((data: string) => Promise<void>) | undefined;
+  /** graphql-ws's end of the connection. */
+  closed: ((code?: number, reason?: string) => Promise<void>) | undefined;
+
+  constructor(
+    private readonly socket: WebSocket,
+    /** The heartbeat slice the socket is in, with whether it owes a pong. */
+    readonly slice: Map<WebSocket, boolean>,
+  ) {
+    this.protocol = socket.protocol;
+  }
+
+  send(data: string): Promise<void> | void {
+    const socket = this.socket;
+    if (socket.readyState !== WebSocket.OPEN) return;
+    if (socket.bufferedAmount < HIGH_WATER_BYTES) return void socket.send(data);
+    return new Promise<void>((resolve, reject) => socket.send(data, (error) => (error ? reject(error) : resolve())));
+  }
+
+  close(code?: number, reason?: string): void {
+    this.socket.close(code, reason);
+  }
+
+  onMessage(handle: (data: string) => Promise<void>): void {
+    this.handle = handle;
+  }
 }
 
 /** Unsent bytes beyond which a directly delivered subscription is cut off as lagging. */

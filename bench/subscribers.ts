@@ -11,11 +11,13 @@
  * docs show, events through yoga's createPubSub fed by a LISTEN on Runway's event
  * channel, the run's current state read with one query and sent first. After the rows,
  * the ratios Runway/plain-yoga of CPU per event (above idle) and of heap per 1,000
- * subscribers, one process each.
+ * subscribers, one process each. The floor (`bare-ws`, bench/subscriptions/bare-ws-server.ts):
+ * no GraphQL, a ws server that speaks just enough graphql-transport-ws, writing each
+ * event of the same LISTEN as one frame: what delivering an event costs at the least.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:subscribers
  *   BENCH_SUBSCRIBERS=10000 BENCH_SECONDS=15 BENCH_RATE=2000 BENCH_BATCH=10
- *   BENCH_TARGETS=runway,plain-yoga   (what to measure, in this order)
+ *   BENCH_TARGETS=runway,plain-yoga,bare-ws   (what to measure, in this order)
  *   BENCH_GATEWAYS=1,2   (Runway gateway counts, measured one after the other)
  *   BENCH_PROFILE=/tmp/prof   (a CPU profile of each gateway over the drive alone)
  *   BENCH_NODE_ARGS=...   (more node flags for the gateways and the baseline)
@@ -47,10 +49,10 @@ const RATE = Number(process.env.BENCH_RATE ?? 2000); // transitions committed pe
 const BATCH = Number(process.env.BENCH_BATCH ?? 10);
 /** Runway gateway counts to measure, one after the other. */
 const GATEWAYS = (process.env.BENCH_GATEWAYS ?? '1,2').split(',').map(Number);
-const TARGET_NAMES = ['runway', 'plain-yoga'] as const;
+const TARGET_NAMES = ['runway', 'plain-yoga', 'bare-ws'] as const;
 type Target = (typeof TARGET_NAMES)[number];
 /** What to measure, in this order: Runway (at each gateway count) and the baseline. */
-const TARGETS = (process.env.BENCH_TARGETS ?? 'runway,plain-yoga').split(',').map((t) => {
+const TARGETS = (process.env.BENCH_TARGETS ?? 'runway,plain-yoga,bare-ws').split(',').map((t) => {
   const name = t.trim() as Target;
   if (!TARGET_NAMES.includes(name)) throw new Error(`BENCH_TARGETS: unknown target '${t}' (known: ${TARGET_NAMES.join(', ')})`);
   return name;
@@ -178,8 +180,8 @@ async function main() {
         }
       } else {
         gateways.push(
-          await startServerProcess('bench/subscriptions/plain-yoga-server.ts', { DATABASE_URL: databaseUrl }, nodeArgs, {
-            label: 'plain-yoga',
+          await startServerProcess(`bench/subscriptions/${target}-server.ts`, { DATABASE_URL: databaseUrl }, nodeArgs, {
+            label: target,
             compiled: true,
           }),
         );
@@ -189,15 +191,16 @@ async function main() {
       await Promise.all(gateways.map((g) => g.kill('SIGTERM')));
       gateways = [];
     }
-    const [runway, plain] = [single.runway, single['plain-yoga']];
-    if (runway && plain) {
-      const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
+    const runway = single.runway;
+    const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
+    for (const other of ['plain-yoga', 'bare-ws'] as const) {
+      const them = single[other];
+      if (!runway || !them) continue;
       console.log(
-        `\nRunway / plain-yoga, one process each: CPU per event (above idle) ${ratio(runway.cpuPerEventAboveIdleUs, plain.cpuPerEventAboveIdleUs)}, JS heap per 1,000 idle subscribers ${ratio(runway.heapPerThousandMiB, plain.heapPerThousandMiB)}`,
+        `\nRunway / ${other}, one process each: CPU per event (above idle) ${ratio(runway.cpuPerEventAboveIdleUs, them.cpuPerEventAboveIdleUs)}, JS heap per 1,000 idle subscribers ${ratio(runway.heapPerThousandMiB, them.heapPerThousandMiB)}`,
       );
-    } else if (TARGETS.length > 1) {
-      console.log('\n(no Runway / plain-yoga ratios: they need BENCH_GATEWAYS to include 1)');
     }
+    if (!runway && TARGETS.length > 1) console.log('\n(no ratios to Runway: they need BENCH_GATEWAYS to include 1)');
   } finally {
     await Promise.all(gateways.map((g) => g.kill('SIGTERM')));
     await driver?.stop();

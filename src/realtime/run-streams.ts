@@ -24,12 +24,23 @@ export interface StreamDeps {
 }
 
 /**
- * Writes an event straight to its subscriber (the websocket, for an operation whose
- * result it can project): 'sent'; 'backlogged' when it went out but the subscriber is too
- * far behind reading, so the stream ends as lagging after what was sent; 'gone' when the
- * socket has closed.
+ * Writes events straight to their subscriber (the websocket, for an operation whose
+ * result it can project).
  */
-export type DirectSink = (event: RunStatusEvent) => 'sent' | 'backlogged' | 'gone';
+export interface DirectSink {
+  /**
+   * Writes the event: 'sent'; 'gone' when the socket has closed; for a live event (sent as
+   * the bus pushes it), 'backlogged' when it went out but the subscriber is too far behind
+   * reading, so the stream ends as lagging after what was sent.
+   */
+  send(event: RunStatusEvent, live: boolean): 'sent' | 'backlogged' | 'gone';
+  /**
+   * Something to wait on before writing a replayed event while the socket has too much
+   * unsent; undefined when there is room. History is paced by the reader this way (live
+   * events wait in the stream's bounded queue meanwhile), never cut off.
+   */
+  room(): Promise<void> | undefined;
+}
 
 /** What a subscription yields: an event (with the run when the stream has it at hand), or the end of a lagging one. */
 export type Delivery = { event: RunStatusEvent; run?: RunRow } | { lagged: LaggedError };
@@ -260,6 +271,8 @@ function guarded(
 class GuardedStream implements AsyncIterableIterator<Delivery> {
   private lagged = false;
   private pumping = false;
+  /** Unsubscribed: nothing more may be written, even an event already read. */
+  private returned = false;
 
   constructor(
     private readonly generator: AsyncGenerator<Delivery>,
@@ -277,6 +290,7 @@ class GuardedStream implements AsyncIterableIterator<Delivery> {
   }
 
   return(value?: unknown): Promise<IteratorResult<Delivery>> {
+    this.returned = true;
     this.live.close();
     return this.generator.return(value as Delivery);
   }
@@ -293,10 +307,11 @@ class GuardedStream implements AsyncIterableIterator<Delivery> {
   /** The bus's in-order live event, sent on the spot while the generator waits (direct only). */
   intercept(item: BusItem): boolean {
     const direct = this.direct!;
+    if (this.returned) return false;
     const event = direct.take(item);
     if (!event) return false;
     try {
-      const outcome = direct.sink(event);
+      const outcome = direct.sink.send(event, true);
       if (outcome === 'sent') {
         if (direct.ends(event)) this.live.end();
       } else if (outcome === 'gone') this.live.close();
@@ -329,19 +344,29 @@ class GuardedStream implements AsyncIterableIterator<Delivery> {
     }
   }
 
-  /** Direct delivery: sends what the generator yields until the stream ends. */
+  /**
+   * Direct delivery: sends what the generator yields (history, and live events it woke
+   * for) until the stream ends, at the pace the socket drains.
+   */
   private async pump(direct: Direct): Promise<IteratorResult<Delivery>> {
     for (;;) {
       const result = await this.pull();
       if (result.done || 'lagged' in result.value) return result;
-      const outcome = direct.sink(result.value.event);
+      const room = direct.sink.room();
+      if (room) await room;
+      if (this.returned) return { value: undefined, done: true };
+      let outcome: 'sent' | 'backlogged' | 'gone';
+      try {
+        outcome = direct.sink.send(result.value.event, false);
+      } catch (error) {
+        this.live.close();
+        void this.generator.return(undefined);
+        throw error;
+      }
       if (outcome === 'sent') continue;
       void this.generator.return(undefined);
-      if (outcome === 'gone') {
-        this.live.close();
-        return { value: undefined, done: true };
-      }
-      return this.cutOff();
+      this.live.close();
+      return { value: undefined, done: true }; // gone: the socket closed
     }
   }
 }

@@ -142,29 +142,38 @@ class Connection {
   }
 }
 
-/** Unsent bytes beyond which a directly delivered subscription is cut off as lagging. */
-const MAX_BACKLOG_BYTES = 1024 * 1024;
+/** How often a replayed event's write checks whether its socket has room again. */
+const ROOM_POLL_MS = 20;
 
 /**
  * A subscription's events written straight to its socket as graphql-ws `next` messages
- * (the same bytes graphql-ws would write for that result). The subscriber is backlogged
- * once `capacity` messages in a row went out while earlier bytes were still unsent, or
- * once 1 MiB is unsent: the bound the event queue gives a subscription that is read
- * through graphql-ws.
+ * (the same bytes graphql-ws would write for that result). A live event goes out at
+ * once; the subscriber is backlogged once `capacity` live events in a row found bytes
+ * still unsent on the socket (the bound the event queue gives a subscription read
+ * through graphql-ws). A replayed event waits, like graphql-ws's sends, while the socket
+ * has `HIGH_WATER_BYTES` unsent.
  */
-export function directSink(
-  socket: WebSocket,
-  id: string,
-  project: EventProjection,
-  capacity: number,
-): DirectSink {
+export function directSink(socket: WebSocket, id: string, project: EventProjection, capacity: number): DirectSink {
   const head = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
   let waiting = 0;
-  return (event) => {
-    if (socket.readyState !== WebSocket.OPEN) return 'gone';
-    socket.send(head + project(event) + '}');
-    const unsent = socket.bufferedAmount;
-    waiting = unsent > 0 ? waiting + 1 : 0;
-    return waiting >= capacity || unsent > MAX_BACKLOG_BYTES ? 'backlogged' : 'sent';
+  const hasRoom = () => socket.readyState !== WebSocket.OPEN || socket.bufferedAmount < HIGH_WATER_BYTES;
+  return {
+    send(event, live) {
+      if (socket.readyState !== WebSocket.OPEN) return 'gone';
+      socket.send(head + project(event) + '}');
+      if (!live) return 'sent';
+      waiting = socket.bufferedAmount > 0 ? waiting + 1 : 0;
+      return waiting >= capacity ? 'backlogged' : 'sent';
+    },
+    room() {
+      if (hasRoom()) return undefined;
+      return new Promise<void>((resolve) => {
+        const poll = setInterval(() => {
+          if (!hasRoom()) return;
+          clearInterval(poll);
+          resolve();
+        }, ROOM_POLL_MS);
+      });
+    },
   };
 }

@@ -185,34 +185,91 @@ describe('a subscriber that reads too slowly', () => {
 });
 
 describe('events written straight to the subscriber (the websocket, for a selection of event fields)', () => {
+  /** A sink that records the versions it wrote and answers `outcome` for each. */
+  function recording(outcome: (written: number[], live: boolean) => 'sent' | 'backlogged' | 'gone' = () => 'sent') {
+    const written: number[] = [];
+    let room: Promise<void> | undefined;
+    const sink: DirectSink & { written: number[]; block(): () => void } = {
+      written,
+      send(event, live) {
+        written.push(event.version);
+        return outcome(written, live);
+      },
+      room: () => room,
+      block() {
+        let open!: () => void;
+        room = new Promise<void>((resolve) => (open = resolve));
+        return () => {
+          room = undefined;
+          open();
+        };
+      },
+    };
+    return sink;
+  }
+
   it('end as lagging, with where to resume, once the sink reports its subscriber backlogged', async () => {
     const { runId, threadId } = await newRun(t);
-    const written: number[] = [];
-    const sink: DirectSink = (event) => {
-      written.push(event.version);
-      return written.length === 3 ? 'backlogged' : 'sent';
-    };
+    const sink = recording((written) => (written.length === 3 ? 'backlogged' : 'sent'));
     const stream = await runStatusStream({ ...t.app.services, projectId: 'default', direct: sink }, runId);
     // The consumer's first next() settles only when the stream ends.
     const end = stream.next();
     await t.app.services.runs.transition(runId, 'in_progress');
     await t.app.services.runs.requireAction(runId, [CALL]);
     const result = await end;
-    expect(written).toEqual([1, 2, 3]);
+    expect(sink.written).toEqual([1, 2, 3]);
     const lagged = (result.value as { lagged: DomainError }).lagged;
     expect(lagged.code).toBe('SUBSCRIPTION_LAGGED');
     // The third event went out before the cut-off: resume after it.
     expect(lagged.details).toEqual({ lastVersion: 3 });
     expect(t.app.services.bus.subscriberCount(`run:${runId}`)).toBe(0);
     expect((await stream.next()).done).toBe(true);
-    // Later events go nowhere.
     await t.app.services.runs.submitToolOutputs('default', threadId, runId, [{ toolCallId: 'call_1', output: 'ok' }]);
-    expect(written).toEqual([1, 2, 3]);
+  });
+
+  it('replay history at the pace the socket drains, whatever its length, then go live', async () => {
+    const { runId, threadId } = await newRun(t);
+    await fullLifecycle(runId, threadId); // versions 1..6, the last one terminal
+    // A sink that would cut off any live event: replayed ones must never be.
+    const sink = recording((_, live) => (live ? 'backlogged' : 'sent'));
+    const open = sink.block(); // the socket is full
+    const stream = await runStatusStream({ ...t.app.services, projectId: 'default', direct: sink }, runId, 0);
+    const end = stream.next();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(sink.written).toEqual([]); // waiting for room
+    open();
+    expect(await end).toEqual({ value: undefined, done: true }); // completed after the terminal event
+    expect(sink.written).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(t.app.services.bus.subscriberCount(`run:${runId}`)).toBe(0);
+  });
+
+  it('write nothing more once unsubscribed, even an event already read', async () => {
+    const { runId } = await newRun(t);
+    const sink = recording();
+    const open = sink.block();
+    const stream = await runStatusStream({ ...t.app.services, projectId: 'default', direct: sink }, runId);
+    const end = stream.next(); // the current state is read, and waits for room
+    await new Promise((r) => setTimeout(r, 50));
+    await stream.return!();
+    open();
+    await end;
+    expect(sink.written).toEqual([]);
+    expect(t.app.services.bus.subscriberCount(`run:${runId}`)).toBe(0);
+  });
+
+  it('end with the error, and free the stream, when writing an event fails', async () => {
+    const { runId } = await newRun(t);
+    const sink = recording(() => {
+      throw new Error('cannot write');
+    });
+    const stream = await runStatusStream({ ...t.app.services, projectId: 'default', direct: sink }, runId);
+    await expect(stream.next()).rejects.toThrow('cannot write');
+    expect(t.app.services.bus.subscriberCount(`run:${runId}`)).toBe(0);
   });
 
   it('stop, and free the stream, when the socket is gone', async () => {
     const { runId } = await newRun(t);
-    const stream = await runStatusStream({ ...t.app.services, projectId: 'default', direct: () => 'gone' }, runId);
+    const stream = await runStatusStream({ ...t.app.services, projectId: 'default', direct: recording(() => 'gone') }, runId);
     expect(await stream.next()).toEqual({ value: undefined, done: true });
     expect(t.app.services.bus.subscriberCount(`run:${runId}`)).toBe(0);
   });
@@ -234,17 +291,17 @@ describe('websocket limits', () => {
   });
 
   it('terminates a socket that stops answering pings, and keeps one that answers', async () => {
+    let silentPings = 0;
     const open = async (autoPong: boolean) => {
       const socket = new WebSocket(limited.wsUrl, 'graphql-transport-ws', { autoPong });
+      if (!autoPong) socket.on('ping', () => silentPings++); // from the start: no ping missed
       await new Promise((r) => socket.once('open', r));
       socket.send(JSON.stringify({ type: 'connection_init' }));
       return socket;
     };
-    const [silent, answering] = await Promise.all([open(false), open(true)]);
-    let silentPings = 0;
-    silent.on('ping', () => silentPings++);
-    const closedAt = new Promise<number>((r) => silent.once('close', () => r(Date.now())));
     const started = Date.now();
+    const [silent, answering] = await Promise.all([open(false), open(true)]);
+    const closedAt = new Promise<number>((r) => silent.once('close', () => r(Date.now())));
     // keepAliveMs is 200: pinged within 200 ms, cut off one interval after the unanswered ping.
     const ended = await closedAt;
     expect(silentPings).toBe(1);

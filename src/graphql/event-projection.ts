@@ -10,7 +10,9 @@
  * projection and is executed per event as GraphQL does.
  */
 import {
+  execute,
   getNamedType,
+  GraphQLError,
   getOperationAST,
   isLeafType,
   Kind,
@@ -20,7 +22,10 @@ import {
   type GraphQLSchema,
   type SelectionSetNode,
 } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
 import type { RunStatusEvent } from '../domain/run.js';
+import type { Delivery } from '../realtime/run-streams.js';
+import type { GraphQLContext } from './context.js';
 import { EVENT_FIELDS } from './types/run-status-event.js';
 
 /** The `{"data":...}` JSON of one event's result. */
@@ -93,4 +98,62 @@ function fieldWriters(type: GraphQLObjectType, selectionSet: SelectionSetNode): 
     });
   }
   return [...writers.values()];
+}
+
+/**
+ * For a subscription whose events go straight to the socket, the results its consumer
+ * (graphql-ws) reads are only the end: done, or the lagged delivery. The executor's
+ * subscribe still creates the stream (so argument coercion, validation and resolver
+ * errors are its own), but its per-event mapping layers, which such a subscription never
+ * uses, are dropped for one small iterator over the stream itself: about 1 KB less per
+ * idle subscriber.
+ */
+export function useDirectSubscriptions(): Plugin {
+  return {
+    onSubscribe({ args, subscribeFn, setSubscribeFn }) {
+      const direct = (args.contextValue as Partial<GraphQLContext>).direct;
+      if (!direct) return;
+      setSubscribeFn(async (a) => {
+        const result = await subscribeFn(a);
+        const stream = direct.stream;
+        if (!stream || !(Symbol.asyncIterator in (result as object))) return result;
+        // The executor's iterator over the stream is dropped unread: nothing of it runs.
+        return new StreamEnd(stream, a as Parameters<typeof execute>[0]);
+      });
+    },
+  };
+}
+
+/** What graphql-ws reads of a directly delivered subscription: its end. */
+class StreamEnd implements AsyncIterableIterator<unknown> {
+  constructor(
+    private readonly stream: AsyncIterableIterator<Delivery>,
+    private readonly args: Parameters<typeof execute>[0],
+  ) {}
+
+  async next(): Promise<IteratorResult<unknown>> {
+    let result: IteratorResult<Delivery>;
+    try {
+      result = await this.stream.next();
+    } catch (error) {
+      // As the executor reports a failing event stream.
+      const e = error instanceof Error ? error : new Error(String(error));
+      throw new GraphQLError(e.message, { originalError: e });
+    }
+    if (result.done) return result;
+    // The lagged delivery: executed as any event is, its resolver turns it into the error.
+    return { value: await execute({ ...this.args, rootValue: result.value }), done: false };
+  }
+
+  return(): Promise<IteratorResult<unknown>> {
+    return this.stream.return!();
+  }
+
+  throw(error?: unknown): Promise<IteratorResult<unknown>> {
+    return this.stream.throw!(error);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
 }

@@ -40,6 +40,8 @@ export interface DirectSink {
    * events wait in the stream's bounded queue meanwhile), never cut off.
    */
   room(): Promise<void> | undefined;
+  /** The stream that writes to this sink, once the subscription created it. */
+  stream?: AsyncIterableIterator<Delivery>;
 }
 
 /** What a subscription yields: an event (with the run when the stream has it at hand), or the end of a lagging one. */
@@ -280,7 +282,10 @@ class GuardedStream implements AsyncIterableIterator<Delivery> {
     private readonly resumeAt: () => Record<string, unknown>,
     private readonly direct?: Direct,
   ) {
-    if (direct) live.interceptor = this;
+    if (direct) {
+      live.interceptor = this;
+      direct.sink.stream = this;
+    }
   }
 
   next(): Promise<IteratorResult<Delivery>> {

@@ -20,7 +20,7 @@ import { createLogger, type Logger } from '../log.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { createFastPath } from './fast-path.js';
 import { directSink, serveGraphqlWs } from './websocket.js';
-import { eventProjection } from '../graphql/event-projection.js';
+import { eventProjection, useDirectSubscriptions } from '../graphql/event-projection.js';
 import { DEFAULT_QUERY_LIMITS, protectionPlugins, type QueryLimits } from './protection.js';
 import { DEFAULT_RATE_LIMITS, useRateLimits, type RateLimits, type SharedCounters } from './rate-limits.js';
 
@@ -141,6 +141,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
     // A JSON array of operations, bounded.
     batching: { limit: options.maxBatch ?? 10 },
     plugins: [
+      useDirectSubscriptions(),
       useInputErrorCodes(),
       useRateLimits({ ...DEFAULT_RATE_LIMITS, ...options.rateLimits }, options.sharedCounters) as Plugin,
       ...protectionPlugins(queryLimits, options.production),

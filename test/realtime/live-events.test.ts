@@ -8,6 +8,11 @@ import { createAssistant, createRun, createThread, newRun } from '../support/fix
 import { collect, eventually, startTestApp, type TestApp } from '../support/test-app.js';
 import type { DomainError } from '../../src/domain/errors.js';
 import { runStatusStream, type DirectSink } from '../../src/realtime/run-streams.js';
+import type { ExecutionResult } from 'graphql';
+import { createYoga } from 'graphql-yoga';
+import { maskError } from '../../src/graphql/errors.js';
+import { useDirectSubscriptions } from '../../src/graphql/event-projection.js';
+import { schema } from '../../src/graphql/schema.js';
 
 let t: TestApp;
 let limited: TestApp;
@@ -264,6 +269,28 @@ describe('events written straight to the subscriber (the websocket, for a select
     });
     const stream = await runStatusStream({ ...t.app.services, projectId: 'default', direct: sink }, runId);
     await expect(stream.next()).rejects.toThrow('cannot write');
+    expect(t.app.services.bus.subscriberCount(`run:${runId}`)).toBe(0);
+  });
+
+  it('reach graphql-ws as their end only: done, or the lagged error with where to resume', async () => {
+    const { runId } = await newRun(t);
+    const sink = recording((written) => (written.length === 2 ? 'backlogged' : 'sent'));
+    // The websocket path's envelop, as server.ts wires it: the plugin, error masking.
+    const yoga = createYoga({ schema, plugins: [useDirectSubscriptions()], maskedErrors: { maskError, isDev: false } });
+    const { subscribe, contextFactory, parse } = yoga.getEnveloped({ ...t.app.services, projectId: 'default', keyId: 'k', direct: sink });
+    const results = (await subscribe({
+      schema,
+      document: parse('subscription($r: ID!) { runStatusChanged(runId: $r) { version status } }'),
+      variableValues: { r: runId },
+      contextValue: await contextFactory(),
+    })) as AsyncIterableIterator<ExecutionResult>;
+    const first = results.next();
+    await t.app.services.runs.transition(runId, 'in_progress');
+    const lagged = await first;
+    expect(sink.written).toEqual([1, 2]); // both went straight to the sink
+    expect(lagged.done).toBe(false);
+    expect(lagged.value!.errors?.[0]?.extensions).toMatchObject({ code: 'SUBSCRIPTION_LAGGED', lastVersion: 2 });
+    expect((await results.next()).done).toBe(true);
     expect(t.app.services.bus.subscriberCount(`run:${runId}`)).toBe(0);
   });
 

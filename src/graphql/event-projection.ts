@@ -105,8 +105,8 @@ function fieldWriters(type: GraphQLObjectType, selectionSet: SelectionSetNode): 
  * (graphql-ws) reads are only the end: done, or the lagged delivery. The executor's
  * subscribe still creates the stream (so argument coercion, validation and resolver
  * errors are its own), but its per-event mapping layers, which such a subscription never
- * uses, are dropped for one small iterator over the stream itself: about 1 KB less per
- * idle subscriber.
+ * uses, are dropped for one small iterator over the stream itself (npm run bench:heap:
+ * 17.7 -> 15.65 KB per idle subscriber).
  */
 export function useDirectSubscriptions(): Plugin {
   return {

@@ -16,7 +16,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Caller, GraphQLContext, Services } from '../graphql/context.js';
 import { maskError, useInputErrorCodes } from '../graphql/errors.js';
 import { schema } from '../graphql/schema.js';
-import { createLogger, type Logger } from '../log.js';
+import { accessLogger, createLogger, type Logger } from '../log.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { createFastPath } from './fast-path.js';
 import { directSink, serveGraphqlWs } from './websocket.js';
@@ -162,6 +162,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
 
   const limits = { ...DEFAULT_WEBSOCKET_LIMITS, ...options.websocket };
   const log = options.logger ?? createLogger();
+  const access = accessLogger(log);
   const auth = options.authenticator;
   const maxBodyBytes = options.maxBodyBytes ?? 1_048_576;
   const ready = options.ready ?? (async () => true);
@@ -175,7 +176,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
     res.setHeader('x-request-id', requestId);
     const started = performance.now();
     res.once('finish', () =>
-      log.info(
+      access.info(
         { requestId, method: req.method, path, status: res.statusCode, ms: Math.round((performance.now() - started) * 10) / 10 },
         'request',
       ),

@@ -66,6 +66,34 @@ describe('query bombs are rejected quickly, with a code', () => {
   });
 });
 
+describe('each query text is checked once, and what was found holds for every request', () => {
+  const post = (body: object) =>
+    rawPost(dev, JSON.stringify(body), { 'content-type': 'application/json', accept: 'application/graphql-response+json' });
+
+  it('a rejected query is rejected again, with the same status and code, every time', async () => {
+    const answers = [];
+    for (let i = 0; i < 3; i++) answers.push(await post({ query: DEEP }));
+    for (const answer of answers) {
+      expect(answer.status).toBe(400);
+      expect(JSON.parse(answer.body).errors[0].extensions.code).toBe('GRAPHQL_VALIDATION_FAILED');
+    }
+  });
+
+  it('a document of several operations runs the one each request names, and refuses a name it lacks', async () => {
+    const query = 'query A { a: __typename } query B { b: __typename }';
+    for (const [name, expected] of [['A', { a: 'Query' }], ['B', { b: 'Query' }], ['A', { a: 'Query' }]] as const) {
+      const answer = await post({ query, operationName: name });
+      expect(answer.status).toBe(200);
+      expect(JSON.parse(answer.body)).toEqual({ data: expected });
+    }
+    for (let i = 0; i < 2; i++) {
+      const missing = await post({ query, operationName: 'C' });
+      expect(missing.status).toBe(400);
+      expect(JSON.parse(missing.body).errors[0].message).toMatch(/Could not determine what operation to execute/);
+    }
+  });
+});
+
 function rawPost(t: TestApp, body: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
   const url = new URL(t.url);
   return new Promise((resolve, reject) => {

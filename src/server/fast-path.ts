@@ -89,6 +89,8 @@ export function createFastPath(yoga: Yoga, services: Services, maxTokens: number
   // rules, and all three are fixed when the server starts. (yoga caches the same results;
   // reading them back through the envelop cost 6% of a request's CPU.)
   const plans = createLRUCache<Plan | false>({ max: 1000 });
+  // yoga is a proxy (a request handler with properties): read its envelop once.
+  const getEnveloped = yoga.getEnveloped;
   const mediaTypes = new Map<string | undefined, ReturnType<typeof regularMediaType>>();
 
   /**
@@ -106,7 +108,7 @@ export function createFastPath(yoga: Yoga, services: Services, maxTokens: number
     if (!mediaType) return false;
     const params = plainParams(body);
     if (!params) return false;
-    const { parse, validate, contextFactory, execute, schema } = yoga.getEnveloped({
+    const { parse, validate, contextFactory, execute, schema } = getEnveloped({
       ...services,
       ...caller,
       transport: 'http' as const,

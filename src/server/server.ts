@@ -113,6 +113,8 @@ function readBody(req: IncomingMessage): Promise<string> {
 /** Only the GraphiQL page is served without a key; it never reaches a resolver. */
 const NO_CALLER: Caller = Object.freeze({ projectId: '', keyId: 'anonymous' });
 
+const NOTHING_TO_ADD = Object.freeze({});
+
 interface EnvelopedRoot {
   execute(args: ExecutionArgs): unknown;
   subscribe(args: ExecutionArgs): unknown;
@@ -127,7 +129,8 @@ export function buildServer(options: ServerOptions): RunwayServer {
     // The websocket path passes its own context (see onSubscribe); HTTP requests carry
     // the caller the node handler authenticated.
     context: (initial) => {
-      if ('transport' in initial) return initial as unknown as GraphQLContext & Transport;
+      // Already complete: nothing to add (returning it would copy it onto itself, key by key).
+      if ('transport' in initial) return NOTHING_TO_ADD as GraphQLContext & Transport;
       // The GraphiQL page is served without a key; nothing else runs without one.
       if (!initial.caller.projectId) {
         throw new GraphQLError('A valid API key is required.', { extensions: { code: 'UNAUTHENTICATED' } });

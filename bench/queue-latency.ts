@@ -8,14 +8,27 @@
  * same subscription, so delivery cost cancels out. CPU per completed run is read from
  * /proc for each Runway process and for all PostgreSQL processes together.
  *
+ * Two measurements:
+ * - open loop: runs offered at each of BENCH_RATES per second, round-robin over idle
+ *   threads; pickup latency and runs completed per second (which can only fall short of
+ *   the rate offered: the last runs' time to finish counts);
+ * - saturation (BENCH_SATURATION_SECONDS, 0 to skip): every thread keeps a run going (a
+ *   thread's next run is created as soon as its last one completed), so the engine always
+ *   has more work than it can take; runs completed per second over the window, measured
+ *   after the backlog has formed. That is the server's lifecycle throughput.
+ * Before either, BENCH_WARMUP_SECONDS at 100 runs/s, not reported (JIT, first runs on
+ * fresh threads).
+ *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:queue
  *   BENCH_RATES=10,50,100,200,400 BENCH_SECONDS=8 BENCH_WORKERS=2 WORKER_CONCURRENCY=32
+ *   BENCH_SATURATION_SECONDS=10 BENCH_WARMUP_SECONDS=3
  *   BENCH_PROFILE=/tmp/prof   (the Runway processes run under node --cpu-prof)
  *
  * Bounded: fixed counts and durations; it stops by itself and drops its database.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, readdirSync, readFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -26,8 +39,10 @@ import { buildRunway, nodeCommand } from '../test/support/processes.js';
 
 const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const dbName = `runway_bench_${process.pid}`;
-const RATES = (process.env.BENCH_RATES ?? '10,50,100,200,400').split(',').map(Number);
+const RATES = (process.env.BENCH_RATES ?? '10,50,100,200,400').split(',').filter(Boolean).map(Number);
 const SECONDS_PER_RATE = Number(process.env.BENCH_SECONDS ?? 8);
+const SATURATION_SECONDS = Number(process.env.BENCH_SATURATION_SECONDS ?? 10);
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 3);
 const THREADS = 600;
 
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 0);
@@ -112,11 +127,33 @@ async function main() {
   }
 }
 
-async function gql(endpoint: string, query: string, variables: Record<string, unknown>) {
-  const res = await fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
-  const body = (await res.json()) as any;
-  if (body.errors) throw new Error(JSON.stringify(body.errors));
-  return body.data;
+/**
+ * The driver shares the machine's two cores with what it measures, so it posts over
+ * node:http with kept-alive connections: fetch (undici) cost it more CPU per run than the
+ * gateway spends serving the request.
+ */
+const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+
+function gql(endpoint: string, query: string, variables: Record<string, unknown>): Promise<any> {
+  const body = JSON.stringify({ query, variables });
+  return new Promise((resolve, reject) => {
+    const req = request(
+      endpoint,
+      { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const answer = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          if (answer.errors) reject(new Error(JSON.stringify(answer.errors)));
+          else resolve(answer.data);
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 interface Lane {
@@ -173,16 +210,28 @@ async function run(endpoint: string, processes: Started[]) {
   }
 
   const roles = processes.map((p) => p.role);
-  console.log(`| offered runs/s | runs completed/s | queued -> in_progress p50 | p99 | max | CPU ms per run: ${roles.join(' / ')} / PostgreSQL |`);
-  console.log('| ---: | ---: | ---: | ---: | ---: | ---: |');
-  for (const rate of RATES) {
-    latencies.length = 0;
-    const cpuBefore = processes.map((p) => cpuMs(p.child.pid!));
-    const pgBefore = postgresCpuMs();
+  const driverCpuMs = () => {
+    const { user, system } = process.cpuUsage();
+    return (user + system) / 1000;
+  };
+  const cpuNow = () => ({ each: processes.map((p) => cpuMs(p.child.pid!)), postgres: postgresCpuMs(), driver: driverCpuMs() });
+  /** CPU ms per run since `before`: each Runway process, PostgreSQL, then this driver. */
+  const cpuPerRun = (before: ReturnType<typeof cpuNow>, runs: number) => {
+    const after = cpuNow();
+    const perRun = (ms: number) => (ms / Math.max(1, runs)).toFixed(2);
+    return [
+      ...after.each.map((ms, i) => perRun(ms - before.each[i]!)),
+      perRun(after.postgres - before.postgres),
+      `(driver ${perRun(after.driver - before.driver)})`,
+    ].join(' / ');
+  };
+
+  /** Offers `rate` runs per second for `seconds`; resolves when all offered have completed. */
+  async function offer(rate: number, seconds: number) {
     const started = performance.now();
     const pending: Promise<void>[] = [];
     let skipped = 0;
-    for (let i = 0; i < rate * SECONDS_PER_RATE; i++) {
+    for (let i = 0; i < rate * seconds; i++) {
       const due = started + (i * 1000) / rate;
       const wait = due - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
@@ -196,17 +245,54 @@ async function run(endpoint: string, processes: Started[]) {
       pending.push(oneRun(lane));
     }
     await Promise.all(pending);
-    const elapsed = (performance.now() - started) / 1000;
-    const perRun = (ms: number) => (ms / Math.max(1, pending.length)).toFixed(2);
-    const cpu = processes.map((p, i) => perRun(cpuMs(p.child.pid!) - cpuBefore[i]!));
-    const pgCpu = perRun(postgresCpuMs() - pgBefore);
+    return { offered: pending.length, skipped, elapsed: (performance.now() - started) / 1000 };
+  }
+
+  if (WARMUP_SECONDS > 0) await offer(100, WARMUP_SECONDS);
+
+  if (RATES.length) {
+    console.log(`| offered runs/s | runs completed/s | queued -> in_progress p50 | p99 | max | CPU ms per run: ${roles.join(' / ')} / PostgreSQL |`);
+    console.log('| ---: | ---: | ---: | ---: | ---: | ---: |');
+  }
+  for (const rate of RATES) {
+    latencies.length = 0;
+    const cpuBefore = cpuNow();
+    const { offered, skipped, elapsed } = await offer(rate, SECONDS_PER_RATE);
     const sorted = [...latencies].sort((a, b) => a - b);
     const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
     console.log(
-      `| ${rate} | ${(pending.length / elapsed).toFixed(0)}${skipped ? ` (${skipped} not offered)` : ''} | ${q(0.5).toFixed(1)} ms | ${q(0.99).toFixed(1)} ms | ${sorted.at(-1)!.toFixed(1)} ms | ${cpu.join(' / ')} / ${pgCpu} |`,
+      `| ${rate} | ${(offered / elapsed).toFixed(0)}${skipped ? ` (${skipped} not offered)` : ''} | ${q(0.5).toFixed(1)} ms | ${q(0.99).toFixed(1)} ms | ${sorted.at(-1)!.toFixed(1)} ms | ${cpuPerRun(cpuBefore, offered)} |`,
+    );
+  }
+
+  if (SATURATION_SECONDS > 0) {
+    // Every lane loops: a run, and as soon as it completed the next, until the window ends.
+    let completed = 0;
+    let open = true;
+    const loop = async (lane: Lane) => {
+      while (open) {
+        await oneRun(lane);
+        completed++;
+      }
+    };
+    const loops = lanes.map((lane) => loop(lane));
+    // The backlog forms first (every lane has a run queued or running), then the window.
+    await new Promise((r) => setTimeout(r, 3000));
+    const before = { completed, at: performance.now(), cpu: cpuNow() };
+    await new Promise((r) => setTimeout(r, SATURATION_SECONDS * 1000));
+    const runs = completed - before.completed;
+    const seconds = (performance.now() - before.at) / 1000;
+    const cpu = cpuPerRun(before.cpu, runs);
+    open = false;
+    await Promise.all(loops);
+    console.log(
+      `\nSaturation (${lanes.length} threads, each always with a run queued or running): ` +
+        `**${(runs / seconds).toFixed(0)} runs/s completed** over ${seconds.toFixed(1)} s; ` +
+        `CPU ms per run ${roles.join(' / ')} / PostgreSQL: ${cpu}`,
     );
   }
   await ws.dispose();
+  agent.destroy();
 }
 
 // The servers measured run compiled, as production runs them (npm run build).

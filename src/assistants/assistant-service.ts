@@ -50,8 +50,26 @@ const assistantInProject = preparedPer((ex) =>
     .prepare('assistant_in_project'),
 );
 
+/**
+ * Assistants found, per database: an assistant never changes once created (there is no
+ * modify or delete), so a row read once is the row for good. Only rows found are kept (an
+ * id not found may be created later). Bounded: beyond MAX_CACHED it starts over.
+ * Were assistants ever modified or deleted, this is the place to forget them.
+ */
+const found = new WeakMap<Executor, Map<string, AssistantRow>>();
+const MAX_CACHED = 10_000;
+
 /** The assistant, if it exists in this project (another project's is as absent as a missing one). */
 export async function findAssistant(ex: Executor, projectId: string, id: string): Promise<AssistantRow | undefined> {
+  let rows = found.get(ex);
+  if (!rows) found.set(ex, (rows = new Map()));
+  const key = `${projectId}\u0000${id}`;
+  const cached = rows.get(key);
+  if (cached) return cached;
   const [row] = await assistantInProject(ex).execute({ id, projectId });
+  if (row) {
+    if (rows.size >= MAX_CACHED) rows.clear();
+    rows.set(key, row);
+  }
   return row;
 }

@@ -152,7 +152,7 @@ export class RunService {
     }
     let created: Moved | undefined;
     try {
-      created = await this.statements.createRun({
+      created = await this.creations({
         id: newId('run'),
         projectId,
         threadId,
@@ -188,8 +188,25 @@ export class RunService {
       throw error;
     }
     if (!created) throw new NotFoundError('thread', threadId);
-    this.deps.transport.afterCommit([created.event]);
     return created.run;
+  }
+
+  /**
+   * Runs created meanwhile go to the database together: one statement, one commit, one
+   * notification (group commit, see db/batches). A batch that fails on one run's data (a
+   * thread with an active run) is written again run by run, so that run fails alone.
+   */
+  private readonly creations = batched<store.NewRun, Moved | undefined>((batch) => this.writeCreations(batch), {
+    // Every event of a batch travels in one notification.
+    maxBatch: MAX_EVENTS_PER_COMMIT,
+    retryAlone: isItemSpecificError,
+  });
+
+  private async writeCreations(batch: store.NewRun[]): Promise<(Moved | undefined)[]> {
+    const created = await this.statements.createRuns(batch);
+    this.deps.transport.afterCommit(created.map((c) => c.event));
+    const byId = new Map(created.map((c) => [c.run.id, c]));
+    return batch.map((run) => byId.get(run.id));
   }
 
   /**
@@ -202,7 +219,7 @@ export class RunService {
       const announce = transport.announceInStatement;
       const announceEvents: store.AnnounceEvents = announce && ((events) => announce(eventLinesSql(events)));
       this.built = {
-        createRun: store.createRunStatement(db, announceEvents),
+        createRuns: store.createRunsStatement(db, announceEvents),
         claim: store.claimStatement(db, announceEvents),
         finish: {
           completed: store.finishRunsStatement(db, 'completed', announceEvents),
@@ -215,7 +232,7 @@ export class RunService {
 
   private built:
     | {
-        createRun: ReturnType<typeof store.createRunStatement>;
+        createRuns: ReturnType<typeof store.createRunsStatement>;
         claim: ReturnType<typeof store.claimStatement>;
         finish: Record<'completed' | 'incomplete', ReturnType<typeof store.finishRunsStatement>>;
       }

@@ -123,45 +123,88 @@ function withEvents(rows: (RunRow & { announced: unknown })[], at: (run: RunRow)
 }
 
 /**
- * Creates a run in one statement, which PostgreSQL runs as one transaction: it bumps the
- * thread's run count (locking the thread, so a message cannot slip in beside the new run;
- * the count is the run's threadSeq), adds the additional messages, inserts the run and
- * its first event, and, when the transport announces in the statement, notifies. One
- * round trip, built once (prepared), where a transaction of single statements took eight.
+ * The columns of a NewRun as the statement reads them: one record per run of a JSON
+ * array (snake_case keys, see newRunRecord), in these SQL types.
+ */
+const NEW_RUN_COLUMNS =
+  'id text, project_id text, thread_id text, assistant_id text, created_at bigint, expires_at bigint, model text, ' +
+  'instructions text, additional_instructions text, tools jsonb, metadata jsonb, temperature float8, top_p float8, ' +
+  'max_prompt_tokens integer, max_completion_tokens integer, truncation_strategy jsonb, tool_choice jsonb, ' +
+  'parallel_tool_calls boolean, response_format jsonb, messages jsonb';
+
+function newRunRecord(run: NewRun) {
+  return {
+    id: run.id,
+    project_id: run.projectId,
+    thread_id: run.threadId,
+    assistant_id: run.assistantId,
+    created_at: run.createdAt,
+    expires_at: run.expiresAt,
+    model: run.model,
+    instructions: run.instructions,
+    additional_instructions: run.additionalInstructions,
+    tools: run.tools,
+    metadata: run.metadata,
+    temperature: run.temperature,
+    top_p: run.topP,
+    max_prompt_tokens: run.maxPromptTokens,
+    max_completion_tokens: run.maxCompletionTokens,
+    truncation_strategy: run.truncationStrategy,
+    tool_choice: run.toolChoice,
+    parallel_tool_calls: run.parallelToolCalls,
+    response_format: run.responseFormat,
+    messages: run.messages,
+  };
+}
+
+/**
+ * Creates runs, on as many threads, in one statement, which PostgreSQL runs as one
+ * transaction: it bumps each thread's run count (locking the thread, so a message cannot
+ * slip in beside the new run; the count is the run's threadSeq), adds the additional
+ * messages, inserts the runs and their first events, and, when the transport announces
+ * in the statement, notifies once for all. One round trip, built once (prepared), where
+ * a transaction of single statements took eight per run; and one commit and one
+ * notification for every run created meanwhile (the service batches them).
  *
- * Returns the run, or undefined when the thread does not exist in that project. A thread
- * that already has an active run fails on the runs_one_active_per_thread index.
+ * Returns the runs created; a run whose thread does not exist in its project is not
+ * among them. A thread that already has an active run (or two runs of the batch on one
+ * thread) fails the whole statement on the runs_one_active_per_thread index.
  *
  * The insert lists every column of runs, in table order (drizzle's insert ... select
  * requires it, and fails at start if a column is added and not here).
  */
-export function createRunStatement(db: Db, announce: AnnounceEvents) {
-  const ph = sql.placeholder;
-  const cast = (name: keyof NewRun, type: string, column: string) => sql`${ph(name)}::${sql.raw(type)}`.as(column);
+export function createRunsStatement(db: Db, announce: AnnounceEvents) {
+  const input = sql`jsonb_to_recordset(${sql.placeholder('runs')}::jsonb) as r(${sql.raw(NEW_RUN_COLUMNS)})`;
+  const r = (column: string, as: string) => sql`r.${sql.raw(column)}`.as(as);
   const none = (type: string, column: string) => sql`null::${sql.raw(type)}`.as(column);
   const thread = db.$with('thread').as(
     db
       .update(threads)
       .set({ runCount: sql`${threads.runCount} + 1` })
-      .where(and(eq(threads.id, ph('threadId')), eq(threads.projectId, ph('projectId'))))
+      .from(input)
+      .where(and(eq(threads.id, sql`r.thread_id`), eq(threads.projectId, sql`r.project_id`)))
       .returning({ id: threads.id, runCount: threads.runCount }),
   );
   const added = db.$with('added').as(
-    db.insert(messages).select((qb) =>
-      qb
-        .select({
-          id: sql`m.id`.as('id'),
-          threadId: thread.id,
-          createdAt: cast('createdAt', 'bigint', 'created_at'),
-          role: sql`m.role`.as('role'),
-          content: sql`m.content`.as('content'),
-          runId: none('text', 'run_id'),
-          assistantId: none('text', 'assistant_id'),
-          metadata: sql`m.metadata`.as('metadata'),
-        })
-        .from(thread)
-        .crossJoin(sql`jsonb_to_recordset(${ph('messages')}::jsonb) as m(id text, role message_role, content text, metadata jsonb)`),
-    ).returning({ id: messages.id }),
+    db
+      .insert(messages)
+      .select((qb) =>
+        qb
+          .select({
+            id: sql`m.id`.as('id'),
+            threadId: thread.id,
+            createdAt: r('created_at', 'created_at'),
+            role: sql`m.role`.as('role'),
+            content: sql`m.content`.as('content'),
+            runId: none('text', 'run_id'),
+            assistantId: none('text', 'assistant_id'),
+            metadata: sql`m.metadata`.as('metadata'),
+          })
+          .from(thread)
+          .innerJoin(input, sql`r.thread_id = ${thread.id}`)
+          .crossJoin(sql`jsonb_to_recordset(r.messages) as m(id text, role message_role, content text, metadata jsonb)`),
+      )
+      .returning({ id: messages.id }),
   );
   const created = db.$with('changed').as(
     db
@@ -169,59 +212,52 @@ export function createRunStatement(db: Db, announce: AnnounceEvents) {
       .select((qb) =>
         qb
           .select({
-            id: cast('id', 'text', 'id'),
-            projectId: cast('projectId', 'text', 'project_id'),
+            id: r('id', 'id'),
+            projectId: r('project_id', 'project_id'),
             threadId: thread.id,
-            assistantId: cast('assistantId', 'text', 'assistant_id'),
-            createdAt: cast('createdAt', 'bigint', 'created_at'),
+            assistantId: r('assistant_id', 'assistant_id'),
+            createdAt: r('created_at', 'created_at'),
             threadSeq: thread.runCount,
             status: sql`'queued'::run_status`.as('status'),
             previousStatus: none('run_status', 'previous_status'),
             version: sql`1`.as('version'),
             requiredAction: none('jsonb', 'required_action'),
             lastError: none('jsonb', 'last_error'),
-            expiresAt: cast('expiresAt', 'bigint', 'expires_at'),
+            expiresAt: r('expires_at', 'expires_at'),
             startedAt: none('bigint', 'started_at'),
             cancelledAt: none('bigint', 'cancelled_at'),
             failedAt: none('bigint', 'failed_at'),
             completedAt: none('bigint', 'completed_at'),
             incompleteDetails: none('jsonb', 'incomplete_details'),
-            model: cast('model', 'text', 'model'),
-            instructions: cast('instructions', 'text', 'instructions'),
-            additionalInstructions: cast('additionalInstructions', 'text', 'additional_instructions'),
-            tools: cast('tools', 'jsonb', 'tools'),
-            metadata: cast('metadata', 'jsonb', 'metadata'),
+            model: r('model', 'model'),
+            instructions: r('instructions', 'instructions'),
+            additionalInstructions: r('additional_instructions', 'additional_instructions'),
+            tools: r('tools', 'tools'),
+            metadata: r('metadata', 'metadata'),
             usage: none('jsonb', 'usage'),
-            temperature: cast('temperature', 'float8', 'temperature'),
-            topP: cast('topP', 'float8', 'top_p'),
-            maxPromptTokens: cast('maxPromptTokens', 'integer', 'max_prompt_tokens'),
-            maxCompletionTokens: cast('maxCompletionTokens', 'integer', 'max_completion_tokens'),
-            truncationStrategy: cast('truncationStrategy', 'jsonb', 'truncation_strategy'),
-            toolChoice: cast('toolChoice', 'jsonb', 'tool_choice'),
-            parallelToolCalls: cast('parallelToolCalls', 'boolean', 'parallel_tool_calls'),
-            responseFormat: cast('responseFormat', 'jsonb', 'response_format'),
+            temperature: r('temperature', 'temperature'),
+            topP: r('top_p', 'top_p'),
+            maxPromptTokens: r('max_prompt_tokens', 'max_prompt_tokens'),
+            maxCompletionTokens: r('max_completion_tokens', 'max_completion_tokens'),
+            truncationStrategy: r('truncation_strategy', 'truncation_strategy'),
+            toolChoice: r('tool_choice', 'tool_choice'),
+            parallelToolCalls: r('parallel_tool_calls', 'parallel_tool_calls'),
+            responseFormat: r('response_format', 'response_format'),
             workerId: none('text', 'worker_id'),
             leaseToken: none('uuid', 'lease_token'),
             leaseExpiresAt: none('timestamptz', 'lease_expires_at'),
           })
-          .from(thread),
+          .from(thread)
+          .innerJoin(input, sql`r.thread_id = ${thread.id}`),
       )
       .returning(),
   );
-  const statement = changedRunsWithEvents(db, { before: [thread, added], changed: created }, ph('createdAt'), announce).prepare(
-    'create_run',
-  );
-  return async (values: NewRun): Promise<{ run: RunRow; event: RunStatusEvent } | undefined> => {
-    const rows = await statement.execute({
-      ...values,
-      tools: JSON.stringify(values.tools),
-      metadata: JSON.stringify(values.metadata),
-      truncationStrategy: JSON.stringify(values.truncationStrategy),
-      toolChoice: JSON.stringify(values.toolChoice),
-      responseFormat: JSON.stringify(values.responseFormat),
-      messages: JSON.stringify(values.messages),
-    });
-    return withEvents(rows, (run) => run.createdAt)[0];
+  // Each run's first event is at its creation.
+  const at = sql`"changed"."created_at"`;
+  const statement = changedRunsWithEvents(db, { before: [thread, added], changed: created }, at, announce).prepare('create_runs');
+  return async (values: NewRun[]): Promise<{ run: RunRow; event: RunStatusEvent }[]> => {
+    const rows = await statement.execute({ runs: JSON.stringify(values.map(newRunRecord)) });
+    return withEvents(rows, (run) => run.createdAt);
   };
 }
 

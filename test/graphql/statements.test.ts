@@ -84,3 +84,43 @@ it('creates a run in two statements: the assistant, then one that writes the run
     expect.objectContaining({ runId: run.id, threadId: fresh, threadSeq: 1, version: 1, previousStatus: null, status: 'queued' }),
   ]);
 });
+
+it('creates the runs asked for together in one statement, each with its own messages and event, and fails a bad one alone', async () => {
+  const assistantId = await createAssistant(t);
+  const { runs } = t.app.services;
+  const project = 'default'; // open local mode
+  const idle = await Promise.all([1, 2, 3, 4].map((i) => createThread(t, `thread ${i}`)));
+  // A run first, so the assistant is known (assistants never change: read once), and the
+  // four calls below reach the database in the same turn.
+  await runs.create(project, await createThread(t), { assistantId });
+  statements = [];
+  counting = true;
+  const created = await Promise.all(
+    idle.map((threadId, i) => runs.create(project, threadId, { assistantId, additionalMessages: [{ role: 'user', content: `more ${i}` }] })),
+  );
+  counting = false;
+  expect(statements).toHaveLength(1);
+  expect(statements[0]).toMatch(/^with "thread" as \(update "threads"/);
+  for (const [i, run] of created.entries()) {
+    expect(run).toMatchObject({ threadId: idle[i], threadSeq: 1, status: 'queued' });
+    expect(await runs.eventsAfter(run.id, 0)).toEqual([
+      expect.objectContaining({ runId: run.id, threadId: idle[i], threadSeq: 1, version: 1, status: 'queued' }),
+    ]);
+    const data = await t.ok(`query($t: ID!) { thread(id: $t) { messages(order: ASC) { nodes { text } } } }`, { t: idle[i] });
+    expect(data.thread.messages.nodes.map((m: any) => m.text)).toEqual([`thread ${i + 1}`, `more ${i}`]);
+  }
+
+  // In one batch: a thread busy with the run above, a thread that does not exist, an idle one.
+  const [busy, fresh] = [idle[0]!, await createThread(t)];
+  const outcomes = await Promise.allSettled([
+    runs.create(project, busy, { assistantId, additionalMessages: [{ role: 'user', content: 'not added' }] }),
+    runs.create(project, 'thread_missing', { assistantId }),
+    runs.create(project, fresh, { assistantId }),
+  ]);
+  expect(outcomes[0]).toMatchObject({ status: 'rejected', reason: { code: 'THREAD_HAS_ACTIVE_RUN' } });
+  expect(outcomes[1]).toMatchObject({ status: 'rejected', reason: { code: 'NOT_FOUND' } });
+  expect(outcomes[2]).toMatchObject({ status: 'fulfilled', value: { threadId: fresh, status: 'queued' } });
+  // Nothing of the refused run was written: its message neither.
+  const busyThread = await t.ok(`query($t: ID!) { thread(id: $t) { messages(order: ASC) { nodes { text } } } }`, { t: busy });
+  expect(busyThread.thread.messages.nodes.map((m: any) => m.text)).toEqual(['thread 1', 'more 0']);
+});

@@ -168,7 +168,9 @@ function newRunRecord(run: NewRun) {
  *
  * Returns the runs created; a run whose thread does not exist in its project is not
  * among them. A thread that already has an active run (or two runs of the batch on one
- * thread) fails the whole statement on the runs_one_active_per_thread index.
+ * thread) fails the whole statement on the runs_one_active_per_thread index. Two
+ * gateways' batches that lock the same threads in another order deadlock; PostgreSQL
+ * aborts one. Either way the service writes that batch's runs again one by one.
  *
  * The insert lists every column of runs, in table order (drizzle's insert ... select
  * requires it, and fails at start if a column is added and not here).

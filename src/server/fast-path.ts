@@ -74,8 +74,8 @@ export function plainParams(body: string): GraphQLParams | undefined {
 
 /**
  * What the fast path knows of a query text once it has checked it: its document and, per
- * operation name asked for, the operation to run, or false where yoga must answer
- * (a syntax or validation error, a subscription, no such operation).
+ * operation name of the document asked for, the operation to run, or false where yoga
+ * must answer (a subscription).
  */
 interface Plan {
   document: DocumentNode;
@@ -125,7 +125,9 @@ export function createFastPath(yoga: Yoga, services: Services, maxTokens: number
     let operation = plan.operations.get(name);
     if (operation === undefined) {
       const found = getOperationAST(plan.document, name);
-      operation = found && found.operation !== 'subscription' ? found : false;
+      // A name the document lacks is not kept: clients could send any number of them.
+      if (!found) return false;
+      operation = found.operation !== 'subscription' ? found : false;
       plan.operations.set(name, operation);
     }
     if (!operation) return false;

@@ -49,18 +49,6 @@ export async function createAuthenticator(options: AuthenticatorOptions): Promis
     }),
   );
   const cache = new Map<string, { caller: Caller | undefined; until: number }>();
-  // Parsing and hashing a credential costs more than the rest of a lookup, and a client
-  // sends the same one with every request: each is worked out once (bounded like the cache).
-  const hashes = new Map<string, string | undefined>();
-  const hashOf = (authorization: string): string | undefined => {
-    if (hashes.has(authorization)) return hashes.get(authorization);
-    const match = /^Bearer\s+(\S+)$/i.exec(authorization.trim());
-    const key = match ? match[1]! : authorization.trim();
-    const hash = !key || key.length > 512 || /\s/.test(key) ? undefined : hashApiKey(key);
-    if (hashes.size >= MAX_CACHED) hashes.clear();
-    hashes.set(authorization, hash);
-    return hash;
-  };
   let required = fromEnv.size > 0 || (db !== undefined && (await anyApiKeyStored(db)));
 
   let poll: NodeJS.Timeout | undefined;
@@ -97,9 +85,11 @@ export async function createAuthenticator(options: AuthenticatorOptions): Promis
     },
     async authenticate(authorization) {
       if (!required) return OPEN_MODE_CALLER;
-      if (typeof authorization !== 'string' || authorization.length > 1024) return undefined;
-      const hash = hashOf(authorization);
-      return hash === undefined ? undefined : lookUp(hash);
+      if (typeof authorization !== 'string') return undefined;
+      const match = /^Bearer\s+(\S+)$/i.exec(authorization.trim());
+      const key = match ? match[1]! : authorization.trim();
+      if (!key || key.length > 512 || /\s/.test(key)) return undefined;
+      return lookUp(hashApiKey(key));
     },
     close() {
       clearInterval(poll);

@@ -187,7 +187,12 @@ export class RunService {
       }
       throw error;
     }
-    if (!created) throw new NotFoundError('thread', threadId);
+    if (!created) {
+      // Not created: the thread is not there, or it has an active run.
+      await this.requireThread(projectId, threadId);
+      const active = await store.findActiveRunId(db, threadId).catch(() => undefined);
+      throw new ThreadHasActiveRunError(threadId, active ?? null);
+    }
     return created.run;
   }
 
@@ -203,10 +208,18 @@ export class RunService {
   });
 
   private async writeCreations(batch: store.NewRun[]): Promise<(Moved | undefined)[]> {
-    const created = await this.statements.createRuns(batch);
-    this.deps.transport.afterCommit(created.map((c) => c.event));
-    const byId = new Map(created.map((c) => [c.run.id, c]));
-    return batch.map((run) => byId.get(run.id));
+    const created = new Map<string, Moved>();
+    // One run per thread per statement, in thread id order (see createRunsStatement); a
+    // second run on a thread goes in the next statement, and finds the first one active.
+    let rest = [...batch].sort((a, b) => (a.threadId < b.threadId ? -1 : a.threadId > b.threadId ? 1 : 0));
+    while (rest.length > 0) {
+      const now = rest.filter((run, i) => i === 0 || rest[i - 1]!.threadId !== run.threadId);
+      rest = rest.filter((run, i) => i > 0 && rest[i - 1]!.threadId === run.threadId);
+      const moved = await this.statements.createRuns(now);
+      this.deps.transport.afterCommit(moved.map((m) => m.event));
+      for (const m of moved) created.set(m.run.id, m);
+    }
+    return batch.map((run) => created.get(run.id));
   }
 
   /**

@@ -6,6 +6,7 @@ import { and, asc, desc, eq, getTableColumns, gt, inArray, lt, lte, sql, type SQ
 import type { WithSubqueryWithSelection } from 'drizzle-orm/pg-core';
 import type { Db, Executor } from '../db/client.js';
 import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
+import { jsonParam } from '../db/json-param.js';
 import { preparedPer } from '../db/prepared.js';
 import { messages, runEvents, runs, runSteps, threads, type MessageRow, type RunRow, type RunStepRow } from '../db/schema.js';
 import type { EventColumns } from '../realtime/event-codec.js';
@@ -61,6 +62,9 @@ export interface NewRun {
  * the transport announces after the commit instead.
  */
 export type AnnounceEvents = ((events: EventColumns) => SQL) | undefined;
+
+/** The active statuses as an SQL list, for conditions the partial indexes can serve. */
+const ACTIVE_LIST = ACTIVE_STATUSES.map((status) => `'${status}'`).join(', ');
 
 /** The runs columns, to select from a CTE that returned whole rows. */
 const RUN_COLUMNS = Object.keys(getTableColumns(runs)) as (keyof RunRow)[];
@@ -166,11 +170,12 @@ function newRunRecord(run: NewRun) {
  * a transaction of single statements took eight per run; and one commit and one
  * notification for every run created meanwhile (the service batches them).
  *
- * Returns the runs created; a run whose thread does not exist in its project is not
- * among them. A thread that already has an active run (or two runs of the batch on one
- * thread) fails the whole statement on the runs_one_active_per_thread index. Two
- * gateways' batches that lock the same threads in another order deadlock; PostgreSQL
- * aborts one. Either way the service writes that batch's runs again one by one.
+ * Returns the runs created: not those whose thread does not exist in their project, nor
+ * those whose thread has an active run. Give it one run per thread, in thread id order:
+ * threads are then locked in that order, so two gateways' statements do not deadlock.
+ * Two runs racing on one thread in two statements are still stopped by the
+ * runs_one_active_per_thread index, which fails the whole statement (the service then
+ * writes its runs again one by one).
  *
  * The insert lists every column of runs, in table order (drizzle's insert ... select
  * requires it, and fails at start if a column is added and not here).
@@ -184,9 +189,18 @@ export function createRunsStatement(db: Db, announce: AnnounceEvents) {
       .update(threads)
       .set({ runCount: sql`${threads.runCount} + 1` })
       .from(input)
-      .where(and(eq(threads.id, sql`r.thread_id`), eq(threads.projectId, sql`r.project_id`)))
-      .returning({ id: threads.id, runCount: threads.runCount }),
+      .where(
+        and(
+          eq(threads.id, sql`r.thread_id`),
+          eq(threads.projectId, sql`r.project_id`),
+          // A thread busy with a run gets none: that run alone fails, not the batch.
+          sql`not exists (select 1 from ${runs} where ${runs.threadId} = ${threads.id} and ${runs.status} in (${sql.raw(ACTIVE_LIST)}))`,
+        ),
+      )
+      .returning({ id: threads.id, projectId: threads.projectId, runCount: threads.runCount }),
   );
+  // A record joins its thread by id and project: a run never lands on another project's thread.
+  const ofThread = sql`r.thread_id = ${thread.id} and r.project_id = ${thread.projectId}`;
   const added = db.$with('added').as(
     db
       .insert(messages)
@@ -203,7 +217,7 @@ export function createRunsStatement(db: Db, announce: AnnounceEvents) {
             metadata: sql`m.metadata`.as('metadata'),
           })
           .from(thread)
-          .innerJoin(input, sql`r.thread_id = ${thread.id}`)
+          .innerJoin(input, ofThread)
           .crossJoin(sql`jsonb_to_recordset(r.messages) as m(id text, role message_role, content text, metadata jsonb)`),
       )
       .returning({ id: messages.id }),
@@ -250,7 +264,7 @@ export function createRunsStatement(db: Db, announce: AnnounceEvents) {
             leaseExpiresAt: none('timestamptz', 'lease_expires_at'),
           })
           .from(thread)
-          .innerJoin(input, sql`r.thread_id = ${thread.id}`),
+          .innerJoin(input, ofThread),
       )
       .returning(),
   );
@@ -258,7 +272,7 @@ export function createRunsStatement(db: Db, announce: AnnounceEvents) {
   const at = sql`"changed"."created_at"`;
   const statement = changedRunsWithEvents(db, { before: [thread, added], changed: created }, at, announce).prepare('create_runs');
   return async (values: NewRun[]): Promise<{ run: RunRow; event: RunStatusEvent }[]> => {
-    const rows = await statement.execute({ runs: JSON.stringify(values.map(newRunRecord)) });
+    const rows = await statement.execute({ runs: jsonParam(values.map(newRunRecord)) });
     return withEvents(rows, (run) => run.createdAt);
   };
 }
@@ -407,7 +421,7 @@ export async function transitionRuns(
 ): Promise<{ run: RunRow; event: RunStatusEvent }[]> {
   const rows = moveRows(to, moves);
   if (rows.length === 0) return [];
-  const moved = await movesUpdate(ex, to, sql`${at}::bigint`, sql`${JSON.stringify(rows)}`).returning(getTableColumns(runs));
+  const moved = await movesUpdate(ex, to, sql`${at}::bigint`, sql`${jsonParam(rows)}`).returning(getTableColumns(runs));
   if (moved.length === 0) return [];
   const results = moved.map((run) => ({ run, event: eventOf(run, at) }));
   await ex.insert(runEvents).values(results.map((r) => toEventRow(r.event)));
@@ -550,8 +564,8 @@ export function finishRunsStatement(db: Db, to: 'completed' | 'incomplete', anno
   return async (finishes: FinishedRun[], now: number) => {
     const rows = await statement.execute({
       at: now,
-      moves: JSON.stringify(moveRows(to, finishes.map((f) => f.move))),
-      answers: JSON.stringify(
+      moves: jsonParam(moveRows(to, finishes.map((f) => f.move))),
+      answers: jsonParam(
         finishes.map((f) => ({ run_id: f.move.runId, message_id: f.messageId, step_id: f.stepId, content: f.text, usage: f.usage })),
       ),
     });

@@ -155,6 +155,21 @@ describe('createRun', () => {
     expect(results.filter((r) => r.data?.createRun)).toHaveLength(1);
     expect(results.filter((r) => r.errors?.[0]?.extensions?.code === 'THREAD_HAS_ACTIVE_RUN')).toHaveLength(19);
   });
+
+  it('keeps text with a lone UTF-16 surrogate (valid JSON from a client) as U+FFFD, as a text column does', async () => {
+    const assistantId = await createAssistant(t);
+    const threadId = await createThread(t);
+    const run = await createRun(t, threadId, {
+      assistantId,
+      instructions: 'be \ud800brief',
+      additionalMessages: [{ role: 'USER', content: 'half a pair: \udc00' }],
+      metadata: { note: '\ud83d' },
+    });
+    expect(run.instructions).toBe('be \ufffdbrief');
+    expect(run.metadata).toEqual({ note: '\ufffd' });
+    const data = await t.ok(`query($t: ID!) { thread(id: $t) { messages(order: ASC) { nodes { text } } } }`, { t: threadId });
+    expect(data.thread.messages.nodes.map((m: any) => m.text)).toEqual(['Hello', 'half a pair: \ufffd']);
+  });
 });
 
 describe('createMessage', () => {

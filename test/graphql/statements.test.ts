@@ -110,17 +110,42 @@ it('creates the runs asked for together in one statement, each with its own mess
     expect(data.thread.messages.nodes.map((m: any) => m.text)).toEqual([`thread ${i + 1}`, `more ${i}`]);
   }
 
-  // In one batch: a thread busy with the run above, a thread that does not exist, an idle one.
+  // In one batch: a thread busy with the run above, a thread that does not exist, an idle
+  // one, and project "other" asking for a run on the idle one: one statement for all.
   const [busy, fresh] = [idle[0]!, await createThread(t)];
+  statements = [];
+  counting = true;
   const outcomes = await Promise.allSettled([
     runs.create(project, busy, { assistantId, additionalMessages: [{ role: 'user', content: 'not added' }] }),
     runs.create(project, 'thread_missing', { assistantId }),
     runs.create(project, fresh, { assistantId }),
+    runs.create('other', fresh, { assistantId, additionalMessages: [{ role: 'user', content: 'not added either' }] }),
   ]);
-  expect(outcomes[0]).toMatchObject({ status: 'rejected', reason: { code: 'THREAD_HAS_ACTIVE_RUN' } });
+  counting = false;
+  expect(statements.filter((s) => s.startsWith('with "thread"'))).toHaveLength(1);
+  expect(outcomes[0]).toMatchObject({ status: 'rejected', reason: { code: 'THREAD_HAS_ACTIVE_RUN', details: { runId: created[0]!.id } } });
   expect(outcomes[1]).toMatchObject({ status: 'rejected', reason: { code: 'NOT_FOUND' } });
   expect(outcomes[2]).toMatchObject({ status: 'fulfilled', value: { threadId: fresh, status: 'queued' } });
-  // Nothing of the refused run was written: its message neither.
-  const busyThread = await t.ok(`query($t: ID!) { thread(id: $t) { messages(order: ASC) { nodes { text } } } }`, { t: busy });
-  expect(busyThread.thread.messages.nodes.map((m: any) => m.text)).toEqual(['thread 1', 'more 0']);
+  expect(outcomes[3]).toMatchObject({ status: 'rejected', reason: { code: 'NOT_FOUND' } });
+  // Nothing of the refused runs was written: their messages neither.
+  const texts = async (threadId: string) =>
+    (await t.ok(`query($t: ID!) { thread(id: $t) { messages(order: ASC) { nodes { text } } } }`, { t: threadId })).thread.messages.nodes.map(
+      (m: any) => m.text,
+    );
+  expect(await texts(busy)).toEqual(['thread 1', 'more 0']);
+  expect(await texts(fresh)).toEqual(['Hello']);
+});
+
+it('creates one of two runs asked for together on one thread, and refuses the other as the thread is busy', async () => {
+  const assistantId = await createAssistant(t);
+  const { runs } = t.app.services;
+  const threadId = await createThread(t);
+  const outcomes = await Promise.allSettled([runs.create('default', threadId, { assistantId }), runs.create('default', threadId, { assistantId })]);
+  const created = outcomes.filter((o) => o.status === 'fulfilled');
+  expect(created).toHaveLength(1);
+  const winner = (created[0] as PromiseFulfilledResult<{ id: string }>).value;
+  expect(outcomes.find((o) => o.status === 'rejected')).toMatchObject({
+    reason: { code: 'THREAD_HAS_ACTIVE_RUN', details: { runId: winner.id } },
+  });
+  expect(winner).toMatchObject({ threadSeq: 1 });
 });

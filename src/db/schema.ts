@@ -10,10 +10,10 @@ import { sql } from 'drizzle-orm';
 import {
   bigint,
   boolean,
+  customType,
   doublePrecision,
   index,
   integer,
-  jsonb,
   pgEnum,
   pgTable,
   primaryKey,
@@ -35,6 +35,26 @@ import type {
   TruncationStrategy,
 } from '../domain/run.js';
 import { ACTIVE_STATUSES, RUN_STATUSES } from '../domain/run-status.js';
+import { jsonParam } from './json-param.js';
+
+/**
+ * jsonb, written through jsonParam: drizzle's own jsonb sends JSON.stringify's text, which
+ * PostgreSQL refuses when a string holds a lone UTF-16 surrogate (valid JSON from a
+ * client), and the statement fails; a text column stores U+FFFD there, and so does this.
+ * Read back as drizzle's jsonb reads it.
+ */
+const jsonb = customType<{ data: unknown; driverData: unknown }>({
+  dataType: () => 'jsonb',
+  toDriver: (value) => jsonParam(value),
+  fromDriver: (value) => {
+    if (typeof value !== 'string') return value;
+    try {
+      return JSON.parse(value);
+    } catch {
+      return value;
+    }
+  },
+});
 
 const unixSeconds = (name: string) => bigint(name, { mode: 'number' });
 

@@ -169,6 +169,16 @@ describe('createRun', () => {
     expect(run.metadata).toEqual({ note: '\ufffd' });
     const data = await t.ok(`query($t: ID!) { thread(id: $t) { messages(order: ASC) { nodes { text } } } }`, { t: threadId });
     expect(data.thread.messages.nodes.map((m: any) => m.text)).toEqual(['Hello', 'half a pair: \ufffd']);
+    // The same wherever metadata is stored.
+    const modified = await t.ok(
+      `mutation($t: ID!, $r: ID!, $m: JSONObject!) { modifyRun(threadId: $t, runId: $r, metadata: $m) { metadata } }`,
+      { t: threadId, r: run.id, m: { note: 'x\udc00y' } },
+    );
+    expect(modified.modifyRun.metadata).toEqual({ note: 'x\ufffdy' });
+    const thread = await t.ok(`mutation($i: CreateThreadInput) { createThread(input: $i) { metadata } }`, {
+      i: { metadata: { k: '\ud800' }, messages: [{ role: 'USER', content: 'hi', metadata: { k: '\ud800' } }] },
+    });
+    expect(thread.createThread.metadata).toEqual({ k: '\ufffd' });
   });
 });
 
@@ -280,6 +290,14 @@ describe('submitToolOutputs', () => {
     });
     const data = await t.ok(SUBMIT, { t: threadId, r: runId, o: [{ toolCallId: 'call_b', output: '2' }, { toolCallId: 'call_a', output: '1' }] });
     expect(data.submitToolOutputs).toEqual({ status: 'QUEUED', requiredAction: null });
+  });
+
+  it('keeps an output with a lone UTF-16 surrogate as U+FFFD, as every text the API stores', async () => {
+    const { threadId, runId } = await waiting();
+    const data = await t.ok(SUBMIT, { t: threadId, r: runId, o: [{ toolCallId: 'call_a', output: 'x\ud800' }, { toolCallId: 'call_b', output: '\udfff' }] });
+    expect(data.submitToolOutputs.status).toBe('QUEUED');
+    const steps = await t.app.services.runs.steps(runId);
+    expect(JSON.stringify(steps.map((s) => s.stepDetails))).toContain('"output":"x\ufffd"');
   });
 
   it('names missing, unknown and repeated ids with BAD_USER_INPUT and changes nothing', async () => {

@@ -85,6 +85,9 @@ const MAX_EVENTS_PER_COMMIT = 50;
 /** The most runs one claim takes. */
 export const MAX_CLAIM = MAX_EVENTS_PER_COMMIT;
 
+/** The answer to a run that must go in the next batch (see writeCreations). */
+const AGAIN = Symbol('again');
+
 /** How many times a use case re-reads and retries when a concurrent change beat it. */
 const MAX_ATTEMPTS = 5;
 
@@ -150,9 +153,9 @@ export class RunService {
       if (active) throw new ThreadHasActiveRunError(threadId, active);
       throw invalid;
     }
-    let created: Moved | undefined;
+    let created: Moved | undefined | typeof AGAIN;
     try {
-      created = await this.creations({
+      const run: store.NewRun = {
         id: newId('run'),
         projectId,
         threadId,
@@ -177,7 +180,11 @@ export class RunService {
           const { id, role, content, metadata } = newMessage(threadId, now, m);
           return { id, role, content, metadata };
         }),
-      });
+      };
+      // A second run asked for on one thread in one batch waits for the next batch.
+      do {
+        created = await this.creations(run);
+      } while (created === AGAIN);
     } catch (error) {
       // The partial unique index keeps a thread to one active run.
       if (isUniqueViolation(error, 'runs_one_active_per_thread')) {
@@ -198,28 +205,31 @@ export class RunService {
 
   /**
    * Runs created meanwhile go to the database together: one statement, one commit, one
-   * notification (group commit, see db/batches). A batch that fails on one run's data (a
-   * thread with an active run) is written again run by run, so that run fails alone.
+   * notification (group commit, see db/batches). A run on a thread busy with another is
+   * left out by the statement; a batch that fails on one run's data (two runs racing on
+   * one thread from two processes, caught by the unique index) is written again run by
+   * run, so that run fails alone.
    */
-  private readonly creations = batched<store.NewRun, Moved | undefined>((batch) => this.writeCreations(batch), {
+  private readonly creations = batched<store.NewRun, Moved | undefined | typeof AGAIN>((batch) => this.writeCreations(batch), {
     // Every event of a batch travels in one notification.
     maxBatch: MAX_EVENTS_PER_COMMIT,
     retryAlone: isItemSpecificError,
   });
 
-  private async writeCreations(batch: store.NewRun[]): Promise<(Moved | undefined)[]> {
-    const created = new Map<string, Moved>();
-    // One run per thread per statement, in thread id order (see createRunsStatement); a
-    // second run on a thread goes in the next statement, and finds the first one active.
-    let rest = [...batch].sort((a, b) => (a.threadId < b.threadId ? -1 : a.threadId > b.threadId ? 1 : 0));
-    while (rest.length > 0) {
-      const now = rest.filter((run, i) => i === 0 || rest[i - 1]!.threadId !== run.threadId);
-      rest = rest.filter((run, i) => i > 0 && rest[i - 1]!.threadId === run.threadId);
-      const moved = await this.statements.createRuns(now);
-      this.deps.transport.afterCommit(moved.map((m) => m.event));
-      for (const m of moved) created.set(m.run.id, m);
-    }
-    return batch.map((run) => created.get(run.id));
+  /**
+   * One statement: one run per thread, in thread id order (see createRunsStatement). A
+   * second run on a thread is answered AGAIN and goes in the next batch, where it finds
+   * the first one active. (Never a second statement here: were it to fail after the first
+   * committed, the batch would be written again and its created runs reported as refused.)
+   */
+  private async writeCreations(batch: store.NewRun[]): Promise<(Moved | undefined | typeof AGAIN)[]> {
+    const firsts = new Map<string, store.NewRun>();
+    for (const run of batch) if (!firsts.has(run.threadId)) firsts.set(run.threadId, run);
+    const now = [...firsts.values()].sort((a, b) => (a.threadId < b.threadId ? -1 : a.threadId > b.threadId ? 1 : 0));
+    const moved = await this.statements.createRuns(now);
+    this.deps.transport.afterCommit(moved.map((m) => m.event));
+    const created = new Map(moved.map((m) => [m.run.id, m]));
+    return batch.map((run) => (firsts.get(run.threadId) === run ? created.get(run.id) : AGAIN));
   }
 
   /**

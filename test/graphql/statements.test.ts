@@ -140,7 +140,13 @@ it('creates one of two runs asked for together on one thread, and refuses the ot
   const assistantId = await createAssistant(t);
   const { runs } = t.app.services;
   const threadId = await createThread(t);
+  await runs.create('default', await createThread(t), { assistantId }); // the assistant is known: both reach one batch
+  statements = [];
+  counting = true;
   const outcomes = await Promise.allSettled([runs.create('default', threadId, { assistantId }), runs.create('default', threadId, { assistantId })]);
+  counting = false;
+  // The second waits for the next statement, which finds the thread busy and leaves it out.
+  expect(statements.filter((s) => s.startsWith('with "thread"'))).toHaveLength(2);
   const created = outcomes.filter((o) => o.status === 'fulfilled');
   expect(created).toHaveLength(1);
   const winner = (created[0] as PromiseFulfilledResult<{ id: string }>).value;

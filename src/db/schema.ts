@@ -37,6 +37,9 @@ import type {
 import { ACTIVE_STATUSES, RUN_STATUSES } from '../domain/run-status.js';
 import { jsonParam } from './json-param.js';
 
+/** The active statuses as an SQL list: the partial indexes' condition, and queries that use them. */
+export const ACTIVE_STATUS_LIST = ACTIVE_STATUSES.map((status) => `'${status}'`).join(', ');
+
 /**
  * jsonb, written through jsonParam: drizzle's own jsonb sends JSON.stringify's text, which
  * PostgreSQL refuses when a string holds a lone UTF-16 surrogate (valid JSON from a
@@ -183,11 +186,11 @@ export const runs = pgTable(
     // The expiry sweeper's scan of active runs.
     index('runs_active_expires_at_idx')
       .on(t.expiresAt)
-      .where(sql.raw(`status in (${ACTIVE_STATUSES.map((s) => `'${s}'`).join(', ')})`)),
+      .where(sql.raw(`status in (${ACTIVE_STATUS_LIST})`)),
     // The database, not only the code, keeps a thread to one active run at a time.
     uniqueIndex('runs_one_active_per_thread')
       .on(t.threadId)
-      .where(sql.raw(`status in (${ACTIVE_STATUSES.map((s) => `'${s}'`).join(', ')})`)),
+      .where(sql.raw(`status in (${ACTIVE_STATUS_LIST})`)),
   ],
 );
 

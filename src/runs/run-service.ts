@@ -187,20 +187,22 @@ export class RunService {
       } while (created === AGAIN);
     } catch (error) {
       // The partial unique index keeps a thread to one active run.
-      if (isUniqueViolation(error, 'runs_one_active_per_thread')) {
-        // Which run it is only completes the message: a failed read must not hide the code.
-        const active = await store.findActiveRunId(db, threadId).catch(() => undefined);
-        throw new ThreadHasActiveRunError(threadId, active ?? null);
-      }
+      if (isUniqueViolation(error, 'runs_one_active_per_thread')) throw await this.busy(threadId);
       throw error;
     }
     if (!created) {
       // Not created: the thread is not there, or it has an active run.
       await this.requireThread(projectId, threadId);
-      const active = await store.findActiveRunId(db, threadId).catch(() => undefined);
-      throw new ThreadHasActiveRunError(threadId, active ?? null);
+      throw await this.busy(threadId);
     }
     return created.run;
+  }
+
+  /** The error for a thread found busy: which run it is only completes the message. */
+  private async busy(threadId: string): Promise<ThreadHasActiveRunError> {
+    // A failed read must not hide the code.
+    const active = await store.findActiveRunId(this.deps.db, threadId).catch(() => undefined);
+    return new ThreadHasActiveRunError(threadId, active ?? null);
   }
 
   /**

@@ -8,7 +8,17 @@ import type { Db, Executor } from '../db/client.js';
 import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
 import { jsonParam } from '../db/json-param.js';
 import { preparedPer } from '../db/prepared.js';
-import { messages, runEvents, runs, runSteps, threads, type MessageRow, type RunRow, type RunStepRow } from '../db/schema.js';
+import {
+  ACTIVE_STATUS_LIST,
+  messages,
+  runEvents,
+  runs,
+  runSteps,
+  threads,
+  type MessageRow,
+  type RunRow,
+  type RunStepRow,
+} from '../db/schema.js';
 import type { EventColumns } from '../realtime/event-codec.js';
 import type {
   IncompleteDetails,
@@ -62,9 +72,6 @@ export interface NewRun {
  * the transport announces after the commit instead.
  */
 export type AnnounceEvents = ((events: EventColumns) => SQL) | undefined;
-
-/** The active statuses as an SQL list, for conditions the partial indexes can serve. */
-const ACTIVE_LIST = ACTIVE_STATUSES.map((status) => `'${status}'`).join(', ');
 
 /** The runs columns, to select from a CTE that returned whole rows. */
 const RUN_COLUMNS = Object.keys(getTableColumns(runs)) as (keyof RunRow)[];
@@ -194,7 +201,7 @@ export function createRunsStatement(db: Db, announce: AnnounceEvents) {
           eq(threads.id, sql`r.thread_id`),
           eq(threads.projectId, sql`r.project_id`),
           // A thread busy with a run gets none: that run alone fails, not the batch.
-          sql`not exists (select 1 from ${runs} where ${runs.threadId} = ${threads.id} and ${runs.status} in (${sql.raw(ACTIVE_LIST)}))`,
+          sql`not exists (select 1 from ${runs} where ${runs.threadId} = ${threads.id} and ${runs.status} in (${sql.raw(ACTIVE_STATUS_LIST)}))`,
         ),
       )
       .returning({ id: threads.id, projectId: threads.projectId, runCount: threads.runCount }),

@@ -25,7 +25,7 @@ export type AppConfig = Pick<
   Config,
   'databaseUrl' | 'pgliteDir' | 'databasePoolSize' | 'runExpiresAfterSeconds' | 'production'
 > &
-  Partial<Pick<Config, 'openai' | 'subscriptionBuffer' | 'redisUrl' | 'maxBodyBytes' | 'apiKeys'>> & {
+  Partial<Pick<Config, 'openai' | 'subscriptionBuffer' | 'redisUrl' | 'maxBodyBytes' | 'apiKeys' | 'shutdownDrainMs'>> & {
     queryLimits?: Partial<Config['queryLimits']> | undefined;
     rateLimits?: Partial<Config['rateLimits']> | undefined;
   } & { websocket?: Partial<Config['websocket']> | undefined };
@@ -37,7 +37,12 @@ export interface App {
   authenticator: Authenticator;
   server: RunwayServer;
   worker: Worker | undefined;
-  stop(): Promise<void>;
+  /**
+   * Stops gracefully: /ready fails for `drainMs` while requests are still served, then
+   * no new connection is accepted, in-flight runs get their grace period, subscribers
+   * their last events, and websockets close with 1012 (service restart).
+   */
+  stop(options?: { drainMs?: number }): Promise<void>;
 }
 
 export interface BuildOptions {
@@ -53,6 +58,8 @@ export interface BuildOptions {
 }
 
 export const unixNow = (): number => Math.floor(Date.now() / 1000);
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export async function buildApp(config: AppConfig, options: BuildOptions = {}): Promise<App> {
   const clock = options.clock ?? unixNow;
@@ -149,17 +156,22 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     authenticator,
     server,
     worker,
-    async stop() {
+    async stop({ drainMs = config.shutdownDrainMs ?? 0 } = {}) {
+      // A load balancer sees /ready fail and moves traffic away while everything is
+      // still served; then no new connection is taken.
+      server.drain();
+      if (drainMs > 0 && server.http.listening) await sleep(drainMs);
+      server.stopAccepting();
       await worker?.stop();
       // Subscribers get the last transitions (those of the runs just finished) before
-      // their sockets close: wait until those events are here, let every stream drain
-      // and complete, then close.
+      // their sockets close: wait until those events are here and every stream has
+      // written what it holds. The subscriptions are not completed: their clients
+      // subscribe again elsewhere, or here after a restart.
       await transport.flush();
-      bus.endAll();
       const deadline = Date.now() + 2000;
-      while (bus.subscriberCount() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-      await unlisten();
+      while (bus.buffered() > 0 && Date.now() < deadline) await sleep(10);
       await server.stop();
+      await unlisten();
       authenticator.close();
       limitsRedis?.disconnect();
       await database.close();

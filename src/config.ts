@@ -36,6 +36,11 @@ const configSchema = z.object({
   LEASE_SECONDS: intFromEnv(30, 1),
   /** On SIGTERM, how long in-flight runs may take to finish before their claims are released. @default 10 */
   SHUTDOWN_GRACE_SECONDS: intFromEnv(10, 0),
+  /**
+   * On SIGTERM, how long /ready answers 503 while requests are still served (so a load
+   * balancer moves traffic away) before the port stops accepting. SIGINT skips it. @default 5
+   */
+  SHUTDOWN_DRAIN_SECONDS: intFromEnv(5, 0),
   /** An OpenAI-compatible endpoint (e.g. http://localhost:11434/v1); with it or a key set, non-scripted models go there. */
   OPENAI_BASE_URL: z.string().url().optional(),
   /** The endpoint's API key. */
@@ -86,6 +91,8 @@ export type Config = Readonly<{
   workerConcurrency: number;
   leaseSeconds: number;
   shutdownGraceSeconds: number;
+  /** SHUTDOWN_DRAIN_SECONDS, in milliseconds. */
+  shutdownDrainMs: number;
   redisUrl: string | undefined;
   logLevel: string;
   queryLimits: { maxDepth: number; maxCost: number; maxAliases: number; maxTokens: number; maxDirectives: number };
@@ -133,6 +140,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerConcurrency: e.WORKER_CONCURRENCY,
     leaseSeconds: e.LEASE_SECONDS,
     shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
+    shutdownDrainMs: e.SHUTDOWN_DRAIN_SECONDS * 1000,
     redisUrl: e.REDIS_URL,
     logLevel: e.LOG_LEVEL,
     queryLimits: {

@@ -34,12 +34,17 @@ if (config.role === 'worker') {
 }
 
 let stopping = false;
-async function shutdown(signal: string) {
+/**
+ * SIGTERM (what orchestrators send) drains first: /ready fails for SHUTDOWN_DRAIN_SECONDS
+ * while requests are still served. SIGINT (Ctrl-C at a terminal) stops without the drain.
+ */
+async function shutdown(signal: 'SIGTERM' | 'SIGINT') {
   if (stopping) return;
   stopping = true;
-  logger.info({ signal, graceSeconds: config.shutdownGraceSeconds }, 'stopping');
+  const drainMs = signal === 'SIGTERM' && config.role !== 'worker' ? config.shutdownDrainMs : 0;
+  logger.info({ signal, drainSeconds: drainMs / 1000, graceSeconds: config.shutdownGraceSeconds }, 'stopping');
   try {
-    await app.stop();
+    await app.stop({ drainMs });
     process.exit(0);
   } catch (error) {
     logger.error({ err: error }, 'shutdown failed');

@@ -23,6 +23,11 @@ export class BoundedQueue<T> implements AsyncIterableIterator<T> {
     private readonly onOverflow: () => Error,
   ) {}
 
+  /** Items pushed and not yet read. */
+  get buffered(): number {
+    return this.items.length;
+  }
+
   /** Called once when the queue closes (or fails): a subclass unregisters it there. */
   protected onClose(): void {}
 

@@ -27,8 +27,8 @@ export interface RunEventBus {
   resyncAll(): void;
   /** How many subscriptions listen on the topic now (on every topic, without one). */
   subscriberCount(topic?: Topic): number;
-  /** Shutdown: every subscription ends after delivering what it has buffered. */
-  endAll(): void;
+  /** Events published and not yet read, over every subscription (shutdown waits for 0). */
+  buffered(): number;
 }
 
 /**
@@ -60,8 +60,10 @@ export function createInProcessEventBus(capacity = 1000): RunEventBus {
       for (const set of subscribers.values()) total += set.size;
       return total;
     },
-    endAll() {
-      each((q) => q.end());
+    buffered() {
+      let total = 0;
+      each((q) => (total += q.buffered));
+      return total;
     },
     subscribe(topic) {
       let set = subscribers.get(topic);

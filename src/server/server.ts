@@ -73,10 +73,24 @@ type SocketExtra = { socket: WebSocket; caller?: Caller };
 export interface RunwayServer {
   /** Listens; resolves with the bound port (useful with port 0). */
   start(port: number, host: string): Promise<number>;
-  /** Closes websockets with 1001 (going away), then the HTTP server. */
+  /**
+   * The first step of a shutdown: /ready answers 503 from now on, so that a load
+   * balancer moves traffic elsewhere, while every request is still served.
+   */
+  drain(): void;
+  /** Accepts no new connection; requests and sockets already open go on. */
+  stopAccepting(): void;
+  /**
+   * Closes websockets with 1012 (service restart) without completing their
+   * subscriptions: a stock graphql-ws client reconnects and subscribes again by itself
+   * (a completed subscription it would drop). Then the HTTP server.
+   */
   stop(): Promise<void>;
   readonly http: Server;
 }
+
+/** The close code that tells a websocket client to come back: "service restart" (RFC 6455 registry). */
+export const SERVICE_RESTART = 1012;
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
@@ -169,6 +183,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
   const auth = options.authenticator;
   const maxBodyBytes = options.maxBodyBytes ?? 1_048_576;
   const ready = options.ready ?? (async () => true);
+  let draining = false;
   const http = createServer((req, res) => {
     const path = req.url?.split('?')[0];
     // Every response carries a request id (the caller's, if it sent a sane one), and
@@ -186,6 +201,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
     );
     if (path === '/health') return sendJson(res, 200, { status: 'ok' });
     if (path === '/ready') {
+      if (draining) return sendJson(res, 503, { status: 'draining' });
       void ready().then(
         (ok) => sendJson(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready' }),
         () => sendJson(res, 503, { status: 'not ready' }),
@@ -337,6 +353,15 @@ export function buildServer(options: ServerOptions): RunwayServer {
     log,
   );
 
+  /** Set once the server stops accepting: resolves when its last connection closed. */
+  let closed: Promise<void> | undefined;
+  function stopAccepting() {
+    if (!http.listening || closed) return; // a worker-only process never listened
+    closed = new Promise<void>((resolve, reject) => http.close((error) => (error ? reject(error) : resolve())));
+    // Idle keep-alive connections would otherwise hold the close up; busy ones finish first.
+    http.closeIdleConnections();
+  }
+
   return {
     http,
     start(port, host) {
@@ -348,16 +373,19 @@ export function buildServer(options: ServerOptions): RunwayServer {
         });
       });
     },
+    drain() {
+      draining = true;
+    },
+    stopAccepting,
     async stop() {
-      await graphqlWs.close(1001, 'Server shutting down');
-      if (!http.listening) return; // a worker-only process never listened
+      await graphqlWs.close(SERVICE_RESTART, 'Service restart');
+      stopAccepting();
+      if (!closed) return; // a worker-only process never listened
       http.closeIdleConnections();
       // In-flight requests get a moment to finish; a client that keeps a response
       // half-read (or a keep-alive socket busy) does not hold the shutdown up.
       const force = setTimeout(() => http.closeAllConnections(), 2000);
-      await new Promise<void>((resolve, reject) =>
-        http.close((error) => (error ? reject(error) : resolve())),
-      ).finally(() => clearTimeout(force));
+      await closed!.finally(() => clearTimeout(force));
     },
   };
 }

@@ -1,9 +1,14 @@
-/** SIGTERM: stop claiming, let in-flight runs finish within the grace period, close websockets with 1001, exit 0. */
+/**
+ * SIGTERM: report not ready while still serving, stop accepting, stop claiming, let
+ * in-flight runs finish within the grace period, close websockets with 1012 (service
+ * restart) so that clients come back, exit 0.
+ */
 import { createClient } from 'graphql-ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { createScratchDatabase } from '../support/database.js';
+import { createScratchDatabase, usingPostgres } from '../support/database.js';
 import { startRunwayProcess } from '../support/processes.js';
+import { startLoadBalancer } from '../support/tcp-proxy.js';
 
 const leftovers: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -43,7 +48,7 @@ async function until(check: () => Promise<boolean>, ms = 10_000) {
 }
 
 describe('SIGTERM', () => {
-  it('lets an in-flight run finish, closes websockets with 1001 and exits 0', async () => {
+  it('lets an in-flight run finish, closes websockets with 1012 and exits 0', async () => {
     const runway = await startRunway({ SHUTDOWN_GRACE_SECONDS: '10' });
     let resolveClosed: (code: number) => void = () => {};
     const closed = new Promise<number>((resolve) => (resolveClosed = resolve));
@@ -52,7 +57,7 @@ describe('SIGTERM', () => {
       webSocketImpl: WebSocket,
       retryAttempts: 0,
       lazy: false, // the socket stays open after the subscription completes
-      onNonLazyError: () => {}, // the 1001 close is expected; it is asserted below
+      onNonLazyError: () => {}, // the 1012 close is expected; it is asserted below
       on: { closed: (e: any) => resolveClosed(e.code) },
     });
     leftovers.push(async () => {
@@ -73,7 +78,7 @@ describe('SIGTERM', () => {
     await watched;
     // The run was finished during the grace period and its end still reached the client.
     expect(statuses).toEqual(['IN_PROGRESS', 'COMPLETED']);
-    expect(await closed).toBe(1001);
+    expect(await closed).toBe(1012);
     expect(await runway.exited).toBe(0);
   }, 30_000);
 
@@ -86,4 +91,85 @@ describe('SIGTERM', () => {
     expect(await runway.exited).toBe(0);
     expect(Date.now() - started).toBeLessThan(8000);
   }, 30_000);
+});
+
+describe('restart', () => {
+  it('answers /ready with 503 while it drains, still serving GraphQL, then stops accepting connections', async () => {
+    const runway = await startRunway({ SHUTDOWN_DRAIN_SECONDS: '2' });
+    const ready = () => fetch(runway.url.replace('/graphql', '/ready')).then((r) => r.status);
+    expect(await ready()).toBe(200);
+
+    const signalled = Date.now();
+    runway.child.kill('SIGTERM');
+    await until(async () => (await ready()) === 503, 1000);
+    // Draining: a load balancer stops sending traffic, but what still comes is served.
+    const { createAssistant } = await gql(runway.url, 'mutation { createAssistant(input: { model: "scripted" }) { id } }');
+    expect(createAssistant.id).toMatch(/^asst_/);
+    expect(await runway.exited).toBe(0);
+    expect(Date.now() - signalled).toBeGreaterThanOrEqual(2000);
+    await expect(fetch(runway.url)).rejects.toThrow();
+  }, 60_000);
+
+  it.skipIf(!usingPostgres)(
+    'a stock graphql-ws client (default retries) comes back through the load balancer by itself and misses no transition',
+    async () => {
+      const db = await createScratchDatabase();
+      leftovers.push(() => db.drop());
+      const env = { DATABASE_URL: db.url!, SHUTDOWN_DRAIN_SECONDS: '1' };
+      const leaving = await startRunwayProcess(env);
+      leftovers.push(() => leaving.kill());
+      const staying = await startRunwayProcess(env);
+      leftovers.push(() => staying.kill());
+      const balancer = await startLoadBalancer([leaving, staying].map((p) => Number(new URL(p.url!).port)));
+      leftovers.push(() => balancer.close());
+      const url = `http://127.0.0.1:${balancer.port}/graphql`;
+
+      const { createAssistant } = await gql(
+        url,
+        'mutation { createAssistant(input: { model: "scripted", tools: [{ type: FUNCTION, function: { name: "lookup" } }] }) { id } }',
+      );
+      const { createThread } = await gql(url, 'mutation { createThread(input: { messages: [{ role: USER, content: "call lookup {}" }] }) { id } }');
+      const ids = { t: createThread.id, r: '' };
+      ids.r = (await gql(url, 'mutation($t: ID!, $a: ID!) { createRun(threadId: $t, input: { assistantId: $a }) { id } }', { t: ids.t, a: createAssistant.id })).createRun.id;
+
+      // The client as an app makes it: nothing but the URL (5 retries, randomised backoff).
+      const closes: number[] = [];
+      let connections = 0;
+      const client = createClient({
+        url: url.replace('http', 'ws'),
+        webSocketImpl: WebSocket,
+        on: { connected: () => void connections++, closed: (e: any) => void closes.push(e.code) },
+      });
+      leftovers.push(async () => void (await client.dispose()));
+      const seen: { status: string; version: number }[] = [];
+      const completed = new Promise<void>((resolve, reject) =>
+        client.subscribe(
+          { query: 'subscription($r: ID!) { runStatusChanged(runId: $r) { status version } }', variables: { r: ids.r } },
+          { next: (v: any) => void seen.push(v.data.runStatusChanged), error: reject, complete: resolve },
+        ),
+      );
+      completed.catch(() => {}); // asserted below; a failure must not go unhandled meanwhile
+      await until(async () => seen.some((e) => e.status === 'REQUIRES_ACTION'));
+      const beforeRestart = seen.length;
+
+      // The balancer sent the client to the first process: that one goes away.
+      leaving.child.kill('SIGTERM');
+      expect(await leaving.exited).toBe(0);
+      expect(closes).toEqual([1012]);
+      // The client reconnects on its own (its first retry waits 1.3 to 4 s) and subscribes
+      // again; with no position given, it gets the run's current state first.
+      await until(async () => connections === 2 && seen.length > beforeRestart, 20_000);
+      expect(seen[beforeRestart]!.status).toBe('REQUIRES_ACTION');
+
+      const { run } = await gql(url, 'query($t: ID!, $r: ID!) { run(threadId: $t, runId: $r) { requiredAction { submitToolOutputs { toolCalls { id } } } } }', ids);
+      const c = run.requiredAction.submitToolOutputs.toolCalls[0].id;
+      await gql(url, 'mutation($t: ID!, $r: ID!, $c: ID!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: [{ toolCallId: $c, output: "ok" }]) { id } }', { ...ids, c });
+      await completed;
+      // From where the client stood, every transition, in order, none twice.
+      const after = seen.slice(beforeRestart);
+      expect(after.map((e) => e.status)).toEqual(['REQUIRES_ACTION', 'QUEUED', 'IN_PROGRESS', 'COMPLETED']);
+      expect(after.map((e) => e.version)).toEqual(after.map((_, i) => after[0]!.version + i));
+    },
+    60_000,
+  );
 });

@@ -49,7 +49,7 @@ export async function startServerProcess(
   { label = script, name = script, compiled = false }: { label?: string; name?: string; compiled?: boolean } = {},
 ): Promise<RunwayProcess> {
   const child = spawn(process.execPath, [...nodeArgs, ...nodeCommand(script, compiled)], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', SHUTDOWN_DRAIN_SECONDS: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';

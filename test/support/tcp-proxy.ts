@@ -43,3 +43,61 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
       }),
   };
 }
+
+export interface LoadBalancer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP load balancer in front of several Runway processes, as a deployment puts one:
+ * it checks each backend's /ready every `checkMs` and sends a new connection to the first
+ * ready one (the next one if that refuses), so a draining process gets no new clients.
+ */
+export async function startLoadBalancer(backends: number[], checkMs = 100): Promise<LoadBalancer> {
+  const ready = new Map<number, boolean>(backends.map((port) => [port, true]));
+  const check = setInterval(() => {
+    for (const port of backends) {
+      fetch(`http://127.0.0.1:${port}/ready`).then(
+        (res) => ready.set(port, res.status === 200),
+        () => ready.set(port, false),
+      );
+    }
+  }, checkMs);
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    sockets.add(client);
+    client.on('close', () => sockets.delete(client));
+    client.on('error', () => {});
+    client.pause();
+    const candidates = [...backends.filter((p) => ready.get(p)), ...backends.filter((p) => !ready.get(p))];
+    const tryNext = () => {
+      const port = candidates.shift();
+      if (port === undefined) return void client.destroy();
+      const upstream = connect(port, '127.0.0.1');
+      let connected = false;
+      // Refused: the next backend. Cut later: the client sees it cut.
+      upstream.on('error', () => (connected ? client.destroy() : tryNext()));
+      upstream.once('connect', () => {
+        connected = true;
+        sockets.add(upstream);
+        upstream.on('close', () => sockets.delete(upstream));
+        client.pipe(upstream).pipe(client);
+        client.resume();
+        client.on('close', () => upstream.destroy());
+        upstream.on('close', () => client.destroy());
+      });
+    };
+    tryNext();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise((r) => {
+        clearInterval(check);
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}

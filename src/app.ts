@@ -18,6 +18,7 @@ import { createInProcessEventBus } from './realtime/event-bus.js';
 import { postgresTransport, redisTransport } from './realtime/transport.js';
 import { randomUUID } from 'node:crypto';
 import { RunService } from './runs/run-service.js';
+import { SWEEP_BATCH, sweepKeys } from './idempotency/idempotency.js';
 import { buildServer, type RunwayServer } from './server/server.js';
 import { ThreadService } from './threads/thread-service.js';
 
@@ -25,7 +26,9 @@ export type AppConfig = Pick<
   Config,
   'databaseUrl' | 'pgliteDir' | 'databasePoolSize' | 'runExpiresAfterSeconds' | 'production'
 > &
-  Partial<Pick<Config, 'openai' | 'subscriptionBuffer' | 'redisUrl' | 'maxBodyBytes' | 'apiKeys' | 'shutdownDrainMs'>> & {
+  Partial<
+    Pick<Config, 'openai' | 'subscriptionBuffer' | 'redisUrl' | 'maxBodyBytes' | 'apiKeys' | 'shutdownDrainMs' | 'idempotencyKeyHours'>
+  > & {
     queryLimits?: Partial<Config['queryLimits']> | undefined;
     rateLimits?: Partial<Config['rateLimits']> | undefined;
   } & { websocket?: Partial<Config['websocket']> | undefined };
@@ -93,7 +96,16 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   });
   let worker: Worker | undefined;
   if (options.worker !== false) {
-    worker = new Worker({ logger, ...options.worker, runs, providers });
+    const keysBefore = () => clock() - (config.idempotencyKeyHours ?? 24) * 3600;
+    worker = new Worker({
+      logger,
+      housekeeping: async () => {
+        while ((await sweepKeys(db, keysBefore())) === SWEEP_BATCH);
+      },
+      ...options.worker,
+      runs,
+      providers,
+    });
     // Runs that expired while no process was up are expired before anything else.
     while ((await runs.expireDue(500)) === 500);
   }

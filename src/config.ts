@@ -41,6 +41,8 @@ const configSchema = z.object({
    * balancer moves traffic away) before the port stops accepting. SIGINT skips it. @default 5
    */
   SHUTDOWN_DRAIN_SECONDS: intFromEnv(5, 0),
+  /** How long an idempotency key is kept (at least a day, as clients expect). @default 24 */
+  IDEMPOTENCY_KEY_HOURS: intFromEnv(24, 24),
   /** An OpenAI-compatible endpoint (e.g. http://localhost:11434/v1); with it or a key set, non-scripted models go there. */
   OPENAI_BASE_URL: z.string().url().optional(),
   /** The endpoint's API key. */
@@ -93,6 +95,7 @@ export type Config = Readonly<{
   shutdownGraceSeconds: number;
   /** SHUTDOWN_DRAIN_SECONDS, in milliseconds. */
   shutdownDrainMs: number;
+  idempotencyKeyHours: number;
   redisUrl: string | undefined;
   logLevel: string;
   queryLimits: { maxDepth: number; maxCost: number; maxAliases: number; maxTokens: number; maxDirectives: number };
@@ -141,6 +144,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     leaseSeconds: e.LEASE_SECONDS,
     shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
     shutdownDrainMs: e.SHUTDOWN_DRAIN_SECONDS * 1000,
+    idempotencyKeyHours: e.IDEMPOTENCY_KEY_HOURS,
     redisUrl: e.REDIS_URL,
     logLevel: e.LOG_LEVEL,
     queryLimits: {

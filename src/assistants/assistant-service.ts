@@ -4,6 +4,7 @@ import { preparedPer } from '../db/prepared.js';
 import { assistants, type AssistantRow } from '../db/schema.js';
 import { newId } from '../domain/ids.js';
 import type { Metadata, Tool } from '../domain/run.js';
+import { idempotentRequest, once, recordKey } from '../idempotency/idempotency.js';
 
 export interface CreateAssistantInput {
   model: string;
@@ -17,23 +18,41 @@ export interface CreateAssistantInput {
 export class AssistantService {
   constructor(private readonly deps: { db: Db; clock: () => number }) {}
 
-  async create(projectId: string, input: CreateAssistantInput): Promise<AssistantRow> {
-    const [row] = await this.deps.db
-      .insert(assistants)
-      .values({
-        id: newId('asst'),
-        projectId,
-        createdAt: this.deps.clock(),
-        model: input.model,
-        name: input.name ?? null,
-        description: input.description ?? null,
-        instructions: input.instructions ?? null,
-        tools: input.tools ?? [],
-        metadata: input.metadata ?? {},
-      })
-      .returning();
-    if (!row) throw new Error('insert returned no row');
-    return row;
+  /** A new assistant; with an idempotency key, a retry gets the first one. */
+  async create(projectId: string, input: CreateAssistantInput, idempotencyKey?: string | null): Promise<AssistantRow> {
+    const { db, clock } = this.deps;
+    const now = clock();
+    const insert = async (ex: Executor) => {
+      const [row] = await ex
+        .insert(assistants)
+        .values({
+          id: newId('asst'),
+          projectId,
+          createdAt: now,
+          model: input.model,
+          name: input.name ?? null,
+          description: input.description ?? null,
+          instructions: input.instructions ?? null,
+          tools: input.tools ?? [],
+          metadata: input.metadata ?? {},
+        })
+        .returning();
+      if (!row) throw new Error('insert returned no row');
+      return row;
+    };
+    const request = idempotentRequest(projectId, idempotencyKey, 'createAssistant', input);
+    if (!request) return insert(db);
+    return once(
+      db,
+      request,
+      () =>
+        db.transaction(async (tx) => {
+          const row = await insert(tx);
+          await recordKey(tx, request, row.id, now);
+          return row;
+        }),
+      (id) => this.get(projectId, id),
+    );
   }
 
   /** The assistant, if it exists in this project. */

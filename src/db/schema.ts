@@ -256,6 +256,32 @@ export const apiKeys = pgTable('api_keys', {
   revokedAt: unixSeconds('revoked_at'),
 });
 
+/**
+ * Idempotency keys of creating mutations: a retry with a key already used gets the first
+ * result (`resultId`) instead of a second object, provided it asks the same thing
+ * (`fingerprint`). Written in the same transaction as the object created; swept after
+ * IDEMPOTENCY_KEY_HOURS.
+ */
+export const idempotencyKeys = pgTable(
+  'idempotency_keys',
+  {
+    projectId: projectId(),
+    key: text('key').notNull(),
+    /** The mutation that used the key. */
+    operation: text('operation').notNull(),
+    /** SHA-256 of the operation and its input, in a canonical form. */
+    fingerprint: text('fingerprint').notNull(),
+    /** The id of what the first request created (for submitToolOutputs, the run). */
+    resultId: text('result_id').notNull(),
+    createdAt: unixSeconds('created_at').notNull(),
+  },
+  (t) => [
+    primaryKey({ name: 'idempotency_keys_pkey', columns: [t.projectId, t.key] }),
+    // The sweeper deletes the oldest first.
+    index('idempotency_keys_created_at_idx').on(t.createdAt),
+  ],
+);
+
 export type AssistantRow = typeof assistants.$inferSelect;
 export type ThreadRow = typeof threads.$inferSelect;
 export type MessageRow = typeof messages.$inferSelect;

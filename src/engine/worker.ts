@@ -16,6 +16,9 @@ import { MAX_CLAIM, type RunService } from '../runs/run-service.js';
 import { ModelError, type ModelProvider, type PromptMessage } from './providers/provider.js';
 import { promptTokens } from './providers/scripted.js';
 
+/** How often the poll runs the housekeeping. */
+const HOUSEKEEPING_MS = 60_000;
+
 export interface WorkerOptions {
   runs: RunService;
   providers: ModelProvider[];
@@ -27,6 +30,8 @@ export interface WorkerOptions {
   pollMs?: number;
   /** On stop, how long in-flight runs may take to finish before their claims are released. @default 10000 */
   shutdownGraceMs?: number;
+  /** Cleaning up of old rows (e.g. idempotency keys), run from the poll about once a minute. */
+  housekeeping?: () => Promise<unknown>;
   logger?: Logger;
 }
 
@@ -57,6 +62,7 @@ export class Worker {
   private readonly pollMs: number;
   private readonly shutdownGraceMs: number;
   private readonly log: Logger;
+  private nextHousekeeping = 0;
 
   constructor(private readonly options: WorkerOptions) {
     this.concurrency = options.concurrency ?? 8;
@@ -136,6 +142,10 @@ export class Worker {
   private async poll(): Promise<void> {
     const { runs } = this.options;
     try {
+      if (this.options.housekeeping && Date.now() >= this.nextHousekeeping) {
+        this.nextHousekeeping = Date.now() + HOUSEKEEPING_MS;
+        await this.options.housekeeping();
+      }
       await runs.expireDue();
       const free = this.concurrency - this.inFlight.size;
       if (this.running && free > 0) {

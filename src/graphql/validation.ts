@@ -32,3 +32,8 @@ export const tokenLimitSchema = z.number().int().min(LIMITS.minTokenLimit);
 export const functionNameSchema = z
   .string()
   .regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1 to 64 letters, digits, underscores or dashes');
+
+/** Visible ASCII only (a UUID is typical), as Stripe and OpenAI take them. */
+export const idempotencyKeySchema = z
+  .string()
+  .regex(/^[\x21-\x7E]{1,255}$/, 'must be 1 to 255 visible ASCII characters (a UUID, say)');

@@ -31,6 +31,7 @@ import { isItemSpecificError, isUniqueViolation } from '../db/errors.js';
 import { eventLinesSql } from '../realtime/event-codec.js';
 import { newMessage, threadExists } from '../threads/thread-service.js';
 import { findAssistant } from '../assistants/assistant-service.js';
+import { idempotentRequest, once, recordKey, type IdempotentRequest } from '../idempotency/idempotency.js';
 import * as store from './run-store.js';
 
 export interface CreateRunInput {
@@ -125,7 +126,23 @@ export class RunService {
     return store.listRuns(this.deps.db, thread.id, args, statuses);
   }
 
-  async create(projectId: string, threadId: string, input: CreateRunInput): Promise<RunRow> {
+  /** A new run; with an idempotency key, a retry gets the first one. */
+  async create(projectId: string, threadId: string, input: CreateRunInput, idempotencyKey?: string | null): Promise<RunRow> {
+    const request = idempotentRequest(projectId, idempotencyKey, 'createRun', { threadId, input });
+    return once(
+      this.deps.db,
+      request,
+      () => this.createOnce(projectId, threadId, input, request),
+      (id) => this.getInProject(projectId, id),
+    );
+  }
+
+  private async createOnce(
+    projectId: string,
+    threadId: string,
+    input: CreateRunInput,
+    request: IdempotentRequest | undefined,
+  ): Promise<RunRow> {
     const { db, clock, runExpiresAfterSeconds } = this.deps;
     const now = clock();
     // Assistants never change once created: read outside the run's statement.
@@ -180,6 +197,7 @@ export class RunService {
           const { id, role, content, metadata } = newMessage(threadId, now, m);
           return { id, role, content, metadata };
         }),
+        idempotency: request ? { key: request.key, fingerprint: request.fingerprint } : null,
       };
       // A second run asked for on one thread in one batch waits for the next batch.
       do {
@@ -288,7 +306,30 @@ export class RunService {
     throw new Error(`cancel of ${runId} kept losing races`);
   }
 
-  async submitToolOutputs(projectId: string, threadId: string, runId: string, outputs: ToolOutput[]): Promise<RunRow> {
+  /** Hands the run its tool outputs; with an idempotency key, a retry gets the run as it is. */
+  async submitToolOutputs(
+    projectId: string,
+    threadId: string,
+    runId: string,
+    outputs: ToolOutput[],
+    idempotencyKey?: string | null,
+  ): Promise<RunRow> {
+    const request = idempotentRequest(projectId, idempotencyKey, 'submitToolOutputs', { threadId, runId, outputs });
+    return once(
+      this.deps.db,
+      request,
+      () => this.submitToolOutputsOnce(projectId, threadId, runId, outputs, request),
+      (id) => this.get(projectId, threadId, id),
+    );
+  }
+
+  private async submitToolOutputsOnce(
+    projectId: string,
+    threadId: string,
+    runId: string,
+    outputs: ToolOutput[],
+    request: IdempotentRequest | undefined,
+  ): Promise<RunRow> {
     const run = await this.require(projectId, threadId, runId);
     if (run.status !== 'requires_action' || !run.requiredAction) {
       throw new InvalidRunStateError(
@@ -314,6 +355,7 @@ export class RunService {
           })),
         });
       }
+      if (request) await recordKey(tx, request, runId, now);
       return moved;
     });
     if (!result) {

@@ -10,6 +10,7 @@ import { jsonParam } from '../db/json-param.js';
 import { preparedPer } from '../db/prepared.js';
 import {
   ACTIVE_STATUS_LIST,
+  idempotencyKeys,
   messages,
   runEvents,
   runs,
@@ -64,6 +65,8 @@ export interface NewRun {
   responseFormat: ResponseFormat;
   /** Messages added to the thread with the run (additionalMessages). */
   messages: { id: string; role: 'user' | 'assistant'; content: string; metadata: Metadata }[];
+  /** The request's idempotency key, recorded with the run by the same statement. */
+  idempotency: { key: string; fingerprint: string } | null;
 }
 
 /**
@@ -141,7 +144,7 @@ const NEW_RUN_COLUMNS =
   'id text, project_id text, thread_id text, assistant_id text, created_at bigint, expires_at bigint, model text, ' +
   'instructions text, additional_instructions text, tools jsonb, metadata jsonb, temperature float8, top_p float8, ' +
   'max_prompt_tokens integer, max_completion_tokens integer, truncation_strategy jsonb, tool_choice jsonb, ' +
-  'parallel_tool_calls boolean, response_format jsonb, messages jsonb';
+  'parallel_tool_calls boolean, response_format jsonb, messages jsonb, idempotency_key text, fingerprint text';
 
 function newRunRecord(run: NewRun) {
   return {
@@ -165,6 +168,8 @@ function newRunRecord(run: NewRun) {
     parallel_tool_calls: run.parallelToolCalls,
     response_format: run.responseFormat,
     messages: run.messages,
+    idempotency_key: run.idempotency?.key ?? null,
+    fingerprint: run.idempotency?.fingerprint ?? null,
   };
 }
 
@@ -275,9 +280,31 @@ export function createRunsStatement(db: Db, announce: AnnounceEvents) {
       )
       .returning(),
   );
+  // The idempotency key of each run created under one, in the same commit as the run.
+  const keys = db.$with('keys').as(
+    db
+      .insert(idempotencyKeys)
+      .select((qb) =>
+        qb
+          .select({
+            projectId: created.projectId,
+            key: r('idempotency_key', 'key'),
+            operation: sql`'createRun'`.as('operation'),
+            fingerprint: r('fingerprint', 'fingerprint'),
+            resultId: created.id,
+            createdAt: created.createdAt,
+          })
+          .from(created)
+          .innerJoin(input, sql`r.id = ${created.id}`)
+          .where(sql`r.idempotency_key is not null`),
+      )
+      .returning({ key: idempotencyKeys.key }),
+  );
   // Each run's first event is at its creation.
   const at = sql`"changed"."created_at"`;
-  const statement = changedRunsWithEvents(db, { before: [thread, added], changed: created }, at, announce).prepare('create_runs');
+  const statement = changedRunsWithEvents(db, { before: [thread, added], changed: created, after: [keys] }, at, announce).prepare(
+    'create_runs',
+  );
   return async (values: NewRun[]): Promise<{ run: RunRow; event: RunStatusEvent }[]> => {
     const rows = await statement.execute({ runs: jsonParam(values.map(newRunRecord)) });
     return withEvents(rows, (run) => run.createdAt);

@@ -10,6 +10,7 @@ import { messages, threads, type MessageRow, type ThreadRow } from '../db/schema
 import { NotFoundError, ThreadHasActiveRunError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { Metadata } from '../domain/run.js';
+import { idempotentRequest, once, recordKey } from '../idempotency/idempotency.js';
 import { findActiveRunId } from '../runs/run-store.js';
 
 export interface CreateMessageInput {
@@ -26,19 +27,25 @@ export interface CreateThreadInput {
 export class ThreadService {
   constructor(private readonly deps: { db: Db; clock: () => number }) {}
 
-  async create(projectId: string, input: CreateThreadInput = {}): Promise<ThreadRow> {
-    const now = this.deps.clock();
-    return this.deps.db.transaction(async (tx) => {
-      const [thread] = await tx
-        .insert(threads)
-        .values({ id: newId('thread'), projectId, createdAt: now, metadata: input.metadata ?? {} })
-        .returning();
-      if (!thread) throw new Error('insert returned no row');
-      if (input.messages?.length) {
-        await tx.insert(messages).values(input.messages.map((m) => newMessage(thread.id, now, m)));
-      }
-      return thread;
-    });
+  /** A new thread with its messages; with an idempotency key, a retry gets the first one. */
+  async create(projectId: string, input: CreateThreadInput = {}, idempotencyKey?: string | null): Promise<ThreadRow> {
+    const { db, clock } = this.deps;
+    const now = clock();
+    const request = idempotentRequest(projectId, idempotencyKey, 'createThread', input);
+    const create = () =>
+      db.transaction(async (tx) => {
+        const [thread] = await tx
+          .insert(threads)
+          .values({ id: newId('thread'), projectId, createdAt: now, metadata: input.metadata ?? {} })
+          .returning();
+        if (!thread) throw new Error('insert returned no row');
+        if (input.messages?.length) {
+          await tx.insert(messages).values(input.messages.map((m) => newMessage(thread.id, now, m)));
+        }
+        if (request) await recordKey(tx, request, thread.id, now);
+        return thread;
+      });
+    return once(db, request, create, (id) => this.get(projectId, id));
   }
 
   /** The thread, if it exists in this project. */
@@ -47,21 +54,42 @@ export class ThreadService {
     return row;
   }
 
-  async createMessage(projectId: string, threadId: string, input: CreateMessageInput): Promise<MessageRow> {
-    const now = this.deps.clock();
-    return this.deps.db.transaction(async (tx) => {
-      const [thread] = await tx
-        .select({ id: threads.id })
-        .from(threads)
-        .where(and(eq(threads.id, threadId), eq(threads.projectId, projectId)))
-        .for('share');
-      if (!thread) throw new NotFoundError('thread', threadId);
-      const active = await findActiveRunId(tx, threadId);
-      if (active) throw new ThreadHasActiveRunError(threadId, active);
-      const [row] = await tx.insert(messages).values(newMessage(threadId, now, input)).returning();
-      if (!row) throw new Error('insert returned no row');
-      return row;
-    });
+  /** A new message; with an idempotency key, a retry gets the first one. */
+  async createMessage(
+    projectId: string,
+    threadId: string,
+    input: CreateMessageInput,
+    idempotencyKey?: string | null,
+  ): Promise<MessageRow> {
+    const { db, clock } = this.deps;
+    const now = clock();
+    const request = idempotentRequest(projectId, idempotencyKey, 'createMessage', { threadId, input });
+    const create = () =>
+      db.transaction(async (tx) => {
+        const [thread] = await tx
+          .select({ id: threads.id })
+          .from(threads)
+          .where(and(eq(threads.id, threadId), eq(threads.projectId, projectId)))
+          .for('share');
+        if (!thread) throw new NotFoundError('thread', threadId);
+        const active = await findActiveRunId(tx, threadId);
+        if (active) throw new ThreadHasActiveRunError(threadId, active);
+        const [row] = await tx.insert(messages).values(newMessage(threadId, now, input)).returning();
+        if (!row) throw new Error('insert returned no row');
+        if (request) await recordKey(tx, request, row.id, now);
+        return row;
+      });
+    return once(db, request, create, (id) => this.getMessage(projectId, id));
+  }
+
+  /** The message, if its thread is in this project. */
+  async getMessage(projectId: string, id: string): Promise<MessageRow | undefined> {
+    const [row] = await this.deps.db
+      .select({ message: messages })
+      .from(messages)
+      .innerJoin(threads, eq(threads.id, messages.threadId))
+      .where(and(eq(messages.id, id), eq(threads.projectId, projectId)));
+    return row?.message;
   }
 
   /** A thread's messages, for a thread already known to be the caller's. */

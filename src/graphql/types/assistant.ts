@@ -1,6 +1,6 @@
 import type { AssistantRow } from '../../db/schema.js';
 import { builder } from '../builder.js';
-import { metadataArg, ToolInput, ToolRef, toolsArgValidation, toTools } from './common.js';
+import { idempotencyKeyArgs, metadataArg, ToolInput, ToolRef, toolsArgValidation, toTools } from './common.js';
 
 export const AssistantRef = builder.objectRef<AssistantRow>('Assistant').implement({
   fields: (t) => ({
@@ -39,15 +39,19 @@ builder.queryFields((t) => ({
 builder.mutationFields((t) => ({
   createAssistant: t.field({
     type: AssistantRef,
-    args: { input: t.arg({ type: CreateAssistantInput, required: true }) },
-    resolve: (_, { input }, ctx) =>
-      ctx.assistants.create(ctx.projectId, {
-        model: input.model,
-        name: input.name,
-        description: input.description,
-        instructions: input.instructions,
-        tools: toTools(input.tools),
-        metadata: input.metadata as Record<string, string> | null | undefined,
-      }),
+    args: { input: t.arg({ type: CreateAssistantInput, required: true }), ...idempotencyKeyArgs },
+    resolve: (_, { input, idempotencyKey }, ctx) =>
+      ctx.assistants.create(
+        ctx.projectId,
+        {
+          model: input.model,
+          name: input.name,
+          description: input.description,
+          instructions: input.instructions,
+          tools: toTools(input.tools),
+          metadata: input.metadata as Record<string, string> | null | undefined,
+        },
+        idempotencyKey,
+      ),
   }),
 }));

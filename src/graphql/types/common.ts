@@ -3,7 +3,7 @@ import type { ObjectRef } from '@pothos/core';
 import type { Page } from '../../db/keyset.js';
 import type { FunctionDefinition, Tool } from '../../domain/run.js';
 import { builder } from '../builder.js';
-import { functionNameSchema, LIMITS, metadataSchema, pageSizeSchema } from '../validation.js';
+import { functionNameSchema, idempotencyKeySchema, LIMITS, metadataSchema, pageSizeSchema } from '../validation.js';
 
 export const SortOrder = builder.enumType('SortOrder', {
   values: { ASC: { value: 'asc' }, DESC: { value: 'desc' } } as const,
@@ -61,6 +61,15 @@ export const pageArgs = builder.args((t) => ({
 }));
 
 export const metadataArg = { schema: metadataSchema } as const;
+
+/** The optional key that makes a creating mutation safe to retry. */
+export const idempotencyKeyArgs = builder.args((t) => ({
+  idempotencyKey: t.string({
+    validate: { schema: idempotencyKeySchema },
+    description:
+      'Makes a retry safe: a request with a key this project used in the last 24 hours gets the first result and creates nothing; the same key with other input is BAD_USER_INPUT.',
+  }),
+}));
 
 export const ToolType = builder.enumType('ToolType', {
   values: { FUNCTION: { value: 'function' } } as const,

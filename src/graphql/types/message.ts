@@ -1,6 +1,6 @@
 import type { MessageRow } from '../../db/schema.js';
 import { builder } from '../builder.js';
-import { connectionType, metadataArg } from './common.js';
+import { connectionType, idempotencyKeyArgs, metadataArg } from './common.js';
 
 export const MessageRole = builder.enumType('MessageRole', {
   values: { USER: { value: 'user' }, ASSISTANT: { value: 'assistant' } } as const,
@@ -37,12 +37,18 @@ builder.mutationFields((t) => ({
     args: {
       threadId: t.arg.id({ required: true }),
       input: t.arg({ type: CreateMessageInput, required: true }),
+      ...idempotencyKeyArgs,
     },
-    resolve: (_, { threadId, input }, ctx) =>
-      ctx.threads.createMessage(ctx.projectId, String(threadId), {
-        role: input.role,
-        content: input.content,
-        metadata: input.metadata as Record<string, string> | null | undefined,
-      }),
+    resolve: (_, { threadId, input, idempotencyKey }, ctx) =>
+      ctx.threads.createMessage(
+        ctx.projectId,
+        String(threadId),
+        {
+          role: input.role,
+          content: input.content,
+          metadata: input.metadata as Record<string, string> | null | undefined,
+        },
+        idempotencyKey,
+      ),
   }),
 }));

@@ -22,6 +22,7 @@ import {
 } from '../validation.js';
 import {
   connectionType,
+  idempotencyKeyArgs,
   metadataArg,
   pageArgs,
   ToolInput,
@@ -311,8 +312,10 @@ builder.mutationFields((t) => ({
     args: {
       threadId: t.arg.id({ required: true }),
       input: t.arg({ type: CreateRunInput, required: true }),
+      ...idempotencyKeyArgs,
     },
-    resolve: (_, { threadId, input }, ctx) => ctx.runs.create(ctx.projectId, String(threadId), toCreateRun(input)),
+    resolve: (_, { threadId, input, idempotencyKey }, ctx) =>
+      ctx.runs.create(ctx.projectId, String(threadId), toCreateRun(input), idempotencyKey),
   }),
   modifyRun: t.field({
     type: RunRef,
@@ -336,13 +339,15 @@ builder.mutationFields((t) => ({
       threadId: t.arg.id({ required: true }),
       runId: t.arg.id({ required: true }),
       toolOutputs: t.arg({ type: [ToolOutputInput], required: true }),
+      ...idempotencyKeyArgs,
     },
-    resolve: (_, { threadId, runId, toolOutputs }, ctx) =>
+    resolve: (_, { threadId, runId, toolOutputs, idempotencyKey }, ctx) =>
       ctx.runs.submitToolOutputs(
         ctx.projectId,
         String(threadId),
         String(runId),
         toolOutputs.map((o) => ({ toolCallId: String(o.toolCallId), output: o.output })),
+        idempotencyKey,
       ),
   }),
 }));

@@ -1,6 +1,6 @@
 import type { ThreadRow } from '../../db/schema.js';
 import { builder } from '../builder.js';
-import { metadataArg, pageArgs } from './common.js';
+import { idempotencyKeyArgs, metadataArg, pageArgs } from './common.js';
 import { CreateMessageInput, MessageConnection } from './message.js';
 import { RunConnection, runListArgs } from './run.js';
 
@@ -43,15 +43,19 @@ builder.queryFields((t) => ({
 builder.mutationFields((t) => ({
   createThread: t.field({
     type: ThreadRef,
-    args: { input: t.arg({ type: CreateThreadInput }) },
-    resolve: (_, { input }, ctx) =>
-      ctx.threads.create(ctx.projectId, {
-        metadata: input?.metadata as Record<string, string> | null | undefined,
-        messages: input?.messages?.map((m) => ({
-          role: m.role,
-          content: m.content,
-          metadata: m.metadata as Record<string, string> | null | undefined,
-        })),
-      }),
+    args: { input: t.arg({ type: CreateThreadInput }), ...idempotencyKeyArgs },
+    resolve: (_, { input, idempotencyKey }, ctx) =>
+      ctx.threads.create(
+        ctx.projectId,
+        {
+          metadata: input?.metadata as Record<string, string> | null | undefined,
+          messages: input?.messages?.map((m) => ({
+            role: m.role,
+            content: m.content,
+            metadata: m.metadata as Record<string, string> | null | undefined,
+          })),
+        },
+        idempotencyKey,
+      ),
   }),
 }));

@@ -7,7 +7,8 @@
  * - A connection cut mid-transaction (porsager/postgres#1154, #1208) crashed the process
  *   with a TypeError from a write to the vanished socket, and lost the connection from
  *   the pool for good; a cut while a new connection fetched its types was an unhandled
- *   rejection, which ends a Node process.
+ *   rejection, which ends a Node process; a query sent on a connection between its
+ *   socket's reset and its close waited forever.
  *
  * Each spec here fails without the patch.
  */
@@ -108,11 +109,28 @@ describe.skipIf(!usingPostgres)('the PostgreSQL driver (patched postgres.js)', (
     }
   });
 
+  it('settles every query sent while the connections of the pool are being reset', async () => {
+    const sql = postgresClient(proxy.url(db.url!), { max: 4 });
+    try {
+      await Promise.all([1, 2, 3, 4].map(() => sql`select pg_sleep(0.05)`)); // four open connections
+      const down = proxy.interrupt(1000, 'reset');
+      // One after another, from the moment of the cut: some land on a connection between
+      // its socket's error and its close.
+      const outcomes: unknown[] = [];
+      for (let i = 0; i < 6; i++) outcomes.push(await within(sql`select 1`.then(() => 'answered', (e: { code?: string }) => e.code), 5000));
+      await down;
+      expect(outcomes).not.toContain('stuck');
+      expect(await within(sql`select 2 as n`.then((rows) => rows[0]?.['n']), 5000)).toBe(2);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+
   it('fails the query that opened a connection cut while it fetched its types, with nothing unhandled', async () => {
     const sql = postgresClient(proxy.url(db.url!), { max: 1 });
     try {
       // postgres.js reads the array types of each new connection before its first query.
-      proxy.cutWhenClientSends('pg_catalog.pg_type', 'reset');
+      proxy.cutWhen('pg_catalog.pg_type', { how: 'reset' });
       const first = await sql`select 1 as n`.then(
         () => 'answered',
         (e: { code?: string }) => e.code,

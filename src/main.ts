@@ -6,6 +6,15 @@ import { GRAPHQL_PATH } from './server/server.js';
 
 const config = loadConfig();
 const logger = createLogger({ level: config.logLevel });
+// A rejection nobody handled, or an exception nothing caught, leaves the process in a
+// state nobody planned for: log it and exit non-zero (the supervisor restarts the
+// process; another worker takes its runs over) rather than limp on.
+for (const event of ['unhandledRejection', 'uncaughtException'] as const) {
+  process.on(event, (error: unknown) => {
+    logger.fatal({ err: error, event }, 'unexpected failure: exiting');
+    process.exit(1);
+  });
+}
 const app = await buildApp(config, {
   logger,
   worker:

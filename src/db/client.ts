@@ -29,6 +29,14 @@ export type Database =
   | { driver: 'postgres'; db: Db; client: postgres.Sql; url: string; close(): Promise<void> }
   | { driver: 'pglite'; db: Db; client: PGlite; close(): Promise<void> };
 
+/**
+ * Seconds to wait after `attempts` failed attempts: 0.05 s doubled with each, at most 2 s,
+ * less up to half at random (so that the connections of a pool do not all try at once).
+ */
+export function reconnectBackoff(attempts: number): number {
+  return Math.min(0.05 * 2 ** attempts, 2) * (0.5 + Math.random() / 2);
+}
+
 export function postgresClient(url: string, options: postgres.Options<{}> = {}): postgres.Sql {
   return postgres(url, {
     max: 10,
@@ -37,6 +45,10 @@ export function postgresClient(url: string, options: postgres.Options<{}> = {}):
     // from ~11k to ~3.6k req/s over ten minutes on this machine kind. One query in flight
     // per connection keeps it stable.
     max_pipeline: 1,
+    // Between attempts to reconnect, at most ~2 s (postgres.js waits 3^n / 100 s, up to
+    // 20 s, n counting the pool's failed attempts since its last success): a process
+    // would otherwise stay cut off for long after its database came back from an outage.
+    backoff: reconnectBackoff,
     onnotice: () => {},
     ...options,
   } as postgres.Options<{}>);

@@ -31,3 +31,57 @@ export function isItemSpecificError(error: unknown): boolean {
   const code = findPgError(error)?.code;
   return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23') || code === '40P01');
 }
+
+/**
+ * Codes of a connection that failed or ended, from postgres.js (CONNECTION_*, CONNECT_TIMEOUT)
+ * or from Node's socket (E*).
+ */
+const CONNECTION_FAILURES = new Set([
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+
+/**
+ * SQLSTATEs of a server that cannot serve now: a connection exception (class 08), an
+ * administrator or crash shutdown (57P01, 57P02), a server still starting (57P03), no
+ * connection slot left (53300).
+ */
+function isUnavailableState(code: string): boolean {
+  return code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '53300';
+}
+
+/**
+ * Whether the database could not be reached or dropped the connection: nothing is wrong
+ * with the statement, and the same statement may succeed once the database is back.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let e = error as PgErrorLike | undefined, depth = 0; e && depth < 5; e = e.cause as PgErrorLike, depth++) {
+    const code = e.code;
+    if (typeof code !== 'string') continue;
+    if (CONNECTION_FAILURES.has(code)) return true;
+    if (/^[0-9A-Z]{5}$/.test(code)) return isUnavailableState(code);
+  }
+  return false;
+}
+
+/**
+ * Whether the same statement, repeated, may well succeed: the database was unreachable,
+ * or the statement lost a race it can win next time (a serialization failure or a
+ * deadlock), or waited too long on a lock or hit its statement timeout.
+ */
+export function isTransientDatabaseError(error: unknown): boolean {
+  if (isDatabaseUnavailable(error)) return true;
+  const code = findPgError(error)?.code;
+  return code === '40001' || code === '40P01' || code === '55P03' || code === '57014';
+}

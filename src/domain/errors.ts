@@ -9,7 +9,8 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'INVALID_RUN_STATE'
   | 'THREAD_HAS_ACTIVE_RUN'
-  | 'SUBSCRIPTION_LAGGED';
+  | 'SUBSCRIPTION_LAGGED'
+  | 'SERVICE_UNAVAILABLE';
 
 export class DomainError extends Error {
   constructor(
@@ -63,6 +64,24 @@ export class SubscriptionLaggedError extends DomainError {
       'SUBSCRIPTION_LAGGED',
       'The subscription fell too far behind and was ended; subscribe again from the position given.',
       resumeAt,
+    );
+  }
+}
+
+/**
+ * The database cannot be reached (a restart, a failover, a network cut): nothing was
+ * wrong with the request, and the same request may succeed after `retryAfterSeconds`.
+ * A write answered this way may or may not have been made.
+ */
+export class ServiceUnavailableError extends DomainError {
+  /** What clients are told to wait: about how long a restart or a blip keeps the database away. */
+  static readonly RETRY_AFTER_SECONDS = 2;
+
+  constructor(retryAfterSeconds = ServiceUnavailableError.RETRY_AFTER_SECONDS) {
+    super(
+      'SERVICE_UNAVAILABLE',
+      `The service cannot reach its database right now; retry in ${retryAfterSeconds} s.`,
+      { retryAfterSeconds },
     );
   }
 }

@@ -7,13 +7,20 @@
  * Wake-ups: every committed transition reaches every process (see realtime/transport);
  * a queued run wakes the worker, a run moved on by someone else aborts its model call.
  * A slow poll backs this up.
+ *
+ * Database outages: only a model error fails a run. A read or write of the engine that
+ * the database could not serve (a restart, a cut connection) is tried again, with
+ * backoff, for as long as the run's lease holds; past it, the run is left to whichever
+ * worker takes it over. The lease token makes every write safe to repeat: one that did
+ * commit before its connection died matches nothing the second time.
  */
 import { randomUUID } from 'node:crypto';
+import { isDatabaseUnavailable, isTransientDatabaseError } from '../db/errors.js';
 import type { RunRow, RunStepRow } from '../db/schema.js';
 import type { RunStatusEvent, RunUsage } from '../domain/run.js';
 import { createLogger, type Logger } from '../log.js';
 import { MAX_CLAIM, type RunService } from '../runs/run-service.js';
-import { ModelError, type ModelProvider, type PromptMessage } from './providers/provider.js';
+import { ModelError, type ModelProvider, type ModelResult, type PromptMessage } from './providers/provider.js';
 import { promptTokens } from './providers/scripted.js';
 
 /** How often the poll runs the housekeeping. */
@@ -40,7 +47,18 @@ interface InFlight {
   leaseToken: string;
   abort: AbortController;
   done: Promise<void>;
+  /**
+   * Until when (this process's clock) the claim surely holds: the lease, counted from
+   * before the statement that took or last renewed it was sent.
+   */
+  leaseUntil: number;
+  /** The claim was given back (shutdown): nothing more is tried for the run here. */
+  released: boolean;
 }
+
+/** The first wait before a read or write the database could not serve is tried again; it doubles up to RETRY_MAX_MS. */
+const RETRY_FIRST_MS = 50;
+const RETRY_MAX_MS = 2000;
 
 export class Worker {
   readonly id = `worker_${randomUUID()}`;
@@ -57,6 +75,13 @@ export class Worker {
    * another transaction held them are found by the next queued event or poll.)
    */
   private backlog = true;
+  /** Claims, takeovers and reclaims, one at a time: each must know which runs the others began. */
+  private claims: Promise<unknown> = Promise.resolve();
+  /**
+   * A claim or takeover failed on its way back, so it may have committed: runs may be held
+   * in this worker's name that it does not execute. The next claim reclaims them first.
+   */
+  private unsure = false;
   private readonly concurrency: number;
   private readonly leaseSeconds: number;
   private readonly pollMs: number;
@@ -117,6 +142,7 @@ export class Worker {
     clearTimeout(timer);
     if (outcome === 'timeout') {
       for (const flight of this.inFlight.values()) {
+        flight.released = true;
         flight.abort.abort(new Error('shutdown'));
         await this.options.runs.releaseLease(flight.run.id, flight.leaseToken).catch(() => {});
       }
@@ -130,9 +156,11 @@ export class Worker {
       this.wakeAgain = true;
       return;
     }
-    this.claiming = this.claimLoop().finally(() => {
-      this.claiming = undefined;
-    });
+    this.claiming = this.claimLoop()
+      .catch((error) => this.log.error({ err: error }, 'claiming runs failed unexpectedly'))
+      .finally(() => {
+        this.claiming = undefined;
+      });
   }
 
   /**
@@ -147,17 +175,21 @@ export class Worker {
         await this.options.housekeeping();
       }
       await runs.expireDue();
-      const free = this.concurrency - this.inFlight.size;
-      if (this.running && free > 0) {
-        const taken = await runs.takeOver(this.id, free, this.leaseSeconds);
-        // Stopping meanwhile: give them straight back rather than start them.
-        for (const run of taken) {
-          if (this.running) this.begin(run);
-          else await runs.releaseLease(run.id, run.leaseToken!);
-        }
+      if (this.running && this.inFlight.size < this.concurrency) {
+        await this.oneAtATime(async () => {
+          const free = this.concurrency - this.inFlight.size;
+          if (free <= 0) return;
+          const from = Date.now();
+          const taken = await this.noting(runs.takeOver(this.id, free, this.leaseSeconds));
+          // Stopping meanwhile: give them straight back rather than start them.
+          for (const run of taken) {
+            if (this.running) this.begin(run, from);
+            else await runs.releaseLease(run.id, run.leaseToken!);
+          }
+        });
       }
     } catch (error) {
-      this.log.error({ err: error }, 'sweeping runs failed; retrying at the next poll');
+      this.logFailure(error, 'sweeping runs failed; retrying at the next poll');
     }
     this.wake();
   }
@@ -166,24 +198,55 @@ export class Worker {
     const { runs } = this.options;
     do {
       this.wakeAgain = false;
-      const free = this.concurrency - this.inFlight.size;
-      if (free <= 0) return;
-      // One claim takes at most MAX_CLAIM runs, whatever the free slots.
-      const asked = Math.min(free, MAX_CLAIM);
-      let claimed: RunRow[] = [];
+      if (this.inFlight.size >= this.concurrency) return;
+      let full: boolean;
       try {
-        claimed = await runs.claim(this.id, asked, this.leaseSeconds);
+        full = await this.oneAtATime(async () => {
+          if (this.unsure) await this.reclaim();
+          const free = this.concurrency - this.inFlight.size;
+          if (free <= 0) return false;
+          // One claim takes at most MAX_CLAIM runs, whatever the free slots.
+          const asked = Math.min(free, MAX_CLAIM);
+          const from = Date.now();
+          const claimed = await this.noting(runs.claim(this.id, asked, this.leaseSeconds));
+          for (const run of claimed) this.begin(run, from);
+          return claimed.length === asked;
+        });
       } catch (error) {
-        this.log.error({ err: error }, 'claiming runs failed; retrying at the next poll');
+        this.logFailure(error, 'claiming runs failed; retrying at the next poll');
         return;
       }
-      for (const run of claimed) this.begin(run);
-      this.backlog = claimed.length === asked;
+      this.backlog = full;
       if (this.backlog) this.wakeAgain = true; // there may be more
     } while (this.wakeAgain && this.running);
   }
 
-  private begin(run: RunRow): void {
+  /** Runs `work` after every claim, takeover and reclaim begun before it has ended. */
+  private oneAtATime<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.claims.then(work);
+    this.claims = result.catch(() => {});
+    return result;
+  }
+
+  /** A claim or takeover: one whose answer a lost connection kept from us leaves us unsure. */
+  private noting(claim: Promise<RunRow[]>): Promise<RunRow[]> {
+    return claim.catch((error: unknown) => {
+      if (isDatabaseUnavailable(error)) this.unsure = true;
+      throw error;
+    });
+  }
+
+  /** Starts the runs held in this worker's name that it is not executing (see {@link unsure}). */
+  private async reclaim(): Promise<void> {
+    const from = Date.now();
+    const orphans = await this.options.runs.reclaimOwn(this.id, [...this.inFlight.keys()], this.leaseSeconds);
+    this.unsure = false;
+    for (const run of orphans) this.begin(run, from);
+    if (orphans.length > 0) this.log.info({ runs: orphans.length }, 'reclaimed runs whose claim was answered on a lost connection');
+  }
+
+  /** @param claimedFrom when the statement that took the claim was sent (the lease counts from no earlier). */
+  private begin(run: RunRow, claimedFrom: number): void {
     const leaseToken = run.leaseToken;
     if (!leaseToken) throw new Error(`claimed run ${run.id} has no lease token`);
     // Our own lapsed claim, taken back: the old execution can no longer write (its token
@@ -192,56 +255,70 @@ export class Worker {
       void this.options.runs.releaseLease(run.id, leaseToken).catch(() => {});
       return;
     }
-    const abort = new AbortController();
+    const flight: InFlight = {
+      run,
+      leaseToken,
+      abort: new AbortController(),
+      done: Promise.resolve(),
+      leaseUntil: claimedFrom + this.leaseSeconds * 1000,
+      released: false,
+    };
     const renewal = setInterval(() => {
+      const sent = Date.now();
       this.options.runs.renewLease(run.id, leaseToken, this.leaseSeconds).then(
         (current) => {
+          if (current) flight.leaseUntil = sent + this.leaseSeconds * 1000;
           // Lost the claim, or the run was stopped and the notice went astray.
-          if (!current || current.status === 'cancelling') abort.abort(new Error('stopped'));
+          if (!current || current.status === 'cancelling') flight.abort.abort(new Error('stopped'));
         },
-        (error) => this.log.error({ err: error, runId: run.id }, 'renewing a lease failed'),
+        (error) => this.logFailure(error, 'renewing a lease failed', run.id),
       );
     }, (this.leaseSeconds * 1000) / 3);
-    const done = this.execute(run, leaseToken, abort.signal)
-      .catch((error) => this.log.error({ err: error, runId: run.id }, 'run execution failed unexpectedly'))
+    flight.done = this.execute(flight)
+      .catch((error) =>
+        isTransientDatabaseError(error)
+          ? this.log.warn({ err: error, runId: run.id }, 'the database stayed out of reach as long as the lease held; the run is left to be taken over')
+          : this.log.error({ err: error, runId: run.id }, 'run execution failed unexpectedly'),
+      )
       .finally(() => {
         clearInterval(renewal);
         if (this.inFlight.get(run.id)?.leaseToken === leaseToken) this.inFlight.delete(run.id);
         if (this.backlog) this.wake();
       });
-    this.inFlight.set(run.id, { run, leaseToken, abort, done });
+    this.inFlight.set(run.id, flight);
   }
 
   /** One model call, and the transition its outcome calls for. */
-  private async execute(run: RunRow, leaseToken: string, signal: AbortSignal): Promise<void> {
+  private async execute(flight: InFlight): Promise<void> {
     const { runs, providers } = this.options;
+    const { run, leaseToken } = flight;
+    const signal = flight.abort.signal;
     const guard = { leaseToken };
-    const steps = await runs.steps(run.id);
+    const untilServed = <T>(work: () => Promise<T>) => this.untilServed(flight, work);
+    const steps = await untilServed(() => runs.steps(run.id));
     const earlierUsage = sumUsage(steps.map((s) => s.usage));
 
     // Taken over while cancelling: the cancel was never finished. Finish it.
     if (run.status === 'cancelling') {
-      await runs.transition(run.id, 'cancelled', { usage: earlierUsage }, guard);
+      await untilServed(() => runs.transition(run.id, 'cancelled', { usage: earlierUsage }, guard));
       return;
     }
     const provider = providers.find((p) => p.handles(run.model));
     if (!provider) {
-      await runs.transition(
-        run.id,
-        'failed',
-        { lastError: { code: 'invalid_prompt', message: `No provider serves model '${run.model}'.` } },
-        guard,
-      );
+      const lastError = { code: 'invalid_prompt' as const, message: `No provider serves model '${run.model}'.` };
+      await untilServed(() => runs.transition(run.id, 'failed', { lastError }, guard));
       return;
     }
-    const messages = await this.prompt(run, steps);
+    const messages = await untilServed(() => this.prompt(run, steps));
     if (run.maxPromptTokens != null && promptTokens(messages) > run.maxPromptTokens) {
-      await runs.transition(run.id, 'incomplete', { incompleteDetails: { reason: 'max_prompt_tokens' }, usage: earlierUsage }, guard);
+      const data = { incompleteDetails: { reason: 'max_prompt_tokens' as const }, usage: earlierUsage };
+      await untilServed(() => runs.transition(run.id, 'incomplete', data, guard));
       return;
     }
 
+    let result: ModelResult;
     try {
-      const result = await provider.complete(
+      result = await provider.complete(
         {
           model: run.model,
           messages,
@@ -255,18 +332,10 @@ export class Worker {
         },
         signal,
       );
-      const total = sumUsage([earlierUsage, result.usage]);
-      if (result.type === 'message') {
-        // A model that answered before the cancel landed wins (cancelling -> completed).
-        await runs.finishWithMessage(run, leaseToken, result, total);
-      } else if (!(await runs.requireAction(run.id, result.toolCalls, { usage: result.usage, leaseToken }))) {
-        // Cancelled while the model chose its calls: the cancel wins.
-        await runs.transition(run.id, 'cancelled', { usage: total }, { ...guard, from: ['cancelling'] });
-      }
     } catch (error) {
       if (signal.aborted) {
         // Cancelled (or stopped by expiry / shutdown, where this guard simply fails).
-        await runs.transition(run.id, 'cancelled', { usage: earlierUsage }, { ...guard, from: ['cancelling'] });
+        await untilServed(() => runs.transition(run.id, 'cancelled', { usage: earlierUsage }, { ...guard, from: ['cancelling'] }));
         return;
       }
       const lastError =
@@ -274,8 +343,71 @@ export class Worker {
           ? { code: error.code, message: error.message }
           : { code: 'server_error' as const, message: 'The model call failed.' };
       if (!(error instanceof ModelError)) this.log.error({ err: error, runId: run.id }, 'model call failed');
-      await runs.transition(run.id, 'failed', { lastError, usage: earlierUsage }, guard);
+      await untilServed(() => runs.transition(run.id, 'failed', { lastError, usage: earlierUsage }, guard));
+      return;
     }
+
+    // The model answered: from here on only the database stands between the answer and the run.
+    const total = sumUsage([earlierUsage, result.usage]);
+    try {
+      await this.record(flight, result, total);
+    } catch (error) {
+      // Out of reach past the lease: the run is left to be taken over (see begin).
+      if (isTransientDatabaseError(error)) throw error;
+      // Refused for good (the answer's own data): another attempt would fare no better.
+      this.log.error({ err: error, runId: run.id }, 'recording the model answer failed');
+      const lastError = { code: 'server_error' as const, message: 'The model answer could not be recorded.' };
+      await untilServed(() => runs.transition(run.id, 'failed', { lastError, usage: total }, guard));
+    }
+  }
+
+  /** Commits what the model answered: the run's end, or the tool calls it waits on. */
+  private async record(flight: InFlight, result: ModelResult, total: RunUsage): Promise<void> {
+    const { runs } = this.options;
+    const { run, leaseToken } = flight;
+    const untilServed = <T>(work: () => Promise<T>) => this.untilServed(flight, work);
+    if (result.type === 'message') {
+      // A model that answered before the cancel landed wins (cancelling -> completed).
+      // Not moved: expired, or its claim lost, or an earlier attempt of this very write
+      // committed before its connection died. There is nothing left to do either way.
+      await untilServed(() => runs.finishWithMessage(run, leaseToken, result, total));
+      return;
+    }
+    const waiting = await untilServed(() => runs.requireAction(run.id, result.toolCalls, { usage: result.usage, leaseToken }));
+    if (waiting) return;
+    // Not moved: cancelled while the model chose its calls (the cancel wins), or an earlier
+    // attempt of this write committed before its connection died (the run waits for its
+    // outputs: done). The run as it is now tells which.
+    const now = await untilServed(() => runs.getById(run.id));
+    if (now?.status === 'cancelling' && now.leaseToken === leaseToken) {
+      await untilServed(() => runs.transition(run.id, 'cancelled', { usage: total }, { leaseToken, from: ['cancelling'] }));
+    }
+  }
+
+  /**
+   * Runs one of a run's reads or writes until the database serves it: an error that
+   * repeating may cure (see isTransientDatabaseError) is waited out, with backoff, while
+   * the claim holds. Past the lease (or once the claim was given back) the error is
+   * thrown: the run is then another worker's to take over.
+   */
+  private async untilServed<T>(flight: InFlight, work: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await work();
+      } catch (error) {
+        const wait = Math.min(RETRY_FIRST_MS * 2 ** attempt, RETRY_MAX_MS) * (0.5 + Math.random() / 2);
+        if (!isTransientDatabaseError(error) || flight.released || Date.now() + wait >= flight.leaseUntil) throw error;
+        if (attempt === 0) this.logFailure(error, 'the database could not serve a run; trying again while its lease holds', flight.run.id);
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
+  }
+
+  /** A failure the worker recovers from: a warning when the database is out of reach, else an error. */
+  private logFailure(error: unknown, message: string, runId?: string): void {
+    const fields = runId ? { err: error, runId } : { err: error };
+    if (isDatabaseUnavailable(error)) this.log.warn(fields, message);
+    else this.log.error(fields, message);
   }
 
   /** Instructions, the thread (shaped by the truncation strategy), then this run's tool calls. */

@@ -7,7 +7,8 @@ import { GraphQLError } from 'graphql';
 import { maskError as yogaMaskError } from 'graphql-yoga';
 import type { Plugin } from 'graphql-yoga';
 import type { ZodError } from 'zod';
-import { DomainError } from '../domain/errors.js';
+import { isDatabaseUnavailable } from '../db/errors.js';
+import { DomainError, ServiceUnavailableError } from '../domain/errors.js';
 
 export function validationError(error: ZodError): GraphQLError {
   const fields = error.issues.map((issue) => issue.path.join('.'));
@@ -25,7 +26,8 @@ export function validationError(error: ZodError): GraphQLError {
  */
 export function maskError(error: unknown, message: string): Error {
   const located = isGraphQLErrorLike(error) ? error : undefined;
-  const original = located?.originalError ?? error;
+  const thrown = located?.originalError ?? error;
+  const original = asOutage(thrown);
   const expected =
     original instanceof DomainError
       ? { code: original.code, ...original.details }
@@ -38,6 +40,8 @@ export function maskError(error: unknown, message: string): Error {
     // otherwise answers an error-only result (a failed subscribe over HTTP) with a 500.
     if (located) {
       Object.assign(located.extensions!, expected);
+      // An outage's own message names the failed statement: the client gets the outage's.
+      if (original !== thrown) located.message = (original as Error).message;
       (located as { originalError?: unknown }).originalError = undefined;
       return located as Error;
     }
@@ -46,6 +50,34 @@ export function maskError(error: unknown, message: string): Error {
   if (located && !located.originalError) return located as Error; // parse and validation errors
   // A bug: the client learns nothing of it; yoga logs the original error whole.
   return yogaMaskError(error, message, false);
+}
+
+/** A database that cannot be reached is no bug: the client is told to retry. */
+function asOutage(error: unknown): unknown {
+  return isDatabaseUnavailable(error) ? new ServiceUnavailableError() : error;
+}
+
+/**
+ * Over HTTP, an answer that reports the database unreachable gets status 503 and a
+ * Retry-After header: yoga reads both from `extensions.http` of an error (and shows
+ * neither). Only HTTP answers come here (yoga's result processing, and the fast path's);
+ * over a websocket the operation's error carries the code alone.
+ */
+export function markUnavailable(result: unknown): void {
+  for (const one of Array.isArray(result) ? result : [result]) {
+    const errors = (one as { errors?: readonly GraphQLErrorLike[] } | null)?.errors;
+    if (!errors) continue;
+    for (const error of errors) {
+      const extensions = error.extensions;
+      if (extensions?.['code'] !== 'SERVICE_UNAVAILABLE' || extensions['http']) continue;
+      extensions['http'] = { status: 503, headers: { 'retry-after': String(extensions['retryAfterSeconds']) } };
+    }
+  }
+}
+
+/** {@link markUnavailable} on yoga's path (the fast path calls it itself). */
+export function useUnavailableStatus(): Plugin {
+  return { onResultProcess: ({ result }) => markUnavailable(result) };
 }
 
 interface GraphQLErrorLike {

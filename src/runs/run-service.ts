@@ -451,6 +451,14 @@ export class RunService {
     return store.takeOverLapsedRuns(this.deps.db, workerId, limit, leaseSeconds);
   }
 
+  /**
+   * Runs held in this worker's name that it is not executing (a claim that committed while
+   * its connection died), claimed again under new tokens (no transition).
+   */
+  async reclaimOwn(workerId: string, executing: readonly string[], leaseSeconds: number): Promise<RunRow[]> {
+    return store.reclaimOwnRuns(this.deps.db, workerId, executing, leaseSeconds);
+  }
+
   async renewLease(runId: string, leaseToken: string, leaseSeconds: number): Promise<RunRow | undefined> {
     return store.renewLease(this.deps.db, runId, leaseToken, leaseSeconds);
   }

@@ -2,7 +2,7 @@
  * All SQL about runs, their events and their steps. Functions take an executor (the
  * database or an open transaction) so the service decides the transaction boundaries.
  */
-import { and, asc, desc, eq, getTableColumns, gt, inArray, lt, lte, sql, type SQL, type SQLWrapper, type WithSubquery } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, gt, inArray, lt, lte, notInArray, sql, type SQL, type SQLWrapper, type WithSubquery } from 'drizzle-orm';
 import type { WithSubqueryWithSelection } from 'drizzle-orm/pg-core';
 import type { Db, Executor } from '../db/client.js';
 import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
@@ -829,6 +829,34 @@ export async function takeOverLapsedRuns(
       leaseExpiresAt: sql`now() + make_interval(secs => ${leaseSeconds})`,
     })
     .where(and(sql`${runs.id} = any(array(${lapsed}))`, inArray(runs.status, [...WORKER_STATUSES]), lt(runs.leaseExpiresAt, sql`now()`)))
+    .returning();
+}
+
+/**
+ * Claims of this worker it does not know of, taken again under new tokens: a claim (or
+ * takeover) that committed while its connection died leaves runs in this worker's name
+ * that no execution holds, which would otherwise wait for their leases to lapse.
+ * `executing`: the runs this worker is executing, left alone.
+ */
+export async function reclaimOwnRuns(
+  ex: Executor,
+  workerId: string,
+  executing: readonly string[],
+  leaseSeconds: number,
+): Promise<RunRow[]> {
+  return ex
+    .update(runs)
+    .set({
+      leaseToken: sql`gen_random_uuid()`,
+      leaseExpiresAt: sql`now() + make_interval(secs => ${leaseSeconds})`,
+    })
+    .where(
+      and(
+        eq(runs.workerId, workerId),
+        inArray(runs.status, [...WORKER_STATUSES]),
+        notInArray(runs.id, [...executing]),
+      ),
+    )
     .returning();
 }
 

@@ -22,6 +22,7 @@ import {
 } from 'graphql';
 import { createLRUCache, processRegularResult, type YogaServerInstance } from 'graphql-yoga';
 import type { Caller, GraphQLContext, Services } from '../graphql/context.js';
+import { markUnavailable } from '../graphql/errors.js';
 
 export interface GraphQLParams {
   query: string;
@@ -149,8 +150,9 @@ export function createFastPath(yoga: Yoga, services: Services, maxTokens: number
       res.end(text);
       return true;
     }
-    // Errors: yoga's own processor picks the status (429 for RATE_LIMITED...) and strips
-    // what is internal (extensions.http), as it would have.
+    // Errors: yoga's own processor picks the status (429 for RATE_LIMITED, 503 for
+    // SERVICE_UNAVAILABLE...) and strips what is internal (extensions.http), as it would have.
+    markUnavailable(result);
     const response = processRegularResult(result as ExecutionResult & { errors?: GraphQLError[] }, yoga.fetchAPI, mediaType);
     const text = await response.text();
     res.writeHead(response.status, Object.fromEntries(response.headers));

@@ -14,7 +14,9 @@ import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { createYoga, type Plugin } from 'graphql-yoga';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Caller, GraphQLContext, Services } from '../graphql/context.js';
-import { maskError, useInputErrorCodes } from '../graphql/errors.js';
+import { maskError, useInputErrorCodes, useUnavailableStatus } from '../graphql/errors.js';
+import { isDatabaseUnavailable } from '../db/errors.js';
+import { ServiceUnavailableError } from '../domain/errors.js';
 import { schema } from '../graphql/schema.js';
 import { accessLogger, createLogger, type Logger } from '../log.js';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -56,7 +58,7 @@ export interface ServerOptions {
   maxBodyBytes?: number | undefined;
   /** Operations in one batched HTTP request. @default 10 */
   maxBatch?: number | undefined;
-  /** For /ready: is the database reachable and migrated? */
+  /** For /ready: is the database reachable and migrated? (Not ready when it takes longer than READY_TIMEOUT_MS.) */
   ready?: () => Promise<boolean>;
   logger?: Logger;
   rateLimits?: Partial<RateLimits> | undefined;
@@ -94,6 +96,20 @@ export const SERVICE_RESTART = 1012;
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+}
+
+/**
+ * How long /ready waits for the database's answer: a load balancer probing a process
+ * whose database is gone must hear "not ready" in time, not wait for the pool to give up.
+ */
+export const READY_TIMEOUT_MS = 2000;
+
+/** A refusal for want of the database, as the GraphQL answers say it: 503, Retry-After. */
+function sendUnavailable(res: ServerResponse): void {
+  const error = new ServiceUnavailableError();
+  const retryAfterSeconds = error.details['retryAfterSeconds'] as number;
+  res.setHeader('retry-after', String(retryAfterSeconds));
+  sendJson(res, 503, { errors: [{ message: error.message, extensions: { code: error.code, retryAfterSeconds } }] });
 }
 
 function sendError(res: ServerResponse, status: number, message: string): void {
@@ -160,6 +176,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
     plugins: [
       useDirectSubscriptions(),
       useInputErrorCodes(),
+      useUnavailableStatus(),
       useRateLimits({ ...DEFAULT_RATE_LIMITS, ...options.rateLimits }, options.sharedCounters) as Plugin,
       ...protectionPlugins(queryLimits, options.production),
       // Requests a browser could send cross-site without a preflight must carry this
@@ -184,6 +201,17 @@ export function buildServer(options: ServerOptions): RunwayServer {
   const maxBodyBytes = options.maxBodyBytes ?? 1_048_576;
   const ready = options.ready ?? (async () => true);
   let draining = false;
+  // One check at a time: probes that arrive while it is under way (a dead pool may hold it
+  // until the database is back) share its answer, each bounded by the timeout.
+  let checking: Promise<boolean> | undefined;
+  function isReady(): Promise<boolean> {
+    checking ??= ready()
+      .catch(() => false)
+      .finally(() => (checking = undefined));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), READY_TIMEOUT_MS)));
+    return Promise.race([checking, late]).finally(() => clearTimeout(timer));
+  }
   const http = createServer((req, res) => {
     const path = req.url?.split('?')[0];
     // Every response carries a request id (the caller's, if it sent a sane one), and
@@ -202,10 +230,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
     if (path === '/health') return sendJson(res, 200, { status: 'ok' });
     if (path === '/ready') {
       if (draining) return sendJson(res, 503, { status: 'draining' });
-      void ready().then(
-        (ok) => sendJson(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready' }),
-        () => sendJson(res, 503, { status: 'not ready' }),
-      );
+      void isReady().then((ok) => sendJson(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready' }));
       return;
     }
     // GraphiQL's page is public (its requests carry the key the user sets in Headers);
@@ -238,8 +263,9 @@ export function buildServer(options: ServerOptions): RunwayServer {
         await sendThroughYoga(req, res, text, { caller: caller ?? NO_CALLER });
       },
       (error: unknown) => {
+        // Only a database lookup of the key can fail here.
         log.error({ err: error, requestId }, 'authentication failed');
-        sendJson(res, 503, { errors: [{ message: 'Service unavailable.', extensions: { code: 'SERVICE_UNAVAILABLE' } }] });
+        sendUnavailable(res);
       },
     ).catch((error: unknown) => {
       // A bug in the serving itself (resolver errors never get here: they are results).
@@ -284,7 +310,15 @@ export function buildServer(options: ServerOptions): RunwayServer {
       // A socket that never sends connection_init is closed with 4408.
       connectionInitWaitTimeout: limits.initTimeoutMs,
       onConnect: async (ctx) => {
-        const caller = await auth.authenticate(ctx.connectionParams?.['authorization']);
+        let caller: Caller | undefined;
+        try {
+          caller = await auth.authenticate(ctx.connectionParams?.['authorization']);
+        } catch (error) {
+          if (!isDatabaseUnavailable(error)) throw error;
+          // 1013 (try again later): stock clients reconnect, where 4500 would end them.
+          ctx.extra.socket.close(1013, 'Service unavailable: retry later');
+          return false;
+        }
         if (caller) {
           ctx.extra.caller = caller;
           return true;
@@ -297,7 +331,14 @@ export function buildServer(options: ServerOptions): RunwayServer {
       onSubscribe: async (ctx, id, payload) => {
         // The key is checked again at every subscribe: a revoked key (or one moved to
         // another project) ends the socket, not just this operation.
-        const caller = await auth.authenticate(ctx.connectionParams?.['authorization']);
+        let caller: Caller | undefined;
+        try {
+          caller = await auth.authenticate(ctx.connectionParams?.['authorization']);
+        } catch (error) {
+          if (!isDatabaseUnavailable(error)) throw error;
+          // This operation fails, retryably; the socket and its other subscriptions stay.
+          return [maskError(error, 'Unexpected error.') as GraphQLError];
+        }
         const before = ctx.extra.caller;
         if (!caller || !before || caller.projectId !== before.projectId || caller.keyId !== before.keyId) {
           ctx.extra.socket.close(4401, unauthenticated);

@@ -26,6 +26,8 @@ export interface RunwayProcess {
   child: ChildProcess;
   /** What it wrote to stderr so far. */
   stderr(): string;
+  /** What it wrote to stdout so far (its log lines). */
+  stdout(): string;
   /** The GraphQL URL; undefined for ROLE=worker. */
   url: string | undefined;
   exited: Promise<number | null>;
@@ -58,8 +60,8 @@ export async function startServerProcess(
     process.stderr.write(`[${label}] ${d}`);
   });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  let out = '';
   const url = await new Promise<string | undefined>((resolve, reject) => {
-    let out = '';
     child.stdout!.on('data', (d) => {
       out += d;
       const m = out.match(/on (http:\/\/\S+\/graphql)/);
@@ -71,6 +73,7 @@ export async function startServerProcess(
   return {
     child,
     stderr: () => stderr,
+    stdout: () => out,
     url,
     exited,
     async kill(signal = 'SIGKILL') {

@@ -6,35 +6,80 @@
 import { createServer, connect, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 
+export type Cut = 'close' | 'reset';
+
 export interface TcpProxy {
   port: number;
-  /** Cuts every connection and refuses new ones for `ms`. */
-  interrupt(ms: number): Promise<void>;
+  /** `databaseUrl` with its host and port replaced by the proxy's. */
+  url(databaseUrl: string): string;
+  /**
+   * Cuts every connection and refuses new ones for `ms`: closed as a server that goes
+   * away closes them (a new one is accepted and closed at once), or `reset` (a TCP RST,
+   * as a network failure or a closed port answers: a new one fails at once).
+   */
+  interrupt(ms: number, how?: Cut): Promise<void>;
+  /**
+   * Cuts the next connection on which bytes containing `text` pass, once: sent by the
+   * client (the default) or by the server, and cut `before` they are passed on or
+   * `after` (a client's statement the server then runs, whose answer is lost). Resolves
+   * once it has cut.
+   */
+  cutWhen(text: string, options?: { sentBy?: 'client' | 'server'; how?: Cut; when?: 'before' | 'after' }): Promise<void>;
   close(): Promise<void>;
+}
+
+function cut(socket: Socket, how: Cut): void {
+  if (how === 'reset' && !socket.destroyed) socket.resetAndDestroy();
+  else socket.destroy();
 }
 
 export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let refusingUntil = 0;
+  let refusal: Cut = 'close';
+  type Trap = { text: string; sentBy: 'client' | 'server'; how: Cut; when: 'before' | 'after'; sprung: () => void };
+  let trap: Trap | undefined;
   const server = createServer((client) => {
-    if (Date.now() < refusingUntil) return void client.destroy();
+    if (Date.now() < refusingUntil) return void cut(client, refusal);
     const upstream = connect(targetPort, targetHost);
     for (const s of [client, upstream]) {
       sockets.add(s);
       s.on('close', () => sockets.delete(s));
       s.on('error', () => {});
     }
-    client.pipe(upstream).pipe(client);
+    const relay = (from: Socket, to: Socket, sentBy: Trap['sentBy']) =>
+      from.on('data', (data: Buffer) => {
+        const sprung = trap?.sentBy === sentBy && data.includes(trap.text) ? trap : undefined;
+        if (sprung) trap = undefined;
+        if (sprung?.when !== 'before') to.write(data);
+        if (!sprung) return;
+        cut(client, sprung.how);
+        upstream.destroy();
+        sprung.sprung();
+      });
+    relay(client, upstream, 'client');
+    relay(upstream, client, 'server');
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
   return {
-    port: (server.address() as AddressInfo).port,
-    async interrupt(ms) {
+    port,
+    url(databaseUrl) {
+      const url = new URL(databaseUrl);
+      url.hostname = '127.0.0.1';
+      url.port = String(port);
+      return url.toString();
+    },
+    async interrupt(ms, how = 'close') {
       refusingUntil = Date.now() + ms;
-      for (const s of sockets) s.destroy();
+      refusal = how;
+      for (const s of sockets) cut(s, how);
       await new Promise((r) => setTimeout(r, ms));
+    },
+    cutWhen(text, { sentBy = 'client', how = 'close', when = 'after' } = {}) {
+      return new Promise((sprung) => (trap = { text, sentBy, how, when, sprung }));
     },
     close: () =>
       new Promise((r) => {

@@ -57,12 +57,11 @@ describe('query bombs are rejected quickly, with a code', () => {
     });
   }
 
-  it('a huge page size is refused before any query runs', async () => {
+  it('a huge page size is refused before any query runs, written or in a variable', async () => {
     const res = await dev.gql('{ runs(threadId: "t", first: 1000000) { nodes { id } } }');
-    expect(res.errors?.[0]?.message).toMatch(/Cost limit/i); // armor's estimate counts `first`
-    expect(res.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+    expect(res.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', fields: ['first'] });
     const viaVariable = await dev.gql('query($n: Int) { runs(threadId: "t", first: $n) { nodes { id } } }', { n: 1000000 });
-    expect(viaVariable.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(viaVariable.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', fields: ['first'] });
   });
 });
 

@@ -82,8 +82,19 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 }
 
+const STATUS_CODES: Record<number, string> = { 411: 'LENGTH_REQUIRED', 413: 'PAYLOAD_TOO_LARGE', 415: 'UNSUPPORTED_MEDIA_TYPE' };
+
 function sendError(res: ServerResponse, status: number, message: string): void {
-  sendJson(res, status, { errors: [{ message, extensions: { code: status === 413 ? 'PAYLOAD_TOO_LARGE' : 'LENGTH_REQUIRED' } }] });
+  sendJson(res, status, { errors: [{ message, extensions: { code: STATUS_CODES[status] } }] });
+}
+
+/**
+ * A body's charset, when its Content-Type names one other than UTF-8: bodies are read as
+ * UTF-8 (JSON's only encoding, RFC 8259), so any other would be read wrong.
+ */
+export function foreignCharset(contentType: string | undefined): string | undefined {
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(contentType ?? '')?.[1];
+  return charset === undefined || /^utf-?8$/i.test(charset) ? undefined : charset;
 }
 
 /** The client hung up before its body ended: nobody is left to answer. */
@@ -200,6 +211,8 @@ export function buildServer(options: ServerOptions): RunwayServer {
       // A body of unknown length could be endless: GraphQL clients always send one.
       if (length === undefined) return sendError(res, 411, 'A Content-Length header is required.');
       if (Number(length) > maxBodyBytes) return sendError(res, 413, `Request bodies are limited to ${maxBodyBytes} bytes.`);
+      const charset = foreignCharset(req.headers['content-type']);
+      if (charset !== undefined) return sendError(res, 415, `Request bodies must be UTF-8, not '${charset.slice(0, 40)}'.`);
     }
     // A JSON POST (nearly every request) is read here and served by the fast path,
     // or handed to yoga with its body; anything else goes to yoga as it came.

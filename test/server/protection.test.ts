@@ -114,6 +114,26 @@ describe('HTTP limits', () => {
     expect(JSON.parse(res.body).errors[0].extensions.code).toBe('PAYLOAD_TOO_LARGE');
   });
 
+  it('refuses a body in another charset than UTF-8 with 415, on the fast path and on yoga\'s path', async () => {
+    const body = JSON.stringify({ query: '{ __typename }' });
+    const send = (contentType: string, accept: string) =>
+      rawPost(dev, body, { 'content-type': contentType, accept, 'content-length': String(Buffer.byteLength(body)) });
+    for (const contentType of ['application/json; charset=latin1', 'application/json;charset="ISO-8859-1"', 'application/json; charset=utf-16', 'application/graphql-response+json; charset=latin1']) {
+      // A JSON answer is the fast path's; an SSE answer is yoga's.
+      for (const accept of ['application/json', 'text/event-stream']) {
+        const answer = await send(contentType, accept);
+        expect(answer.status, `${contentType} ${accept}`).toBe(415);
+        expect(JSON.parse(answer.body).errors[0].extensions.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+      }
+    }
+    // UTF-8, in any spelling, or no charset: served.
+    for (const contentType of ['application/json', 'application/json; charset=utf-8', 'application/json; charset="UTF-8"', 'application/json;charset=utf8']) {
+      const answer = await send(contentType, 'application/json');
+      expect(answer.status, contentType).toBe(200);
+      expect(JSON.parse(answer.body)).toEqual({ data: { __typename: 'Query' } });
+    }
+  });
+
   it('refuses a body of unknown length with 411', async () => {
     const res = await rawPost(dev, JSON.stringify({ query: '{ __typename }' }), { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     expect(res.status).toBe(411);

@@ -25,7 +25,7 @@ export type AppConfig = Pick<
   Config,
   'databaseUrl' | 'pgliteDir' | 'databasePoolSize' | 'runExpiresAfterSeconds' | 'production'
 > &
-  Partial<Pick<Config, 'openai' | 'subscriptionBuffer' | 'redisUrl' | 'maxBodyBytes' | 'apiKeys'>> & {
+  Partial<Pick<Config, 'openai' | 'subscriptionBuffer' | 'redisUrl' | 'maxBodyBytes' | 'maxResponseBytes' | 'apiKeys'>> & {
     queryLimits?: Partial<Config['queryLimits']> | undefined;
     rateLimits?: Partial<Config['rateLimits']> | undefined;
   } & { websocket?: Partial<Config['websocket']> | undefined };
@@ -138,6 +138,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     websocket: config.websocket,
     queryLimits: config.queryLimits,
     maxBodyBytes: config.maxBodyBytes,
+    maxResponseBytes: config.maxResponseBytes,
     ready: () => isMigrated(database).catch(() => false),
     logger,
   });

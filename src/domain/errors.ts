@@ -9,7 +9,8 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'INVALID_RUN_STATE'
   | 'THREAD_HAS_ACTIVE_RUN'
-  | 'SUBSCRIPTION_LAGGED';
+  | 'SUBSCRIPTION_LAGGED'
+  | 'RESPONSE_TOO_LARGE';
 
 export class DomainError extends Error {
   constructor(
@@ -63,6 +64,17 @@ export class SubscriptionLaggedError extends DomainError {
       'SUBSCRIPTION_LAGGED',
       'The subscription fell too far behind and was ended; subscribe again from the position given.',
       resumeAt,
+    );
+  }
+}
+
+/** An answer would be larger than the server sends (MAX_RESPONSE_BYTES): ask for less. */
+export class ResponseTooLargeError extends DomainError {
+  constructor(maxBytes: number) {
+    super(
+      'RESPONSE_TOO_LARGE',
+      `The answer would be larger than ${maxBytes} bytes: ask for smaller pages or fewer fields.`,
+      { maxBytes },
     );
   }
 }

@@ -15,6 +15,7 @@ import { createYoga, type Plugin } from 'graphql-yoga';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Caller, GraphQLContext, Services } from '../graphql/context.js';
 import { maskError, useInputErrorCodes } from '../graphql/errors.js';
+import { useAnswerBudget } from '../graphql/answer-budget.js';
 import { schema } from '../graphql/schema.js';
 import { accessLogger, createLogger, type Logger } from '../log.js';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -56,6 +57,8 @@ export interface ServerOptions {
   maxBodyBytes?: number | undefined;
   /** Operations in one batched HTTP request. @default 10 */
   maxBatch?: number | undefined;
+  /** Largest answer one operation (or subscription event) may have (RESPONSE_TOO_LARGE beyond). @default 16777216 */
+  maxResponseBytes?: number | undefined;
   /** For /ready: is the database reachable and migrated? */
   ready?: () => Promise<boolean>;
   logger?: Logger;
@@ -159,6 +162,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
       useInputErrorCodes(),
       useRateLimits({ ...DEFAULT_RATE_LIMITS, ...options.rateLimits }, options.sharedCounters) as Plugin,
       ...protectionPlugins(queryLimits, options.production),
+      useAnswerBudget(options.maxResponseBytes ?? 16 * 1024 * 1024),
       // Requests a browser could send cross-site without a preflight must carry this
       // header; JSON POSTs (what GraphQL clients send) are preflighted and pass.
       useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf'] }),

@@ -180,6 +180,17 @@ describe('a lone UTF-16 surrogate in a metadata key', () => {
   });
 });
 
+describe('a list of 12,000 messages for a new thread (more parameters than one statement takes)', () => {
+  it('is stored whole, in order', async () => {
+    const many = Array.from({ length: 12_000 }, (_, i) => ({ role: 'USER', content: String(i) }));
+    const { createThread: thread } = await t.ok(CREATE_THREAD, { i: { messages: many } });
+    const [row] = await t.app.database.db
+      .execute(sql`select count(*)::int as n, min(content::int) as first, (array_agg(content order by id desc))[1] as last from messages where thread_id = ${thread.id}`)
+      .then((r: any) => r.rows ?? r);
+    expect(row).toEqual({ n: 12_000, first: 0, last: '11999' });
+  });
+});
+
 describe('a status filter', () => {
   it('of 70,000 values (beyond PostgreSQL\'s 65,535 parameters) asks for each status once', async () => {
     const threadId = await createThread(t);

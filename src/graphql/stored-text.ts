@@ -1,11 +1,15 @@
 /**
- * PostgreSQL keeps no NUL (U+0000) in text or jsonb: a statement given one fails. This is
- * the one rule for it, applied to every argument of every field from the schema's own
- * types (so a field added later is covered without a word here):
+ * Text PostgreSQL can keep, from every argument of every field, applied from the schema's
+ * own types (so a field added later is covered without a word here):
  *
- * - a String, or a JSONObject's keys and values: BAD_USER_INPUT naming the argument;
- * - an ID: no object has one with a NUL (ids are made here), so it becomes an id that
- *   matches nothing (NUL -> U+FFFD): the lookup answers as for any unknown id.
+ * - NUL (U+0000): PostgreSQL keeps none in text or jsonb, and a statement given one fails.
+ *   In a String, or a JSONObject's keys and values: BAD_USER_INPUT naming the argument. In
+ *   an ID: no object has one (ids are made here), so it becomes an id that matches nothing
+ *   (NUL -> U+FFFD), and the lookup answers as for any unknown id.
+ * - A lone UTF-16 surrogate (valid in JSON, not in UTF-8) in a String or an ID becomes
+ *   U+FFFD, as PostgreSQL stores it from postgres.js; PGlite's driver miscounts such a
+ *   string's bytes when a non-ASCII character precedes it and the statement fails. (JSON
+ *   gets the same through jsonParam, where it is written.)
  *
  * Checked before the resolver (and a subscription's subscribe) runs, on every transport.
  * Only fields with such arguments get the check, a scan of their arguments' strings.
@@ -24,6 +28,10 @@ import {
 import { BadUserInputError } from '../domain/errors.js';
 
 const NUL = '\u0000';
+
+/** ES2024's well-formed string methods (Node 20 has them; the project's lib is ES2023). */
+type WellFormed = string & { isWellFormed(): boolean; toWellFormed(): string };
+const wellFormed = (text: string) => ((text as WellFormed).isWellFormed() ? text : (text as WellFormed).toWellFormed());
 
 /** What a scalar's values are held to, by scalar name. */
 const SCALAR_RULES: Record<string, 'text' | 'id' | 'json'> = { String: 'text', ID: 'id', JSONObject: 'json' };
@@ -94,10 +102,12 @@ function checked(value: unknown, type: GraphQLInputType, path: Path): unknown {
   if (isScalarType(inner)) {
     switch (SCALAR_RULES[inner.name]) {
       case 'text':
-        if (typeof value === 'string' && value.includes(NUL)) throw new Unstorable(path, false);
-        return value;
+        if (typeof value !== 'string') return value;
+        if (value.includes(NUL)) throw new Unstorable(path, false);
+        return wellFormed(value);
       case 'id':
-        return typeof value === 'string' && value.includes(NUL) ? value.replaceAll(NUL, '\ufffd') : value;
+        if (typeof value !== 'string') return value;
+        return wellFormed(value.includes(NUL) ? value.replaceAll(NUL, '\ufffd') : value);
       case 'json':
         if (jsonHoldsNul(value)) throw new Unstorable(path, true);
         return value;

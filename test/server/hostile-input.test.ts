@@ -156,6 +156,23 @@ describe('a NUL in an id', () => {
   });
 });
 
+describe('a lone UTF-16 surrogate in text or an id', () => {
+  it('is stored (and looked up) as U+FFFD, whatever character precedes it', async () => {
+    const threadId = await createThread(t);
+    for (const text of ['é\udfff', '中\udc00', '\ufffd\udfff', 'a\ud800', '\udfff\udfff']) {
+      const expected = text.replace(/[\ud800-\udfff]/g, '\ufffd');
+      const message = await t.ok('mutation($t: ID!, $i: CreateMessageInput!) { createMessage(threadId: $t, input: $i) { text } }', {
+        t: threadId,
+        i: { role: 'USER', content: text },
+      });
+      expect(message.createMessage.text).toBe(expected);
+      const assistant = await t.ok('mutation($i: CreateAssistantInput!) { createAssistant(input: $i) { name } }', { i: { model: 'scripted', name: text } });
+      expect(assistant.createAssistant.name).toBe(expected);
+      expect(await t.ok('query($t: ID!) { thread(id: $t) { id } }', { t: `${threadId}${text}` })).toEqual({ thread: null });
+    }
+  });
+});
+
 describe('a lone UTF-16 surrogate in a metadata key', () => {
   it('is stored as U+FFFD, as it is in a value', async () => {
     const thread = await t.ok('mutation($i: CreateThreadInput) { createThread(input: $i) { id metadata } }', {

@@ -27,7 +27,10 @@ export type AppConfig = Pick<
   'databaseUrl' | 'pgliteDir' | 'databasePoolSize' | 'runExpiresAfterSeconds' | 'production'
 > &
   Partial<
-    Pick<Config, 'openai' | 'subscriptionBuffer' | 'redisUrl' | 'maxBodyBytes' | 'apiKeys' | 'shutdownDrainMs' | 'idempotencyKeyHours'>
+    Pick<
+      Config,
+      'openai' | 'subscriptionBuffer' | 'redisUrl' | 'maxBodyBytes' | 'maxResponseBytes' | 'apiKeys' | 'shutdownDrainMs' | 'idempotencyKeyHours'
+    >
   > & {
     queryLimits?: Partial<Config['queryLimits']> | undefined;
     rateLimits?: Partial<Config['rateLimits']> | undefined;
@@ -157,6 +160,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     websocket: config.websocket,
     queryLimits: config.queryLimits,
     maxBodyBytes: config.maxBodyBytes,
+    maxResponseBytes: config.maxResponseBytes,
     ready: () => isMigrated(database).catch(() => false),
     logger,
   });

@@ -75,6 +75,8 @@ const configSchema = z.object({
   GRAPHQL_MAX_DIRECTIVES: intFromEnv(50, 0),
   /** Largest HTTP request body. @default 1048576 */
   MAX_BODY_BYTES: intFromEnv(1_048_576, 1024),
+  /** Largest answer to one operation (or subscription event); larger: RESPONSE_TOO_LARGE. @default 16777216 */
+  MAX_RESPONSE_BYTES: intFromEnv(16 * 1024 * 1024, 1024),
   /** `production` turns off GraphiQL, introspection and field suggestions. @default "development" */
   NODE_ENV: z.string().default('development'),
 });
@@ -100,6 +102,7 @@ export type Config = Readonly<{
   logLevel: string;
   queryLimits: { maxDepth: number; maxCost: number; maxAliases: number; maxTokens: number; maxDirectives: number };
   maxBodyBytes: number;
+  maxResponseBytes: number;
   rateLimits: { mutationsPerMinute: number; subscriptionsPerMinute: number };
   subscriptionBuffer: number;
   websocket: { maxSubscriptions: number; maxMessageBytes: number; initTimeoutMs: number; keepAliveMs: number };
@@ -155,6 +158,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxDirectives: e.GRAPHQL_MAX_DIRECTIVES,
     },
     maxBodyBytes: e.MAX_BODY_BYTES,
+    maxResponseBytes: e.MAX_RESPONSE_BYTES,
     rateLimits: {
       mutationsPerMinute: e.RATE_LIMIT_MUTATIONS_PER_MINUTE,
       subscriptionsPerMinute: e.RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE,

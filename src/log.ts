@@ -1,8 +1,9 @@
 /**
  * Structured logs (pino, one JSON object per line). Secrets never reach a log line:
- * whatever sits at an authorization or key path is redacted wherever it appears.
+ * whatever sits at an authorization or key path is redacted wherever it appears. Nor does
+ * what a client sent: a failed statement is logged without the values it carried.
  */
-import { pino, type DestinationStream, type Logger } from 'pino';
+import { pino, stdSerializers, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
@@ -24,6 +25,7 @@ export function createLogger(options: { level?: string; destination?: Destinatio
     {
       level: options.level ?? 'info',
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      serializers: { err: serializeError },
       base: { pid: process.pid },
     },
     options.destination,
@@ -38,4 +40,47 @@ export function createLogger(options: { level?: string; destination?: Destinatio
  */
 export function accessLogger(logger: Logger): Logger {
   return logger.child({}, { redact: [] });
+}
+
+/**
+ * Properties of database errors that hold values a statement carried: drizzle's `params`,
+ * postgres.js's `parameters`, PGlite's `params`, and PostgreSQL's `detail` and `where`
+ * (`Key (...)=(...)`, or the JSON text it could not read).
+ */
+const VALUE_PROPERTIES = ['params', 'parameters', 'detail', 'where', 'internalQuery', 'queryOptions'];
+
+interface ErrorLike {
+  message?: unknown;
+  query?: unknown;
+  params?: unknown;
+  originalError?: unknown;
+  cause?: unknown;
+  path?: unknown;
+}
+
+/**
+ * pino's error serializer, without the values of a failed statement: drizzle writes them
+ * into its error's message (`Failed query: <sql>\nparams: <values>`), message text and
+ * metadata among them. The statement and PostgreSQL's reason stay. A GraphQL error that
+ * wraps a resolver's (what yoga logs) is logged as that error, with its path.
+ */
+function serializeError(err: unknown): unknown {
+  if (!(err instanceof Error)) return err;
+  const wrapper = err as ErrorLike;
+  const original = wrapper.originalError instanceof Error ? wrapper.originalError : err;
+  const serialized = stdSerializers.err(original) as unknown as Record<string, unknown>;
+  if (original !== err && wrapper.path !== undefined) serialized['path'] = wrapper.path;
+  const values: string[] = [];
+  for (let e = original as ErrorLike | undefined, depth = 0; e && depth < 5; e = e.cause as ErrorLike | undefined, depth++) {
+    if (typeof e.query === 'string' && Array.isArray(e.params) && typeof e.message === 'string') {
+      const suffix = `\nparams: ${e.params}`;
+      if (e.message.endsWith(suffix)) values.push(suffix);
+    }
+  }
+  for (const key of ['message', 'stack'] as const) {
+    const text = serialized[key];
+    if (typeof text === 'string') serialized[key] = values.reduce((kept, value) => kept.split(value).join(''), text);
+  }
+  for (const key of VALUE_PROPERTIES) delete serialized[key];
+  return serialized;
 }

@@ -10,7 +10,8 @@ export type ErrorCode =
   | 'INVALID_RUN_STATE'
   | 'THREAD_HAS_ACTIVE_RUN'
   | 'SUBSCRIPTION_LAGGED'
-  | 'SERVICE_UNAVAILABLE';
+  | 'SERVICE_UNAVAILABLE'
+  | 'RESPONSE_TOO_LARGE';
 
 export class DomainError extends Error {
   constructor(
@@ -82,6 +83,17 @@ export class ServiceUnavailableError extends DomainError {
       'SERVICE_UNAVAILABLE',
       `The service cannot reach its database right now; retry in ${retryAfterSeconds} s.`,
       { retryAfterSeconds },
+    );
+  }
+}
+
+/** An answer would be larger than the server sends (MAX_RESPONSE_BYTES): ask for less. */
+export class ResponseTooLargeError extends DomainError {
+  constructor(maxBytes: number) {
+    super(
+      'RESPONSE_TOO_LARGE',
+      `The answer would be larger than ${maxBytes} bytes: ask for smaller pages or fewer fields.`,
+      { maxBytes },
     );
   }
 }

@@ -1,4 +1,5 @@
 import type { AssistantService } from '../assistants/assistant-service.js';
+import type { AnswerBudget } from './answer-budget.js';
 import type { RunEventBus } from '../realtime/event-bus.js';
 import type { DirectSink } from '../realtime/run-streams.js';
 import type { RunService } from '../runs/run-service.js';
@@ -21,6 +22,7 @@ export interface Caller {
 
 /**
  * What every resolver gets: the use cases and the caller, never a database handle; on the
- * websocket, for an operation whose events it can project, a sink that sends them as they come.
+ * websocket, for an operation whose events it can project, a sink that sends them as they
+ * come; and the bytes the answer being built may still take.
  */
-export type GraphQLContext = Services & Caller & { direct?: DirectSink | undefined };
+export type GraphQLContext = Services & Caller & { direct?: DirectSink | undefined; answer?: AnswerBudget | undefined };

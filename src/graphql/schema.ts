@@ -1,6 +1,7 @@
 /** The schema: the type files register themselves on the builder when imported. */
 import { printSchema, type GraphQLSchema } from 'graphql';
 import { builder } from './builder.js';
+import { withStorableText } from './stored-text.js';
 import './types/common.js';
 import './types/assistant.js';
 import './types/message.js';
@@ -9,7 +10,7 @@ import './types/run.js';
 import './types/run-step.js';
 import './types/run-status-event.js';
 
-export const schema: GraphQLSchema = builder.toSchema();
+export const schema: GraphQLSchema = withStorableText(builder.toSchema());
 
 /** The SDL committed in schema/schema.graphql, in the order the code defines it. */
 export function printRunwaySchema(): string {

@@ -6,11 +6,12 @@
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { GraphQLError, NoSchemaIntrospectionCustomRule, type ValidationContext } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { useCostLimit } from './query-cost.js';
 
 export interface QueryLimits {
   /** @default 12 (the deepest legitimate query, thread -> runs -> steps -> tool calls, is 10) */
   maxDepth: number;
-  /** graphql-armor's cost estimate. @default 5000 */
+  /** graphql-armor's cost estimate, counted with the variables (see query-cost.ts). @default 5000 */
   maxCost: number;
   /** @default 15 */
   maxAliases: number;
@@ -48,7 +49,8 @@ export function protectionPlugins(limits: QueryLimits, production: boolean): Plu
   const plugins: Plugin[] = [
     EnvelopArmorPlugin({
       maxDepth: { n: limits.maxDepth, ...asValidationError },
-      costLimit: { maxCost: limits.maxCost, ...asValidationError },
+      // Counted at execution instead, where the variables are known (see query-cost.ts).
+      costLimit: { enabled: false },
       maxAliases: { n: limits.maxAliases, ...asValidationError },
       // Counted while parsing, before there is a validation context: a parse error.
       maxTokens: { n: limits.maxTokens },
@@ -56,6 +58,7 @@ export function protectionPlugins(limits: QueryLimits, production: boolean): Plu
       // "Did you mean ...?" maps the schema for an attacker; keep it for developers.
       blockFieldSuggestion: { enabled: production },
     }) as Plugin,
+    useCostLimit(limits.maxCost),
   ];
   if (production) plugins.push(useNoIntrospection());
   return plugins;

@@ -17,6 +17,7 @@ import type { Caller, GraphQLContext, Services } from '../graphql/context.js';
 import { maskError, useInputErrorCodes, useUnavailableStatus } from '../graphql/errors.js';
 import { isDatabaseUnavailable } from '../db/errors.js';
 import { ServiceUnavailableError } from '../domain/errors.js';
+import { useAnswerBudget } from '../graphql/answer-budget.js';
 import { schema } from '../graphql/schema.js';
 import { accessLogger, createLogger, type Logger } from '../log.js';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -58,6 +59,8 @@ export interface ServerOptions {
   maxBodyBytes?: number | undefined;
   /** Operations in one batched HTTP request. @default 10 */
   maxBatch?: number | undefined;
+  /** Largest answer one operation (or subscription event) may have (RESPONSE_TOO_LARGE beyond). @default 16777216 */
+  maxResponseBytes?: number | undefined;
   /** For /ready: is the database reachable and migrated? (Not ready when it takes longer than READY_TIMEOUT_MS.) */
   ready?: () => Promise<boolean>;
   logger?: Logger;
@@ -112,8 +115,19 @@ function sendUnavailable(res: ServerResponse): void {
   sendJson(res, 503, { errors: [{ message: error.message, extensions: { code: error.code, retryAfterSeconds } }] });
 }
 
+const STATUS_CODES: Record<number, string> = { 411: 'LENGTH_REQUIRED', 413: 'PAYLOAD_TOO_LARGE', 415: 'UNSUPPORTED_MEDIA_TYPE' };
+
 function sendError(res: ServerResponse, status: number, message: string): void {
-  sendJson(res, status, { errors: [{ message, extensions: { code: status === 413 ? 'PAYLOAD_TOO_LARGE' : 'LENGTH_REQUIRED' } }] });
+  sendJson(res, status, { errors: [{ message, extensions: { code: STATUS_CODES[status] } }] });
+}
+
+/**
+ * A body's charset, when its Content-Type names one other than UTF-8: bodies are read as
+ * UTF-8 (JSON's only encoding, RFC 8259), so any other would be read wrong.
+ */
+export function foreignCharset(contentType: string | undefined): string | undefined {
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(contentType ?? '')?.[1];
+  return charset === undefined || /^utf-?8$/i.test(charset) ? undefined : charset;
 }
 
 /** The client hung up before its body ended: nobody is left to answer. */
@@ -179,6 +193,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
       useUnavailableStatus(),
       useRateLimits({ ...DEFAULT_RATE_LIMITS, ...options.rateLimits }, options.sharedCounters) as Plugin,
       ...protectionPlugins(queryLimits, options.production),
+      useAnswerBudget(options.maxResponseBytes ?? 16 * 1024 * 1024),
       // Requests a browser could send cross-site without a preflight must carry this
       // header; JSON POSTs (what GraphQL clients send) are preflighted and pass.
       useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf'] }),
@@ -241,6 +256,8 @@ export function buildServer(options: ServerOptions): RunwayServer {
       // A body of unknown length could be endless: GraphQL clients always send one.
       if (length === undefined) return sendError(res, 411, 'A Content-Length header is required.');
       if (Number(length) > maxBodyBytes) return sendError(res, 413, `Request bodies are limited to ${maxBodyBytes} bytes.`);
+      const charset = foreignCharset(req.headers['content-type']);
+      if (charset !== undefined) return sendError(res, 415, `Request bodies must be UTF-8, not '${charset.slice(0, 40)}'.`);
     }
     // A JSON POST (nearly every request) is read here and served by the fast path,
     // or handed to yoga with its body; anything else goes to yoga as it came.

@@ -24,6 +24,9 @@ export interface CreateThreadInput {
   metadata?: Metadata | null;
 }
 
+/** Rows per insert of a new thread's messages: well within PostgreSQL's parameter limit. */
+const MESSAGES_PER_INSERT = 5000;
+
 export class ThreadService {
   constructor(private readonly deps: { db: Db; clock: () => number }) {}
 
@@ -39,8 +42,10 @@ export class ThreadService {
           .values({ id: newId('thread'), projectId, createdAt: now, metadata: input.metadata ?? {} })
           .returning();
         if (!thread) throw new Error('insert returned no row');
-        if (input.messages?.length) {
-          await tx.insert(messages).values(input.messages.map((m) => newMessage(thread.id, now, m)));
+        // A statement takes at most 65,535 parameters (six a message): a long list goes in parts.
+        const rows = (input.messages ?? []).map((m) => newMessage(thread.id, now, m));
+        for (let i = 0; i < rows.length; i += MESSAGES_PER_INSERT) {
+          await tx.insert(messages).values(rows.slice(i, i + MESSAGES_PER_INSERT));
         }
         if (request) await recordKey(tx, request, thread.id, now);
         return thread;

@@ -1,14 +1,29 @@
 /**
  * Property-based fuzzing (fast-check) against the real server with its worker running:
  * 2,000 generated operations and variables, valid and malformed, sent with two projects'
- * keys (and bad ones) over ids of both projects. Whatever is sent: never a 5xx, never an
- * unmasked internal error, never a run in an impossible state or in another project than
- * its thread, and the server is healthy afterwards.
+ * keys (and bad ones) over ids of both projects; then every argument of every query and
+ * mutation, generated from the schema's own types (a field added later is fuzzed without
+ * a word here), with hostile values: NUL and lone surrogates in strings, ids and JSON keys,
+ * deep JSON, huge lists, over HTTP, batches and the websocket. Whatever is sent: never a
+ * 5xx, never an unmasked internal error, never a run in an impossible state or in another
+ * project than its thread, and the server is healthy afterwards.
  */
 import { asc, eq, sql } from 'drizzle-orm';
 import fc from 'fast-check';
+import {
+  getNamedType,
+  getNullableType,
+  isEnumType,
+  isInputObjectType,
+  isListType,
+  isNonNullType,
+  isScalarType,
+  type GraphQLField,
+  type GraphQLInputType,
+} from 'graphql';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runEvents, runs } from '../../src/db/schema.js';
+import { schema } from '../../src/graphql/schema.js';
 import { canTransition, isTerminal, type RunStatus } from '../../src/domain/run-status.js';
 import { createAssistant, createRun, createThread } from '../support/fixtures.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
@@ -135,6 +150,175 @@ it('survives 2,000 generated operations', async () => {
   );
   expect(sent).toBe(2000);
 
+  await expectConsistentAndHealthy();
+}, 120_000);
+
+// ---- every argument of every field, from the schema ----
+
+/** The deepest JSON generated. Deeper documents are the JSON limits' to refuse (see validation.ts). */
+const DEEPEST_JSON = 1000;
+/** The longest list generated: a body of up to ~1 MB. */
+const LONGEST_LIST = 30_000;
+
+const CHARACTERS_POSTGRES_REFUSES = ['\u0000', '\ud800', '\udbff', '\udc00', '\udfff', '\ud83d'];
+/** Short text of every kind, with NUL and lone surrogates anywhere in it. */
+const shortText = fc.oneof(
+  fc.string({ maxLength: 20 }),
+  fc.tuple(fc.string({ maxLength: 10 }), fc.constantFrom(...CHARACTERS_POSTGRES_REFUSES), fc.string({ maxLength: 10 })).map((p) => p.join('')),
+  fc.array(fc.constantFrom(...CHARACTERS_POSTGRES_REFUSES, 'a', '😀', '\\', '"'), { maxLength: 12 }).map((c) => c.join('')),
+);
+/** Text up to ~300 KB. Long in short words: one long word is the tokenizer's worst case, another limit's to bound. */
+const hostileText = fc.oneof(
+  { weight: 5, arbitrary: shortText },
+  { weight: 1, arbitrary: fc.integer({ min: 1_000, max: 100_000 }).map((n) => 'ab '.repeat(n)) },
+);
+const nest = (depth: number, leaf: unknown, asArrays: boolean): unknown => {
+  let value = leaf;
+  for (let i = 0; i < depth; i++) value = asArrays ? [value] : { [`k${i % 7}`]: value };
+  return value;
+};
+const smallJson = fc.oneof(
+  fc.dictionary(shortText, fc.oneof(shortText, fc.integer(), fc.constant(null), fc.array(shortText, { maxLength: 3 })), { maxKeys: 6 }),
+  fc.jsonValue({ maxDepth: 4 }).filter((v) => typeof v === 'object' && v !== null && !Array.isArray(v)),
+);
+/** JSON objects: hostile keys and values, deep, or with huge arrays. */
+const hostileJson = fc.oneof(
+  { weight: 4, arbitrary: smallJson },
+  {
+    weight: 1,
+    arbitrary: fc.tuple(fc.integer({ min: 1, max: DEEPEST_JSON }), shortText, fc.boolean()).map(([depth, leaf, asArrays]) => ({ deep: nest(depth, leaf, asArrays) })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.tuple(fc.integer({ min: 1_000, max: LONGEST_LIST }), fc.oneof(fc.integer(), shortText.filter((x) => x.length < 8))).map(([n, item]) => ({
+      type: 'object',
+      enum: Array(n).fill(item),
+    })),
+  },
+);
+const hostileNumber = fc.oneof(fc.integer({ min: -5, max: 400 }), fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.constant(2 ** 31));
+
+/** The pool of ids an ID argument draws from, by its name. */
+function poolFor(name: string): () => string[] {
+  if (/run/i.test(name)) return () => ids.runs;
+  if (/assistant/i.test(name)) return () => ids.assistants;
+  if (/thread/i.test(name)) return () => ids.threads;
+  return () => [...ids.runs, ...ids.threads, ...ids.assistants];
+}
+
+/**
+ * Values for an input type: mostly well-typed with hostile content, sometimes wrong or
+ * huge. Inside something huge (a long list's item), everything is small: a body stays
+ * within a few MB (beyond 1 MB it is refused with 413, which is fine too).
+ */
+function valuesOf(type: GraphQLInputType, name: string, small = false, depth = 0): fc.Arbitrary<unknown> {
+  const inner = getNullableType(type);
+  const wrong = fc.oneof(junk, fc.constant(undefined));
+  let right: fc.Arbitrary<unknown>;
+  if (isListType(inner)) {
+    const few = fc.array(valuesOf(inner.ofType as GraphQLInputType, name, small, depth + 1), { maxLength: 3 });
+    const many = fc
+      .tuple(valuesOf(inner.ofType as GraphQLInputType, name, true, depth + 1), fc.integer({ min: 1_000, max: LONGEST_LIST }))
+      .map(([one, n]) => Array(n).fill(one));
+    right = small ? few : fc.oneof({ weight: 4, arbitrary: few }, { weight: 1, arbitrary: many });
+  } else if (isInputObjectType(inner)) {
+    if (depth > 4) return fc.constant(null);
+    const fields = Object.values(inner.getFields());
+    const required = fields.filter((f) => isNonNullType(f.type)).map((f) => f.name);
+    right = fc.record(Object.fromEntries(fields.map((f) => [f.name, valuesOf(f.type, f.name, small, depth + 1)])), { requiredKeys: required });
+  } else if (isEnumType(inner)) {
+    right = fc.constantFrom(...inner.getValues().map((v) => v.name));
+  } else if (isScalarType(inner) && inner.name === 'ID') {
+    right = fc.oneof(
+      fc.constantFrom(...poolFor(name)()),
+      fc.tuple(fc.constantFrom(...poolFor(name)()), fc.constantFrom(...CHARACTERS_POSTGRES_REFUSES)).map(([id, c]) => id + c),
+      shortText,
+    );
+  } else if (isScalarType(inner) && inner.name === 'String') {
+    const text = small ? shortText : hostileText;
+    // Model names the scripted provider serves, so that runs happen too.
+    right = name === 'model' ? fc.oneof(fc.constantFrom('scripted', 'scripted-x'), text) : text;
+  } else if (isScalarType(inner) && inner.name === 'JSONObject') {
+    right = small ? smallJson : hostileJson;
+  } else if (isScalarType(inner) && inner.name === 'Boolean') {
+    right = fc.boolean();
+  } else {
+    right = hostileNumber;
+  }
+  return fc.oneof({ weight: 6, arbitrary: right }, { weight: 1, arbitrary: wrong });
+}
+
+/** Every query and mutation field, as an operation with one variable per argument. */
+function everyField(): fc.Arbitrary<{ query: string; variables: Record<string, unknown> }> {
+  const operations = [
+    ['query', schema.getQueryType()!] as const,
+    ['mutation', schema.getMutationType()!] as const,
+  ].flatMap(([kind, type]) =>
+    Object.values(type.getFields()).map((field: GraphQLField<unknown, unknown>) => {
+      const definitions = field.args.map((a) => `$${a.name}: ${a.type}`).join(', ');
+      const args = field.args.map((a) => `${a.name}: $${a.name}`).join(', ');
+      const leaf = isScalarType(getNamedType(field.type)) || isEnumType(getNamedType(field.type));
+      const query = `${kind}${definitions ? `(${definitions})` : ''} { ${field.name}${args ? `(${args})` : ''}${leaf ? '' : ' { __typename }'} }`;
+      return fc.record({ query: fc.constant(query), variables: fc.record(Object.fromEntries(field.args.map((a) => [a.name, valuesOf(a.type, a.name)]))) });
+    }),
+  );
+  return fc.oneof(...operations);
+}
+
+type Answer = { status: number; errors?: { message: string; extensions?: { code?: string } }[] };
+
+async function sendOverHttp(key: string, query: string, variables: unknown, batch: boolean): Promise<Answer[]> {
+  const res = await fetch(t.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+    body: JSON.stringify(batch ? [{ query: '{ __typename }' }, { query, variables }] : { query, variables }),
+  });
+  const body = await res.json();
+  return (Array.isArray(body) ? body : [body]).map((b: Omit<Answer, 'status'>) => ({ status: res.status, ...b }));
+}
+
+const sockets = new Map<string, ReturnType<TestApp['wsClient']>>();
+function sendOverWebsocket(key: string, query: string, variables: Record<string, unknown>): Promise<Answer[]> {
+  let client = sockets.get(key);
+  if (!client) sockets.set(key, (client = t.withKey(key).wsClient()));
+  return new Promise((resolve) =>
+    client.subscribe(
+      { query, variables },
+      {
+        next: (value) => resolve([{ status: 200, ...(value as Omit<Answer, 'status'>) }]),
+        // Errors before execution come as a list; a closed socket (a message over the
+        // websocket's size limit: 1009) as a close event.
+        error: (error) => resolve(Array.isArray(error) ? [{ status: 200, errors: error }] : [{ status: 200 }]),
+        complete: () => resolve([{ status: 200 }]),
+      },
+    ),
+  );
+}
+
+it('survives hostile values in every argument of every query and mutation, on every transport', async () => {
+  let sent = 0;
+  await fc.assert(
+    fc.asyncProperty(everyField(), fc.constantFrom(KEY_A, KEY_B), fc.constantFrom('http', 'batch', 'websocket'), async ({ query, variables }, key, transport) => {
+      const answers =
+        transport === 'websocket' ? await sendOverWebsocket(key, query, variables) : await sendOverHttp(key, query, variables, transport === 'batch');
+      sent++;
+      for (const answer of answers) {
+        expect(answer.status, query).toBeLessThan(500);
+        for (const error of answer.errors ?? []) {
+          expect(error.extensions?.code, `${query} ${JSON.stringify(error)}`).toBeTypeOf('string');
+          expect(error.extensions?.code, `${query} ${JSON.stringify(error).slice(0, 500)}`).not.toBe('INTERNAL_SERVER_ERROR');
+          expect(JSON.stringify(error)).not.toMatch(/stack|\.ts:\d+|node_modules/);
+        }
+      }
+    }),
+    { numRuns: 1500, seed: Number(process.env.FUZZ_SEED ?? 20261124) },
+  );
+  expect(sent).toBe(1500);
+  await expectConsistentAndHealthy();
+}, 240_000);
+
+/** Every run's history is legal, no run crossed a project, and the server still answers. */
+async function expectConsistentAndHealthy() {
   // Every run's history is a legal path, and its row agrees with it.
   const db = t.app.database.db;
   for (const run of await db.select().from(runs)) {
@@ -163,4 +347,4 @@ it('survives 2,000 generated operations', async () => {
   // Still healthy.
   expect((await fetch(t.url.replace('/graphql', '/health'))).status).toBe(200);
   expect(await t.ok('{ __typename }')).toEqual({ __typename: 'Query' });
-}, 120_000);
+}

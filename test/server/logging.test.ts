@@ -1,9 +1,11 @@
-/** Structured logs: a request id on every request, and no secret in any line. */
+/** Structured logs: a request id on every request, and no secret (nor a client's data) in any line. */
 import { connect } from 'node:net';
 import { Writable } from 'node:stream';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
-import { startTestApp, type TestApp } from '../support/test-app.js';
+import { createAssistant, createRun, createThread } from '../support/fixtures.js';
+import { eventually, startTestApp, type TestApp } from '../support/test-app.js';
 
 const lines: any[] = [];
 const sink = new Writable({
@@ -16,7 +18,7 @@ const logger = createLogger({ level: 'info', destination: sink });
 
 let t: TestApp;
 beforeAll(async () => {
-  t = await startTestApp({ logger });
+  t = await startTestApp({ logger, worker: true });
 });
 afterAll(async () => {
   await t?.close();
@@ -56,4 +58,51 @@ it('takes a client hanging up mid-body in its stride: no error line, and the nex
   }
   expect(await t.ok('{ __typename }')).toEqual({ __typename: 'Query' });
   expect(lines.filter((l) => l.level >= 50).map((l) => [l.msg, l.err?.message])).toEqual([]);
+});
+
+const CREATE_MESSAGE = 'mutation($t: ID!, $i: CreateMessageInput!) { createMessage(threadId: $t, input: $i) { id } }';
+
+describe('a failing statement', () => {
+  /** A database that refuses some messages: the statement fails in PostgreSQL itself. */
+  async function refuseMessages(role: string, work: () => Promise<void>) {
+    const db = t.app.database.db;
+    await db.execute(sql.raw(`create function refuse_secret() returns trigger language plpgsql as $$
+      begin if new.role = '${role}' and new.content like '%tell-no-one%' then raise exception 'refused by a trigger'; end if; return new; end $$`));
+    await db.execute(sql.raw(`create trigger refuse_secret before insert on messages for each row execute function refuse_secret()`));
+    try {
+      await work();
+    } finally {
+      await db.execute(sql.raw('drop trigger refuse_secret on messages'));
+      await db.execute(sql.raw('drop function refuse_secret()'));
+    }
+  }
+
+  it('is logged by the gateway without the values it carried (message text among them)', async () => {
+    const threadId = await createThread(t);
+    await refuseMessages('user', async () => {
+      const secret = 'my secret tell-no-one 1234';
+      lines.length = 0;
+      const answer = await t.gql(CREATE_MESSAGE, { t: threadId, i: { role: 'USER', content: secret, metadata: { also: 'tell-no-one-either' } } });
+      expect(answer.errors?.[0]?.extensions?.code).toBe('INTERNAL_SERVER_ERROR');
+      await eventually(() => lines.some((l) => l.level >= 50));
+      const logged = JSON.stringify(lines);
+      expect(logged).toContain('insert into \\"messages\\"'); // the statement, to find the bug by
+      expect(logged).toContain('refused by a trigger'); // and why it failed
+      expect(logged).not.toContain('tell-no-one');
+      expect(logged).not.toContain(threadId);
+    });
+  });
+
+  it("is logged by the worker without the values it carried (the model's answer among them)", async () => {
+    const threadId = await createThread(t, 'my secret tell-no-one 5678');
+    await refuseMessages('assistant', async () => {
+      lines.length = 0;
+      await createRun(t, threadId, { assistantId: await createAssistant(t) });
+      // The scripted model echoes the message; writing its answer fails.
+      await eventually(() => lines.some((l) => l.err), 10_000);
+      const logged = JSON.stringify(lines);
+      expect(logged).toContain('refused by a trigger');
+      expect(logged).not.toContain('tell-no-one');
+    });
+  });
 });

@@ -56,6 +56,7 @@ export interface TestAppOptions {
   logger?: Logger;
   queryLimits?: Partial<QueryLimits>;
   maxBodyBytes?: number;
+  maxResponseBytes?: number;
 }
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -70,6 +71,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       apiKeys: options.apiKeys,
       queryLimits: options.queryLimits,
       maxBodyBytes: options.maxBodyBytes,
+      maxResponseBytes: options.maxResponseBytes,
       openai: options.openai,
       subscriptionBuffer: options.subscriptionBuffer,
       // The suites run with REDIS_URL set too: event fan-out through Redis.

@@ -1,4 +1,5 @@
 import type { AssistantRow } from '../../db/schema.js';
+import { counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
 import { idempotencyKeyArgs, metadataArg, ToolInput, ToolRef, toolsArgValidation, toTools } from './common.js';
 
@@ -7,12 +8,12 @@ export const AssistantRef = builder.objectRef<AssistantRow>('Assistant').impleme
     id: t.exposeID('id'),
     object: t.string({ resolve: () => 'assistant' }),
     createdAt: t.exposeInt('createdAt'),
-    model: t.exposeString('model'),
-    name: t.exposeString('name', { nullable: true }),
-    description: t.exposeString('description', { nullable: true }),
-    instructions: t.exposeString('instructions', { nullable: true }),
+    model: t.string({ resolve: (a, _, ctx) => counted(ctx, a.model) }),
+    name: t.string({ nullable: true, resolve: (a, _, ctx) => counted(ctx, a.name) }),
+    description: t.string({ nullable: true, resolve: (a, _, ctx) => counted(ctx, a.description) }),
+    instructions: t.string({ nullable: true, resolve: (a, _, ctx) => counted(ctx, a.instructions) }),
     tools: t.field({ type: [ToolRef], resolve: (a) => a.tools }),
-    metadata: t.field({ type: 'JSONObject', resolve: (a) => a.metadata }),
+    metadata: t.field({ type: 'JSONObject', resolve: (a, _, ctx) => countedJson(ctx, a.metadata) }),
   }),
 });
 

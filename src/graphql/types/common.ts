@@ -2,6 +2,7 @@
 import type { ObjectRef } from '@pothos/core';
 import type { Page } from '../../db/keyset.js';
 import type { FunctionDefinition, Tool } from '../../domain/run.js';
+import { counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
 import { functionNameSchema, idempotencyKeySchema, LIMITS, metadataSchema, pageSizeSchema } from '../validation.js';
 
@@ -78,8 +79,8 @@ export const ToolType = builder.enumType('ToolType', {
 const FunctionDefinitionRef = builder.objectRef<FunctionDefinition>('FunctionDefinition').implement({
   fields: (t) => ({
     name: t.exposeString('name'),
-    description: t.string({ nullable: true, resolve: (f) => f.description ?? null }),
-    parameters: t.field({ type: 'JSONObject', nullable: true, resolve: (f) => f.parameters ?? null }),
+    description: t.string({ nullable: true, resolve: (f, _, ctx) => counted(ctx, f.description ?? null) }),
+    parameters: t.field({ type: 'JSONObject', nullable: true, resolve: (f, _, ctx) => countedJson(ctx, f.parameters ?? null) }),
     strict: t.boolean({ nullable: true, resolve: (f) => f.strict ?? null }),
   }),
 });

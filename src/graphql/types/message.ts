@@ -1,4 +1,5 @@
 import type { MessageRow } from '../../db/schema.js';
+import { counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
 import { connectionType, idempotencyKeyArgs, metadataArg } from './common.js';
 
@@ -12,10 +13,10 @@ export const MessageRef = builder.objectRef<MessageRow>('Message').implement({
     object: t.string({ resolve: () => 'thread.message' }),
     threadId: t.exposeID('threadId'),
     role: t.field({ type: MessageRole, resolve: (m) => m.role }),
-    text: t.exposeString('content', { description: "The message's text." }),
+    text: t.string({ description: "The message's text.", resolve: (m, _, ctx) => counted(ctx, m.content) }),
     runId: t.exposeID('runId', { nullable: true, description: 'The run that wrote it, for assistant messages.' }),
     assistantId: t.exposeID('assistantId', { nullable: true }),
-    metadata: t.field({ type: 'JSONObject', resolve: (m) => m.metadata }),
+    metadata: t.field({ type: 'JSONObject', resolve: (m, _, ctx) => countedJson(ctx, m.metadata) }),
     createdAt: t.exposeInt('createdAt'),
   }),
 });

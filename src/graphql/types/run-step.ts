@@ -2,6 +2,7 @@
 import { loadSteps } from '../loaders.js';
 import type { RunStepRow } from '../../db/schema.js';
 import type { StepDetails, ToolCallWithOutput } from '../../domain/run.js';
+import { checkAnswerBudget, counted } from '../answer-budget.js';
 import { builder } from '../builder.js';
 import { connectionType, pageArgs, SortOrder } from './common.js';
 import { RunErrorRef, RunRef, RunUsageRef } from './run.js';
@@ -23,8 +24,8 @@ const RunStepStatus = builder.enumType('RunStepStatus', {
 const StepToolCallFunction = builder.objectRef<ToolCallWithOutput['function']>('StepToolCallFunction').implement({
   fields: (t) => ({
     name: t.exposeString('name'),
-    arguments: t.exposeString('arguments'),
-    output: t.exposeString('output', { nullable: true, description: 'Null until the output is submitted.' }),
+    arguments: t.string({ resolve: (f, _, ctx) => counted(ctx, f.arguments) }),
+    output: t.string({ nullable: true, description: 'Null until the output is submitted.', resolve: (f, _, ctx) => counted(ctx, f.output) }),
   }),
 });
 
@@ -83,7 +84,7 @@ builder.objectField(RunRef, 'steps', (t) =>
     type: RunStepConnection,
     description: "The run's steps, oldest first unless order is DESC.",
     args: { ...pageArgs, order: t.arg({ type: SortOrder, defaultValue: 'asc' }) },
-    resolve: (run, args, ctx) => loadSteps(ctx, run.id, args),
+    resolve: (run, args, ctx) => (checkAnswerBudget(ctx), loadSteps(ctx, run.id, args)),
   }),
 );
 

@@ -12,6 +12,7 @@ import type {
 } from '../../domain/run.js';
 import { RUN_STATUSES, type RunStatus } from '../../domain/run-status.js';
 import type { CreateRunInput as CreateRunUseCase } from '../../runs/run-service.js';
+import { checkAnswerBudget, counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
 import {
   metadataSchema,
@@ -76,7 +77,7 @@ export const RunUsageRef = builder.objectRef<RunUsage>('RunUsage').implement({
 const ToolCallFunction = builder.objectRef<ToolCall['function']>('ToolCallFunction').implement({
   fields: (t) => ({
     name: t.exposeString('name'),
-    arguments: t.exposeString('arguments', { description: 'The arguments as a JSON string.' }),
+    arguments: t.string({ description: 'The arguments as a JSON string.', resolve: (f, _, ctx) => counted(ctx, f.arguments) }),
   }),
 });
 
@@ -139,8 +140,8 @@ type JsonSchemaFormat = Extract<ResponseFormat, { type: 'json_schema' }>['jsonSc
 const JsonSchemaFormatRef = builder.objectRef<JsonSchemaFormat>('JsonSchemaFormat').implement({
   fields: (t) => ({
     name: t.exposeString('name'),
-    description: t.string({ nullable: true, resolve: (f) => f.description ?? null }),
-    schema: t.field({ type: 'JSONObject', nullable: true, resolve: (f) => f.schema ?? null }),
+    description: t.string({ nullable: true, resolve: (f, _, ctx) => counted(ctx, f.description ?? null) }),
+    schema: t.field({ type: 'JSONObject', nullable: true, resolve: (f, _, ctx) => countedJson(ctx, f.schema ?? null) }),
     strict: t.boolean({ nullable: true, resolve: (f) => f.strict ?? null }),
   }),
 });
@@ -173,11 +174,11 @@ export const RunRef = builder.objectRef<RunRow>('Run').implement({
     failedAt: t.exposeInt('failedAt', { nullable: true }),
     completedAt: t.exposeInt('completedAt', { nullable: true }),
     incompleteDetails: t.field({ type: IncompleteDetailsRef, nullable: true, resolve: (r) => r.incompleteDetails }),
-    model: t.exposeString('model'),
-    instructions: t.exposeString('instructions'),
-    additionalInstructions: t.exposeString('additionalInstructions', { nullable: true }),
+    model: t.string({ resolve: (r, _, ctx) => counted(ctx, r.model) }),
+    instructions: t.string({ resolve: (r, _, ctx) => counted(ctx, r.instructions) }),
+    additionalInstructions: t.string({ nullable: true, resolve: (r, _, ctx) => counted(ctx, r.additionalInstructions) }),
     tools: t.field({ type: [ToolRef], resolve: (r) => r.tools }),
-    metadata: t.field({ type: 'JSONObject', resolve: (r) => r.metadata }),
+    metadata: t.field({ type: 'JSONObject', resolve: (r, _, ctx) => countedJson(ctx, r.metadata) }),
     usage: t.field({
       type: RunUsageRef,
       nullable: true,
@@ -302,7 +303,7 @@ builder.queryFields((t) => ({
     type: RunConnection,
     description: "A page of the thread's runs, newest first unless order is ASC.",
     args: { threadId: t.arg.id({ required: true }), ...runListArgs },
-    resolve: (_, args, ctx) => ctx.runs.list(ctx.projectId, String(args.threadId), args, args.status),
+    resolve: (_, args, ctx) => (checkAnswerBudget(ctx), ctx.runs.list(ctx.projectId, String(args.threadId), args, args.status)),
   }),
 }));
 

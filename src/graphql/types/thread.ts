@@ -1,4 +1,5 @@
 import type { ThreadRow } from '../../db/schema.js';
+import { checkAnswerBudget, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
 import { idempotencyKeyArgs, metadataArg, pageArgs } from './common.js';
 import { CreateMessageInput, MessageConnection } from './message.js';
@@ -9,17 +10,17 @@ export const ThreadRef = builder.objectRef<ThreadRow>('Thread').implement({
     id: t.exposeID('id'),
     object: t.string({ resolve: () => 'thread' }),
     createdAt: t.exposeInt('createdAt'),
-    metadata: t.field({ type: 'JSONObject', resolve: (th) => th.metadata }),
+    metadata: t.field({ type: 'JSONObject', resolve: (th, _, ctx) => countedJson(ctx, th.metadata) }),
     messages: t.field({
       type: MessageConnection,
       description: 'Newest first unless order is ASC.',
       args: pageArgs,
-      resolve: (thread, args, ctx) => ctx.threads.listMessages(thread.id, args),
+      resolve: (thread, args, ctx) => (checkAnswerBudget(ctx), ctx.threads.listMessages(thread.id, args)),
     }),
     runs: t.field({
       type: RunConnection,
       args: runListArgs,
-      resolve: (thread, args, ctx) => ctx.runs.listOfThread(thread, args, args.status),
+      resolve: (thread, args, ctx) => (checkAnswerBudget(ctx), ctx.runs.listOfThread(thread, args, args.status)),
     }),
   }),
 });

@@ -14,7 +14,7 @@ import type { RunStatusEvent, RunUsage } from '../domain/run.js';
 import { createLogger, type Logger } from '../log.js';
 import { MAX_CLAIM, type RunService } from '../runs/run-service.js';
 import { ModelError, type ModelProvider, type PromptMessage } from './providers/provider.js';
-import { promptTokens } from './providers/scripted.js';
+import { promptTokens } from './tokens.js';
 
 export interface WorkerOptions {
   runs: RunService;
@@ -225,7 +225,7 @@ export class Worker {
       return;
     }
     const messages = await this.prompt(run, steps);
-    if (run.maxPromptTokens != null && promptTokens(messages) > run.maxPromptTokens) {
+    if (run.maxPromptTokens != null && (await promptTokens(messages)) > run.maxPromptTokens) {
       await runs.transition(run.id, 'incomplete', { incompleteDetails: { reason: 'max_prompt_tokens' }, usage: earlierUsage }, guard);
       return;
     }

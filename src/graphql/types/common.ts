@@ -3,7 +3,7 @@ import type { ObjectRef } from '@pothos/core';
 import type { Page } from '../../db/keyset.js';
 import type { FunctionDefinition, Tool } from '../../domain/run.js';
 import { builder } from '../builder.js';
-import { functionNameSchema, LIMITS, metadataSchema, pageSizeSchema } from '../validation.js';
+import { functionNameSchema, JSON_SCHEMA_LIMITS, jsonSchemaObjectSchema, LIMITS, metadataSchema, pageSizeSchema } from '../validation.js';
 
 export const SortOrder = builder.enumType('SortOrder', {
   values: { ASC: { value: 'asc' }, DESC: { value: 'desc' } } as const,
@@ -86,7 +86,11 @@ const FunctionDefinitionInput = builder.inputType('FunctionDefinitionInput', {
   fields: (t) => ({
     name: t.string({ required: true, validate: { schema: functionNameSchema } }),
     description: t.string(),
-    parameters: t.field({ type: 'JSONObject', description: 'A JSON Schema object for the arguments.' }),
+    parameters: t.field({
+      type: 'JSONObject',
+      description: `A JSON Schema object for the arguments, ${JSON_SCHEMA_LIMITS}.`,
+      validate: { schema: jsonSchemaObjectSchema },
+    }),
     strict: t.boolean(),
   }),
 });

@@ -1,5 +1,6 @@
 import type { MessageRow } from '../../db/schema.js';
 import { builder } from '../builder.js';
+import { messageContentSchema } from '../validation.js';
 import { connectionType, metadataArg } from './common.js';
 
 export const MessageRole = builder.enumType('MessageRole', {
@@ -25,7 +26,7 @@ export const MessageConnection = connectionType('Message', MessageRef);
 export const CreateMessageInput = builder.inputType('CreateMessageInput', {
   fields: (t) => ({
     role: t.field({ type: MessageRole, required: true }),
-    content: t.string({ required: true }),
+    content: t.string({ required: true, validate: { schema: messageContentSchema } }),
     metadata: t.field({ type: 'JSONObject', validate: metadataArg }),
   }),
 });

@@ -114,12 +114,21 @@ describe('counting', () => {
   });
 });
 
+interface Measured<T> {
+  result: T;
+  elapsed: number;
+  /** The longest stall, ms. */
+  stall: number;
+  /** The longest gap between two ticks of the timer, ms. */
+  gap: number;
+}
+
 describe('the event loop', () => {
   /**
    * The longest the event loop went without turning while `work` ran, by
    * monitorEventLoopDelay and by the longest gap between two ticks of a 5 ms timer.
    */
-  async function longestStall<T>(work: () => Promise<T>): Promise<{ result: T; elapsed: number; stall: number; gap: number }> {
+  async function longestStall<T>(work: () => Promise<T>): Promise<Measured<T>> {
     const delay = monitorEventLoopDelay({ resolution: 5 });
     let gap = 0;
     let last = performance.now();
@@ -149,7 +158,7 @@ describe('the event loop', () => {
     // Other processes share this machine's two cores and can keep this one off the CPU
     // for a while: the loop must turn within 50 ms in one of three tries. A synchronous
     // call of 50 ms or more would show in every one.
-    const tries = [];
+    const tries: Measured<Awaited<ReturnType<typeof work>>>[] = [];
     for (let i = 0; i < 3 && !tries.some((t) => Math.max(t.stall, t.gap) < 50); i++) tries.push(await longestStall(work));
     const best = tries.reduce((a, b) => (Math.max(a.stall, a.gap) <= Math.max(b.stall, b.gap) ? a : b));
     console.log(

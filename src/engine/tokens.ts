@@ -5,10 +5,10 @@
  * spaces) in time that grows with the square of the piece's length: one 64,000-character
  * word of random CJK takes 25 s, while 64,000 characters of prose take 5 ms. So a piece
  * longer than {@link LONG_PIECE} is encoded in chunks of that length: the cost of any
- * text is then linear in its length (about 1.5 µs per character at worst, on random
- * emoji), the count exact for every text without such a piece, and close (a few per
- * thousand above) for the rest. Texts over {@link INLINE_CHARS} are counted on a pool of
- * worker threads, so that the event loop never waits on one.
+ * text is then linear in its length (a few µs per character at worst: random CJK, new to
+ * gpt-tokenizer's cache), the count exact for every text without such a piece, and close
+ * (a few per thousand above) for the rest. Texts and prompts over {@link INLINE_CHARS}
+ * are counted on a pool of worker threads, so that the event loop never waits on one.
  *
  * Text that looks like a special token (`<|endoftext|>`) counts as the plain text it is,
  * as in a model's input.
@@ -23,11 +23,15 @@ import { Piscina } from 'piscina';
 export const LONG_PIECE = 256;
 
 /**
- * Texts up to this many characters are counted where they are asked for: at worst about
- * 10 ms of work (pieces of just under {@link LONG_PIECE} random emoji), well under a
- * millisecond for prose. Longer ones go to the pool.
+ * Texts (or whole prompts) up to this many characters are counted where they are asked
+ * for: at worst about 15 ms of work (pieces of just under {@link LONG_PIECE} random CJK,
+ * none of them in gpt-tokenizer's cache), well under a millisecond for prose. Longer ones
+ * go to the pool.
  */
-export const INLINE_CHARS = 4096;
+export const INLINE_CHARS = 2048;
+
+/** A long prompt's messages go to the pool in tasks of about this many characters. */
+const POOL_TASK_CHARS = 256_000;
 
 const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
 
@@ -115,6 +119,7 @@ function decodeCut(tokens: number[]): string {
 /** What the pool's threads run (see tokens-thread.ts). */
 export const threadTasks = {
   count: (text: string): number => countTokensNow(text),
+  countAll: (texts: string[]): number => texts.reduce((sum, text) => sum + countTokensNow(text), 0),
   cut: ({ text, limit }: { text: string; limit: number | null }): Cut => cutAtTokensNow(text, limit),
 };
 
@@ -154,10 +159,23 @@ export async function cutAtTokens(text: string, limit: number | null): Promise<C
 
 /** Tokens of a chat prompt: contents plus a few per message for the framing, as OpenAI counts. */
 export async function promptTokens(messages: readonly { content: string }[]): Promise<number> {
-  // Each long content is its own task: the pool's threads share them, and one prompt of
-  // many long messages does not hold a thread for all of them.
-  const counts = await Promise.all(messages.map((m) => countTokens(m.content)));
-  return counts.reduce((sum, n) => sum + 4 + n, 3);
+  const framing = 3 + 4 * messages.length;
+  const length = messages.reduce((sum, m) => sum + m.content.length, 0);
+  if (length <= INLINE_CHARS) return messages.reduce((sum, m) => sum + countTokensNow(m.content), framing);
+  // Many short messages add up as surely as one long one: all go to the pool, in tasks of
+  // about POOL_TASK_CHARS, so that the pool's threads share a long prompt.
+  const tasks: string[][] = [];
+  let size = POOL_TASK_CHARS;
+  for (const { content } of messages) {
+    if (size + content.length > POOL_TASK_CHARS) {
+      tasks.push([]);
+      size = 0;
+    }
+    tasks.at(-1)!.push(content);
+    size += content.length;
+  }
+  const counts = await Promise.all(tasks.map((texts) => tokenPool().run(texts, { name: 'countAll' }) as Promise<number>));
+  return counts.reduce((sum, n) => sum + n, framing);
 }
 
 /** Stops the pool's threads (they also stop by themselves when idle). */

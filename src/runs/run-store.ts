@@ -748,7 +748,7 @@ export async function closeOpenSteps(ex: Executor, runIds: readonly string[], ru
  * project has one, before its next; with one project the order is the oldest first, as a
  * plain queue's. The work is bounded by `limit`, not by the runs or projects waiting: the
  * projects are found by a skip scan of runs_queued_idx (one probe each, at most `limit`
- * of them), and each has at most 4 x `limit` runs ranked (the slack lets claims racing
+ * of them), and each has at most 2 x `limit` runs ranked (the slack lets claims racing
  * on one project still find runs the others did not lock).
  *
  * SKIP LOCKED lets many workers claim at once without waiting on or double-taking each
@@ -787,7 +787,7 @@ export function claimStatement(db: Db, announce: AnnounceEvents) {
         cross join lateral (
           select q.id, row_number() over (order by q.id) as rank
           from runs q where q.project_id = p.project_id and q.status = 'queued'
-          order by q.id limit 4 * ${limit}
+          order by q.id limit 2 * ${limit}
         ) q
         order by q.rank, p.turn
       ) as ids

@@ -179,8 +179,9 @@ export const runs = pgTable(
   (t) => [
     // Keyset pagination of a thread's runs, in both directions.
     index('runs_thread_id_id_idx').on(t.threadId, t.id),
-    // The queue: workers claim the oldest queued runs from this small partial index.
-    index('runs_queued_idx').on(t.id).where(sql`status = 'queued'`),
+    // The queue, by project: workers find the projects waiting and their oldest queued
+    // runs in this small partial index (see the claim in runs/run-store.ts).
+    index('runs_queued_idx').on(t.projectId, t.id).where(sql`status = 'queued'`),
     // Lapsed leases, for takeover after a worker died.
     index('runs_leased_idx').on(t.leaseExpiresAt).where(sql`status in ('in_progress', 'cancelling')`),
     // The expiry sweeper's scan of active runs.

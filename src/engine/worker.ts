@@ -21,7 +21,7 @@ import type { RunStatusEvent, RunUsage } from '../domain/run.js';
 import { createLogger, type Logger } from '../log.js';
 import { MAX_CLAIM, type RunService } from '../runs/run-service.js';
 import { ModelError, type ModelProvider, type ModelResult, type PromptMessage } from './providers/provider.js';
-import { promptTokens } from './providers/scripted.js';
+import { promptTokens } from './tokens.js';
 
 /** How often the poll runs the housekeeping. */
 const HOUSEKEEPING_MS = 60_000;
@@ -310,7 +310,7 @@ export class Worker {
       return;
     }
     const messages = await untilServed(() => this.prompt(run, steps));
-    if (run.maxPromptTokens != null && promptTokens(messages) > run.maxPromptTokens) {
+    if (run.maxPromptTokens != null && (await promptTokens(messages)) > run.maxPromptTokens) {
       const data = { incompleteDetails: { reason: 'max_prompt_tokens' as const }, usage: earlierUsage };
       await untilServed(() => runs.transition(run.id, 'incomplete', data, guard));
       return;

@@ -1,6 +1,7 @@
 /**
  * Input rules, as zod schemas attached to arguments through plugin-zod. The limits are
- * those of the Assistants API the seeds describe.
+ * those of the Assistants API the seeds describe, and the sizes no one tenant may exceed
+ * (docs/operations.md, Limits).
  */
 import { z } from 'zod';
 
@@ -11,6 +12,16 @@ export const LIMITS = {
   tools: 20,
   minTokenLimit: 256,
   pageSize: 100,
+  /** A message's content, in characters (UTF-16 code units): OpenAI's limit. */
+  messageContentLength: 256_000,
+  /** Instructions and additional instructions, in characters. */
+  instructionsLength: 256_000,
+  /** A tool output, in bytes of UTF-8 (512 KB). */
+  toolOutputBytes: 512 * 1024,
+  /** A tool's parameters or a response's JSON schema: levels of nesting (`{}` is one). */
+  jsonSchemaDepth: 64,
+  /** ... and its size as JSON, in bytes of UTF-8 (100 KB). */
+  jsonSchemaBytes: 100 * 1024,
 } as const;
 
 export const metadataSchema = z
@@ -37,3 +48,50 @@ export const functionNameSchema = z
 export const idempotencyKeySchema = z
   .string()
   .regex(/^[\x21-\x7E]{1,255}$/, 'must be 1 to 255 visible ASCII characters (a UUID, say)');
+
+export const messageContentSchema = z
+  .string()
+  .max(LIMITS.messageContentLength, `must be at most ${LIMITS.messageContentLength} characters`);
+
+export const instructionsSchema = z
+  .string()
+  .max(LIMITS.instructionsLength, `must be at most ${LIMITS.instructionsLength} characters`);
+
+export const toolOutputSchema = z
+  .string()
+  // Three bytes per UTF-16 code unit at most: most outputs need no counting.
+  .refine((s) => s.length * 3 <= LIMITS.toolOutputBytes || Buffer.byteLength(s) <= LIMITS.toolOutputBytes, {
+    message: `must be at most ${LIMITS.toolOutputBytes} bytes (512 KB) of UTF-8`,
+  });
+
+/**
+ * A JSON Schema given as a JSON object (a tool's parameters, a response format's schema).
+ * Its depth is checked first, without recursion, so that a value nested 200,000 deep is
+ * refused here rather than overflowing the stack of whatever serializes it next.
+ */
+export const jsonSchemaObjectSchema = z.custom<Record<string, unknown>>().superRefine((value, ctx) => {
+  if (exceedsDepth(value, LIMITS.jsonSchemaDepth)) {
+    ctx.addIssue({ code: 'custom', message: `must nest at most ${LIMITS.jsonSchemaDepth} levels deep` });
+    return;
+  }
+  if (Buffer.byteLength(JSON.stringify(value)) > LIMITS.jsonSchemaBytes) {
+    ctx.addIssue({ code: 'custom', message: `must be at most ${LIMITS.jsonSchemaBytes} bytes (100 KB) as JSON` });
+  }
+});
+
+/** What a JSON Schema field's description says of its limits. */
+export const JSON_SCHEMA_LIMITS = `at most ${LIMITS.jsonSchemaDepth} levels deep and ${LIMITS.jsonSchemaBytes / 1024} KB as JSON`;
+
+/** Whether a JSON value nests deeper than `max` levels (`{}` and `[]` are one level). */
+export function exceedsDepth(value: unknown, max: number): boolean {
+  const pending: [unknown, number][] = [[value, 1]];
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const [node, depth] = next;
+    if (node === null || typeof node !== 'object') continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (child !== null && typeof child === 'object') pending.push([child, depth + 1]);
+    }
+  }
+  return false;
+}

@@ -439,12 +439,20 @@ export class RunService {
     return moved;
   }
 
-  /** The engine's claim: queued runs to in_progress under this worker's lease. */
+  /**
+   * The engine's claim: queued runs to in_progress under this worker's lease, projects
+   * taking turns from the one this process served last (see store.claimStatement).
+   */
   async claim(workerId: string, limit: number, leaseSeconds: number): Promise<RunRow[]> {
-    const claimed = await this.statements.claim(workerId, Math.min(limit, MAX_CLAIM), this.deps.clock(), leaseSeconds);
+    const after = this.servedLast;
+    const claimed = await this.statements.claim(workerId, Math.min(limit, MAX_CLAIM), after, this.deps.clock(), leaseSeconds);
+    this.servedLast = lastServed(after, claimed.map((c) => c.run.projectId)) ?? after;
     this.deps.transport.afterCommit(claimed.map((c) => c.event));
     return claimed.map((c) => c.run);
   }
+
+  /** Where the next claim's round of projects starts. */
+  private servedLast = '';
 
   /** Runs whose worker's lease lapsed, now claimed by this worker (no transition). */
   async takeOver(workerId: string, limit: number, leaseSeconds: number): Promise<RunRow[]> {
@@ -639,6 +647,25 @@ export class RunService {
   private async requireThread(projectId: string, threadId: string): Promise<void> {
     if (!(await threadExists(this.deps.db, projectId, threadId))) throw new NotFoundError('thread', threadId);
   }
+}
+
+/**
+ * The project a claim served last, given the projects of the runs it took: the claim
+ * takes one run per project per round, visiting them in id order after `after` and
+ * wrapping around, so the last run taken is in the last round (of the projects that got
+ * the most runs), from the one visited last.
+ */
+export function lastServed(after: string, projects: readonly string[]): string | undefined {
+  const counts = new Map<string, number>();
+  for (const p of projects) counts.set(p, (counts.get(p) ?? 0) + 1);
+  const rounds = Math.max(0, ...counts.values());
+  const visitOrder = (p: string) => (p > after ? 0 : 1);
+  let last: string | undefined;
+  for (const [p, n] of counts) {
+    if (n !== rounds) continue;
+    if (last === undefined || visitOrder(p) > visitOrder(last) || (visitOrder(p) === visitOrder(last) && p > last)) last = p;
+  }
+  return last;
 }
 
 /** Where a cancel takes a run: a status, null for "nothing to do", undefined for "not allowed". */

@@ -766,25 +766,67 @@ export async function closeOpenSteps(ex: Executor, runIds: readonly string[], ru
 }
 
 /**
- * The queue, in one statement (built once): moves up to `limit` of the oldest queued runs
- * to in_progress for this worker, with a lease on the database clock, records their
- * events and announces them in one notification. SKIP LOCKED lets many workers claim at
- * once without waiting on or double-taking each other's rows. The runs to take are picked
- * by an uncorrelated ARRAY(...) subquery, which PostgreSQL runs exactly once: as
- * `id in (select ... limit n for update skip locked)` it may run again, skipping what it
- * locked the first time, and take more than n runs (seen here: 217 for a limit of 50).
+ * The queue, in one statement (built once): moves up to `limit` queued runs to in_progress
+ * for this worker, with a lease on the database clock, records their events and
+ * announces them in one notification.
+ *
+ * Which runs: projects take turns (round robin). The projects with queued runs are visited
+ * in id order, starting after `after` (the project this worker served last) and wrapping
+ * around; the claim takes each one's oldest queued run, then each one's second, and so on.
+ * So a project that floods the queue has one run started, then every other waiting
+ * project has one, before its next; with one project the order is the oldest first, as a
+ * plain queue's. The work is bounded by `limit`, not by the runs or projects waiting: the
+ * projects are found by a skip scan of runs_queued_idx (one probe each, at most `limit`
+ * of them), and each has at most 2 x `limit` runs ranked (the slack lets claims racing
+ * on one project still find runs the others did not lock).
+ *
+ * SKIP LOCKED lets many workers claim at once without waiting on or double-taking each
+ * other's rows. The runs to take are picked by an uncorrelated ARRAY(...) subquery, which
+ * PostgreSQL runs exactly once: as `id in (select ... limit n for update skip locked)` it
+ * may run again, skipping what it locked the first time, and take more than n runs (seen
+ * here: 217 for a limit of 50).
  */
 export function claimStatement(db: Db, announce: AnnounceEvents) {
   if (!sourcesOf('in_progress').includes('queued')) throw new Error('the lifecycle no longer starts queued runs');
   const ph = sql.placeholder;
   const at = sql`${ph('at')}::bigint`;
-  const oldestQueued = db
-    .select({ id: runs.id })
-    .from(runs)
-    .where(eq(runs.status, 'queued'))
-    .orderBy(asc(runs.id))
-    .limit(ph('limit'))
-    .for('update', { skipLocked: true });
+  const limit = sql`${ph('limit')}::integer`;
+  const after = sql`${ph('after')}::text`;
+  // The waiting project that comes next after `from`: one step of a skip scan.
+  const next = (from: SQL) =>
+    sql`(select q.project_id from runs q where q.status = 'queued' and q.project_id > ${from} order by q.project_id limit 1)`;
+  const fairPick = sql`
+    with recursive later(project_id, turn) as (
+      select ${next(after)}, 1
+      union all
+      select ${next(sql`l.project_id`)}, l.turn + 1 from later l where l.project_id is not null and l.turn < ${limit}
+    ), wrapped(project_id, turn) as (
+      select ${next(sql`''`)}, ${limit} + 1
+      union all
+      select ${next(sql`w.project_id`)}, w.turn + 1 from wrapped w where w.project_id <= ${after} and w.turn < 2 * ${limit}
+    ), projects as (
+      select project_id, turn from later where project_id is not null
+      union all
+      select project_id, turn from wrapped where project_id <= ${after}
+      order by turn limit ${limit}
+    ), candidates as materialized (
+      select array(
+        select q.id
+        from projects p
+        cross join lateral (
+          select q.id, row_number() over (order by q.id) as rank
+          from runs q where q.project_id = p.project_id and q.status = 'queued'
+          order by q.id limit 2 * ${limit}
+        ) q
+        order by q.rank, p.turn
+      ) as ids
+    )
+    -- The candidates looked up by primary key (a join would scan every queued run).
+    select r.id from runs r, candidates c
+    where r.id = any(c.ids) and r.status = 'queued'
+    order by array_position(c.ids, r.id)
+    limit ${limit}
+    for update of r skip locked`;
   const changed = db.$with('changed').as(
     db
       .update(runs)
@@ -797,12 +839,12 @@ export function claimStatement(db: Db, announce: AnnounceEvents) {
         leaseToken: sql`gen_random_uuid()`,
         leaseExpiresAt: sql`now() + make_interval(secs => ${ph('leaseSeconds')}::integer)`,
       })
-      .where(and(sql`${runs.id} = any(array(${oldestQueued}))`, eq(runs.status, 'queued')))
+      .where(and(sql`${runs.id} = any(array(${fairPick}))`, eq(runs.status, 'queued')))
       .returning(),
   );
   const statement = changedRunsWithEvents(db, { changed }, at, announce).prepare('claim_runs');
-  return async (workerId: string, limit: number, now: number, leaseSeconds: number) =>
-    withEvents(await statement.execute({ workerId, limit, at: now, leaseSeconds }), () => now);
+  return async (workerId: string, limit: number, after: string, now: number, leaseSeconds: number) =>
+    withEvents(await statement.execute({ workerId, limit, after, at: now, leaseSeconds }), () => now);
 }
 
 /**

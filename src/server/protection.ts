@@ -61,7 +61,22 @@ export function protectionPlugins(limits: QueryLimits, production: boolean): Plu
     useCostLimit(limits.maxCost),
   ];
   if (production) plugins.push(useNoIntrospection());
+  plugins.push(useNestingAsSyntaxError());
   return plugins;
+}
+
+/**
+ * graphql-js parses nested values and selections recursively: past about 2,000 levels
+ * (some 4,000 tokens, so only with GRAPHQL_MAX_TOKENS raised that far) it overflows the
+ * stack. That is the client's document, not a bug: a syntax error like any other.
+ */
+function useNestingAsSyntaxError(): Plugin {
+  const nestingError = () =>
+    new GraphQLError('Syntax Error: the document nests too deeply.', { extensions: { code: 'GRAPHQL_PARSE_FAILED' } });
+  const afterParse = ({ result, replaceParseResult }: { result: unknown; replaceParseResult: (r: GraphQLError) => void }) => {
+    if (result instanceof RangeError) replaceParseResult(nestingError());
+  };
+  return { onParse: () => afterParse };
 }
 
 /** Introspection off, on every transport (yoga's plugin keys on the HTTP request). */

@@ -69,6 +69,45 @@ describe('claiming queued runs', () => {
   });
 });
 
+describe('projects taking turns', () => {
+  /** `count` queued runs of this project, oldest first, each on its own thread. */
+  async function queue(projectId: string, count: number): Promise<string[]> {
+    const { assistants, threads, runs } = t.app.services;
+    const assistant = await assistants.create(projectId, { model: 'scripted' });
+    const ids: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const thread = await threads.create(projectId, {});
+      ids.push((await runs.create(projectId, thread.id, { assistantId: assistant.id })).id);
+    }
+    return ids;
+  }
+  const claimOne = async () => (await t.app.services.runs.claim('worker_test', 1, 30))[0];
+
+  it('takes one project\'s runs oldest first', async () => {
+    const queued = await queue('projectA', 6);
+    const claimed = await t.app.services.runs.claim('worker_test', 4, 30);
+    expect(claimed.map((r) => r.id)).toEqual(queued.slice(0, 4));
+  });
+
+  it('gives the next free slot to a project with nothing running, however long another\'s queue', async () => {
+    const flood = await queue('projectA', 30);
+    // A worker of 4 slots is full of the flood.
+    expect((await t.app.services.runs.claim('worker_test', 4, 30)).map((r) => r.id)).toEqual(flood.slice(0, 4));
+    const [other] = await queue('projectB', 1);
+    expect((await claimOne())!.id).toBe(other);
+    // Then they take turns, one run at a time or several at once.
+    await queue('projectB', 6);
+    const order = [];
+    for (let i = 0; i < 4; i++) order.push((await claimOne())!.projectId);
+    expect(order).toEqual(['projectA', 'projectB', 'projectA', 'projectB']);
+    const together = await t.app.services.runs.claim('worker_test', 4, 30);
+    expect(together.map((r) => r.projectId).sort()).toEqual(['projectA', 'projectA', 'projectB', 'projectB']);
+    // Each project's own runs still go oldest first.
+    const a = [...order.entries()].filter(([, p]) => p === 'projectA').length;
+    expect(together.filter((r) => r.projectId === 'projectA').map((r) => r.id)).toEqual(flood.slice(4 + a, 6 + a));
+  });
+});
+
 describe('finishing runs', () => {
   it('commits answers that arrive together in one statement per outcome, each run with its own message, step and event', async () => {
     const seen: string[] = [];

@@ -155,7 +155,11 @@ it('survives 2,000 generated operations', async () => {
 
 // ---- every argument of every field, from the schema ----
 
-/** The deepest JSON generated. Deeper documents are the JSON limits' to refuse (see validation.ts). */
+/**
+ * The deepest JSON generated: past the JSON limits (see validation.ts). Not deeper: this
+ * client's own JSON.stringify, called deep in fast-check's stack, overflows at a few
+ * thousand levels; 5,000 levels and 200,000 nested arrays are input-limits.test.ts's.
+ */
 const DEEPEST_JSON = 1000;
 /** The longest list generated: a body of up to ~1 MB. */
 const LONGEST_LIST = 30_000;
@@ -167,10 +171,11 @@ const shortText = fc.oneof(
   fc.tuple(fc.string({ maxLength: 10 }), fc.constantFrom(...CHARACTERS_POSTGRES_REFUSES), fc.string({ maxLength: 10 })).map((p) => p.join('')),
   fc.array(fc.constantFrom(...CHARACTERS_POSTGRES_REFUSES, 'a', '😀', '\\', '"'), { maxLength: 12 }).map((c) => c.join('')),
 );
-/** Text up to ~300 KB. Long in short words: one long word is the tokenizer's worst case, another limit's to bound. */
+/** Text up to ~300 KB: in short words, or one long word (the tokenizer's worst case). */
 const hostileText = fc.oneof(
   { weight: 5, arbitrary: shortText },
   { weight: 1, arbitrary: fc.integer({ min: 1_000, max: 100_000 }).map((n) => 'ab '.repeat(n)) },
+  { weight: 1, arbitrary: fc.integer({ min: 1_000, max: 300_000 }).map((n) => 'x'.repeat(n)) },
 );
 const nest = (depth: number, leaf: unknown, asArrays: boolean): unknown => {
   let value = leaf;

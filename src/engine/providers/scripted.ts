@@ -7,24 +7,15 @@
  *   fail <server_error|rate_limit_exceeded|invalid_prompt>
  *
  * Otherwise it answers `echo: <the last user message>`; once tool outputs are in, it
- * answers with them, one `<function-name>: <output>` per line. Tokens are counted with
- * gpt-tokenizer (o200k_base, the encoding of current OpenAI models).
+ * answers with them, one `<function-name>: <output>` per line. Tokens are counted as
+ * engine/tokens counts them (o200k_base, the encoding of current OpenAI models).
  */
 import { randomUUID } from 'node:crypto';
-import { decode, encode } from 'gpt-tokenizer';
 import type { RunErrorCode, ToolCall } from '../../domain/run.js';
-import { ModelError, type ModelProvider, type ModelRequest, type ModelResult, type PromptMessage } from './provider.js';
+import { countTokens, cutAtTokens, promptTokens } from '../tokens.js';
+import { ModelError, type ModelProvider, type ModelRequest, type ModelResult } from './provider.js';
 
 const ERROR_CODES: readonly RunErrorCode[] = ['server_error', 'rate_limit_exceeded', 'invalid_prompt'];
-
-export function countTokens(text: string): number {
-  return encode(text).length;
-}
-
-/** Tokens of the prompt: contents plus a few per message for the chat framing, as OpenAI counts. */
-export function promptTokens(messages: PromptMessage[]): number {
-  return messages.reduce((sum, m) => sum + 4 + countTokens(m.content), 3);
-}
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -46,7 +37,7 @@ export const scriptedProvider: ModelProvider = {
   handles: (model) => model === 'scripted' || model.startsWith('scripted-'),
 
   async complete(request: ModelRequest, signal: AbortSignal): Promise<ModelResult> {
-    const prompt = promptTokens(request.messages);
+    const prompt = await promptTokens(request.messages);
     const lastUser = [...request.messages].reverse().find((m) => m.role === 'user')?.content ?? '';
     // Tool outputs that arrived after the last assistant turn that called tools.
     const lastCallIndex = request.messages.findLastIndex((m) => m.role === 'assistant' && m.toolCalls?.length);
@@ -77,7 +68,7 @@ export const scriptedProvider: ModelProvider = {
       }
       if (!request.parallelToolCalls) chosen = chosen.slice(0, 1);
       if (chosen.length > 0) {
-        const completion = countTokens(chosen.map((c) => c.function.name + c.function.arguments).join(''));
+        const completion = await countTokens(chosen.map((c) => c.function.name + c.function.arguments).join(''));
         return { type: 'tool_calls', toolCalls: chosen, usage: usage(prompt, completion) };
       }
     }
@@ -88,12 +79,8 @@ export const scriptedProvider: ModelProvider = {
       text = JSON.stringify({ answer: text });
     }
     // An answer longer than maxCompletionTokens is cut there, as a real model's would be.
-    const tokens = encode(text);
-    const limit = request.maxCompletionTokens;
-    if (limit != null && tokens.length > limit) {
-      return { type: 'message', text: decode(tokens.slice(0, limit)), usage: usage(prompt, limit), truncated: true };
-    }
-    return { type: 'message', text, usage: usage(prompt, tokens.length), truncated: false };
+    const answer = await cutAtTokens(text, request.maxCompletionTokens);
+    return { type: 'message', text: answer.text, usage: usage(prompt, answer.tokens), truncated: answer.truncated };
   },
 };
 

@@ -1,6 +1,7 @@
 import type { AssistantRow } from '../../db/schema.js';
 import { counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
+import { instructionsSchema } from '../validation.js';
 import { idempotencyKeyArgs, metadataArg, ToolInput, ToolRef, toolsArgValidation, toTools } from './common.js';
 
 export const AssistantRef = builder.objectRef<AssistantRow>('Assistant').implement({
@@ -22,7 +23,7 @@ const CreateAssistantInput = builder.inputType('CreateAssistantInput', {
     model: t.string({ required: true, validate: { minLength: [1, { message: 'must not be empty' }] } }),
     name: t.string({ validate: { maxLength: 256 } }),
     description: t.string({ validate: { maxLength: 512 } }),
-    instructions: t.string({ validate: { maxLength: 256_000 } }),
+    instructions: t.string({ validate: { schema: instructionsSchema } }),
     tools: t.field({ type: [ToolInput], validate: toolsArgValidation }),
     metadata: t.field({ type: 'JSONObject', validate: metadataArg }),
   }),

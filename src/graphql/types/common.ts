@@ -4,7 +4,15 @@ import type { Page } from '../../db/keyset.js';
 import type { FunctionDefinition, Tool } from '../../domain/run.js';
 import { counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
-import { functionNameSchema, idempotencyKeySchema, LIMITS, metadataSchema, pageSizeSchema } from '../validation.js';
+import {
+  functionNameSchema,
+  idempotencyKeySchema,
+  JSON_SCHEMA_LIMITS,
+  jsonSchemaObjectSchema,
+  LIMITS,
+  metadataSchema,
+  pageSizeSchema,
+} from '../validation.js';
 
 export const SortOrder = builder.enumType('SortOrder', {
   values: { ASC: { value: 'asc' }, DESC: { value: 'desc' } } as const,
@@ -96,7 +104,11 @@ const FunctionDefinitionInput = builder.inputType('FunctionDefinitionInput', {
   fields: (t) => ({
     name: t.string({ required: true, validate: { schema: functionNameSchema } }),
     description: t.string(),
-    parameters: t.field({ type: 'JSONObject', description: 'A JSON Schema object for the arguments.' }),
+    parameters: t.field({
+      type: 'JSONObject',
+      description: `A JSON Schema object for the arguments, ${JSON_SCHEMA_LIMITS}.`,
+      validate: { schema: jsonSchemaObjectSchema },
+    }),
     strict: t.boolean(),
   }),
 });

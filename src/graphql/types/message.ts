@@ -1,6 +1,7 @@
 import type { MessageRow } from '../../db/schema.js';
 import { counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
+import { messageContentSchema } from '../validation.js';
 import { connectionType, idempotencyKeyArgs, metadataArg } from './common.js';
 
 export const MessageRole = builder.enumType('MessageRole', {
@@ -26,7 +27,7 @@ export const MessageConnection = connectionType('Message', MessageRef);
 export const CreateMessageInput = builder.inputType('CreateMessageInput', {
   fields: (t) => ({
     role: t.field({ type: MessageRole, required: true }),
-    content: t.string({ required: true }),
+    content: t.string({ required: true, validate: { schema: messageContentSchema } }),
     metadata: t.field({ type: 'JSONObject', validate: metadataArg }),
   }),
 });

@@ -15,11 +15,16 @@ import type { CreateRunInput as CreateRunUseCase } from '../../runs/run-service.
 import { checkAnswerBudget, counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
 import {
+  functionNameSchema,
+  instructionsSchema,
+  JSON_SCHEMA_LIMITS,
+  jsonSchemaObjectSchema,
+  messageContentSchema,
   metadataSchema,
   temperatureSchema,
   tokenLimitSchema,
+  toolOutputSchema,
   topPSchema,
-  functionNameSchema,
 } from '../validation.js';
 import {
   connectionType,
@@ -235,7 +240,11 @@ const JsonSchemaFormatInput = builder.inputType('JsonSchemaFormatInput', {
   fields: (t) => ({
     name: t.string({ required: true, validate: { schema: functionNameSchema } }),
     description: t.string(),
-    schema: t.field({ type: 'JSONObject' }),
+    schema: t.field({
+      type: 'JSONObject',
+      description: `A JSON Schema object, ${JSON_SCHEMA_LIMITS}.`,
+      validate: { schema: jsonSchemaObjectSchema },
+    }),
     strict: t.boolean(),
   }),
 });
@@ -254,7 +263,7 @@ const ResponseFormatInput = builder.inputType('ResponseFormatInput', {
 export const AdditionalMessageInput = builder.inputType('AdditionalMessageInput', {
   fields: (t) => ({
     role: t.field({ type: MessageRole, required: true }),
-    content: t.string({ required: true }),
+    content: t.string({ required: true, validate: { schema: messageContentSchema } }),
     metadata: t.field({ type: 'JSONObject', validate: metadataArg }),
   }),
 });
@@ -263,8 +272,11 @@ const CreateRunInput = builder.inputType('CreateRunInput', {
   fields: (t) => ({
     assistantId: t.id({ required: true }),
     model: t.string({ description: "Overrides the assistant's model." }),
-    instructions: t.string({ description: "Overrides the assistant's instructions." }),
-    additionalInstructions: t.string({ description: 'Appended to the instructions for this run only.' }),
+    instructions: t.string({ description: "Overrides the assistant's instructions.", validate: { schema: instructionsSchema } }),
+    additionalInstructions: t.string({
+      description: 'Appended to the instructions for this run only.',
+      validate: { schema: instructionsSchema },
+    }),
     additionalMessages: t.field({
       type: [AdditionalMessageInput],
       description: 'Added to the thread before the run is created.',
@@ -285,7 +297,7 @@ const CreateRunInput = builder.inputType('CreateRunInput', {
 const ToolOutputInput = builder.inputType('ToolOutputInput', {
   fields: (t) => ({
     toolCallId: t.id({ required: true }),
-    output: t.string({ required: true }),
+    output: t.string({ required: true, validate: { schema: toolOutputSchema } }),
   }),
 });
 

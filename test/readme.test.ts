@@ -28,8 +28,11 @@ it('works when pasted block by block', async () => {
 
   vars.assistantId = (await t.ok(assistant)).createAssistant.id;
   vars.threadId = (await t.ok(thread!)).createThread.id;
+  // A person pastes the next block seconds later; the test must wait until the
+  // subscription has fixed its starting position (after which nothing is missed).
+  const positioned = startingPositionRead(vars.threadId);
   const sub = collect(t.wsClient(), subscribe!, { threadId: vars.threadId });
-  await eventually(() => t.app.services.bus.subscriberCount(`thread:${vars.threadId}`) === 1);
+  await positioned;
 
   vars.runId = (await t.ok(createRun!, vars)).createRun.id;
   await eventually(() => sub.events.some((e) => e.data!.threadRunsChanged.status === 'REQUIRES_ACTION'));
@@ -55,3 +58,19 @@ it('works when pasted block by block', async () => {
     'QUEUED', 'IN_PROGRESS', 'CANCELLING', 'CANCELLED',
   ]);
 });
+
+/** Resolves once a threadRunsChanged subscription on the thread has read where the thread's history ends. */
+function startingPositionRead(threadId: string): Promise<void> {
+  const runs = t.app.services.runs;
+  const read = runs.lastThreadPosition.bind(runs);
+  return new Promise((resolve) => {
+    runs.lastThreadPosition = async (id) => {
+      const position = await read(id);
+      if (id === threadId) {
+        runs.lastThreadPosition = read;
+        resolve();
+      }
+      return position;
+    };
+  });
+}

@@ -46,7 +46,7 @@ describe.skipIf(!usingPostgres)('connection blips while models answer (workers b
     workers.push(
       ...(await Promise.all(
         Array.from({ length: WORKERS }, () =>
-          startRunwayProcess({ DATABASE_URL: proxy.url(db.url!), ROLE: 'worker', WORKER_CONCURRENCY: '10', PGAPPNAME: WORKER_APP }),
+          startRunwayProcess({ DATABASE_URL: proxy.url(db.url!), ROLE: 'worker', WORKER_CONCURRENCY: '8', PGAPPNAME: WORKER_APP }),
         ),
       )),
     );
@@ -72,11 +72,12 @@ describe.skipIf(!usingPostgres)('connection blips while models answer (workers b
       tools: [{ type: 'function', function: { name: 'get_weather' } }],
     });
     const random = sequence(7);
-    // Model calls of 50-700 ms, so that answers keep arriving throughout; one run in
-    // five answers with a tool call (the run then waits for its outputs).
+    // Model calls of 200-1500 ms on 16 slots: the 300 runs outlast the 50 blips (about
+    // 15 s), and answers keep arriving throughout; one run in five answers with a tool
+    // call (the run then waits for its outputs).
     await Promise.all(
       Array.from({ length: RUNS }, async (_, i) => {
-        const work = `sleep ${random(50, 700)}`;
+        const work = `sleep ${random(200, 1500)}`;
         const content = i % 5 === 0 ? `${work}\ncall get_weather {"city":"Oslo"}` : work;
         const thread = await threads.create('default', { messages: [{ role: 'user', content }] });
         return runs.create('default', thread.id, { assistantId: assistant.id });

@@ -26,6 +26,7 @@ export type AppConfig = Pick<
   'databaseUrl' | 'pgliteDir' | 'databasePoolSize' | 'runExpiresAfterSeconds' | 'production'
 > &
   Partial<Pick<Config, 'openai' | 'subscriptionBuffer' | 'redisUrl' | 'maxBodyBytes' | 'apiKeys'>> & {
+    databaseTimeouts?: Partial<Config['databaseTimeouts']> | undefined;
     queryLimits?: Partial<Config['queryLimits']> | undefined;
     rateLimits?: Partial<Config['rateLimits']> | undefined;
   } & { websocket?: Partial<Config['websocket']> | undefined };
@@ -61,6 +62,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     url: config.databaseUrl,
     pgliteDir: config.pgliteDir,
     poolSize: config.databasePoolSize,
+    timeouts: config.databaseTimeouts,
     onQuery: options.onQuery,
   });
   try {

@@ -9,7 +9,8 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'INVALID_RUN_STATE'
   | 'THREAD_HAS_ACTIVE_RUN'
-  | 'SUBSCRIPTION_LAGGED';
+  | 'SUBSCRIPTION_LAGGED'
+  | 'RESOURCE_BUSY';
 
 export class DomainError extends Error {
   constructor(
@@ -64,5 +65,18 @@ export class SubscriptionLaggedError extends DomainError {
       'The subscription fell too far behind and was ended; subscribe again from the position given.',
       resumeAt,
     );
+  }
+}
+
+/**
+ * What the request needs is held by another operation longer than the database's
+ * timeouts allow (a run a stopped process holds, a statement cut off): nothing is wrong
+ * with the request, and it goes through when retried after `retryAfterSeconds`.
+ */
+export class ResourceBusyError extends DomainError {
+  constructor() {
+    super('RESOURCE_BUSY', 'The data this needs is busy (held by another operation); retry shortly.', {
+      retryAfterSeconds: 1,
+    });
   }
 }

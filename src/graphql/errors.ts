@@ -7,7 +7,8 @@ import { GraphQLError } from 'graphql';
 import { maskError as yogaMaskError } from 'graphql-yoga';
 import type { Plugin } from 'graphql-yoga';
 import type { ZodError } from 'zod';
-import { DomainError } from '../domain/errors.js';
+import { isResourceBusy } from '../db/errors.js';
+import { DomainError, ResourceBusyError } from '../domain/errors.js';
 
 export function validationError(error: ZodError): GraphQLError {
   const fields = error.issues.map((issue) => issue.path.join('.'));
@@ -25,7 +26,7 @@ export function validationError(error: ZodError): GraphQLError {
  */
 export function maskError(error: unknown, message: string): Error {
   const located = isGraphQLErrorLike(error) ? error : undefined;
-  const original = located?.originalError ?? error;
+  const original = databaseVerdict(located?.originalError ?? error);
   const expected =
     original instanceof DomainError
       ? { code: original.code, ...original.details }
@@ -46,6 +47,11 @@ export function maskError(error: unknown, message: string): Error {
   if (located && !located.originalError) return located as Error; // parse and validation errors
   // A bug: the client learns nothing of it; yoga logs the original error whole.
   return yogaMaskError(error, message, false);
+}
+
+/** A database error the client can act on, as the domain error it means; any other error as it is. */
+function databaseVerdict(error: unknown): unknown {
+  return isResourceBusy(error) ? new ResourceBusyError() : error;
 }
 
 interface GraphQLErrorLike {

@@ -5,6 +5,7 @@
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { buildApp, unixNow, type App } from '../../src/app.js';
+import type { DatabaseTimeouts } from '../../src/db/timeouts.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import type { QueryLimits } from '../../src/server/protection.js';
 import type { WebsocketLimits } from '../../src/server/server.js';
@@ -56,6 +57,9 @@ export interface TestAppOptions {
   logger?: Logger;
   queryLimits?: Partial<QueryLimits>;
   maxBodyBytes?: number;
+  /** The gateway's connections. @default 20 */
+  databasePoolSize?: number;
+  databaseTimeouts?: Partial<DatabaseTimeouts>;
 }
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -64,7 +68,8 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     {
       databaseUrl: scratch.url,
       pgliteDir: 'memory://',
-      databasePoolSize: 20,
+      databasePoolSize: options.databasePoolSize ?? 20,
+      databaseTimeouts: options.databaseTimeouts,
       runExpiresAfterSeconds: options.runExpiresAfterSeconds ?? 600,
       production: options.production ?? false,
       apiKeys: options.apiKeys,

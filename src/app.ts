@@ -79,12 +79,16 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   const transport = config.redisUrl
     ? redisTransport(config.redisUrl, eventsChannel(database), logger)
     : postgresTransport(database);
+  const lockWaitMs = (database.driver === 'postgres' && database.timeouts.lockMs) || 1000;
   const runs = new RunService({
     db,
     transport,
     clock,
     runExpiresAfterSeconds: config.runExpiresAfterSeconds,
     modelSupported: (model) => providers.some((p) => p.handles(model)),
+    // Clients' writes to runs hold half the connections at most, reads always have the
+    // rest; a write waits for its turn no longer than for a lock.
+    runWrites: { slots: Math.max(1, Math.floor(config.databasePoolSize / 2)), slotWaitMs: lockWaitMs },
   });
   let worker: Worker | undefined;
   if (options.worker !== false) {

@@ -6,6 +6,7 @@
 import type { Db, Tx } from '../db/client.js';
 import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
 import { batched, batchedReads } from '../db/batches.js';
+import { rowWrites, type RowWriteOptions, type RowWrites } from '../db/row-writes.js';
 import { runSteps, type MessageRow, type RunRow, type RunStepRow } from '../db/schema.js';
 import {
   BadUserInputError,
@@ -60,6 +61,12 @@ export interface RunServiceDeps {
   runExpiresAfterSeconds: number;
   /** Whether some model provider serves this model. @default every model */
   modelSupported?: (model: string) => boolean;
+  /**
+   * How many of a client's writes to runs (cancel, modify, submitToolOutputs) may hold a
+   * connection at once, and how long one waits for its turn (see db/row-writes).
+   * @default 5 at once, 1000 ms
+   */
+  runWrites?: RowWriteOptions;
 }
 
 /** A run's first page of steps: which run, which order, how many. */
@@ -92,7 +99,12 @@ const AGAIN = Symbol('again');
 const MAX_ATTEMPTS = 5;
 
 export class RunService {
-  constructor(private readonly deps: RunServiceDeps) {}
+  /** A client's writes to one run: one at a time, bounded across runs (see db/row-writes). */
+  private readonly runWrites: RowWrites;
+
+  constructor(private readonly deps: RunServiceDeps) {
+    this.runWrites = rowWrites(deps.runWrites ?? { slots: 5, slotWaitMs: 1000 });
+  }
 
   /** The run, or undefined when it does not exist in that thread of that project. */
   async get(projectId: string, threadId: string, runId: string): Promise<RunRow | undefined> {
@@ -264,17 +276,23 @@ export class RunService {
     | undefined;
 
   async modify(projectId: string, threadId: string, runId: string, metadata: Metadata): Promise<RunRow> {
-    await this.require(projectId, threadId, runId);
-    const run = await store.updateRunMetadata(this.deps.db, runId, metadata);
-    if (!run) throw new NotFoundError('run', runId);
-    return run;
+    return this.runWrites(runId, async () => {
+      await this.require(projectId, threadId, runId);
+      const run = await store.updateRunMetadata(this.deps.db, runId, metadata);
+      if (!run) throw new NotFoundError('run', runId);
+      return run;
+    });
   }
 
   /**
    * queued or requires_action: cancelled at once. in_progress: cancelling, and the engine
    * ends it. Already cancelling: returned as it is. Terminal: INVALID_RUN_STATE.
    */
-  async cancel(projectId: string, threadId: string, runId: string): Promise<RunRow> {
+  cancel(projectId: string, threadId: string, runId: string): Promise<RunRow> {
+    return this.runWrites(runId, () => this.cancelNow(projectId, threadId, runId));
+  }
+
+  private async cancelNow(projectId: string, threadId: string, runId: string): Promise<RunRow> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const run = await this.require(projectId, threadId, runId);
       const to = cancelTarget(run.status);
@@ -288,7 +306,11 @@ export class RunService {
     throw new Error(`cancel of ${runId} kept losing races`);
   }
 
-  async submitToolOutputs(projectId: string, threadId: string, runId: string, outputs: ToolOutput[]): Promise<RunRow> {
+  submitToolOutputs(projectId: string, threadId: string, runId: string, outputs: ToolOutput[]): Promise<RunRow> {
+    return this.runWrites(runId, () => this.submitToolOutputsNow(projectId, threadId, runId, outputs));
+  }
+
+  private async submitToolOutputsNow(projectId: string, threadId: string, runId: string, outputs: ToolOutput[]): Promise<RunRow> {
     const run = await this.require(projectId, threadId, runId);
     if (run.status !== 'requires_action' || !run.requiredAction) {
       throw new InvalidRunStateError(

@@ -25,7 +25,7 @@ export type AppConfig = Pick<
   Config,
   'databaseUrl' | 'pgliteDir' | 'databasePoolSize' | 'runExpiresAfterSeconds' | 'production'
 > &
-  Partial<Pick<Config, 'openai' | 'subscriptionBuffer' | 'redisUrl' | 'maxBodyBytes' | 'apiKeys'>> & {
+  Partial<Pick<Config, 'openai' | 'subscriptionBuffer' | 'redisUrl' | 'maxBodyBytes' | 'apiKeys' | 'databaseEnginePoolSize'>> & {
     databaseTimeouts?: Partial<Config['databaseTimeouts']> | undefined;
     queryLimits?: Partial<Config['queryLimits']> | undefined;
     rateLimits?: Partial<Config['rateLimits']> | undefined;
@@ -33,7 +33,10 @@ export type AppConfig = Pick<
 
 export interface App {
   logger: Logger;
+  /** The gateway's connections (and the process's own: readiness, events). */
   database: Database;
+  /** The worker's connections: a pool of their own on PostgreSQL, else `database`. */
+  engineDatabase: Database;
   services: Services;
   authenticator: Authenticator;
   server: RunwayServer;
@@ -71,6 +74,17 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     await database.close();
     throw error;
   }
+  // The worker's statements and the clients' requests never wait for each other's
+  // connections: a burst of requests cannot stall the engine, nor the engine the gateway.
+  const engineDatabase =
+    options.worker !== false && database.driver === 'postgres'
+      ? await openDatabase({
+          url: database.url,
+          poolSize: config.databaseEnginePoolSize ?? 5,
+          timeouts: database.timeouts,
+          onQuery: options.onQuery,
+        })
+      : database;
   const { db } = database;
   // The scripted model first: it claims its own model names, openai takes the rest.
   const providers: ModelProvider[] = [scriptedProvider];
@@ -80,21 +94,24 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     ? redisTransport(config.redisUrl, eventsChannel(database), logger)
     : postgresTransport(database);
   const lockWaitMs = (database.driver === 'postgres' && database.timeouts.lockMs) || 1000;
-  const runs = new RunService({
-    db,
-    transport,
-    clock,
-    runExpiresAfterSeconds: config.runExpiresAfterSeconds,
-    modelSupported: (model) => providers.some((p) => p.handles(model)),
-    // Clients' writes to runs hold half the connections at most, reads always have the
-    // rest; a write waits for its turn no longer than for a lock.
-    runWrites: { slots: Math.max(1, Math.floor(config.databasePoolSize / 2)), slotWaitMs: lockWaitMs },
-  });
+  const runsOn = (pool: Database) =>
+    new RunService({
+      db: pool.db,
+      transport,
+      clock,
+      runExpiresAfterSeconds: config.runExpiresAfterSeconds,
+      modelSupported: (model) => providers.some((p) => p.handles(model)),
+      // Clients' writes to runs hold half the gateway's connections at most, reads always
+      // have the rest; a write waits for its turn no longer than for a lock.
+      runWrites: { slots: Math.max(1, Math.floor(config.databasePoolSize / 2)), slotWaitMs: lockWaitMs },
+    });
+  const runs = runsOn(database);
   let worker: Worker | undefined;
   if (options.worker !== false) {
-    worker = new Worker({ logger, ...options.worker, runs, providers });
+    const engineRuns = engineDatabase === database ? runs : runsOn(engineDatabase);
+    worker = new Worker({ logger, ...options.worker, runs: engineRuns, providers });
     // Runs that expired while no process was up are expired before anything else.
-    while ((await runs.expireDue(500)) === 500);
+    while ((await engineRuns.expireDue(500)) === 500);
   }
   // Every process hears every committed transition: subscribers get them through the
   // bus, the worker its wake-ups and cancels. After a reconnect both catch up.
@@ -151,6 +168,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   return {
     logger,
     database,
+    engineDatabase,
     services,
     authenticator,
     server,
@@ -168,6 +186,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
       await server.stop();
       authenticator.close();
       limitsRedis?.disconnect();
+      if (engineDatabase !== database) await engineDatabase.close();
       await database.close();
     },
   };

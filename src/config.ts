@@ -25,8 +25,10 @@ const configSchema = z.object({
   DATABASE_URL: z.string().min(1).optional(),
   /** PGlite data directory when DATABASE_URL is unset; `memory://` keeps nothing. @default "./.data/pglite" */
   PGLITE_DIR: z.string().min(1).default('./.data/pglite'),
-  /** Connections in the postgres.js pool. @default 10 */
+  /** The gateway's connections (GraphQL requests): ROLE=gateway and all. @default 10 */
   DATABASE_POOL_SIZE: intFromEnv(10, 1),
+  /** The worker's connections, apart from the gateway's: ROLE=worker and all. @default 5 */
+  DATABASE_ENGINE_POOL_SIZE: intFromEnv(5, 1),
   /** statement_timeout of every connection but the migrations' (ms; 0: the server's setting). @default 10000 */
   DATABASE_STATEMENT_TIMEOUT_MS: intFromEnv(DEFAULT_DATABASE_TIMEOUTS.statementMs, 0),
   /** lock_timeout of every connection but the migrations' (ms; 0: the server's setting). @default 1000 */
@@ -88,6 +90,7 @@ export type Config = Readonly<{
   databaseUrl: string | undefined;
   pgliteDir: string;
   databasePoolSize: number;
+  databaseEnginePoolSize: number;
   databaseTimeouts: DatabaseTimeouts;
   runExpiresAfterSeconds: number;
   role: 'gateway' | 'worker' | 'all';
@@ -136,6 +139,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: e.DATABASE_URL,
     pgliteDir: e.PGLITE_DIR,
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    databaseEnginePoolSize: e.DATABASE_ENGINE_POOL_SIZE,
     databaseTimeouts: {
       statementMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
       lockMs: e.DATABASE_LOCK_TIMEOUT_MS,

@@ -63,9 +63,9 @@ async function holdRunInAnotherProcess(env: Record<string, string>): Promise<{ c
 }
 
 describe.skipIf(!usingPostgres)('database timeouts', () => {
-  it('every connection carries the statement, lock and idle-in-transaction timeouts', async () => {
+  it('every connection of both pools carries the statement, lock and idle-in-transaction timeouts', async () => {
     const t = await testApp({ worker: true });
-    for (const database of [t.app.database]) {
+    for (const database of [t.app.database, t.app.engineDatabase]) {
       expect(await setting(database, 'statement_timeout')).toBe('10s');
       expect(await setting(database, 'lock_timeout')).toBe('1s');
       expect(await setting(database, 'idle_in_transaction_session_timeout')).toBe('10s');

@@ -59,6 +59,8 @@ export interface TestAppOptions {
   maxBodyBytes?: number;
   /** The gateway's connections. @default 20 */
   databasePoolSize?: number;
+  /** The worker's connections (PostgreSQL). */
+  databaseEnginePoolSize?: number;
   databaseTimeouts?: Partial<DatabaseTimeouts>;
 }
 
@@ -69,6 +71,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       databaseUrl: scratch.url,
       pgliteDir: 'memory://',
       databasePoolSize: options.databasePoolSize ?? 20,
+      databaseEnginePoolSize: options.databaseEnginePoolSize,
       databaseTimeouts: options.databaseTimeouts,
       runExpiresAfterSeconds: options.runExpiresAfterSeconds ?? 600,
       production: options.production ?? false,

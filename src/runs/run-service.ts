@@ -99,7 +99,12 @@ const AGAIN = Symbol('again');
 const MAX_ATTEMPTS = 5;
 
 export class RunService {
-  /** A client's writes to one run: one at a time, bounded across runs (see db/row-writes). */
+  /**
+   * A client's writes to a run (cancel, modify, submitToolOutputs): one at a time per run,
+   * bounded across runs (see db/row-writes). Each use case reads the run in the caller's
+   * project first: a request for another project's run is answered NOT_FOUND without ever
+   * waiting here, or learning from a busy answer that the run exists.
+   */
   private readonly runWrites: RowWrites;
 
   constructor(private readonly deps: RunServiceDeps) {
@@ -276,23 +281,17 @@ export class RunService {
     | undefined;
 
   async modify(projectId: string, threadId: string, runId: string, metadata: Metadata): Promise<RunRow> {
-    return this.runWrites(runId, async () => {
-      await this.require(projectId, threadId, runId);
-      const run = await store.updateRunMetadata(this.deps.db, runId, metadata);
-      if (!run) throw new NotFoundError('run', runId);
-      return run;
-    });
+    await this.require(projectId, threadId, runId);
+    const run = await this.runWrites(runId, () => store.updateRunMetadata(this.deps.db, runId, metadata));
+    if (!run) throw new NotFoundError('run', runId);
+    return run;
   }
 
   /**
    * queued or requires_action: cancelled at once. in_progress: cancelling, and the engine
    * ends it. Already cancelling: returned as it is. Terminal: INVALID_RUN_STATE.
    */
-  cancel(projectId: string, threadId: string, runId: string): Promise<RunRow> {
-    return this.runWrites(runId, () => this.cancelNow(projectId, threadId, runId));
-  }
-
-  private async cancelNow(projectId: string, threadId: string, runId: string): Promise<RunRow> {
+  async cancel(projectId: string, threadId: string, runId: string): Promise<RunRow> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const run = await this.require(projectId, threadId, runId);
       const to = cancelTarget(run.status);
@@ -300,17 +299,13 @@ export class RunService {
       if (to === undefined) {
         throw new InvalidRunStateError(`Cannot cancel run with status '${run.status}'.`, run.status);
       }
-      const moved = await this.transition(runId, to, {}, { from: [run.status] });
+      const moved = await this.runWrites(runId, () => this.transition(runId, to, {}, { from: [run.status] }));
       if (moved) return moved;
     }
     throw new Error(`cancel of ${runId} kept losing races`);
   }
 
-  submitToolOutputs(projectId: string, threadId: string, runId: string, outputs: ToolOutput[]): Promise<RunRow> {
-    return this.runWrites(runId, () => this.submitToolOutputsNow(projectId, threadId, runId, outputs));
-  }
-
-  private async submitToolOutputsNow(projectId: string, threadId: string, runId: string, outputs: ToolOutput[]): Promise<RunRow> {
+  async submitToolOutputs(projectId: string, threadId: string, runId: string, outputs: ToolOutput[]): Promise<RunRow> {
     const run = await this.require(projectId, threadId, runId);
     if (run.status !== 'requires_action' || !run.requiredAction) {
       throw new InvalidRunStateError(
@@ -322,22 +317,24 @@ export class RunService {
     checkToolOutputs(calls, outputs);
     const byId = new Map(outputs.map((o) => [o.toolCallId, o.output]));
     const now = this.deps.clock();
-    const result = await this.commit(async (tx) => {
-      // The version guard makes this apply to exactly the action that was validated.
-      const moved = await store.transitionRun(tx, runId, 'queued', now, {}, { version: run.version });
-      if (!moved) return undefined;
-      const step = await store.findOpenToolCallsStep(tx, runId);
-      if (step && step.stepDetails.type === 'tool_calls') {
-        await store.completeRunStep(tx, step.id, now, {
-          type: 'tool_calls',
-          toolCalls: step.stepDetails.toolCalls.map((c) => ({
-            ...c,
-            function: { ...c.function, output: byId.get(c.id) ?? c.function.output },
-          })),
-        });
-      }
-      return moved;
-    });
+    const result = await this.runWrites(runId, () =>
+      this.commit(async (tx) => {
+        // The version guard makes this apply to exactly the action that was validated.
+        const moved = await store.transitionRun(tx, runId, 'queued', now, {}, { version: run.version });
+        if (!moved) return undefined;
+        const step = await store.findOpenToolCallsStep(tx, runId);
+        if (step && step.stepDetails.type === 'tool_calls') {
+          await store.completeRunStep(tx, step.id, now, {
+            type: 'tool_calls',
+            toolCalls: step.stepDetails.toolCalls.map((c) => ({
+              ...c,
+              function: { ...c.function, output: byId.get(c.id) ?? c.function.output },
+            })),
+          });
+        }
+        return moved;
+      }),
+    );
     if (!result) {
       // Something else (a cancel, the expiry sweeper) changed the run first.
       const now = await this.require(projectId, threadId, runId);

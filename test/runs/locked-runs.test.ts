@@ -70,12 +70,14 @@ function sampleLockWaits(url: string) {
 }
 
 /**
- * The reads' p99 must stay under 100 ms. On a machine too busy for even the same reads
- * without the cancels to make that (other suites share its two cores), it must stay under
- * twice theirs: still far below what a starved pool costs (a second and more, measured).
+ * The reads' p99 must stay under 100 ms. On a machine too busy for the same reads without
+ * the cancels to stay well under that (other suites share its two cores), the bursts of
+ * answers to the cancels cost the reads CPU time in proportion: then under three times
+ * those reads' p99. Either is far below what waiting for a connection costs (the lock
+ * timeout, a second, and more: measured).
  */
 function readP99Bound(figures: { quietReadP99Ms: number }): number {
-  return Math.max(100, 2 * figures.quietReadP99Ms);
+  return Math.max(100, 3 * figures.quietReadP99Ms);
 }
 
 function dbUrl(t: TestApp): string {
@@ -158,15 +160,25 @@ describe.skipIf(!usingPostgres)('runs held by a stopped transaction, a gateway w
     let quiet: TimedAnswer[] = [];
     let cancels: TimedAnswer[] = [];
     let reads: TimedAnswer[] = [];
+    let probes: TimedAnswer[] = [];
     try {
       // Warm (connections open, plans cached, code compiled), then the same reads without the cancels.
       await readers(1000).answers;
       quiet = await readers(1000).answers;
       const reading = readers();
+      // Project B names A's runs (from a thread of its own): they must read as absent, busy or not.
+      const probing = startClients({
+        url,
+        apiKey: KEY_B,
+        clients: [cancelled.map((run) => ({ query: CANCEL, variables: { t: B.t, r: run.r } }))],
+        pauseMs: 50,
+      });
       cancels = await startClients({ url, apiKey: KEY_A, clients: cancelled.map((run) => [{ query: CANCEL, variables: run }]), durationMs: STORM_MS })
         .answers;
       reading.stop();
+      probing.stop();
       reads = await reading.answers;
+      probes = await probing.answers;
     } finally {
       await lock.release();
     }
@@ -183,6 +195,7 @@ describe.skipIf(!usingPostgres)('runs held by a stopped transaction, a gateway w
       readP99Ms: +percentile(readMs, 0.99).toFixed(1),
       readMaxMs: +Math.max(...readMs).toFixed(1),
       mostWaitingOnLock: mostWaiting,
+      anotherProjectsCancels: countBy(probes.map((p) => p.code)),
     };
     console.log(`${cancelled.length} clients cancelling ${held.length} held run(s): ${JSON.stringify(figures)}`);
     return { cancels, reads, figures };
@@ -201,6 +214,7 @@ describe.skipIf(!usingPostgres)('runs held by a stopped transaction, a gateway w
     expect(figures.readP99Ms).toBeLessThan(readP99Bound(figures));
     // One connection waited on the row; the other cancels waited in memory.
     expect(figures.mostWaitingOnLock).toBe(1);
+    expect(Object.keys(figures.anotherProjectsCancels)).toEqual(['NOT_FOUND']);
 
     expect((await a(CANCEL, run!)).cancelRun.status).toBe('CANCELLED');
   }, 60_000);
@@ -212,6 +226,7 @@ describe.skipIf(!usingPostgres)('runs held by a stopped transaction, a gateway w
     // Five at a time wait for a lock; the others wait for their turn no longer than the lock timeout.
     expect(figures.slowestCancelMs).toBeLessThan(4000);
     expect(figures.mostWaitingOnLock).toBeLessThanOrEqual(5);
+    expect(Object.keys(figures.anotherProjectsCancels)).toEqual(['NOT_FOUND']);
     expect(reads.filter((r) => r.code !== 'ok')).toEqual([]);
     expect(reads.length).toBeGreaterThanOrEqual(100);
     expect(figures.readP99Ms).toBeLessThan(readP99Bound(figures));

@@ -29,13 +29,15 @@ export interface ClientsOptions {
   durationMs?: number;
   /** @default 5000 */
   hungMs?: number;
+  /** A pause between a client's answer and its next request. @default 0 */
+  pauseMs?: number;
 }
 
 // Plain JavaScript: a worker evaluates it as it is.
 const CLIENTS_JS = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { Agent, request } = require('node:http');
-const { url, apiKey, clients, durationMs, hungMs } = workerData;
+const { url, apiKey, clients, durationMs, hungMs, pauseMs } = workerData;
 // Kept-alive connections: a request costs less than with fetch.
 const agent = new Agent({ keepAlive: true, maxSockets: 1000 });
 let stopped = false;
@@ -66,7 +68,10 @@ function send(r) {
 }
 Promise.all(clients.map(async (requests) => {
   const answers = [];
-  for (let i = 0; !stopped; i++) answers.push(await send(requests[i % requests.length]));
+  for (let i = 0; !stopped; i++) {
+    answers.push(await send(requests[i % requests.length]));
+    if (pauseMs) await new Promise((r) => setTimeout(r, pauseMs));
+  }
   return answers;
 })).then((answers) => {
   agent.destroy();
@@ -76,7 +81,7 @@ Promise.all(clients.map(async (requests) => {
 
 /** Starts the clients; `answers` settles once every client has stopped and has its last answer. */
 export function startClients(options: ClientsOptions): { stop(): void; answers: Promise<TimedAnswer[]> } {
-  const worker = new Worker(CLIENTS_JS, { eval: true, workerData: { hungMs: 5000, ...options } });
+  const worker = new Worker(CLIENTS_JS, { eval: true, workerData: { hungMs: 5000, pauseMs: 0, ...options } });
   const answers = new Promise<TimedAnswer[]>((resolve, reject) => {
     worker.once('message', (answers: TimedAnswer[]) => resolve(answers));
     worker.once('error', reject);

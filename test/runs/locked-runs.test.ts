@@ -118,6 +118,8 @@ describe.skipIf(!usingPostgres)('runs held by a stopped transaction, a gateway w
       RATE_LIMIT_MUTATIONS_PER_MINUTE: '0',
     });
     url = gateway.url!;
+    // Its log (a line per request) is not read from here on: keep it flowing, unbuffered.
+    gateway.child.stdout!.removeAllListeners('data');
     const b = as(KEY_B);
     const assistant = (await b('mutation { createAssistant(input: { model: "scripted" }) { id } }')).createAssistant.id;
     B.t = (await b('mutation { createThread(input: { messages: [{ role: USER, content: "hi" }] }) { id } }')).createThread.id;

@@ -164,9 +164,10 @@ describe.skipIf(!usingPostgres)('runs held by a stopped transaction, a gateway w
     let reads: TimedAnswer[] = [];
     let probes: TimedAnswer[] = [];
     try {
-      // Warm (connections open, plans cached, code compiled), then the same reads without the cancels.
+      // Warm (connections open, plans cached, code compiled), then the same reads without the
+      // cancels, as long as the cancels will last.
       await readers(1000).answers;
-      quiet = await readers(1000).answers;
+      quiet = await readers(STORM_MS).answers;
       const reading = readers();
       // Project B names A's runs (from a thread of its own): they must read as absent, busy or not.
       const probing = startClients({

@@ -100,10 +100,10 @@ const MAX_ATTEMPTS = 5;
 
 export class RunService {
   /**
-   * A client's writes to a run (cancel, modify, submitToolOutputs): one at a time per run,
-   * bounded across runs (see db/row-writes). Each use case reads the run in the caller's
-   * project first: a request for another project's run is answered NOT_FOUND without ever
-   * waiting here, or learning from a busy answer that the run exists.
+   * A client's writes to a run (cancel, modify, submitToolOutputs): each use case in its
+   * run's turn, its write on a slot (see db/row-writes). The turn is the project's and
+   * the run's: a request naming another project's run never waits behind that run's
+   * writes, nor learns from their outcome that it exists; it reads NOT_FOUND.
    */
   private readonly runWrites: RowWrites;
 
@@ -280,18 +280,24 @@ export class RunService {
       }
     | undefined;
 
-  async modify(projectId: string, threadId: string, runId: string, metadata: Metadata): Promise<RunRow> {
-    await this.require(projectId, threadId, runId);
-    const run = await this.runWrites(runId, () => store.updateRunMetadata(this.deps.db, runId, metadata));
-    if (!run) throw new NotFoundError('run', runId);
-    return run;
+  modify(projectId: string, threadId: string, runId: string, metadata: Metadata): Promise<RunRow> {
+    return this.runWrites.inTurn(turnOf(projectId, runId), async () => {
+      await this.require(projectId, threadId, runId);
+      const run = await this.runWrites.inSlot(() => store.updateRunMetadata(this.deps.db, runId, metadata));
+      if (!run) throw new NotFoundError('run', runId);
+      return run;
+    });
   }
 
   /**
    * queued or requires_action: cancelled at once. in_progress: cancelling, and the engine
    * ends it. Already cancelling: returned as it is. Terminal: INVALID_RUN_STATE.
    */
-  async cancel(projectId: string, threadId: string, runId: string): Promise<RunRow> {
+  cancel(projectId: string, threadId: string, runId: string): Promise<RunRow> {
+    return this.runWrites.inTurn(turnOf(projectId, runId), () => this.cancelInTurn(projectId, threadId, runId));
+  }
+
+  private async cancelInTurn(projectId: string, threadId: string, runId: string): Promise<RunRow> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const run = await this.require(projectId, threadId, runId);
       const to = cancelTarget(run.status);
@@ -299,13 +305,17 @@ export class RunService {
       if (to === undefined) {
         throw new InvalidRunStateError(`Cannot cancel run with status '${run.status}'.`, run.status);
       }
-      const moved = await this.runWrites(runId, () => this.transition(runId, to, {}, { from: [run.status] }));
+      const moved = await this.runWrites.inSlot(() => this.transition(runId, to, {}, { from: [run.status] }));
       if (moved) return moved;
     }
     throw new Error(`cancel of ${runId} kept losing races`);
   }
 
-  async submitToolOutputs(projectId: string, threadId: string, runId: string, outputs: ToolOutput[]): Promise<RunRow> {
+  submitToolOutputs(projectId: string, threadId: string, runId: string, outputs: ToolOutput[]): Promise<RunRow> {
+    return this.runWrites.inTurn(turnOf(projectId, runId), () => this.submitToolOutputsInTurn(projectId, threadId, runId, outputs));
+  }
+
+  private async submitToolOutputsInTurn(projectId: string, threadId: string, runId: string, outputs: ToolOutput[]): Promise<RunRow> {
     const run = await this.require(projectId, threadId, runId);
     if (run.status !== 'requires_action' || !run.requiredAction) {
       throw new InvalidRunStateError(
@@ -317,7 +327,7 @@ export class RunService {
     checkToolOutputs(calls, outputs);
     const byId = new Map(outputs.map((o) => [o.toolCallId, o.output]));
     const now = this.deps.clock();
-    const result = await this.runWrites(runId, () =>
+    const result = await this.runWrites.inSlot(() =>
       this.commit(async (tx) => {
         // The version guard makes this apply to exactly the action that was validated.
         const moved = await store.transitionRun(tx, runId, 'queued', now, {}, { version: run.version });
@@ -608,6 +618,11 @@ export class RunService {
   private async requireThread(projectId: string, threadId: string): Promise<void> {
     if (!(await threadExists(this.deps.db, projectId, threadId))) throw new NotFoundError('thread', threadId);
   }
+}
+
+/** The turn a client's write to a run waits for (project names hold no ':'). */
+function turnOf(projectId: string, runId: string): string {
+  return `${projectId}:${runId}`;
 }
 
 /** Where a cancel takes a run: a status, null for "nothing to do", undefined for "not allowed". */

@@ -26,7 +26,8 @@ export function validationError(error: ZodError): GraphQLError {
  */
 export function maskError(error: unknown, message: string): Error {
   const located = isGraphQLErrorLike(error) ? error : undefined;
-  const original = databaseVerdict(located?.originalError ?? error);
+  const thrown = located?.originalError ?? error;
+  const original = databaseVerdict(thrown);
   const expected =
     original instanceof DomainError
       ? { code: original.code, ...original.details }
@@ -39,6 +40,8 @@ export function maskError(error: unknown, message: string): Error {
     // otherwise answers an error-only result (a failed subscribe over HTTP) with a 500.
     if (located) {
       Object.assign(located.extensions!, expected);
+      // A database error's message names the statement and its parameters: the client gets the verdict's.
+      if (original !== thrown) located.message = (original as Error).message;
       (located as { originalError?: unknown }).originalError = undefined;
       return located as Error;
     }

@@ -29,16 +29,28 @@ export type AppConfig = Pick<
   Partial<
     Pick<
       Config,
-      'openai' | 'subscriptionBuffer' | 'redisUrl' | 'maxBodyBytes' | 'maxResponseBytes' | 'apiKeys' | 'shutdownDrainMs' | 'idempotencyKeyHours'
+      | 'openai'
+      | 'subscriptionBuffer'
+      | 'redisUrl'
+      | 'maxBodyBytes'
+      | 'maxResponseBytes'
+      | 'apiKeys'
+      | 'shutdownDrainMs'
+      | 'idempotencyKeyHours'
+      | 'databaseEnginePoolSize'
     >
   > & {
+    databaseTimeouts?: Partial<Config['databaseTimeouts']> | undefined;
     queryLimits?: Partial<Config['queryLimits']> | undefined;
     rateLimits?: Partial<Config['rateLimits']> | undefined;
   } & { websocket?: Partial<Config['websocket']> | undefined };
 
 export interface App {
   logger: Logger;
+  /** The gateway's connections (and the process's own: readiness, events). */
   database: Database;
+  /** The worker's connections: a pool of their own on PostgreSQL, else `database`. */
+  engineDatabase: Database;
   services: Services;
   authenticator: Authenticator;
   server: RunwayServer;
@@ -74,6 +86,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     url: config.databaseUrl,
     pgliteDir: config.pgliteDir,
     poolSize: config.databasePoolSize,
+    timeouts: config.databaseTimeouts,
     onQuery: options.onQuery,
   });
   try {
@@ -82,6 +95,17 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     await database.close();
     throw error;
   }
+  // The worker's statements and the clients' requests never wait for each other's
+  // connections: a burst of requests cannot stall the engine, nor the engine the gateway.
+  const engineDatabase =
+    options.worker !== false && database.driver === 'postgres'
+      ? await openDatabase({
+          url: database.url,
+          poolSize: config.databaseEnginePoolSize ?? 5,
+          timeouts: database.timeouts,
+          onQuery: options.onQuery,
+        })
+      : database;
   const { db } = database;
   // The scripted model first: it claims its own model names, openai takes the rest.
   const providers: ModelProvider[] = [scriptedProvider];
@@ -90,27 +114,34 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   const transport = config.redisUrl
     ? redisTransport(config.redisUrl, eventsChannel(database), logger)
     : postgresTransport(database);
-  const runs = new RunService({
-    db,
-    transport,
-    clock,
-    runExpiresAfterSeconds: config.runExpiresAfterSeconds,
-    modelSupported: (model) => providers.some((p) => p.handles(model)),
-  });
+  const lockWaitMs = (database.driver === 'postgres' && database.timeouts.lockMs) || 1000;
+  const runsOn = (pool: Database) =>
+    new RunService({
+      db: pool.db,
+      transport,
+      clock,
+      runExpiresAfterSeconds: config.runExpiresAfterSeconds,
+      modelSupported: (model) => providers.some((p) => p.handles(model)),
+      // Clients' writes to runs hold half the gateway's connections at most, reads always
+      // have the rest; a write waits for its turn no longer than for a lock.
+      runWrites: { slots: Math.max(1, Math.floor(config.databasePoolSize / 2)), slotWaitMs: lockWaitMs },
+    });
+  const runs = runsOn(database);
   let worker: Worker | undefined;
   if (options.worker !== false) {
     const keysBefore = () => clock() - (config.idempotencyKeyHours ?? 24) * 3600;
+    const engineRuns = engineDatabase === database ? runs : runsOn(engineDatabase);
     worker = new Worker({
       logger,
       housekeeping: async () => {
-        while ((await sweepKeys(db, keysBefore())) === SWEEP_BATCH);
+        while ((await sweepKeys(engineDatabase.db, keysBefore())) === SWEEP_BATCH);
       },
       ...options.worker,
-      runs,
+      runs: engineRuns,
       providers,
     });
     // Runs that expired while no process was up are expired before anything else.
-    while ((await runs.expireDue(500)) === 500);
+    while ((await engineRuns.expireDue(500)) === 500);
   }
   // Every process hears every committed transition: subscribers get them through the
   // bus, the worker its wake-ups and cancels. After a reconnect both catch up.
@@ -168,6 +199,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   return {
     logger,
     database,
+    engineDatabase,
     services,
     authenticator,
     server,
@@ -190,6 +222,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
       await unlisten();
       authenticator.close();
       limitsRedis?.disconnect();
+      if (engineDatabase !== database) await engineDatabase.close();
       await database.close();
     },
   };

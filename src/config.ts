@@ -3,6 +3,7 @@
  * everything else receives a {@link Config}, so tests build one without touching globals.
  */
 import { z } from 'zod';
+import { DEFAULT_DATABASE_TIMEOUTS, type DatabaseTimeouts } from './db/timeouts.js';
 
 const intFromEnv = (fallback: number, min: number) =>
   z.coerce.number().int().min(min).default(fallback);
@@ -24,8 +25,16 @@ const configSchema = z.object({
   DATABASE_URL: z.string().min(1).optional(),
   /** PGlite data directory when DATABASE_URL is unset; `memory://` keeps nothing. @default "./.data/pglite" */
   PGLITE_DIR: z.string().min(1).default('./.data/pglite'),
-  /** Connections in the postgres.js pool. @default 10 */
+  /** The gateway's connections (GraphQL requests): ROLE=gateway and all. @default 10 */
   DATABASE_POOL_SIZE: intFromEnv(10, 1),
+  /** The worker's connections, apart from the gateway's: ROLE=worker and all. @default 5 */
+  DATABASE_ENGINE_POOL_SIZE: intFromEnv(5, 1),
+  /** statement_timeout of every connection but the migrations' (ms; 0: the server's setting). @default 10000 */
+  DATABASE_STATEMENT_TIMEOUT_MS: intFromEnv(DEFAULT_DATABASE_TIMEOUTS.statementMs, 0),
+  /** lock_timeout of every connection but the migrations' (ms; 0: the server's setting). @default 1000 */
+  DATABASE_LOCK_TIMEOUT_MS: intFromEnv(DEFAULT_DATABASE_TIMEOUTS.lockMs, 0),
+  /** idle_in_transaction_session_timeout of every connection (ms; 0: the server's setting). @default 10000 */
+  DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: intFromEnv(DEFAULT_DATABASE_TIMEOUTS.idleInTransactionMs, 0),
   /** An active run's expiresAt is createdAt + this. @default 600 */
   RUN_EXPIRES_AFTER_SECONDS: intFromEnv(600, 1),
   /** What this process runs: the GraphQL gateway, a worker, or both. @default "all" */
@@ -90,6 +99,8 @@ export type Config = Readonly<{
   databaseUrl: string | undefined;
   pgliteDir: string;
   databasePoolSize: number;
+  databaseEnginePoolSize: number;
+  databaseTimeouts: DatabaseTimeouts;
   runExpiresAfterSeconds: number;
   role: 'gateway' | 'worker' | 'all';
   workerConcurrency: number;
@@ -141,6 +152,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: e.DATABASE_URL,
     pgliteDir: e.PGLITE_DIR,
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    databaseEnginePoolSize: e.DATABASE_ENGINE_POOL_SIZE,
+    databaseTimeouts: {
+      statementMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+      lockMs: e.DATABASE_LOCK_TIMEOUT_MS,
+      idleInTransactionMs: e.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    },
     runExpiresAfterSeconds: e.RUN_EXPIRES_AFTER_SECONDS,
     role: e.ROLE,
     workerConcurrency: e.WORKER_CONCURRENCY,

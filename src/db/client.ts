@@ -10,6 +10,7 @@ import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import * as schema from './schema.js';
+import { databaseTimeouts, timeoutParameters, type DatabaseTimeouts } from './timeouts.js';
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
@@ -21,12 +22,14 @@ export interface DatabaseOptions {
   url?: string | undefined;
   pgliteDir?: string;
   poolSize?: number;
+  /** PostgreSQL only (see timeouts.ts); those not given take their defaults. */
+  timeouts?: Partial<DatabaseTimeouts> | undefined;
   /** Called with every statement drizzle sends (for counting them in specs and benchmarks). */
   onQuery?: ((sql: string) => void) | undefined;
 }
 
 export type Database =
-  | { driver: 'postgres'; db: Db; client: postgres.Sql; url: string; close(): Promise<void> }
+  | { driver: 'postgres'; db: Db; client: postgres.Sql; url: string; timeouts: DatabaseTimeouts; close(): Promise<void> }
   | { driver: 'pglite'; db: Db; client: PGlite; close(): Promise<void> };
 
 /**
@@ -58,9 +61,10 @@ const queryLogger = ({ onQuery }: DatabaseOptions) => (onQuery ? { logQuery: (sq
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.url) {
-    const client = postgresClient(options.url, { max: options.poolSize ?? 10 });
+    const timeouts = databaseTimeouts(options.timeouts);
+    const client = postgresClient(options.url, { max: options.poolSize ?? 10, connection: timeoutParameters(timeouts) });
     const db = drizzlePostgres(client, { schema, logger: queryLogger(options) }) as unknown as Db;
-    return { driver: 'postgres', db, client, url: options.url, close: () => client.end({ timeout: 5 }) };
+    return { driver: 'postgres', db, client, url: options.url, timeouts, close: () => client.end({ timeout: 5 }) };
   }
   const dir = options.pgliteDir ?? 'memory://';
   if (!dir.startsWith('memory://')) await mkdir(dir, { recursive: true });

@@ -24,12 +24,26 @@ export function isUniqueViolation(error: unknown, constraint?: string): boolean 
 
 /**
  * Whether PostgreSQL refused a statement for something in its data (a constraint, a bad
- * value) or chose it as a deadlock victim: an error that retrying item by item can isolate,
- * as opposed to the database being unreachable.
+ * value), chose it as a deadlock victim, or gave up waiting for a row another transaction
+ * holds: an error that retrying item by item can isolate, as opposed to the database
+ * being unreachable.
  */
 export function isItemSpecificError(error: unknown): boolean {
   const code = findPgError(error)?.code;
-  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23') || code === '40P01');
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23') || code === '40P01' || code === LOCK_NOT_AVAILABLE);
+}
+
+const LOCK_NOT_AVAILABLE = '55P03';
+const QUERY_CANCELED = '57014';
+
+/**
+ * Whether a statement gave up: it waited for a lock longer than lock_timeout (55P03), or
+ * ran (or waited) longer than statement_timeout, or was cancelled (57014). Nothing is
+ * wrong with the request: retried a little later, it goes through.
+ */
+export function isResourceBusy(error: unknown): boolean {
+  const code = findPgError(error)?.code;
+  return code === LOCK_NOT_AVAILABLE || code === QUERY_CANCELED;
 }
 
 /**

@@ -7,6 +7,7 @@ import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import type { PgliteDatabase } from 'drizzle-orm/pglite';
 import { postgresClient, type Database } from './client.js';
+import { timeoutParameters } from './timeouts.js';
 
 /** `drizzle/` at the project root, found from this file whether run from src/ or dist/. */
 function migrationsFolder(): string {
@@ -21,11 +22,17 @@ function migrationsFolder(): string {
 }
 
 // Any constant works; it only has to be the same in every Runway process.
-const MIGRATION_LOCK_KEY = 0x52756e77; // "Runw"
+export const MIGRATION_LOCK_KEY = 0x52756e77; // "Runw"
 
 /**
  * Applies pending migrations. On a PostgreSQL server several processes may start at
  * once, so they take turns under an advisory lock on one dedicated connection.
+ *
+ * That connection has no statement or lock timeout (whatever the role's settings): a
+ * migration may rewrite a large table, and a process waits for the advisory lock as long
+ * as another one migrates. A DDL lock it waits for is held at most as long as the other
+ * connections' timeouts allow. The idle-in-transaction timeout stays: a process stopped
+ * mid-migration must not hold the lock, and every starting process, forever.
  */
 export async function migrate(database: Database): Promise<void> {
   const folder = migrationsFolder();
@@ -33,7 +40,10 @@ export async function migrate(database: Database): Promise<void> {
     await migratePglite(database.db as unknown as PgliteDatabase, { migrationsFolder: folder });
     return;
   }
-  const client = postgresClient(database.url, { max: 1 });
+  const client = postgresClient(database.url, {
+    max: 1,
+    connection: { ...timeoutParameters(database.timeouts), statement_timeout: 0, lock_timeout: 0 },
+  });
   try {
     await client`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
     await migratePostgres(drizzlePostgres(client), { migrationsFolder: folder });

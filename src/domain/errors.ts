@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'THREAD_HAS_ACTIVE_RUN'
   | 'SUBSCRIPTION_LAGGED'
   | 'SERVICE_UNAVAILABLE'
+  | 'RESOURCE_BUSY'
   | 'RESPONSE_TOO_LARGE';
 
 export class DomainError extends Error {
@@ -95,5 +96,18 @@ export class ResponseTooLargeError extends DomainError {
       `The answer would be larger than ${maxBytes} bytes: ask for smaller pages or fewer fields.`,
       { maxBytes },
     );
+  }
+}
+
+/**
+ * What the request needs is held by another operation longer than the database's
+ * timeouts allow (a run a stopped process holds, a statement cut off): nothing is wrong
+ * with the request, and it goes through when retried after `retryAfterSeconds`.
+ */
+export class ResourceBusyError extends DomainError {
+  constructor() {
+    super('RESOURCE_BUSY', 'The data this needs is busy (held by another operation); retry shortly.', {
+      retryAfterSeconds: 1,
+    });
   }
 }

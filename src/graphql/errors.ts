@@ -7,8 +7,8 @@ import { GraphQLError } from 'graphql';
 import { maskError as yogaMaskError } from 'graphql-yoga';
 import type { Plugin } from 'graphql-yoga';
 import type { ZodError } from 'zod';
-import { isDatabaseUnavailable } from '../db/errors.js';
-import { DomainError, ServiceUnavailableError } from '../domain/errors.js';
+import { isDatabaseUnavailable, isResourceBusy } from '../db/errors.js';
+import { DomainError, ResourceBusyError, ServiceUnavailableError } from '../domain/errors.js';
 
 export function validationError(error: ZodError): GraphQLError {
   const fields = error.issues.map((issue) => issue.path.join('.'));
@@ -27,7 +27,7 @@ export function validationError(error: ZodError): GraphQLError {
 export function maskError(error: unknown, message: string): Error {
   const located = isGraphQLErrorLike(error) ? error : undefined;
   const thrown = located?.originalError ?? error;
-  const original = asOutage(thrown);
+  const original = databaseVerdict(thrown);
   const expected =
     original instanceof DomainError
       ? { code: original.code, ...original.details }
@@ -40,7 +40,7 @@ export function maskError(error: unknown, message: string): Error {
     // otherwise answers an error-only result (a failed subscribe over HTTP) with a 500.
     if (located) {
       Object.assign(located.extensions!, expected);
-      // An outage's own message names the failed statement: the client gets the outage's.
+      // A database error's message names the statement and its parameters: the client gets the verdict's.
       if (original !== thrown) located.message = (original as Error).message;
       (located as { originalError?: unknown }).originalError = undefined;
       return located as Error;
@@ -52,9 +52,13 @@ export function maskError(error: unknown, message: string): Error {
   return yogaMaskError(error, message, false);
 }
 
-/** A database that cannot be reached is no bug: the client is told to retry. */
-function asOutage(error: unknown): unknown {
-  return isDatabaseUnavailable(error) ? new ServiceUnavailableError() : error;
+/**
+ * A database error the client can act on, as the domain error it means (unreachable:
+ * retry later; busy: retry shortly); any other error as it is.
+ */
+function databaseVerdict(error: unknown): unknown {
+  if (isDatabaseUnavailable(error)) return new ServiceUnavailableError();
+  return isResourceBusy(error) ? new ResourceBusyError() : error;
 }
 
 /**

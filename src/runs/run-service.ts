@@ -6,6 +6,7 @@
 import type { Db, Tx } from '../db/client.js';
 import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
 import { batched, batchedReads } from '../db/batches.js';
+import { rowWrites, type RowWriteOptions, type RowWrites } from '../db/row-writes.js';
 import { runSteps, type MessageRow, type RunRow, type RunStepRow } from '../db/schema.js';
 import {
   BadUserInputError,
@@ -61,6 +62,12 @@ export interface RunServiceDeps {
   runExpiresAfterSeconds: number;
   /** Whether some model provider serves this model. @default every model */
   modelSupported?: (model: string) => boolean;
+  /**
+   * How many of a client's writes to runs (cancel, modify, submitToolOutputs) may hold a
+   * connection at once, and how long one waits for its turn (see db/row-writes).
+   * @default 5 at once, 1000 ms
+   */
+  runWrites?: RowWriteOptions;
 }
 
 /** A run's first page of steps: which run, which order, how many. */
@@ -93,7 +100,17 @@ const AGAIN = Symbol('again');
 const MAX_ATTEMPTS = 5;
 
 export class RunService {
-  constructor(private readonly deps: RunServiceDeps) {}
+  /**
+   * A client's writes to a run (cancel, modify, submitToolOutputs): each use case in its
+   * run's turn, its write on a slot (see db/row-writes). The turn is the project's and
+   * the run's: a request naming another project's run never waits behind that run's
+   * writes, nor learns from their outcome that it exists; it reads NOT_FOUND.
+   */
+  private readonly runWrites: RowWrites;
+
+  constructor(private readonly deps: RunServiceDeps) {
+    this.runWrites = rowWrites(deps.runWrites ?? { slots: 5, slotWaitMs: 1000 });
+  }
 
   /** The run, or undefined when it does not exist in that thread of that project. */
   async get(projectId: string, threadId: string, runId: string): Promise<RunRow | undefined> {
@@ -281,18 +298,24 @@ export class RunService {
       }
     | undefined;
 
-  async modify(projectId: string, threadId: string, runId: string, metadata: Metadata): Promise<RunRow> {
-    await this.require(projectId, threadId, runId);
-    const run = await store.updateRunMetadata(this.deps.db, runId, metadata);
-    if (!run) throw new NotFoundError('run', runId);
-    return run;
+  modify(projectId: string, threadId: string, runId: string, metadata: Metadata): Promise<RunRow> {
+    return this.runWrites.inTurn(turnOf(projectId, runId), async () => {
+      await this.require(projectId, threadId, runId);
+      const run = await this.runWrites.inSlot(() => store.updateRunMetadata(this.deps.db, runId, metadata));
+      if (!run) throw new NotFoundError('run', runId);
+      return run;
+    });
   }
 
   /**
    * queued or requires_action: cancelled at once. in_progress: cancelling, and the engine
    * ends it. Already cancelling: returned as it is. Terminal: INVALID_RUN_STATE.
    */
-  async cancel(projectId: string, threadId: string, runId: string): Promise<RunRow> {
+  cancel(projectId: string, threadId: string, runId: string): Promise<RunRow> {
+    return this.runWrites.inTurn(turnOf(projectId, runId), () => this.cancelInTurn(projectId, threadId, runId));
+  }
+
+  private async cancelInTurn(projectId: string, threadId: string, runId: string): Promise<RunRow> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const run = await this.require(projectId, threadId, runId);
       const to = cancelTarget(run.status);
@@ -300,14 +323,14 @@ export class RunService {
       if (to === undefined) {
         throw new InvalidRunStateError(`Cannot cancel run with status '${run.status}'.`, run.status);
       }
-      const moved = await this.transition(runId, to, {}, { from: [run.status] });
+      const moved = await this.runWrites.inSlot(() => this.transition(runId, to, {}, { from: [run.status] }));
       if (moved) return moved;
     }
     throw new Error(`cancel of ${runId} kept losing races`);
   }
 
   /** Hands the run its tool outputs; with an idempotency key, a retry gets the run as it is. */
-  async submitToolOutputs(
+  submitToolOutputs(
     projectId: string,
     threadId: string,
     runId: string,
@@ -318,12 +341,15 @@ export class RunService {
     return once(
       this.deps.db,
       request,
-      () => this.submitToolOutputsOnce(projectId, threadId, runId, outputs, request),
+      () =>
+        this.runWrites.inTurn(turnOf(projectId, runId), () =>
+          this.submitToolOutputsInTurn(projectId, threadId, runId, outputs, request),
+        ),
       (id) => this.get(projectId, threadId, id),
     );
   }
 
-  private async submitToolOutputsOnce(
+  private async submitToolOutputsInTurn(
     projectId: string,
     threadId: string,
     runId: string,
@@ -341,23 +367,25 @@ export class RunService {
     checkToolOutputs(calls, outputs);
     const byId = new Map(outputs.map((o) => [o.toolCallId, o.output]));
     const now = this.deps.clock();
-    const result = await this.commit(async (tx) => {
-      // The version guard makes this apply to exactly the action that was validated.
-      const moved = await store.transitionRun(tx, runId, 'queued', now, {}, { version: run.version });
-      if (!moved) return undefined;
-      const step = await store.findOpenToolCallsStep(tx, runId);
-      if (step && step.stepDetails.type === 'tool_calls') {
-        await store.completeRunStep(tx, step.id, now, {
-          type: 'tool_calls',
-          toolCalls: step.stepDetails.toolCalls.map((c) => ({
-            ...c,
-            function: { ...c.function, output: byId.get(c.id) ?? c.function.output },
-          })),
-        });
-      }
-      if (request) await recordKey(tx, request, runId, now);
-      return moved;
-    });
+    const result = await this.runWrites.inSlot(() =>
+      this.commit(async (tx) => {
+        // The version guard makes this apply to exactly the action that was validated.
+        const moved = await store.transitionRun(tx, runId, 'queued', now, {}, { version: run.version });
+        if (!moved) return undefined;
+        const step = await store.findOpenToolCallsStep(tx, runId);
+        if (step && step.stepDetails.type === 'tool_calls') {
+          await store.completeRunStep(tx, step.id, now, {
+            type: 'tool_calls',
+            toolCalls: step.stepDetails.toolCalls.map((c) => ({
+              ...c,
+              function: { ...c.function, output: byId.get(c.id) ?? c.function.output },
+            })),
+          });
+        }
+        if (request) await recordKey(tx, request, runId, now);
+        return moved;
+      }),
+    );
     if (!result) {
       // Something else (a cancel, the expiry sweeper) changed the run first.
       const now = await this.require(projectId, threadId, runId);
@@ -666,6 +694,11 @@ export function lastServed(after: string, projects: readonly string[]): string |
     if (last === undefined || visitOrder(p) > visitOrder(last) || (visitOrder(p) === visitOrder(last) && p > last)) last = p;
   }
   return last;
+}
+
+/** The turn a client's write to a run waits for (project names hold no ':'). */
+function turnOf(projectId: string, runId: string): string {
+  return `${projectId}:${runId}`;
 }
 
 /** Where a cancel takes a run: a status, null for "nothing to do", undefined for "not allowed". */

@@ -5,6 +5,7 @@
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { buildApp, unixNow, type App } from '../../src/app.js';
+import type { DatabaseTimeouts } from '../../src/db/timeouts.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import type { QueryLimits } from '../../src/server/protection.js';
 import type { WebsocketLimits } from '../../src/server/server.js';
@@ -57,6 +58,11 @@ export interface TestAppOptions {
   queryLimits?: Partial<QueryLimits>;
   maxBodyBytes?: number;
   maxResponseBytes?: number;
+  /** The gateway's connections. @default 20 */
+  databasePoolSize?: number;
+  /** The worker's connections (PostgreSQL). */
+  databaseEnginePoolSize?: number;
+  databaseTimeouts?: Partial<DatabaseTimeouts>;
 }
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -65,7 +71,9 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     {
       databaseUrl: scratch.url,
       pgliteDir: 'memory://',
-      databasePoolSize: 20,
+      databasePoolSize: options.databasePoolSize ?? 20,
+      databaseEnginePoolSize: options.databaseEnginePoolSize,
+      databaseTimeouts: options.databaseTimeouts,
       runExpiresAfterSeconds: options.runExpiresAfterSeconds ?? 600,
       production: options.production ?? false,
       apiKeys: options.apiKeys,

@@ -3,7 +3,7 @@
  * (`npm run db:generate`) and applied at start; a generated migration is edited only to
  * backfill a new NOT NULL column, and then says so at its top.
  *
- * Times the API shows are Unix seconds (as in the seeds), stored as bigint so they do not
+ * Times the API shows are Unix seconds (as in the Assistants API), stored as bigint so they do not
  * stop in 2038. Ids are prefixed ULIDs, so ordering by id is ordering by creation.
  */
 import { sql } from 'drizzle-orm';
@@ -34,11 +34,11 @@ import type {
   ToolChoice,
   TruncationStrategy,
 } from '../domain/run.js';
-import { ACTIVE_STATUSES, RUN_STATUSES } from '../domain/run-status.js';
+import { ACTIVE_STATUSES, LEASED_STATUSES, RUN_STATUSES, sqlList } from '../domain/run-lifecycle.js';
 import { jsonParam } from './json-param.js';
 
 /** The active statuses as an SQL list: the partial indexes' condition, and queries that use them. */
-export const ACTIVE_STATUS_LIST = ACTIVE_STATUSES.map((status) => `'${status}'`).join(', ');
+export const ACTIVE_STATUS_LIST = sqlList(ACTIVE_STATUSES);
 
 /**
  * jsonb, written through jsonParam: drizzle's own jsonb sends JSON.stringify's text, which
@@ -183,7 +183,7 @@ export const runs = pgTable(
     // runs in this small partial index (see the claim in runs/run-store.ts).
     index('runs_queued_idx').on(t.projectId, t.id).where(sql`status = 'queued'`),
     // Lapsed leases, for takeover after a worker died.
-    index('runs_leased_idx').on(t.leaseExpiresAt).where(sql`status in ('in_progress', 'cancelling')`),
+    index('runs_leased_idx').on(t.leaseExpiresAt).where(sql.raw(`status in (${sqlList(LEASED_STATUSES)})`)),
     // The expiry sweeper's scan of active runs.
     index('runs_active_expires_at_idx')
       .on(t.expiresAt)
@@ -287,5 +287,4 @@ export type AssistantRow = typeof assistants.$inferSelect;
 export type ThreadRow = typeof threads.$inferSelect;
 export type MessageRow = typeof messages.$inferSelect;
 export type RunRow = typeof runs.$inferSelect;
-export type RunEventRow = typeof runEvents.$inferSelect;
 export type RunStepRow = typeof runSteps.$inferSelect;

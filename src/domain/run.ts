@@ -1,8 +1,8 @@
 /**
  * The shapes a run carries besides its status, as stored (JSONB) and as the service
- * layer passes them around. Field names follow the seeds' run object, camelCased.
+ * layer passes them around. Field names follow the Assistants API's run object, camelCased.
  */
-import type { RunStatus } from './run-status.js';
+import type { RunStatus } from './run-lifecycle.js';
 
 export type Metadata = Record<string, string>;
 

@@ -7,7 +7,7 @@
  */
 import { sql, type SQL, type SQLWrapper } from 'drizzle-orm';
 import type { RunStatusEvent } from '../domain/run.js';
-import { RUN_STATUSES, type RunStatus } from '../domain/run-status.js';
+import { RUN_STATUSES, type RunStatus } from '../domain/run-lifecycle.js';
 
 export const MAX_PAYLOAD_BYTES = 7900;
 

@@ -7,7 +7,7 @@
 import type { RunRow } from '../db/schema.js';
 import { BadUserInputError, NotFoundError, SubscriptionLaggedError as LaggedError } from '../domain/errors.js';
 import type { RunStatusEvent } from '../domain/run.js';
-import { isTerminal } from '../domain/run-status.js';
+import { isTerminal } from '../domain/run-lifecycle.js';
 import type { RunService } from '../runs/run-service.js';
 import type { ThreadService } from '../threads/thread-service.js';
 import { SubscriptionLaggedError, type BusItem, type RunEventBus } from './event-bus.js';

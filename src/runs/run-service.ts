@@ -1,5 +1,5 @@
 /**
- * The run use cases: what the GraphQL resolvers (and later the engine) call. Each opens
+ * The run use cases: what the GraphQL resolvers and the engine call. Each opens
  * its own transaction, applies the lifecycle through the run store, and publishes the
  * committed transitions.
  */
@@ -26,7 +26,7 @@ import type {
   ToolOutput,
   TruncationStrategy,
 } from '../domain/run.js';
-import type { RunStatus } from '../domain/run-status.js';
+import { cancelMove, type RunStatus } from '../domain/run-lifecycle.js';
 import type { EventTransport } from '../realtime/transport.js';
 import { isItemSpecificError, isUniqueViolation } from '../db/errors.js';
 import { eventLinesSql } from '../realtime/event-codec.js';
@@ -201,7 +201,7 @@ export class RunService {
         additionalInstructions: input.additionalInstructions ?? null,
         tools,
         metadata: input.metadata ?? {},
-        // The seeds: "If not set, defaults to 1."
+        // As the Assistants API: "If not set, defaults to 1."
         temperature: input.temperature ?? 1,
         topP: input.topP ?? 1,
         maxPromptTokens: input.maxPromptTokens ?? null,
@@ -318,11 +318,9 @@ export class RunService {
   private async cancelInTurn(projectId: string, threadId: string, runId: string): Promise<RunRow> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const run = await this.require(projectId, threadId, runId);
-      const to = cancelTarget(run.status);
-      if (to === null) return run;
-      if (to === undefined) {
-        throw new InvalidRunStateError(`Cannot cancel run with status '${run.status}'.`, run.status);
-      }
+      const to = cancelMove(run.status);
+      if (to === 'unchanged') return run;
+      if (to === 'refused') throw new InvalidRunStateError(`Cannot cancel run with status '${run.status}'.`, run.status);
       const moved = await this.runWrites.inSlot(() => this.transition(runId, to, {}, { from: [run.status] }));
       if (moved) return moved;
     }
@@ -642,9 +640,6 @@ export class RunService {
     return store.runEventsAfter(this.deps.db, runId, afterVersion);
   }
 
-  async eventAt(runId: string, version: number) {
-    return store.findRunEvent(this.deps.db, runId, version);
-  }
 
   /**
    * Runs `work` in a transaction and announces the transitions it made as it commits:
@@ -699,21 +694,6 @@ export function lastServed(after: string, projects: readonly string[]): string |
 /** The turn a client's write to a run waits for (project names hold no ':'). */
 function turnOf(projectId: string, runId: string): string {
   return `${projectId}:${runId}`;
-}
-
-/** Where a cancel takes a run: a status, null for "nothing to do", undefined for "not allowed". */
-function cancelTarget(status: RunStatus): RunStatus | null | undefined {
-  switch (status) {
-    case 'queued':
-    case 'requires_action':
-      return 'cancelled';
-    case 'in_progress':
-      return 'cancelling';
-    case 'cancelling':
-      return null;
-    default:
-      return undefined;
-  }
 }
 
 /** Exactly one output per pending call: no missing, unknown or repeated id. */

@@ -38,9 +38,12 @@ import {
   ACTIVE_STATUSES,
   isTerminal,
   sourcesOf,
-  timestampStampedBy,
+  LEASED_STATUSES,
+  openStepsEnd,
+  requiredData,
+  stampOf,
   type RunStatus,
-} from '../domain/run-status.js';
+} from '../domain/run-lifecycle.js';
 
 /** What createRun supplies; the statement derives the rest (threadSeq, status, version). */
 export interface NewRun {
@@ -414,8 +417,6 @@ export interface TransitionGuard {
   dueBy?: number;
 }
 
-/** The statuses in which a worker holds the run. */
-const WORKER_STATUSES: readonly RunStatus[] = ['in_progress', 'cancelling'];
 
 /** One run's part in a {@link transitionRuns}: which run, what it carries, and its guard. */
 export interface RunMove {
@@ -468,9 +469,8 @@ export async function transitionRuns(
 function moveRows(to: RunStatus, moves: readonly RunMove[]): MoveRow[] {
   const rows: MoveRow[] = [];
   for (const { runId, data = {}, guard = {} } of moves) {
-    if (to === 'requires_action' && !data.requiredAction) throw new Error('requires_action needs requiredAction');
-    if (to === 'failed' && !data.lastError) throw new Error('failed needs lastError');
-    if (to === 'incomplete' && !data.incompleteDetails) throw new Error('incomplete needs incompleteDetails');
+    const required = requiredData(to);
+    if (required && !data[required]) throw new Error(`${to} needs ${required}`);
     const sources = guard.from ? sourcesOf(to).filter((s) => guard.from!.includes(s)) : sourcesOf(to);
     if (sources.length === 0) continue;
     rows.push({
@@ -497,7 +497,7 @@ function moveRows(to: RunStatus, moves: readonly RunMove[]): MoveRow[] {
  * timestamps and bumps the version.
  */
 function movesUpdate(ex: Executor, to: RunStatus, at: SQL, moves: SQLWrapper) {
-  const stamp = timestampStampedBy(to);
+  const stamp = stampOf(to);
   return ex
     .update(runs)
     .set({
@@ -514,7 +514,7 @@ function movesUpdate(ex: Executor, to: RunStatus, at: SQL, moves: SQLWrapper) {
       incompleteDetails: sql`coalesce(m.incomplete_details, ${runs.incompleteDetails})`,
       usage: sql`coalesce(m.usage, ${runs.usage})`,
       // Leaving the worker's hands ends its claim.
-      ...(WORKER_STATUSES.includes(to) ? {} : { workerId: null, leaseToken: null, leaseExpiresAt: null }),
+      ...(LEASED_STATUSES.includes(to) ? {} : { workerId: null, leaseToken: null, leaseExpiresAt: null }),
     })
     .from(sql`jsonb_to_recordset(${moves}::jsonb) as m(${sql.raw(MOVE_COLUMNS)})`)
     .where(
@@ -741,23 +741,11 @@ export async function completeRunStep(
 }
 
 /**
- * Steps follow their run: when the run ends, its open steps end with it (cancelled,
- * failed or expired; a completed run has none open).
- */
-const STEP_END: Partial<Record<RunStatus, { status: StepEnd; stamp: 'cancelledAt' | 'failedAt' | 'expiredAt' | 'completedAt' }>> = {
-  cancelled: { status: 'cancelled', stamp: 'cancelledAt' },
-  failed: { status: 'failed', stamp: 'failedAt' },
-  expired: { status: 'expired', stamp: 'expiredAt' },
-  completed: { status: 'completed', stamp: 'completedAt' },
-  incomplete: { status: 'completed', stamp: 'completedAt' },
-};
-type StepEnd = 'cancelled' | 'failed' | 'expired' | 'completed';
-
-/**
- * Steps follow their run: when runs end, their open steps end with them.
+ * Steps follow their run: when runs end, their open steps end with them, as the
+ * lifecycle says (a completed run has none open).
  */
 export async function closeOpenSteps(ex: Executor, runIds: readonly string[], runStatus: RunStatus, at: number): Promise<void> {
-  const end = STEP_END[runStatus];
+  const end = openStepsEnd(runStatus);
   if (!end || runIds.length === 0) return;
   await ex
     .update(runSteps)
@@ -860,7 +848,7 @@ export async function takeOverLapsedRuns(
   const lapsed = ex
     .select({ id: runs.id })
     .from(runs)
-    .where(and(inArray(runs.status, [...WORKER_STATUSES]), lt(runs.leaseExpiresAt, sql`now()`)))
+    .where(and(inArray(runs.status, [...LEASED_STATUSES]), lt(runs.leaseExpiresAt, sql`now()`)))
     .orderBy(asc(runs.leaseExpiresAt))
     .limit(limit)
     .for('update', { skipLocked: true });
@@ -872,7 +860,7 @@ export async function takeOverLapsedRuns(
       leaseToken: sql`gen_random_uuid()`,
       leaseExpiresAt: sql`now() + make_interval(secs => ${leaseSeconds})`,
     })
-    .where(and(sql`${runs.id} = any(array(${lapsed}))`, inArray(runs.status, [...WORKER_STATUSES]), lt(runs.leaseExpiresAt, sql`now()`)))
+    .where(and(sql`${runs.id} = any(array(${lapsed}))`, inArray(runs.status, [...LEASED_STATUSES]), lt(runs.leaseExpiresAt, sql`now()`)))
     .returning();
 }
 
@@ -897,7 +885,7 @@ export async function reclaimOwnRuns(
     .where(
       and(
         eq(runs.workerId, workerId),
-        inArray(runs.status, [...WORKER_STATUSES]),
+        inArray(runs.status, [...LEASED_STATUSES]),
         notInArray(runs.id, [...executing]),
       ),
     )

@@ -22,7 +22,7 @@ function expectError(res: GraphQLResponse, code: string, messagePart?: string | 
 }
 
 describe('createRun', () => {
-  it('creates a queued run from the assistant, with the seeds defaults', async () => {
+  it("creates a queued run from the assistant, with the Assistants API's defaults", async () => {
     const assistantId = await createAssistant(t);
     const threadId = await createThread(t);
     const run = await createRun(t, threadId, { assistantId, metadata: { purpose: 'test' } });

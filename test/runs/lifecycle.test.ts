@@ -1,12 +1,12 @@
 /**
  * The lifecycle against a real database: stamps and history of each transition, and
- * concurrent callers racing on one run. No engine exists yet, so the tests move runs
- * through the service the engine will use.
+ * concurrent callers racing on one run. The tests move runs by hand, through the service
+ * the engine uses, with no worker running.
  */
 import { asc, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runEvents, runSteps } from '../../src/db/schema.js';
-import { canTransition, type RunStatus } from '../../src/domain/run-status.js';
+import { canTransition, type RunStatus } from '../../src/domain/run-lifecycle.js';
 import { newRun, RUN_FIELDS } from '../support/fixtures.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 

@@ -24,7 +24,7 @@ import {
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runEvents, runs } from '../../src/db/schema.js';
 import { schema } from '../../src/graphql/schema.js';
-import { canTransition, isTerminal, type RunStatus } from '../../src/domain/run-status.js';
+import { canTransition, isTerminal, type RunStatus } from '../../src/domain/run-lifecycle.js';
 import { createAssistant, createRun, createThread } from '../support/fixtures.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 

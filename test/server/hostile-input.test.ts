@@ -4,7 +4,7 @@
  */
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RUN_STATUSES } from '../../src/domain/run-status.js';
+import { RUN_STATUSES } from '../../src/domain/run-lifecycle.js';
 import { createAssistant, createRun, createThread, WEATHER_TOOL } from '../support/fixtures.js';
 import { startTestApp, type GraphQLResponse, type TestApp } from '../support/test-app.js';
 

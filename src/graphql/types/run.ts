@@ -10,7 +10,7 @@ import type {
   ToolChoice,
   TruncationStrategy,
 } from '../../domain/run.js';
-import { RUN_STATUSES, type RunStatus } from '../../domain/run-status.js';
+import { RUN_STATUSES, type RunStatus } from '../../domain/run-lifecycle.js';
 import type { CreateRunInput as CreateRunUseCase } from '../../runs/run-service.js';
 import { checkAnswerBudget, counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
@@ -163,7 +163,7 @@ const ResponseFormatRef = builder.objectRef<ResponseFormat>('ResponseFormat').im
 });
 
 export const RunRef = builder.objectRef<RunRow>('Run').implement({
-  description: 'An execution run on a thread (the seeds\' run object, camelCased).',
+  description: "An execution run on a thread: the Assistants API's run object, camelCased.",
   fields: (t) => ({
     id: t.exposeID('id'),
     object: t.string({ resolve: () => 'thread.run' }),

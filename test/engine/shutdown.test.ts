@@ -3,9 +3,15 @@
  * in-flight runs finish within the grace period, close websockets with 1012 (service
  * restart) so that clients come back, exit 0.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { eq, sql } from 'drizzle-orm';
 import { createClient } from 'graphql-ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { openDatabase } from '../../src/db/client.js';
+import { runs } from '../../src/db/schema.js';
 import { createScratchDatabase, usingPostgres } from '../support/database.js';
 import { startRunwayProcess } from '../support/processes.js';
 import { startLoadBalancer } from '../support/tcp-proxy.js';
@@ -15,13 +21,21 @@ afterEach(async () => {
   for (const dispose of leftovers.splice(0).reverse()) await dispose();
 });
 
-/** `npm start`'s entry point in a child process, on its own database. */
+/**
+ * `npm start`'s entry point in a child process, on its own database: a PostgreSQL
+ * scratch database, or PGlite in a directory of its own (which a spec may open once the
+ * process has exited).
+ */
 async function startRunway(env: Record<string, string>) {
   const db = await createScratchDatabase();
   leftovers.push(() => db.drop());
-  const runway = await startRunwayProcess({ PGLITE_DIR: 'memory://', ...(db.url ? { DATABASE_URL: db.url } : {}), ...env });
+  const dir = await mkdtemp(join(tmpdir(), 'runway-shutdown-'));
+  leftovers.push(() => rm(dir, { recursive: true, force: true }));
+  const runway = await startRunwayProcess({ ...(db.url ? { DATABASE_URL: db.url } : { PGLITE_DIR: dir }), ...env });
   leftovers.push(() => runway.kill());
-  return { child: runway.child, url: runway.url!, exited: runway.exited };
+  /** The process's database, opened from here (after it exited, for PGlite). */
+  const open = () => openDatabase({ url: db.url, pgliteDir: dir });
+  return { child: runway.child, url: runway.url!, exited: runway.exited, open };
 }
 
 async function gql(url: string, query: string, variables: Record<string, unknown> = {}) {
@@ -90,6 +104,18 @@ describe('SIGTERM', () => {
     runway.child.kill('SIGTERM');
     expect(await runway.exited).toBe(0);
     expect(Date.now() - started).toBeLessThan(8000);
+    // Released: its lease already lapsed, so another worker takes it over at its next
+    // poll, not LEASE_SECONDS (30) later.
+    const database = await runway.open();
+    try {
+      const [claim] = await database.db
+        .select({ status: runs.status, lapsed: sql<boolean>`${runs.leaseExpiresAt} < now()` })
+        .from(runs)
+        .where(eq(runs.id, run.id));
+      expect(claim).toEqual({ status: 'in_progress', lapsed: true });
+    } finally {
+      await database.close();
+    }
   }, 30_000);
 });
 

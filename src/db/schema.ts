@@ -180,7 +180,7 @@ export const runs = pgTable(
     // Keyset pagination of a thread's runs, in both directions.
     index('runs_thread_id_id_idx').on(t.threadId, t.id),
     // The queue, by project: workers find the projects waiting and their oldest queued
-    // runs in this small partial index (see the claim in runs/run-store.ts).
+    // runs in this small partial index (see the claim in runs/sql/queue.ts).
     index('runs_queued_idx').on(t.projectId, t.id).where(sql`status = 'queued'`),
     // Lapsed leases, for takeover after a worker died.
     index('runs_leased_idx').on(t.leaseExpiresAt).where(sql.raw(`status in (${sqlList(LEASED_STATUSES)})`)),

@@ -33,7 +33,7 @@ import { eventLinesSql } from '../realtime/event-codec.js';
 import { newMessage, threadExists } from '../threads/thread-service.js';
 import { findAssistant } from '../assistants/assistant-service.js';
 import { idempotentRequest, once, recordKey, type IdempotentRequest } from '../idempotency/idempotency.js';
-import * as store from './run-store.js';
+import * as store from './sql/index.js';
 
 export interface CreateRunInput {
   assistantId: string;

@@ -11,7 +11,7 @@ import { NotFoundError, ThreadHasActiveRunError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { Metadata } from '../domain/run.js';
 import { idempotentRequest, once, recordKey } from '../idempotency/idempotency.js';
-import { findActiveRunId } from '../runs/run-store.js';
+import { findActiveRunId } from '../runs/sql/index.js';
 
 export interface CreateMessageInput {
   role: 'user' | 'assistant';

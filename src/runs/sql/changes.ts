@@ -1,0 +1,74 @@
+/**
+ * What every single-statement transition shares: the changed runs, their event rows, and
+ * the one expression that announces them.
+ */
+import { getTableColumns, sql, type SQL, type SQLWrapper, type WithSubquery } from 'drizzle-orm';
+import type { WithSubqueryWithSelection } from 'drizzle-orm/pg-core';
+import type { Db } from '../../db/client.js';
+import { runEvents, runs, type RunRow } from '../../db/schema.js';
+import type { EventColumns } from '../../realtime/event-codec.js';
+import { eventOf } from './history.js';
+
+/**
+ * An expression announcing the event rows a statement wrote, given their columns (an
+ * aggregate: see realtime/event-codec eventLinesSql and the transport), or undefined when
+ * the transport announces after the commit instead.
+ */
+export type AnnounceEvents = ((events: EventColumns) => SQL) | undefined;
+/** The runs columns, to select from a CTE that returned whole rows. */
+const RUN_COLUMNS = Object.keys(getTableColumns(runs)) as (keyof RunRow)[];
+/**
+ * What every single-statement transition shares: `changed` (a CTE that returned whole
+ * run rows) gets its events inserted, and the statement selects the changed runs, plus
+ * one expression that announces all their events at once (one notification per
+ * statement, however many runs). Data-modifying CTEs run to completion whether or not
+ * the main query reads them; the announcement is an uncorrelated subquery, evaluated once
+ * and only if some run changed.
+ */
+type ChangedRuns = WithSubqueryWithSelection<typeof runs._.columns, 'changed'>;
+export function changedRunsWithEvents(
+  db: Db,
+  ctes: { before?: WithSubquery[]; changed: ChangedRuns; after?: WithSubquery[] },
+  at: SQLWrapper,
+  announce: AnnounceEvents,
+) {
+  const { changed } = ctes;
+  const events = db.$with('events').as(
+    db
+      .insert(runEvents)
+      .select((qb) =>
+        qb
+          .select({
+            runId: changed.id,
+            version: changed.version,
+            threadId: changed.threadId,
+            threadSeq: changed.threadSeq,
+            fromStatus: changed.previousStatus,
+            toStatus: changed.status,
+            at: sql`${at}::bigint`.as('at'),
+          })
+          .from(changed),
+      )
+      .returning(),
+  );
+  const announced = announce
+    ? sql`(select ${announce({
+        runId: events.runId,
+        threadId: events.threadId,
+        threadSeq: events.threadSeq,
+        version: events.version,
+        status: events.toStatus,
+        previousStatus: events.fromStatus,
+        at: events.at,
+      })} from ${events})`
+    : sql`null`;
+  const columns = Object.fromEntries(RUN_COLUMNS.map((k) => [k, changed[k]])) as unknown as ChangedRuns['_']['selectedFields'];
+  return db
+    .with(...(ctes.before ?? []), changed, ...(ctes.after ?? []), events)
+    .select({ ...columns, announced: announced.as('announced') })
+    .from(changed);
+}
+/** The changed runs and their events, from a statement built by changedRunsWithEvents. */
+export function withEvents(rows: (RunRow & { announced: unknown })[], at: (run: RunRow) => number) {
+  return rows.map(({ announced: _, ...run }) => ({ run, event: eventOf(run, at(run)) }));
+}

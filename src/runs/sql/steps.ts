@@ -1,0 +1,95 @@
+/**
+ * Run steps: opened, completed, read by run and paged.
+ */
+import { and, asc, eq, getTableColumns, inArray, lte, sql } from 'drizzle-orm';
+import type { Executor } from '../../db/client.js';
+import { planKeysetPage, type Page, type PageArgs } from '../../db/keyset.js';
+import { preparedPer } from '../../db/prepared.js';
+import { runSteps, type RunStepRow } from '../../db/schema.js';
+import type { StepDetails } from '../../domain/run.js';
+import { groupBy } from './runs.js';
+
+export type NewRunStep = typeof runSteps.$inferInsert;
+export async function insertRunStep(ex: Executor, step: NewRunStep): Promise<void> {
+  await ex.insert(runSteps).values(step);
+}
+/** The run's TOOL_CALLS step still waiting for outputs, if any. */
+export async function findOpenToolCallsStep(ex: Executor, runId: string): Promise<RunStepRow | undefined> {
+  const [row] = await ex
+    .select()
+    .from(runSteps)
+    .where(and(eq(runSteps.runId, runId), eq(runSteps.type, 'tool_calls'), eq(runSteps.status, 'in_progress')))
+    .orderBy(asc(runSteps.id))
+    .limit(1);
+  return row;
+}
+export async function completeRunStep(
+  ex: Executor,
+  stepId: string,
+  at: number,
+  stepDetails: StepDetails,
+): Promise<void> {
+  await ex
+    .update(runSteps)
+    .set({ status: 'completed', completedAt: at, stepDetails })
+    .where(eq(runSteps.id, stepId));
+}
+/** Every step of each of these runs, oldest first: one statement for the lot. */
+export async function stepsOfRuns(ex: Executor, runIds: readonly string[]): Promise<Map<string, RunStepRow[]>> {
+  const rows = await ex
+    .select()
+    .from(runSteps)
+    .where(inArray(runSteps.runId, [...runIds]))
+    .orderBy(asc(runSteps.runId), asc(runSteps.id));
+  return groupBy(runIds, rows, (r) => r.runId);
+}
+export async function pageRunSteps(ex: Executor, runId: string, args: PageArgs): Promise<Page<RunStepRow>> {
+  const plan = planKeysetPage(runSteps.id, args, 'step');
+  const rows = await ex
+    .select()
+    .from(runSteps)
+    .where(and(eq(runSteps.runId, runId), plan.where))
+    .orderBy(plan.orderBy)
+    .limit(plan.limit);
+  return plan.page(rows);
+}
+/** One statement whatever the number of runs: the ids travel as one array parameter. */
+const firstSteps = (order: 'asc' | 'desc') =>
+  preparedPer((ex) => {
+    const ranked = ex
+      .select({
+        ...getTableColumns(runSteps),
+        rank: sql<number>`row_number() over (partition by ${runSteps.runId} order by ${runSteps.id} ${sql.raw(order)})`.as('rank'),
+      })
+      .from(runSteps)
+      .where(sql`${runSteps.runId} = any(${sql.placeholder('runIds')}::text[])`)
+      .as('ranked');
+    return ex
+      .select()
+      .from(ranked)
+      .where(lte(ranked.rank, sql.placeholder('limit')))
+      .orderBy(ranked.runId, ranked.rank)
+      .prepare(`first_steps_${order}`);
+  });
+const firstStepsAscending = firstSteps('asc');
+const firstStepsDescending = firstSteps('desc');
+/**
+ * The first `limit` steps of each of these runs, in one statement (a window over the
+ * runs' steps), so a page of runs with their steps costs one query, not one per run.
+ */
+export async function firstStepsOfRuns(
+  ex: Executor,
+  runIds: readonly string[],
+  order: 'asc' | 'desc',
+  limit: number,
+): Promise<Map<string, RunStepRow[]>> {
+  const statement = order === 'asc' ? firstStepsAscending(ex) : firstStepsDescending(ex);
+  const rows = await statement.execute({ runIds: [...runIds], limit });
+  const byRun = new Map<string, RunStepRow[]>(runIds.map((id) => [id, []]));
+  for (const { rank: _rank, ...step } of rows) byRun.get(step.runId)?.push(step);
+  return byRun;
+}
+export async function findRunStep(ex: Executor, stepId: string): Promise<RunStepRow | undefined> {
+  const [row] = await ex.select().from(runSteps).where(eq(runSteps.id, stepId)).limit(1);
+  return row;
+}

@@ -15,8 +15,10 @@ import { eventOf } from './history.js';
  * the transport announces after the commit instead.
  */
 export type AnnounceEvents = ((events: EventColumns) => SQL) | undefined;
+
 /** The runs columns, to select from a CTE that returned whole rows. */
 const RUN_COLUMNS = Object.keys(getTableColumns(runs)) as (keyof RunRow)[];
+
 /**
  * What every single-statement transition shares: `changed` (a CTE that returned whole
  * run rows) gets its events inserted, and the statement selects the changed runs, plus
@@ -26,6 +28,7 @@ const RUN_COLUMNS = Object.keys(getTableColumns(runs)) as (keyof RunRow)[];
  * and only if some run changed.
  */
 type ChangedRuns = WithSubqueryWithSelection<typeof runs._.columns, 'changed'>;
+
 export function changedRunsWithEvents(
   db: Db,
   ctes: { before?: WithSubquery[]; changed: ChangedRuns; after?: WithSubquery[] },
@@ -68,6 +71,7 @@ export function changedRunsWithEvents(
     .select({ ...columns, announced: announced.as('announced') })
     .from(changed);
 }
+
 /** The changed runs and their events, from a statement built by changedRunsWithEvents. */
 export function withEvents(rows: (RunRow & { announced: unknown })[], at: (run: RunRow) => number) {
   return rows.map(({ announced: _, ...run }) => ({ run, event: eventOf(run, at(run)) }));

@@ -35,6 +35,7 @@ export interface NewRun {
   /** The request's idempotency key, recorded with the run by the same statement. */
   idempotency: { key: string; fingerprint: string } | null;
 }
+
 /**
  * The columns of a NewRun as the statement reads them: one record per run of a JSON
  * array (snake_case keys, see newRunRecord), in these SQL types.
@@ -44,6 +45,7 @@ const NEW_RUN_COLUMNS =
   'instructions text, additional_instructions text, tools jsonb, metadata jsonb, temperature float8, top_p float8, ' +
   'max_prompt_tokens integer, max_completion_tokens integer, truncation_strategy jsonb, tool_choice jsonb, ' +
   'parallel_tool_calls boolean, response_format jsonb, messages jsonb, idempotency_key text, fingerprint text';
+
 function newRunRecord(run: NewRun) {
   return {
     id: run.id,
@@ -70,6 +72,7 @@ function newRunRecord(run: NewRun) {
     fingerprint: run.idempotency?.fingerprint ?? null,
   };
 }
+
 /**
  * Creates runs, on as many threads, in one statement, which PostgreSQL runs as one
  * transaction: it bumps each thread's run count (locking the thread, so a message cannot

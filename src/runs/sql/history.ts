@@ -18,6 +18,7 @@ export function eventOf(run: RunRow, at: number): RunStatusEvent {
     at,
   };
 }
+
 export function toEventRow(e: RunStatusEvent) {
   return {
     runId: e.runId,
@@ -29,6 +30,7 @@ export function toEventRow(e: RunStatusEvent) {
     at: e.at,
   };
 }
+
 function fromEventRow(r: typeof runEvents.$inferSelect): RunStatusEvent {
   return {
     runId: r.runId,
@@ -40,6 +42,7 @@ function fromEventRow(r: typeof runEvents.$inferSelect): RunStatusEvent {
     at: r.at,
   };
 }
+
 /**
  * A thread's events after position (threadSeq, version), in order: the thread's history
  * from a threadRunsChanged cursor.
@@ -63,6 +66,7 @@ export async function threadEventsAfter(
     .limit(limit);
   return rows.map(fromEventRow);
 }
+
 /** The run's events after `afterVersion`, in order, up to `limit`. */
 export async function runEventsAfter(
   ex: Executor,
@@ -78,6 +82,7 @@ export async function runEventsAfter(
     .limit(limit);
   return rows.map(fromEventRow);
 }
+
 export async function findRunEvent(ex: Executor, runId: string, version: number): Promise<RunStatusEvent | undefined> {
   const [row] = await ex
     .select()
@@ -86,6 +91,7 @@ export async function findRunEvent(ex: Executor, runId: string, version: number)
     .limit(1);
   return row && fromEventRow(row);
 }
+
 export async function lastThreadPosition(ex: Executor, threadId: string): Promise<{ threadSeq: number; version: number }> {
   const [row] = await ex
     .select({ threadSeq: runEvents.threadSeq, version: runEvents.version })

@@ -88,6 +88,7 @@ export function claimStatement(db: Db, announce: AnnounceEvents) {
   return async (workerId: string, limit: number, after: string, now: number, leaseSeconds: number) =>
     withEvents(await statement.execute({ workerId, limit, after, at: now, leaseSeconds }), () => now);
 }
+
 /**
  * Takes over runs whose worker stopped renewing its lease (it crashed, or hangs): a new
  * claim on the same status, no transition. The caller resumes them.
@@ -116,6 +117,7 @@ export async function takeOverLapsedRuns(
     .where(and(sql`${runs.id} = any(array(${lapsed}))`, inArray(runs.status, [...LEASED_STATUSES]), lt(runs.leaseExpiresAt, sql`now()`)))
     .returning();
 }
+
 /**
  * Claims of this worker it does not know of, taken again under new tokens: a claim (or
  * takeover) that committed while its connection died leaves runs in this worker's name
@@ -143,6 +145,7 @@ export async function reclaimOwnRuns(
     )
     .returning();
 }
+
 /** Extends a claim; undefined when the claim is no longer the caller's. */
 export async function renewLease(ex: Executor, runId: string, leaseToken: string, leaseSeconds: number): Promise<RunRow | undefined> {
   const [run] = await ex
@@ -152,6 +155,7 @@ export async function renewLease(ex: Executor, runId: string, leaseToken: string
     .returning();
   return run;
 }
+
 /** Gives a claim up so that another worker takes the run over at once (graceful shutdown). */
 export async function releaseLease(ex: Executor, runId: string, leaseToken: string): Promise<void> {
   await ex
@@ -159,6 +163,7 @@ export async function releaseLease(ex: Executor, runId: string, leaseToken: stri
     .set({ leaseExpiresAt: sql`now() - interval '1 second'` })
     .where(and(eq(runs.id, runId), eq(runs.leaseToken, leaseToken)));
 }
+
 /** Active runs whose expiresAt has passed, oldest first. */
 export async function findDueRunIds(ex: Executor, at: number, limit: number): Promise<string[]> {
   const rows = await ex

@@ -11,10 +11,12 @@ import { ACTIVE_STATUSES, type RunStatus } from '../../domain/run-lifecycle.js';
 const runById = preparedPer((ex) =>
   ex.select().from(runs).where(eq(runs.id, sql.placeholder('runId'))).limit(1).prepare('run_by_id'),
 );
+
 export async function findRun(ex: Executor, runId: string): Promise<RunRow | undefined> {
   const [run] = await runById(ex).execute({ runId });
   return run;
 }
+
 const runInProject = preparedPer((ex) =>
   ex
     .select()
@@ -23,11 +25,13 @@ const runInProject = preparedPer((ex) =>
     .limit(1)
     .prepare('run_in_project'),
 );
+
 /** The run, if it exists in this project: another project's run is as absent as a missing one. */
 export async function findRunInProject(ex: Executor, projectId: string, runId: string): Promise<RunRow | undefined> {
   const [run] = await runInProject(ex).execute({ runId, projectId });
   return run;
 }
+
 export async function findActiveRunId(ex: Executor, threadId: string): Promise<string | undefined> {
   const [row] = await ex
     .select({ id: runs.id })
@@ -36,6 +40,7 @@ export async function findActiveRunId(ex: Executor, threadId: string): Promise<s
     .limit(1);
   return row?.id;
 }
+
 const firstRuns = (order: 'asc' | 'desc') =>
   preparedPer((ex) =>
     ex
@@ -46,8 +51,11 @@ const firstRuns = (order: 'asc' | 'desc') =>
       .limit(sql.placeholder('limit'))
       .prepare(`first_runs_${order}`),
   );
+
 const firstRunsAscending = firstRuns('asc');
+
 const firstRunsDescending = firstRuns('desc');
+
 export async function listRuns(
   ex: Executor,
   threadId: string,
@@ -76,6 +84,7 @@ export async function listRuns(
     .limit(plan.limit);
   return plan.page(rows);
 }
+
 export async function updateRunMetadata(
   ex: Executor,
   runId: string,
@@ -84,6 +93,7 @@ export async function updateRunMetadata(
   const [run] = await ex.update(runs).set({ metadata }).where(eq(runs.id, runId)).returning();
   return run;
 }
+
 /** Every message of each of these threads, oldest first: one statement for the lot. */
 export async function messagesOfThreads(ex: Executor, threadIds: readonly string[]): Promise<Map<string, MessageRow[]>> {
   const rows = await ex
@@ -93,6 +103,7 @@ export async function messagesOfThreads(ex: Executor, threadIds: readonly string
     .orderBy(asc(messages.threadId), asc(messages.id));
   return groupBy(threadIds, rows, (r) => r.threadId);
 }
+
 export function groupBy<T>(keys: readonly string[], rows: T[], keyOf: (row: T) => string): Map<string, T[]> {
   const groups = new Map<string, T[]>(keys.map((k) => [k, []]));
   for (const row of rows) groups.get(keyOf(row))?.push(row);

@@ -10,9 +10,11 @@ import type { StepDetails } from '../../domain/run.js';
 import { groupBy } from './runs.js';
 
 export type NewRunStep = typeof runSteps.$inferInsert;
+
 export async function insertRunStep(ex: Executor, step: NewRunStep): Promise<void> {
   await ex.insert(runSteps).values(step);
 }
+
 /** The run's TOOL_CALLS step still waiting for outputs, if any. */
 export async function findOpenToolCallsStep(ex: Executor, runId: string): Promise<RunStepRow | undefined> {
   const [row] = await ex
@@ -23,6 +25,7 @@ export async function findOpenToolCallsStep(ex: Executor, runId: string): Promis
     .limit(1);
   return row;
 }
+
 export async function completeRunStep(
   ex: Executor,
   stepId: string,
@@ -34,6 +37,7 @@ export async function completeRunStep(
     .set({ status: 'completed', completedAt: at, stepDetails })
     .where(eq(runSteps.id, stepId));
 }
+
 /** Every step of each of these runs, oldest first: one statement for the lot. */
 export async function stepsOfRuns(ex: Executor, runIds: readonly string[]): Promise<Map<string, RunStepRow[]>> {
   const rows = await ex
@@ -43,6 +47,7 @@ export async function stepsOfRuns(ex: Executor, runIds: readonly string[]): Prom
     .orderBy(asc(runSteps.runId), asc(runSteps.id));
   return groupBy(runIds, rows, (r) => r.runId);
 }
+
 export async function pageRunSteps(ex: Executor, runId: string, args: PageArgs): Promise<Page<RunStepRow>> {
   const plan = planKeysetPage(runSteps.id, args, 'step');
   const rows = await ex
@@ -53,6 +58,7 @@ export async function pageRunSteps(ex: Executor, runId: string, args: PageArgs):
     .limit(plan.limit);
   return plan.page(rows);
 }
+
 /** One statement whatever the number of runs: the ids travel as one array parameter. */
 const firstSteps = (order: 'asc' | 'desc') =>
   preparedPer((ex) => {
@@ -71,8 +77,11 @@ const firstSteps = (order: 'asc' | 'desc') =>
       .orderBy(ranked.runId, ranked.rank)
       .prepare(`first_steps_${order}`);
   });
+
 const firstStepsAscending = firstSteps('asc');
+
 const firstStepsDescending = firstSteps('desc');
+
 /**
  * The first `limit` steps of each of these runs, in one statement (a window over the
  * runs' steps), so a page of runs with their steps costs one query, not one per run.
@@ -89,6 +98,7 @@ export async function firstStepsOfRuns(
   for (const { rank: _rank, ...step } of rows) byRun.get(step.runId)?.push(step);
   return byRun;
 }
+
 export async function findRunStep(ex: Executor, stepId: string): Promise<RunStepRow | undefined> {
   const [row] = await ex.select().from(runSteps).where(eq(runSteps.id, stepId)).limit(1);
   return row;

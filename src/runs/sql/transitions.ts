@@ -18,6 +18,7 @@ export interface TransitionData {
   incompleteDetails?: IncompleteDetails;
   usage?: RunUsage;
 }
+
 export interface TransitionGuard {
   /** Narrows the legal sources further: the caller's compare-and-set on what it saw. */
   from?: readonly RunStatus[];
@@ -28,12 +29,14 @@ export interface TransitionGuard {
   /** Applies only if the run's expiresAt is at or before this time: the sweeper's guard. */
   dueBy?: number;
 }
+
 /** One run's part in a {@link transitionRuns}: which run, what it carries, and its guard. */
 export interface RunMove {
   runId: string;
   data?: TransitionData;
   guard?: TransitionGuard;
 }
+
 /**
  * Moves a run to `to` in one conditional UPDATE: it applies only while the run's status
  * is a legal source of `to` (from the transition table) and matches the guard, so
@@ -52,6 +55,7 @@ export async function transitionRun(
   const [moved] = await transitionRuns(ex, to, at, [{ runId, data, guard }]);
   return moved;
 }
+
 /**
  * {@link transitionRun} for many runs going to the same status, each with its own data
  * and guard, in one UPDATE and one insert of their events: the engine commits a batch of
@@ -72,6 +76,7 @@ export async function transitionRuns(
   await ex.insert(runEvents).values(results.map((r) => toEventRow(r.event)));
   return results;
 }
+
 /** The moves as the UPDATE reads them; a move the guard's `from` rules out entirely is dropped. */
 function moveRows(to: RunStatus, moves: readonly RunMove[]): MoveRow[] {
   const rows: MoveRow[] = [];
@@ -97,6 +102,7 @@ function moveRows(to: RunStatus, moves: readonly RunMove[]): MoveRow[] {
   // walks the records in turn) rather than deadlock.
   return rows.sort((a, b) => (a.run_id < b.run_id ? -1 : 1));
 }
+
 /**
  * The one UPDATE that moves runs to `to`: each run by its own record of `moves` (a JSON
  * array of MoveRow), only from a legal source and only while its guard holds. Stamps the
@@ -133,6 +139,7 @@ function movesUpdate(ex: Executor, to: RunStatus, at: SQL, moves: SQLWrapper) {
       ),
     );
 }
+
 /** A move as the UPDATE reads it: one record of a JSON array, in these columns. */
 interface MoveRow {
   run_id: string;
@@ -146,8 +153,10 @@ interface MoveRow {
   incomplete_details: IncompleteDetails | null;
   usage: RunUsage | null;
 }
+
 const MOVE_COLUMNS =
   'run_id text, sources text, version integer, lease_token uuid, due_by bigint, required_action jsonb, last_error jsonb, incomplete_details jsonb, usage jsonb';
+
 /** A model's answer, as a finished run records it. */
 export interface FinishedRun {
   move: RunMove;
@@ -157,6 +166,7 @@ export interface FinishedRun {
   /** The usage of this model call (the run's total is in move.data.usage). */
   usage: RunUsage;
 }
+
 /**
  * The engine's end of a run that the model answered, for many runs in one statement
  * (built once): the runs move to `to` (guarded by their lease tokens), and each run that
@@ -227,6 +237,7 @@ export function finishRunsStatement(db: Db, to: 'completed' | 'incomplete', anno
     return withEvents(rows, () => now);
   };
 }
+
 /**
  * Steps follow their run: when runs end, their open steps end with them, as the
  * lifecycle says (a completed run has none open).

@@ -112,13 +112,13 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   if (config.openai) providers.push(createOpenAIProvider(config.openai));
   const bus = createInProcessEventBus(config.subscriptionBuffer);
   const transport = config.redisUrl
-    ? redisTransport(config.redisUrl, eventsChannel(database), logger)
+    ? redisTransport(config.redisUrl, eventsChannel(database), database, logger)
     : postgresTransport(database);
   const lockWaitMs = (database.driver === 'postgres' && database.timeouts.lockMs) || 1000;
   const runsOn = (pool: Database) =>
     new RunService({
       db: pool.db,
-      transport,
+      announcer: transport,
       clock,
       runExpiresAfterSeconds: config.runExpiresAfterSeconds,
       modelSupported: (model) => providers.some((p) => p.handles(model)),

@@ -11,7 +11,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import postgres from 'postgres';
 import { openDatabase } from '../../src/db/client.js';
-import type { EventTransport } from '../../src/realtime/transport.js';
+import type { Announcer } from '../../src/runs/announcer.js';
+import { sql } from 'drizzle-orm';
 import { RunService } from '../../src/runs/run-service.js';
 import { FIRST_RUNS_DESC, RUNS_PAGE } from './baseline-sql.js';
 import {
@@ -43,14 +44,14 @@ const PER_THREAD = 100;
 async function checkSameSql(url: string, threadId: string): Promise<void> {
   const sent: string[] = [];
   const database = await openDatabase({ url, poolSize: 1, onQuery: (text) => sent.push(text) });
-  const transport: EventTransport = {
+  // A list announces nothing.
+  const announcer: Announcer = {
+    inStatement: () => sql`null`,
     inTransaction: async () => {},
-    afterCommit: () => {},
-    subscribe: async () => async () => {},
-    flush: async () => {},
+    committed: () => {},
   };
   try {
-    const runs = new RunService({ db: database.db, transport, clock: () => 0, runExpiresAfterSeconds: 600 });
+    const runs = new RunService({ db: database.db, announcer, clock: () => 0, runExpiresAfterSeconds: 600 });
     await runs.list(BENCH_PROJECT, threadId, { first: 20 });
   } finally {
     await database.close();

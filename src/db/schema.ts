@@ -9,6 +9,7 @@
 import { sql } from 'drizzle-orm';
 import {
   bigint,
+  bigserial,
   boolean,
   customType,
   doublePrecision,
@@ -282,6 +283,19 @@ export const idempotencyKeys = pgTable(
     index('idempotency_keys_created_at_idx').on(t.createdAt),
   ],
 );
+
+/**
+ * Announcements waiting to be relayed to Redis (with REDIS_URL): a write that records run
+ * events adds its announcement here in the same transaction, and a relay publishes and
+ * deletes it after the commit, so a process that dies in between loses nothing (another
+ * process's relay publishes it). With PostgreSQL NOTIFY this table stays empty.
+ */
+export const eventOutbox = pgTable('event_outbox', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  /** The events' lines, as realtime/event-codec writes them. */
+  payload: text('payload').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+});
 
 export type AssistantRow = typeof assistants.$inferSelect;
 export type ThreadRow = typeof threads.$inferSelect;

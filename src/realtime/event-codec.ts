@@ -5,7 +5,8 @@
  *
  *   <runId> <threadId> <threadSeq> <version> <status> <previousStatus|-> <at>
  */
-import { sql, type SQL, type SQLWrapper } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
+import type { EventColumns } from '../runs/announcer.js';
 import type { RunStatusEvent } from '../domain/run.js';
 import { RUN_STATUSES, type RunStatus } from '../domain/run-lifecycle.js';
 
@@ -16,9 +17,6 @@ export function encodeEvents(events: readonly RunStatusEvent[]): string {
     .map((e) => `${e.runId} ${e.threadId} ${e.threadSeq} ${e.version} ${e.status} ${e.previousStatus ?? '-'} ${e.at}`)
     .join('\n');
 }
-
-/** An event's columns, as a statement that writes event rows sees them. */
-export type EventColumns = Record<keyof RunStatusEvent, SQLWrapper>;
 
 /**
  * The payload {@link encodeEvents} writes, written by PostgreSQL: an aggregate over the

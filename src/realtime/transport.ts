@@ -1,36 +1,31 @@
 /**
  * How committed transitions reach every Runway process (gateways for their subscribers,
- * workers for wake-ups and cancels). PostgreSQL LISTEN/NOTIFY by default: the NOTIFY is
- * part of the transaction that made the change, so a committed change is always
- * announced and an aborted one never is. One NOTIFY per transaction, however many events.
+ * workers for wake-ups and cancels): the run store's Announcer, and the listening side.
+ *
+ * PostgreSQL LISTEN/NOTIFY by default: the NOTIFY is part of the statement or transaction
+ * that made the change, so a committed change is always announced and an aborted one never
+ * is. One NOTIFY per transaction, however many events. With REDIS_URL, an outbox relayed
+ * to Redis pub/sub (see redisTransport).
  */
 import { randomUUID } from 'node:crypto';
-import { sql, type SQL } from 'drizzle-orm';
+import { asc, inArray, sql } from 'drizzle-orm';
 import { Redis } from 'ioredis';
-import type { Database, Executor } from '../db/client.js';
+import type { Database, Db } from '../db/client.js';
 import { listen, notify } from '../db/notifications.js';
+import { eventOutbox } from '../db/schema.js';
 import type { RunStatusEvent } from '../domain/run.js';
 import type { Logger } from '../log.js';
-import { decodeEvents, encodeEvents, MAX_PAYLOAD_BYTES } from './event-codec.js';
+import type { Announcer } from '../runs/announcer.js';
+import { decodeEvents, encodeEvents, eventLinesSql, MAX_PAYLOAD_BYTES } from './event-codec.js';
 
 export const EVENTS_CHANNEL = 'runway_events';
 
-export interface EventTransport {
-  /** Announces the transaction's events when it commits. Call once per transaction. */
-  inTransaction(ex: Executor, events: readonly RunStatusEvent[]): Promise<void>;
-  /** Called once the transaction has committed, with the same events. */
-  afterCommit(events: readonly RunStatusEvent[]): void;
-  /**
-   * For a single statement that writes its own event rows: an expression that announces
-   * the payload of their lines (see eventLinesSql) as the statement commits, or undefined
-   * when this transport announces after the commit instead (afterCommit is called either
-   * way).
-   */
-  readonly announceInStatement?: (line: SQL) => SQL;
+export interface EventTransport extends Announcer {
   /**
    * Delivers every announced event, from any process, to `onEvents`. `onResync` runs when
    * delivery (re)starts, including after a lost connection: whatever was announced
-   * meanwhile is gone, so listeners catch up from `run_events`.
+   * meanwhile is gone, so listeners catch up from `run_events`. Resolves with the way to
+   * stop (and let go of the transport's connections).
    */
   subscribe(onEvents: (events: RunStatusEvent[]) => void, onResync: () => void): Promise<() => Promise<void>>;
   /**
@@ -38,6 +33,15 @@ export interface EventTransport {
    * after `timeoutMs`): shutdown uses it so that subscribers see the last transitions.
    */
   flush(timeoutMs?: number): Promise<void>;
+}
+
+/** One announcement's payload, checked: callers batch at most a few dozen events. */
+function payloadOf(events: readonly RunStatusEvent[]): string {
+  const payload = encodeEvents(events);
+  if (Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) {
+    throw new Error(`event payload of ${events.length} events exceeds ${MAX_PAYLOAD_BYTES} bytes`);
+  }
+  return payload;
 }
 
 const BARRIER = '#barrier ';
@@ -73,17 +77,11 @@ function createBarriers() {
 export function postgresTransport(database: Database): EventTransport {
   const barriers = createBarriers();
   return {
+    inStatement: (events) => sql`pg_notify(${EVENTS_CHANNEL}, ${eventLinesSql(events)})`,
     async inTransaction(ex, events) {
-      if (events.length === 0) return;
-      const payload = encodeEvents(events);
-      if (Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) {
-        // Callers batch at most a few dozen events; this is a bug, not a runtime condition.
-        throw new Error(`event payload of ${events.length} events exceeds ${MAX_PAYLOAD_BYTES} bytes`);
-      }
-      await notify(ex, EVENTS_CHANNEL, payload);
+      if (events.length > 0) await notify(ex, EVENTS_CHANNEL, payloadOf(events));
     },
-    afterCommit() {},
-    announceInStatement: (line) => sql`pg_notify(${EVENTS_CHANNEL}, ${line})`,
+    committed() {},
     subscribe(onEvents, onResync) {
       return listen(
         database,
@@ -105,24 +103,24 @@ export function postgresTransport(database: Database): EventTransport {
  * no longer NOTIFY, so the PostgreSQL commit lock stays out of the event path, and one
  * Redis channel carries the events to every process.
  *
- * The trade-off: a PUBLISH follows the commit instead of being part of it, so a process
- * that dies between the two loses that announcement. Subscribers then see the change at
- * the run's next event, when they fill the gap from run_events (a final transition lost
- * this way is caught at the next resync).
+ * A write adds its announcement to the outbox (`event_outbox`, through
+ * `runway_outbox_append`) in its own transaction; once it has committed, this process's
+ * relay publishes the outbox's rows and deletes them. A process that dies between the
+ * commit and the PUBLISH loses nothing: every process's relay also sweeps the outbox
+ * about once a second. An announcement may then be published twice (subscribers skip
+ * what they have seen) or out of order (they fill the gap from run_events).
  */
-export function redisTransport(url: string, channel: string, log: Logger): EventTransport {
+export function redisTransport(url: string, channel: string, database: Database, log: Logger): EventTransport {
   const publisher = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 3 });
   publisher.on('error', () => {}); // ioredis reconnects by itself; commands report their own errors
   const barriers = createBarriers();
-  const publish = (payload: string) =>
-    publisher.publish(channel, payload).catch((error: unknown) => {
-      log.error({ err: error }, 'publishing run events to Redis failed');
-    });
+  const relay = new OutboxRelay(database.db, (payload) => publisher.publish(channel, payload), log);
   return {
-    async inTransaction() {},
-    afterCommit(events) {
-      if (events.length > 0) void publish(encodeEvents(events));
+    inStatement: (events) => sql`runway_outbox_append(${eventLinesSql(events)})`,
+    async inTransaction(ex, events) {
+      if (events.length > 0) await ex.execute(sql`select runway_outbox_append(${payloadOf(events)})`);
     },
+    committed: () => relay.wake(),
     async subscribe(onEvents, onResync) {
       // We subscribe ourselves on every (re)connection, and catch up only once Redis has
       // confirmed it: an event published between the two is then in history or heard.
@@ -140,12 +138,98 @@ export function redisTransport(url: string, channel: string, log: Logger): Event
       await subscriber.subscribe(channel);
       first = false;
       onResync();
+      relay.start();
       return async () => {
+        await relay.stop();
         subscriber.disconnect();
         publisher.disconnect();
       };
     },
-    // One publisher connection: Redis delivers its messages in the order it sent them.
-    flush: (timeoutMs = 2000) => barriers.pass(publish, timeoutMs),
+    // What the outbox holds goes out first; then one publisher connection delivers in the
+    // order it sent, so our barrier arrives after everything before it.
+    async flush(timeoutMs = 2000) {
+      await relay.drained();
+      await barriers.pass(
+        (payload) => publisher.publish(channel, payload).catch((error: unknown) => log.error({ err: error }, 'publishing to Redis failed')),
+        timeoutMs,
+      );
+    },
   };
+}
+
+/** Rows one relay transaction publishes. */
+const RELAY_BATCH = 200;
+/** How often every relay sweeps the outbox for what no writer relayed (it died first). */
+const SWEEP_MS = 1000;
+
+/**
+ * Publishes the outbox's announcements and deletes them, in one transaction per batch: a
+ * publish that fails leaves its rows for the next pass. Rows another relay is publishing
+ * are skipped (SKIP LOCKED), so every process may relay at once.
+ */
+class OutboxRelay {
+  private running: Promise<void> | undefined;
+  private again = false;
+  private sweep: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly db: Db,
+    private readonly publish: (payload: string) => Promise<unknown>,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.sweep ??= setInterval(() => this.wake(), SWEEP_MS);
+    this.sweep.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.sweep);
+    this.sweep = undefined;
+    await this.drained();
+  }
+
+  /** There is something to relay: a pass now, or right after the one under way. */
+  wake(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.relay().finally(() => {
+      this.running = undefined;
+      if (this.again) {
+        this.again = false;
+        this.wake();
+      }
+    });
+  }
+
+  /** Resolves once a pass that started after this call has ended. */
+  async drained(): Promise<void> {
+    this.wake();
+    while (this.running) await this.running;
+  }
+
+  private async relay(): Promise<void> {
+    try {
+      for (;;) {
+        const relayed = await this.db.transaction(async (tx) => {
+          const rows = await tx
+            .select({ id: eventOutbox.id, payload: eventOutbox.payload })
+            .from(eventOutbox)
+            .orderBy(asc(eventOutbox.id))
+            .limit(RELAY_BATCH)
+            .for('update', { skipLocked: true });
+          if (rows.length === 0) return 0;
+          // One connection: Redis publishes them in this order.
+          await Promise.all(rows.map((row) => this.publish(row.payload)));
+          await tx.delete(eventOutbox).where(inArray(eventOutbox.id, rows.map((row) => row.id)));
+          return rows.length;
+        });
+        if (relayed < RELAY_BATCH) return;
+      }
+    } catch (error) {
+      this.log.error({ err: error }, 'relaying run events to Redis failed; the next sweep retries');
+    }
+  }
 }

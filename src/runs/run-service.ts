@@ -27,9 +27,8 @@ import type {
   TruncationStrategy,
 } from '../domain/run.js';
 import { cancelMove, type RunStatus } from '../domain/run-lifecycle.js';
-import type { EventTransport } from '../realtime/transport.js';
+import type { Announcer } from './announcer.js';
 import { isItemSpecificError, isUniqueViolation } from '../db/errors.js';
-import { eventLinesSql } from '../realtime/event-codec.js';
 import { newMessage, threadExists } from '../threads/thread-service.js';
 import { findAssistant } from '../assistants/assistant-service.js';
 import { idempotentRequest, once, recordKey, type IdempotentRequest } from '../idempotency/idempotency.js';
@@ -56,7 +55,7 @@ export interface CreateRunInput {
 export interface RunServiceDeps {
   db: Db;
   /** Announces committed transitions to every process. */
-  transport: EventTransport;
+  announcer: Announcer;
   /** Unix seconds now. */
   clock: () => number;
   runExpiresAfterSeconds: number;
@@ -264,26 +263,32 @@ export class RunService {
     for (const run of batch) if (!firsts.has(run.threadId)) firsts.set(run.threadId, run);
     const now = [...firsts.values()].sort((a, b) => (a.threadId < b.threadId ? -1 : a.threadId > b.threadId ? 1 : 0));
     const moved = await this.statements.createRuns(now);
-    this.deps.transport.afterCommit(moved.map((m) => m.event));
     const created = new Map(moved.map((m) => [m.run.id, m]));
     return batch.map((run) => (firsts.get(run.threadId) === run ? created.get(run.id) : AGAIN));
   }
 
   /**
    * The statements the hot paths run, each built once on first use (prepared), each
-   * announcing its own events when the transport can.
+   * announcing its own events as it commits.
    */
   private get statements() {
     if (!this.built) {
-      const { db, transport } = this.deps;
-      const announce = transport.announceInStatement;
-      const announceEvents: store.AnnounceEvents = announce && ((events) => announce(eventLinesSql(events)));
+      const { db, announcer } = this.deps;
+      const announce: store.AnnounceEvents = (events) => announcer.inStatement(events);
+      // Each statement announces its events as it commits; then the announcer may relay.
+      const announced =
+        <A extends unknown[], R>(statement: (...args: A) => Promise<R>) =>
+        async (...args: A): Promise<R> => {
+          const result = await statement(...args);
+          announcer.committed();
+          return result;
+        };
       this.built = {
-        createRuns: store.createRunsStatement(db, announceEvents),
-        claim: store.claimStatement(db, announceEvents),
+        createRuns: announced(store.createRunsStatement(db, announce)),
+        claim: announced(store.claimStatement(db, announce)),
         finish: {
-          completed: store.finishRunsStatement(db, 'completed', announceEvents),
-          incomplete: store.finishRunsStatement(db, 'incomplete', announceEvents),
+          completed: announced(store.finishRunsStatement(db, 'completed', announce)),
+          incomplete: announced(store.finishRunsStatement(db, 'incomplete', announce)),
         },
       };
     }
@@ -473,7 +478,6 @@ export class RunService {
     const after = this.servedLast;
     const claimed = await this.statements.claim(workerId, Math.min(limit, MAX_CLAIM), after, this.deps.clock(), leaseSeconds);
     this.servedLast = lastServed(after, claimed.map((c) => c.run.projectId)) ?? after;
-    this.deps.transport.afterCommit(claimed.map((c) => c.event));
     return claimed.map((c) => c.run);
   }
 
@@ -552,7 +556,6 @@ export class RunService {
         })),
         now,
       );
-      this.deps.transport.afterCommit(finished.map((m) => m.event));
       moved.push(...finished);
     }
     const byRun = new Map(moved.map((m) => [m.run.id, m.run]));
@@ -651,10 +654,10 @@ export class RunService {
     const result = await this.deps.db.transaction(async (tx) => {
       const result = await work(tx);
       events = result === undefined ? [] : Array.isArray(result) ? result.map((r) => r.event) : [result.event];
-      await this.deps.transport.inTransaction(tx, events);
+      await this.deps.announcer.inTransaction(tx, events);
       return result;
     });
-    this.deps.transport.afterCommit(events);
+    this.deps.announcer.committed();
     return result;
   }
 

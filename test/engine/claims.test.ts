@@ -134,9 +134,11 @@ describe('finishing runs', () => {
         ...rest.map((run) => answer(run)),
       ]);
 
-      // One statement per outcome moved the runs and wrote their messages, steps and events.
-      expect(seen).toHaveLength(2);
-      for (const statement of seen) {
+      // One statement per outcome moved the runs and wrote their messages, steps and events
+      // (with Redis fan-out, the outbox relay's own statements come besides).
+      const finishing = seen.filter((statement) => !statement.includes('"event_outbox"'));
+      expect(finishing).toHaveLength(2);
+      for (const statement of finishing) {
         for (const part of ['update "runs"', 'insert into "messages"', 'insert into "run_steps"', 'insert into "run_events"']) {
           expect(statement).toContain(part);
         }

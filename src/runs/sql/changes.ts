@@ -6,15 +6,11 @@ import { getTableColumns, sql, type SQL, type SQLWrapper, type WithSubquery } fr
 import type { WithSubqueryWithSelection } from 'drizzle-orm/pg-core';
 import type { Db } from '../../db/client.js';
 import { runEvents, runs, type RunRow } from '../../db/schema.js';
-import type { EventColumns } from '../../realtime/event-codec.js';
+import type { EventColumns } from '../announcer.js';
 import { eventOf } from './history.js';
 
-/**
- * An expression announcing the event rows a statement wrote, given their columns (an
- * aggregate: see realtime/event-codec eventLinesSql and the transport), or undefined when
- * the transport announces after the commit instead.
- */
-export type AnnounceEvents = ((events: EventColumns) => SQL) | undefined;
+/** An expression announcing the event rows a statement wrote, given their columns (Announcer.inStatement). */
+export type AnnounceEvents = (events: EventColumns) => SQL;
 
 /** The runs columns, to select from a CTE that returned whole rows. */
 const RUN_COLUMNS = Object.keys(getTableColumns(runs)) as (keyof RunRow)[];
@@ -54,17 +50,15 @@ export function changedRunsWithEvents(
       )
       .returning(),
   );
-  const announced = announce
-    ? sql`(select ${announce({
-        runId: events.runId,
-        threadId: events.threadId,
-        threadSeq: events.threadSeq,
-        version: events.version,
-        status: events.toStatus,
-        previousStatus: events.fromStatus,
-        at: events.at,
-      })} from ${events})`
-    : sql`null`;
+  const announced = sql`(select ${announce({
+    runId: events.runId,
+    threadId: events.threadId,
+    threadSeq: events.threadSeq,
+    version: events.version,
+    status: events.toStatus,
+    previousStatus: events.fromStatus,
+    at: events.at,
+  })} from ${events})`;
   const columns = Object.fromEntries(RUN_COLUMNS.map((k) => [k, changed[k]])) as unknown as ChangedRuns['_']['selectedFields'];
   return db
     .with(...(ctes.before ?? []), changed, ...(ctes.after ?? []), events)

@@ -1,0 +1,46 @@
+/**
+ * Fan-out through Redis loses nothing when a writer dies between its commit and its
+ * PUBLISH: the announcement waits in the outbox, in the writer's transaction, and
+ * another process's relay publishes it.
+ */
+import { count, sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventOutbox } from '../../src/db/schema.js';
+import { encodeEvents } from '../../src/realtime/event-codec.js';
+import * as store from '../../src/runs/sql/index.js';
+import { newRun } from '../support/fixtures.js';
+import { collect, eventually, startTestApp, type TestApp } from '../support/test-app.js';
+
+describe.skipIf(!process.env.REDIS_URL)('the outbox (REDIS_URL)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('publishes an announcement whose writer never did (it died after the commit)', async () => {
+    const { runId } = await newRun(t);
+    const sub = collect(t.wsClient(), 'subscription($r: ID!) { runStatusChanged(runId: $r) { status version } }', { r: runId });
+    await eventually(() => sub.events.length === 1);
+
+    // What a writer leaves when it dies right after its commit: the transition, its event
+    // row and its announcement in the outbox; no PUBLISH, no wake-up of any relay.
+    const db = t.app.database.db;
+    await db.transaction(async (tx) => {
+      const moved = await store.transitionRun(tx, runId, 'cancelled', Math.floor(Date.now() / 1000));
+      await tx.execute(sql`select runway_outbox_append(${encodeEvents([moved!.event])})`);
+    });
+
+    // The relays' sweep (once a second) finds it.
+    await eventually(() => sub.events.length === 2, 5000);
+    expect(sub.events.map((e) => e.data!.runStatusChanged)).toEqual([
+      { status: 'QUEUED', version: 1 },
+      { status: 'CANCELLED', version: 2 },
+    ]);
+    await sub.done;
+    const [left] = await db.select({ n: count() }).from(eventOutbox);
+    expect(left!.n).toBe(0);
+  });
+});

@@ -29,7 +29,7 @@ import type {
 import { cancelMove, type RunStatus } from '../domain/run-lifecycle.js';
 import type { Announcer } from './announcer.js';
 import { isItemSpecificError, isUniqueViolation } from '../db/errors.js';
-import { newMessage, threadExists } from '../threads/thread-service.js';
+import { findActiveRunId, newMessage, threadExists } from '../threads/thread-service.js';
 import { findAssistant } from '../assistants/assistant-service.js';
 import { idempotentRequest, once, recordKey, type IdempotentRequest } from '../idempotency/idempotency.js';
 import * as store from './sql/index.js';
@@ -182,7 +182,7 @@ export class RunService {
       // Reported in this order, as clients have always seen: a missing thread, a missing
       // assistant, a thread busy with another run, then what is wrong with the input.
       await this.requireThread(projectId, threadId);
-      const active = assistant && (await store.findActiveRunId(db, threadId));
+      const active = assistant && (await findActiveRunId(db, threadId));
       if (active) throw new ThreadHasActiveRunError(threadId, active);
       throw invalid;
     }
@@ -235,7 +235,7 @@ export class RunService {
   /** The error for a thread found busy: which run it is only completes the message. */
   private async busy(threadId: string): Promise<ThreadHasActiveRunError> {
     // A failed read must not hide the code.
-    const active = await store.findActiveRunId(this.deps.db, threadId).catch(() => undefined);
+    const active = await findActiveRunId(this.deps.db, threadId).catch(() => undefined);
     return new ThreadHasActiveRunError(threadId, active ?? null);
   }
 

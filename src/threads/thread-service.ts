@@ -2,16 +2,16 @@
  * Threads and their messages. Adding a message takes a share lock on the thread, which
  * conflicts with createRun's update lock: a message can never slip in beside an active run.
  */
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db, Executor } from '../db/client.js';
 import { preparedPer } from '../db/prepared.js';
 import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
-import { messages, threads, type MessageRow, type ThreadRow } from '../db/schema.js';
+import { messages, runs, threads, type MessageRow, type ThreadRow } from '../db/schema.js';
 import { NotFoundError, ThreadHasActiveRunError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { Metadata } from '../domain/run.js';
+import { ACTIVE_STATUSES } from '../domain/run-lifecycle.js';
 import { idempotentRequest, once, recordKey } from '../idempotency/idempotency.js';
-import { findActiveRunId } from '../runs/sql/index.js';
 
 export interface CreateMessageInput {
   role: 'user' | 'assistant';
@@ -134,4 +134,17 @@ export async function threadExists(ex: Executor, projectId: string, id: string):
 /** The row of a new user or assistant message (ids in creation order). */
 export function newMessage(threadId: string, createdAt: number, m: CreateMessageInput) {
   return { id: newId('msg'), threadId, createdAt, role: m.role, content: m.content, metadata: m.metadata ?? {} };
+}
+
+/**
+ * The thread's active run, if it has one (a thread has at most one: queued, in progress,
+ * waiting for tool outputs, or cancelling). Messages cannot be added beside it.
+ */
+export async function findActiveRunId(ex: Executor, threadId: string): Promise<string | undefined> {
+  const [row] = await ex
+    .select({ id: runs.id })
+    .from(runs)
+    .where(and(eq(runs.threadId, threadId), inArray(runs.status, [...ACTIVE_STATUSES])))
+    .limit(1);
+  return row?.id;
 }

@@ -6,7 +6,7 @@ import type { Executor } from '../../db/client.js';
 import { planKeysetPage, type Page, type PageArgs } from '../../db/keyset.js';
 import { preparedPer } from '../../db/prepared.js';
 import { messages, runs, type MessageRow, type RunRow } from '../../db/schema.js';
-import { ACTIVE_STATUSES, type RunStatus } from '../../domain/run-lifecycle.js';
+import type { RunStatus } from '../../domain/run-lifecycle.js';
 
 const runById = preparedPer((ex) =>
   ex.select().from(runs).where(eq(runs.id, sql.placeholder('runId'))).limit(1).prepare('run_by_id'),
@@ -30,15 +30,6 @@ const runInProject = preparedPer((ex) =>
 export async function findRunInProject(ex: Executor, projectId: string, runId: string): Promise<RunRow | undefined> {
   const [run] = await runInProject(ex).execute({ runId, projectId });
   return run;
-}
-
-export async function findActiveRunId(ex: Executor, threadId: string): Promise<string | undefined> {
-  const [row] = await ex
-    .select({ id: runs.id })
-    .from(runs)
-    .where(and(eq(runs.threadId, threadId), inArray(runs.status, [...ACTIVE_STATUSES])))
-    .limit(1);
-  return row?.id;
 }
 
 const firstRuns = (order: 'asc' | 'desc') =>

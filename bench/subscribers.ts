@@ -219,7 +219,7 @@ async function seed(app: App): Promise<string[]> {
       const thread = await threads.create('default', {});
       const run = await runs.create('default', thread.id, { assistantId: assistant.id });
       ids.push(run.id);
-      await runs.transition(run.id, 'in_progress');
+      await app.engine.transition(run.id, 'in_progress');
       state.set(run.id, 'in_progress');
     }
   });
@@ -311,7 +311,7 @@ async function measure(app: App, target: Target, gateways: RunwayProcess[], runI
   // The driver: transitions at RATE per second, BATCH per commit (one notification
   // each), round-robin over the runs, each run cycling in_progress -> requires_action ->
   // queued -> in_progress.
-  const { runs } = app.services;
+  const runs = app.engine;
   const stopProfile = await profileDrive(target, gateways);
   const cpuBefore = pids.map(cpuMs);
   console.error(`[bench] driving ${RATE} transitions/s for ${SECONDS} s`);

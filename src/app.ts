@@ -17,7 +17,7 @@ import { Worker, type WorkerOptions } from './engine/worker.js';
 import { createInProcessEventBus } from './realtime/event-bus.js';
 import { postgresTransport, redisTransport } from './realtime/transport.js';
 import { randomUUID } from 'node:crypto';
-import { RunService } from './runs/run-service.js';
+import { runFaces, type RunEngine } from './runs/index.js';
 import { SWEEP_BATCH, sweepKeys } from './idempotency/idempotency.js';
 import { buildServer, type RunwayServer } from './server/server.js';
 import { ThreadService } from './threads/thread-service.js';
@@ -52,6 +52,11 @@ export interface App {
   /** The worker's connections: a pool of their own on PostgreSQL, else `database`. */
   engineDatabase: Database;
   services: Services;
+  /**
+   * The engine's face of the runs, on the gateway's connections: what specs use to move
+   * runs by hand (the worker has its own, on its pool).
+   */
+  engine: RunEngine;
   authenticator: Authenticator;
   server: RunwayServer;
   worker: Worker | undefined;
@@ -116,7 +121,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     : postgresTransport(database);
   const lockWaitMs = (database.driver === 'postgres' && database.timeouts.lockMs) || 1000;
   const runsOn = (pool: Database) =>
-    new RunService({
+    runFaces({
       db: pool.db,
       announcer: transport,
       clock,
@@ -130,7 +135,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   let worker: Worker | undefined;
   if (options.worker !== false) {
     const keysBefore = () => clock() - (config.idempotencyKeyHours ?? 24) * 3600;
-    const engineRuns = engineDatabase === database ? runs : runsOn(engineDatabase);
+    const engineRuns = engineDatabase === database ? runs.engine : runsOn(engineDatabase).engine;
     worker = new Worker({
       logger,
       housekeeping: async () => {
@@ -157,7 +162,8 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   );
   const services: Services = {
     bus,
-    runs,
+    runs: runs.commands,
+    history: runs.history,
     threads: new ThreadService({ db, clock }),
     assistants: new AssistantService({ db, clock }),
   };
@@ -201,6 +207,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     database,
     engineDatabase,
     services,
+    engine: runs.engine,
     authenticator,
     server,
     worker,

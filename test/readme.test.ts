@@ -61,13 +61,13 @@ it('works when pasted block by block', async () => {
 
 /** Resolves once a threadRunsChanged subscription on the thread has read where the thread's history ends. */
 function startingPositionRead(threadId: string): Promise<void> {
-  const runs = t.app.services.runs;
-  const read = runs.lastThreadPosition.bind(runs);
+  const history = t.app.services.history;
+  const read = history.lastThreadPosition.bind(history);
   return new Promise((resolve) => {
-    runs.lastThreadPosition = async (id) => {
+    history.lastThreadPosition = async (id) => {
       const position = await read(id);
       if (id === threadId) {
-        runs.lastThreadPosition = read;
+        history.lastThreadPosition = read;
         resolve();
       }
       return position;

@@ -75,7 +75,7 @@ const handlers: Record<string, (v: Row) => Promise<unknown>> = {
   /**
    * createRun as a careful hand-written handler does it, in one transaction: bump (and so
    * lock) the thread, refuse a second active run, read the assistant, insert the run with
-   * the columns and defaults RunService.create writes and its first event, and announce
+   * the columns and defaults RunCommands.create writes and its first event, and announce
    * it as Runway does (one NOTIFY, the same payload format) at commit.
    */
   async CreateRun(v) {

@@ -1,6 +1,6 @@
 /**
  * Statements the baseline sends as text because they must be exactly what Runway sends:
- * the growth scenario compares them with the statements Runway's RunService.list makes
+ * the growth scenario compares them with the statements Runway's RunCommands.list makes
  * (captured through drizzle's logger), so that a change on either side shows up there
  * instead of quietly comparing two different queries.
  */

@@ -13,7 +13,7 @@ import postgres from 'postgres';
 import { openDatabase } from '../../src/db/client.js';
 import type { Announcer } from '../../src/runs/announcer.js';
 import { sql } from 'drizzle-orm';
-import { RunService } from '../../src/runs/run-service.js';
+import { runFaces } from '../../src/runs/index.js';
 import { FIRST_RUNS_DESC, RUNS_PAGE } from './baseline-sql.js';
 import {
   fmt,
@@ -51,7 +51,7 @@ async function checkSameSql(url: string, threadId: string): Promise<void> {
     committed: () => {},
   };
   try {
-    const runs = new RunService({ db: database.db, announcer, clock: () => 0, runExpiresAfterSeconds: 600 });
+    const runs = runFaces({ db: database.db, announcer, clock: () => 0, runExpiresAfterSeconds: 600 }).commands;
     await runs.list(BENCH_PROJECT, threadId, { first: 20 });
   } finally {
     await database.close();

@@ -19,7 +19,7 @@ import { isDatabaseUnavailable, isTransientDatabaseError } from '../db/errors.js
 import type { RunRow, RunStepRow } from '../db/schema.js';
 import type { RunStatusEvent, RunUsage } from '../domain/run.js';
 import { createLogger, type Logger } from '../log.js';
-import { MAX_CLAIM, type RunService } from '../runs/run-service.js';
+import { MAX_CLAIM, type RunEngine } from '../runs/index.js';
 import { ModelError, type ModelProvider, type ModelResult, type PromptMessage } from './providers/provider.js';
 import { promptTokens } from './tokens.js';
 
@@ -27,7 +27,7 @@ import { promptTokens } from './tokens.js';
 const HOUSEKEEPING_MS = 60_000;
 
 export interface WorkerOptions {
-  runs: RunService;
+  runs: RunEngine;
   providers: ModelProvider[];
   /** Runs executed at once by this process. @default 8 */
   concurrency?: number;

@@ -2,12 +2,15 @@ import type { AssistantService } from '../assistants/assistant-service.js';
 import type { AnswerBudget } from './answer-budget.js';
 import type { RunEventBus } from '../realtime/event-bus.js';
 import type { DirectSink } from '../realtime/run-streams.js';
-import type { RunService } from '../runs/run-service.js';
+import type { RunCommands, RunHistory } from '../runs/index.js';
 import type { ThreadService } from '../threads/thread-service.js';
 
 /** The use cases, built once per process: what the server hands to every request. */
 export interface Services {
-  runs: RunService;
+  /** What clients may do with runs: never claim, lease or finish them. */
+  runs: RunCommands;
+  /** The runs' event history, for subscriptions. */
+  history: RunHistory;
   threads: ThreadService;
   assistants: AssistantService;
   bus: RunEventBus;

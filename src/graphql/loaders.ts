@@ -5,7 +5,7 @@
 import DataLoader from 'dataloader';
 import { DEFAULT_PAGE_SIZE, type Page, type PageArgs } from '../db/keyset.js';
 import type { RunStepRow } from '../db/schema.js';
-import type { FirstStepsKey } from '../runs/run-service.js';
+import type { FirstStepsKey } from '../runs/index.js';
 import type { GraphQLContext } from './context.js';
 
 const stepLoaders = new WeakMap<GraphQLContext, DataLoader<FirstStepsKey, Page<RunStepRow>, string>>();

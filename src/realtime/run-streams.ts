@@ -8,14 +8,15 @@ import type { RunRow } from '../db/schema.js';
 import { BadUserInputError, NotFoundError, SubscriptionLaggedError as LaggedError } from '../domain/errors.js';
 import type { RunStatusEvent } from '../domain/run.js';
 import { isTerminal } from '../domain/run-lifecycle.js';
-import type { RunService } from '../runs/run-service.js';
+import type { RunCommands, RunHistory } from '../runs/index.js';
 import type { ThreadService } from '../threads/thread-service.js';
 import { SubscriptionLaggedError, type BusItem, type RunEventBus } from './event-bus.js';
 import type { BoundedQueue } from './bounded-queue.js';
 
 export interface StreamDeps {
   bus: RunEventBus;
-  runs: RunService;
+  runs: Pick<RunCommands, 'getInProject'>;
+  history: RunHistory;
   threads: ThreadService;
   /** The subscriber's project: another project's run or thread is NOT_FOUND. */
   projectId: string;
@@ -86,7 +87,7 @@ export async function runStatusStream(
   try {
     run = await deps.runs.getInProject(deps.projectId, runId);
     if (!run) throw new NotFoundError('run', runId);
-    if (afterVersion == null) current = await deps.runs.currentEvent(run);
+    if (afterVersion == null) current = await deps.history.currentEvent(run);
   } catch (error) {
     live.close();
     throw error;
@@ -107,7 +108,7 @@ export async function runStatusStream(
         yield { event };
       }
     };
-    const history = () => patiently(() => deps.runs.eventsAfter(runId, position)); // a run has few events
+    const history = () => patiently(() => deps.history.eventsAfter(runId, position)); // a run has few events
     const catchUp = async () => deliver(await history());
 
     if (current) {
@@ -163,7 +164,7 @@ export async function threadRunsStream(
     const resumeFrom = after != null ? decodeEventCursor(after) : undefined;
     const thread = await deps.threads.get(deps.projectId, threadId);
     if (!thread) throw new NotFoundError('thread', threadId);
-    position = resumeFrom ?? (await deps.runs.lastThreadPosition(threadId));
+    position = resumeFrom ?? (await deps.history.lastThreadPosition(threadId));
   } catch (error) {
     live.close();
     throw error;
@@ -187,7 +188,7 @@ export async function threadRunsStream(
     const catchUp = async function* () {
       // Page through history until it is exhausted: a cursor may be far behind.
       for (;;) {
-        const page = await patiently(() => deps.runs.threadEventsAfter(threadId, position, HISTORY_PAGE));
+        const page = await patiently(() => deps.history.threadEventsAfter(threadId, position, HISTORY_PAGE));
         for (const event of page) {
           if (before(position, event)) yield advance(event);
         }

@@ -2,7 +2,7 @@
  * How the run store announces what it committed: a port owned by runs/, implemented by
  * realtime/ (PostgreSQL NOTIFY, or an outbox relayed to Redis). Every write that records
  * run events announces them in the same statement or transaction, through the one
- * transition core (runs/sql/changes.ts for single statements, RunService's commit for
+ * transition core (runs/sql/changes.ts for single statements, RunCore's commit for
  * transactions), so no write path can record an event and not announce it, and a crash
  * between the commit and the announcement loses nothing.
  */

@@ -44,6 +44,8 @@ describe.skipIf(!usingPostgres)('ROLE=all: the gateway and the worker on pools o
     await takeAll(t.app.database, 2);
 
     const { assistants, threads, runs } = other.services;
+
+    const engine = other.engine;
     const assistant = await assistants.create('default', { model: 'scripted' });
     const created = [];
     for (let i = 0; i < 5; i++) {
@@ -53,7 +55,7 @@ describe.skipIf(!usingPostgres)('ROLE=all: the gateway and the worker on pools o
     const deadline = Date.now() + 10_000;
     let statuses: string[] = [];
     while (Date.now() < deadline) {
-      statuses = await Promise.all(created.map(async (r) => (await runs.getById(r.id))!.status));
+      statuses = await Promise.all(created.map(async (r) => (await engine.getById(r.id))!.status));
       if (statuses.every((s) => s === 'completed')) break;
       await new Promise((r) => setTimeout(r, 100));
     }

@@ -58,7 +58,7 @@ describe.skipIf(!usingPostgres)('a connection cut at one statement of the engine
   async function settled(runId: string, timeoutMs = 10_000): Promise<RunRow> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const run = (await view.services.runs.getById(runId))!;
+      const run = (await view.engine.getById(runId))!;
       if (!['queued', 'in_progress', 'cancelling'].includes(run.status)) return run;
       if (Date.now() > deadline) throw new Error(`run ${runId} still ${run.status} after ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 50));
@@ -67,7 +67,7 @@ describe.skipIf(!usingPostgres)('a connection cut at one statement of the engine
 
   /** Waits until the worker has taken the run (its one slot is then busy). */
   async function settledOrStarted(runId: string): Promise<void> {
-    while ((await view.services.runs.getById(runId))!.status === 'queued') await new Promise((r) => setTimeout(r, 20));
+    while ((await view.engine.getById(runId))!.status === 'queued') await new Promise((r) => setTimeout(r, 20));
   }
 
   async function recorded(run: RunRow) {

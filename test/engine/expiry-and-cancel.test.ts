@@ -36,7 +36,7 @@ async function start(message: string) {
     throw new Error(`run stayed ${last?.status}, never ${status}`);
   };
   /** Every status the run went through, from its history (a busy machine may skip past a poll). */
-  const history = async () => (await t.app.services.runs.eventsAfter(run.id, 0)).map((e) => e.status);
+  const history = async () => (await t.app.services.history.eventsAfter(run.id, 0)).map((e) => e.status);
   return { threadId, runId: run.id as string, read, waitFor, history };
 }
 

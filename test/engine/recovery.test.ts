@@ -87,7 +87,7 @@ describe.skipIf(!usingPostgres)('a worker killed with SIGKILL mid-run (PostgreSQ
     );
     const ids = runs.map((r) => r.id);
     const child = spawnWorker(db.url!, { LEASE_SECONDS: '2', WORKER_CONCURRENCY: '10' });
-    const statuses = async () => Promise.all(ids.map(async (id) => (await gateway.services.runs.getById(id))!.status));
+    const statuses = async () => Promise.all(ids.map(async (id) => (await gateway.engine.getById(id))!.status));
     await waitUntil(async () => (await statuses()).every((s) => s === 'in_progress'), 20_000, 'the child to claim every run');
 
     child.kill('SIGKILL');
@@ -128,7 +128,7 @@ describe('runs that expired while no process was up', () => {
     leftovers.pop();
 
     const after = await app(db, { worker: { pollMs: 60_000 } });
-    const run = await after.services.runs.getById(waiting.id);
+    const run = await after.engine.getById(waiting.id);
     expect(run).toMatchObject({ status: 'expired', expiresAt: null });
   });
 });
@@ -147,7 +147,7 @@ describe('two workers on 200 runs', () => {
       if (usingPostgres) {
         workers.push((await app(db, { worker: { concurrency: 8, pollMs: 100 } })).worker!);
       } else {
-        const w = new Worker({ runs: gateway.services.runs, providers: [scriptedProvider], concurrency: 8, pollMs: 50 });
+        const w = new Worker({ runs: gateway.engine, providers: [scriptedProvider], concurrency: 8, pollMs: 50 });
         w.start();
         leftovers.push(() => w.stop());
         workers.push(w);

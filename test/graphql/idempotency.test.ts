@@ -101,8 +101,8 @@ describe('a retry with the same key and input', () => {
     const [a, thread, k] = [await createAssistant(t), await createThread(t), newKey()];
     const run = (await t.ok(CREATE_RUN, { t: thread, a })).createRun.id;
     const call = { id: 'call_1', type: 'function' as const, function: { name: 'get_weather', arguments: '{}' } };
-    await t.app.services.runs.transition(run, 'in_progress');
-    await t.app.services.runs.requireAction(run, [call]);
+    await t.app.engine.transition(run, 'in_progress');
+    await t.app.engine.requireAction(run, [call]);
     const q = 'mutation($t: ID!, $r: ID!, $k: String) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: [{ toolCallId: "call_1", output: "sunny" }], idempotencyKey: $k) { id status version } }';
     const first = (await t.ok(q, { t: thread, r: run, k })).submitToolOutputs;
     expect(first.status).toBe('QUEUED');

@@ -98,8 +98,8 @@ describe('tool outputs: at most 512 KB of UTF-8', () => {
     const threadId = await createThread(t);
     const { id: runId } = await createRun(t, threadId, { assistantId });
     const call = { id: 'call_1', type: 'function' as const, function: { name: 'get_weather', arguments: '{}' } };
-    await t.app.services.runs.transition(runId, 'in_progress');
-    await t.app.services.runs.requireAction(runId, [call]);
+    await t.app.engine.transition(runId, 'in_progress');
+    await t.app.engine.requireAction(runId, [call]);
     return { threadId, runId };
   }
 

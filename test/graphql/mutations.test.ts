@@ -143,7 +143,7 @@ describe('createRun', () => {
     expectError(await t.gql(CREATE_RUN, { threadId, input: { assistantId } }), 'THREAD_HAS_ACTIVE_RUN', runId);
     // The busy thread is reported before what else is wrong with the input.
     expectError(await t.gql(CREATE_RUN, { threadId, input: { assistantId, model: 'no-such-model' } }), 'THREAD_HAS_ACTIVE_RUN', runId);
-    await t.app.services.runs.transition(runId, 'cancelled');
+    await t.app.engine.transition(runId, 'cancelled');
     const next = await createRun(t, threadId, { assistantId });
     expect(next.status).toBe('QUEUED');
   });
@@ -229,7 +229,7 @@ describe('modifyRun', () => {
 
   it('replaces metadata in any status without a status change', async () => {
     const { threadId, runId } = await newRun(t);
-    await t.app.services.runs.transition(runId, 'cancelled');
+    await t.app.engine.transition(runId, 'cancelled');
     const data = await t.ok(MODIFY, { t: threadId, r: runId, m: { note: 'done' } });
     expect(data.modifyRun).toEqual({ metadata: { note: 'done' }, version: 2, status: 'CANCELLED' });
   });
@@ -255,7 +255,7 @@ describe('cancelRun', () => {
 
   it('moves an in_progress run to CANCELLING and leaves the end to the engine', async () => {
     const { threadId, runId } = await newRun(t);
-    await t.app.services.runs.transition(runId, 'in_progress');
+    await t.app.engine.transition(runId, 'in_progress');
     expect((await t.ok(CANCEL, { t: threadId, r: runId })).cancelRun).toMatchObject({ status: 'CANCELLING', cancelledAt: null });
     // Cancelling again is not an error: the cancel is already under way.
     expect((await t.ok(CANCEL, { t: threadId, r: runId })).cancelRun.status).toBe('CANCELLING');
@@ -263,8 +263,8 @@ describe('cancelRun', () => {
 
   it('refuses a terminal run with INVALID_RUN_STATE', async () => {
     const { threadId, runId } = await newRun(t);
-    await t.app.services.runs.transition(runId, 'in_progress');
-    await t.app.services.runs.transition(runId, 'completed');
+    await t.app.engine.transition(runId, 'in_progress');
+    await t.app.engine.transition(runId, 'completed');
     expectError(await t.gql(CANCEL, { t: threadId, r: runId }), 'INVALID_RUN_STATE', "Cannot cancel run with status 'completed'");
   });
 });
@@ -275,8 +275,8 @@ describe('submitToolOutputs', () => {
 
   async function waiting() {
     const { threadId, runId } = await newRun(t);
-    await t.app.services.runs.transition(runId, 'in_progress');
-    await t.app.services.runs.requireAction(runId, calls);
+    await t.app.engine.transition(runId, 'in_progress');
+    await t.app.engine.requireAction(runId, calls);
     return { threadId, runId };
   }
 
@@ -296,7 +296,7 @@ describe('submitToolOutputs', () => {
     const { threadId, runId } = await waiting();
     const data = await t.ok(SUBMIT, { t: threadId, r: runId, o: [{ toolCallId: 'call_a', output: 'x\ud800' }, { toolCallId: 'call_b', output: '\udfff' }] });
     expect(data.submitToolOutputs.status).toBe('QUEUED');
-    const steps = await t.app.services.runs.steps(runId);
+    const steps = await t.app.engine.steps(runId);
     expect(JSON.stringify(steps.map((s) => s.stepDetails))).toContain('"output":"x\ufffd"');
   });
 

@@ -15,7 +15,7 @@ const PAGE = `query($t: ID!, $first: Int, $after: String, $last: Int, $before: S
 /** Adds a run that ends at once (a thread holds one active run at a time). */
 async function addRun(): Promise<string> {
   const run = await createRun(t, threadId, { assistantId });
-  await t.app.services.runs.transition(run.id, 'cancelled');
+  await t.app.engine.transition(run.id, 'cancelled');
   ids.push(run.id);
   return run.id;
 }
@@ -89,7 +89,7 @@ describe('runs(threadId) pagination', () => {
     const run = await createRun(t, threadId, { assistantId });
     const p = await page({ status: ['QUEUED', 'IN_PROGRESS'] });
     expect(p.ids).toEqual([run.id]);
-    await t.app.services.runs.transition(run.id, 'cancelled');
+    await t.app.engine.transition(run.id, 'cancelled');
     ids.push(run.id);
     expect((await page({ status: ['QUEUED'] })).ids).toEqual([]);
   });

@@ -19,12 +19,13 @@ beforeAll(async () => {
   const assistantId = await createAssistant(t);
   threadId = await createThread(t);
   const { runs } = t.app.services;
+  const engine = t.app.engine;
   for (let i = 0; i < RUNS; i++) {
     const run = await createRun(t, threadId, { assistantId });
     // Each run gets a TOOL_CALLS step, cancelled with the run.
-    await runs.transition(run.id, 'in_progress');
-    await runs.requireAction(run.id, [CALL]);
-    await runs.transition(run.id, 'cancelled');
+    await engine.transition(run.id, 'in_progress');
+    await engine.requireAction(run.id, [CALL]);
+    await engine.transition(run.id, 'cancelled');
   }
 });
 afterAll(async () => {
@@ -59,7 +60,7 @@ it('reads a thread, a page of its runs and all their steps in 3 statements, for 
 it('gives each run its own steps (the batch does not mix them up)', async () => {
   const { runs } = await countStatements(30);
   for (const run of runs) {
-    const own = await t.app.services.runs.steps(run.id);
+    const own = await t.app.engine.steps(run.id);
     expect(run.steps.nodes.map((s: any) => s.id)).toEqual(own.map((s) => s.id));
   }
 });
@@ -81,7 +82,7 @@ it('creates a run in two statements: the assistant, then one that writes the run
     { t: fresh },
   );
   expect(data.thread.messages.nodes.map((m: any) => m.text)).toEqual(['Hello', 'one more thing']);
-  expect(await t.app.services.runs.eventsAfter(run.id, 0)).toEqual([
+  expect(await t.app.services.history.eventsAfter(run.id, 0)).toEqual([
     expect.objectContaining({ runId: run.id, threadId: fresh, threadSeq: 1, version: 1, previousStatus: null, status: 'queued' }),
   ]);
 });
@@ -89,6 +90,7 @@ it('creates a run in two statements: the assistant, then one that writes the run
 it('creates the runs asked for together in one statement, each with its own messages and event, and fails a bad one alone', async () => {
   const assistantId = await createAssistant(t);
   const { runs } = t.app.services;
+  const engine = t.app.engine;
   const project = 'default'; // open local mode
   const idle = await Promise.all([1, 2, 3, 4].map((i) => createThread(t, `thread ${i}`)));
   // A run first, so the assistant is known (assistants never change: read once), and the
@@ -104,7 +106,7 @@ it('creates the runs asked for together in one statement, each with its own mess
   expect(statements[0]).toMatch(/^with "thread" as \(update "threads"/);
   for (const [i, run] of created.entries()) {
     expect(run).toMatchObject({ threadId: idle[i], threadSeq: 1, status: 'queued' });
-    expect(await runs.eventsAfter(run.id, 0)).toEqual([
+    expect(await t.app.services.history.eventsAfter(run.id, 0)).toEqual([
       expect.objectContaining({ runId: run.id, threadId: idle[i], threadSeq: 1, version: 1, status: 'queued' }),
     ]);
     const data = await t.ok(`query($t: ID!) { thread(id: $t) { messages(order: ASC) { nodes { text } } } }`, { t: idle[i] });
@@ -140,6 +142,7 @@ it('creates the runs asked for together in one statement, each with its own mess
 it('creates one of two runs asked for together on one thread, and refuses the other as the thread is busy', async () => {
   const assistantId = await createAssistant(t);
   const { runs } = t.app.services;
+  const engine = t.app.engine;
   const threadId = await createThread(t);
   await runs.create('default', await createThread(t), { assistantId }); // the assistant is known: both reach one batch
   statements = [];

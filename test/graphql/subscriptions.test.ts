@@ -30,12 +30,12 @@ describe('runStatusChanged', () => {
       run: { id: runId, status: 'QUEUED', version: 1 },
     });
 
-    const runs = t.app.services.runs;
-    await runs.transition(runId, 'in_progress');
-    await runs.requireAction(runId, [CALL]);
+    const engine = t.app.engine;
+    await engine.transition(runId, 'in_progress');
+    await engine.requireAction(runId, [CALL]);
     await t.ok(`mutation($t: ID!, $r: ID!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: [{ toolCallId: "call_1", output: "ok" }]) { id } }`, { t: threadId, r: runId });
-    await runs.transition(runId, 'in_progress');
-    await runs.transition(runId, 'completed');
+    await engine.transition(runId, 'in_progress');
+    await engine.transition(runId, 'completed');
     await sub.done; // completes by itself after COMPLETED
 
     const events = sub.events.map((e) => e.data!.runStatusChanged);
@@ -58,12 +58,12 @@ describe('runStatusChanged', () => {
     const { runId } = await newRun(t);
     const sub = collect(t.wsClient(), RUN_STATUS, { runId });
     await eventually(() => sub.events.length === 1);
-    const runs = t.app.services.runs;
-    await runs.transition(runId, 'in_progress');
+    const engine = t.app.engine;
+    await engine.transition(runId, 'in_progress');
     // The cancel and the engine's completion race; whichever order they commit, the
     // subscriber sees a gapless version sequence.
-    await Promise.all([runs.transition(runId, 'cancelling'), runs.transition(runId, 'completed')]);
-    await runs.transition(runId, 'cancelled'); // no-op if already terminal
+    await Promise.all([engine.transition(runId, 'cancelling'), engine.transition(runId, 'completed')]);
+    await engine.transition(runId, 'cancelled'); // no-op if already terminal
     await sub.done;
     const versions = sub.events.map((e) => e.data!.runStatusChanged.version);
     expect(versions).toEqual(versions.map((_, i) => i + 1));
@@ -72,7 +72,7 @@ describe('runStatusChanged', () => {
 
   it('sends only the current state for a run that already ended', async () => {
     const { runId } = await newRun(t);
-    await t.app.services.runs.transition(runId, 'cancelled');
+    await t.app.engine.transition(runId, 'cancelled');
     const sub = collect(t.wsClient(), RUN_STATUS, { runId });
     await sub.done;
     expect(sub.events.map((e) => e.data!.runStatusChanged.status)).toEqual(['CANCELLED']);
@@ -90,7 +90,7 @@ describe('runStatusChanged', () => {
       (errors: any[]) => errors,
     );
     expect(broken?.[0]?.extensions?.code).toBe('GRAPHQL_PARSE_FAILED');
-    await t.app.services.runs.transition(runId, 'cancelled');
+    await t.app.engine.transition(runId, 'cancelled');
     await live.done;
     expect(live.events.map((e) => e.data!.runStatusChanged.status)).toEqual(['QUEUED', 'CANCELLED']);
   });
@@ -135,9 +135,9 @@ describe('threadRunsChanged', () => {
     await eventually(() => t.app.services.bus.subscriberCount(`thread:${threadId}`) === 1);
 
     const first = await createRun(t, threadId, { assistantId });
-    await t.app.services.runs.transition(first.id, 'cancelled');
+    await t.app.engine.transition(first.id, 'cancelled');
     const second = await createRun(t, threadId, { assistantId });
-    await t.app.services.runs.transition(second.id, 'in_progress');
+    await t.app.engine.transition(second.id, 'in_progress');
 
     await eventually(() => sub.events.length === 4);
     sub.stop();

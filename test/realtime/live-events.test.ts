@@ -32,12 +32,12 @@ const CALL = { id: 'call_1', type: 'function' as const, function: { name: 'get_w
 
 /** queued -> in_progress -> requires_action -> queued -> in_progress -> completed */
 async function fullLifecycle(runId: string, threadId: string) {
-  const runs = t.app.services.runs;
-  await runs.transition(runId, 'in_progress');
-  await runs.requireAction(runId, [CALL]);
-  await runs.submitToolOutputs('default', threadId, runId, [{ toolCallId: 'call_1', output: 'ok' }]);
-  await runs.transition(runId, 'in_progress');
-  await runs.transition(runId, 'completed');
+  const engine = t.app.engine;
+  await engine.transition(runId, 'in_progress');
+  await engine.requireAction(runId, [CALL]);
+  await t.app.services.runs.submitToolOutputs('default', threadId, runId, [{ toolCallId: 'call_1', output: 'ok' }]);
+  await engine.transition(runId, 'in_progress');
+  await engine.transition(runId, 'completed');
 }
 
 describe('resuming runStatusChanged with afterVersion', () => {
@@ -58,17 +58,17 @@ describe('resuming runStatusChanged with afterVersion', () => {
     const { runId, threadId } = await newRun(t);
     const first = collect(t.wsClient(), RUN_EVENTS, { runId });
     await eventually(() => first.events.length === 1);
-    await t.app.services.runs.transition(runId, 'in_progress');
+    await t.app.engine.transition(runId, 'in_progress');
     await eventually(() => first.events.length === 2);
     first.stop(); // the client goes away...
     const lastSeen = first.events.at(-1)!.data!.runStatusChanged.version;
-    await t.app.services.runs.requireAction(runId, [CALL]); // ...and misses these
+    await t.app.engine.requireAction(runId, [CALL]); // ...and misses these
     await t.app.services.runs.submitToolOutputs('default', threadId, runId, [{ toolCallId: 'call_1', output: 'ok' }]);
 
     const second = collect(t.wsClient(), RUN_EVENTS, { runId, after: lastSeen });
     await eventually(() => second.events.length === 2);
-    await t.app.services.runs.transition(runId, 'in_progress'); // live again
-    await t.app.services.runs.transition(runId, 'completed');
+    await t.app.engine.transition(runId, 'in_progress'); // live again
+    await t.app.engine.transition(runId, 'completed');
     await second.done;
     expect(second.events.map((e) => e.data!.runStatusChanged.version)).toEqual([3, 4, 5, 6]);
   });
@@ -97,16 +97,16 @@ describe('resuming threadRunsChanged with a cursor', () => {
     const sub = collect(t.wsClient(), THREAD_EVENTS, { threadId });
     await eventually(() => t.app.services.bus.subscriberCount(`thread:${threadId}`) === 1);
     const one = await createRun(t, threadId, { assistantId });
-    await t.app.services.runs.transition(one.id, 'in_progress');
+    await t.app.engine.transition(one.id, 'in_progress');
     await eventually(() => sub.events.length === 2);
     sub.stop();
     const cursor = sub.events.at(-1)!.data!.threadRunsChanged.cursor;
 
-    await t.app.services.runs.transition(one.id, 'completed'); // missed
+    await t.app.engine.transition(one.id, 'completed'); // missed
     const two = await createRun(t, threadId, { assistantId }); // missed
     const resumed = collect(t.wsClient(), THREAD_EVENTS, { threadId, after: cursor });
     await eventually(() => resumed.events.length === 2);
-    await t.app.services.runs.transition(two.id, 'cancelled'); // live
+    await t.app.engine.transition(two.id, 'cancelled'); // live
     await eventually(() => resumed.events.length === 3);
     resumed.stop();
     expect(resumed.events.map((e) => [e.data!.threadRunsChanged.runId, e.data!.threadRunsChanged.version, e.data!.threadRunsChanged.status])).toEqual([
@@ -120,9 +120,10 @@ describe('resuming threadRunsChanged with a cursor', () => {
     const assistantId = await createAssistant(t);
     const threadId = await createThread(t);
     const { runs } = t.app.services;
+    const engine = t.app.engine;
     for (let i = 0; i < 300; i++) {
       const run = await runs.create('default', threadId, { assistantId });
-      await runs.transition(run.id, 'cancelled');
+      await engine.transition(run.id, 'cancelled');
     }
     const start = Buffer.from('e1:0:0').toString('base64url'); // before the first event
     const sub = collect(t.wsClient(), THREAD_EVENTS, { threadId, after: start });
@@ -163,7 +164,7 @@ describe('a subscriber that reads too slowly', () => {
     while (t.app.services.bus.subscriberCount(`thread:${threadId}`) > 0) {
       if (made >= 2000) throw new Error('the server never cut the slow reader off');
       const run = await createRun(t, threadId, { assistantId, metadata });
-      await t.app.services.runs.transition(run.id, 'cancelled');
+      await t.app.engine.transition(run.id, 'cancelled');
       made += 2;
     }
     const heapAfterCutOff = process.memoryUsage().heapUsed;
@@ -219,8 +220,8 @@ describe('events written straight to the subscriber (the websocket, for a select
     const stream = await runStatusStream({ ...t.app.services, projectId: 'default', direct: sink }, runId);
     // The consumer's first next() settles only when the stream ends.
     const end = stream.next();
-    await t.app.services.runs.transition(runId, 'in_progress');
-    await t.app.services.runs.requireAction(runId, [CALL]);
+    await t.app.engine.transition(runId, 'in_progress');
+    await t.app.engine.requireAction(runId, [CALL]);
     const result = await end;
     expect(sink.written).toEqual([1, 2, 3]);
     const lagged = (result.value as { lagged: DomainError }).lagged;
@@ -285,7 +286,7 @@ describe('events written straight to the subscriber (the websocket, for a select
       contextValue: await contextFactory(),
     })) as AsyncIterableIterator<ExecutionResult>;
     const first = results.next();
-    await t.app.services.runs.transition(runId, 'in_progress');
+    await t.app.engine.transition(runId, 'in_progress');
     const lagged = await first;
     expect(sink.written).toEqual([1, 2]); // both went straight to the sink
     expect(lagged.done).toBe(false);

@@ -40,8 +40,8 @@ async function expectLegalPath(runId: string) {
 
 async function waitingRun() {
   const { threadId, runId } = await newRun(t);
-  await t.app.services.runs.transition(runId, 'in_progress');
-  await t.app.services.runs.requireAction(runId, [CALL]);
+  await t.app.engine.transition(runId, 'in_progress');
+  await t.app.engine.requireAction(runId, [CALL]);
   return { threadId, runId };
 }
 
@@ -59,16 +59,16 @@ describe('a transition', () => {
     expect(run).toMatchObject({ status: 'QUEUED', version: 1, object: 'thread.run', startedAt: null });
     expect(run.expiresAt).toBe(run.createdAt + 600);
 
-    const started = await t.app.services.runs.transition(runId, 'in_progress');
+    const started = await t.app.engine.transition(runId, 'in_progress');
     expect(started).toMatchObject({ status: 'in_progress', version: 2, previousStatus: 'queued' });
     expect(started!.startedAt).toBeGreaterThanOrEqual(run.createdAt);
 
-    await t.app.services.runs.requireAction(runId, [CALL]);
+    await t.app.engine.requireAction(runId, [CALL]);
     await submit(threadId, runId);
-    const again = await t.app.services.runs.transition(runId, 'in_progress');
+    const again = await t.app.engine.transition(runId, 'in_progress');
     expect(again!.startedAt).toBe(started!.startedAt); // startedAt is the first start only
 
-    const done = await t.app.services.runs.transition(runId, 'completed', {
+    const done = await t.app.engine.transition(runId, 'completed', {
       usage: { promptTokens: 3, completionTokens: 4, totalTokens: 7 },
     });
     expect(done).toMatchObject({ status: 'completed', version: 6, expiresAt: null, requiredAction: null });
@@ -80,16 +80,16 @@ describe('a transition', () => {
 
   it('refuses an illegal move and leaves the run untouched', async () => {
     const { runId } = await newRun(t);
-    expect(await t.app.services.runs.transition(runId, 'completed')).toBeUndefined();
-    expect(await t.app.services.runs.transition(runId, 'requires_action', { requiredAction: { type: 'submit_tool_outputs', submitToolOutputs: { toolCalls: [CALL] } } })).toBeUndefined();
+    expect(await t.app.engine.transition(runId, 'completed')).toBeUndefined();
+    expect(await t.app.engine.transition(runId, 'requires_action', { requiredAction: { type: 'submit_tool_outputs', submitToolOutputs: { toolCalls: [CALL] } } })).toBeUndefined();
     const events = await history(runId);
     expect(events).toHaveLength(1);
-    expect((await t.app.services.runs.getById(runId))!.version).toBe(1);
+    expect((await t.app.engine.getById(runId))!.version).toBe(1);
   });
 
   it('ends the open tool-calls step with the run', async () => {
     const { runId } = await waitingRun();
-    await t.app.services.runs.transition(runId, 'expired');
+    await t.app.engine.transition(runId, 'expired');
     const steps = await t.app.database.db.select().from(runSteps).where(eq(runSteps.runId, runId));
     expect(steps).toHaveLength(1);
     expect(steps[0]).toMatchObject({ type: 'tool_calls', status: 'expired' });
@@ -134,7 +134,7 @@ describe('50 concurrent callers on one run', () => {
 
   it('expire: exactly one expires it', async () => {
     const { runId } = await waitingRun();
-    const results = await Promise.all(Array.from({ length: N }, () => t.app.services.runs.transition(runId, 'expired')));
+    const results = await Promise.all(Array.from({ length: N }, () => t.app.engine.transition(runId, 'expired')));
     expect(results.filter(Boolean)).toHaveLength(1);
     const events = await expectLegalPath(runId);
     expect(events.at(-1)!.toStatus).toBe('expired');
@@ -147,7 +147,7 @@ describe('50 concurrent callers on one run', () => {
         ? cancel(threadId, runId).then((r) => !r.errors)
         : i % 3 === 1
           ? submit(threadId, runId).then((r) => !r.errors)
-          : t.app.services.runs.transition(runId, 'expired').then(Boolean),
+          : t.app.engine.transition(runId, 'expired').then(Boolean),
     );
     const successes = (await Promise.all(calls)).filter(Boolean).length;
     const events = await expectLegalPath(runId);

@@ -101,7 +101,7 @@ describe('an answer over MAX_RESPONSE_BYTES (16 MiB by default)', () => {
     const twice = collect(client, query(2), { r: run.id });
     const thrice = collect(client, query(3), { r: run.id });
     await eventually(() => twice.events.length === 1 && thrice.events.length === 1);
-    await t.app.services.runs.transition(run.id, 'cancelled');
+    await t.app.engine.transition(run.id, 'cancelled');
     await Promise.all([twice.done, thrice.done]);
     // Two copies (12 MB) fit in each event, however many came before.
     expect(twice.events.map((e) => e.errors ?? e.data!.runStatusChanged.status)).toEqual(['QUEUED', 'CANCELLED']);

@@ -34,9 +34,9 @@ beforeAll(async () => {
   A.thread = await createThread(t, 'a secret of project A');
   A.run = (await createRun(t, A.thread, { assistantId: A.assistant })).id;
   // requires_action, with an open TOOL_CALLS step: the run accepts every mutation.
-  await t.app.services.runs.transition(A.run, 'in_progress');
-  await t.app.services.runs.requireAction(A.run, [CALL]);
-  A.step = (await t.app.services.runs.steps(A.run))[0]!.id;
+  await t.app.engine.transition(A.run, 'in_progress');
+  await t.app.engine.requireAction(A.run, [CALL]);
+  A.step = (await t.app.engine.steps(A.run))[0]!.id;
 
   B.assistant = (await b.ok('mutation { createAssistant(input: { model: "scripted" }) { id } }')).createAssistant.id;
   B.thread = (await b.ok('mutation { createThread { id } }')).createThread.id;

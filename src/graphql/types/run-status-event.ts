@@ -42,7 +42,7 @@ const RunStatusEventRef = builder.objectRef<EventDelivery>('RunStatusEvent').imp
         'The run as this change left it when the server has that state at hand (the first event of runStatusChanged); otherwise the run as it is when the event is delivered, which may be later.',
       resolve: async (p, _, ctx) => {
         if (p.run && p.run.version === p.event.version) return p.run;
-        const run = await ctx.runs.runForEvent(p.event.runId, p.event.version);
+        const run = await ctx.history.runForEvent(p.event.runId, p.event.version);
         if (!run) throw new Error(`run ${p.event.runId} vanished`);
         return run;
       },

@@ -11,7 +11,7 @@ import type {
   TruncationStrategy,
 } from '../../domain/run.js';
 import { RUN_STATUSES, type RunStatus } from '../../domain/run-lifecycle.js';
-import type { CreateRunInput as CreateRunUseCase } from '../../runs/run-service.js';
+import type { CreateRunInput as CreateRunUseCase } from '../../runs/index.js';
 import { checkAnswerBudget, counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
 import {

@@ -1,0 +1,374 @@
+/**
+ * What clients may do with runs (the GraphQL resolvers, and any other face of the API):
+ * read them, page them, create, modify, cancel, and hand them tool outputs. Each use case
+ * opens its own transaction and applies the lifecycle through the run store.
+ */
+import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
+import { batched } from '../db/batches.js';
+import { isItemSpecificError, isUniqueViolation } from '../db/errors.js';
+import { rowWrites, type RowWrites } from '../db/row-writes.js';
+import { runSteps, type RunRow, type RunStepRow } from '../db/schema.js';
+import { findAssistant } from '../assistants/assistant-service.js';
+import { BadUserInputError, InvalidRunStateError, NotFoundError, ThreadHasActiveRunError } from '../domain/errors.js';
+import { newId } from '../domain/ids.js';
+import type { Metadata, ResponseFormat, Tool, ToolCall, ToolChoice, ToolOutput, TruncationStrategy } from '../domain/run.js';
+import { cancelMove, type RunStatus } from '../domain/run-lifecycle.js';
+import { idempotentRequest, once, recordKey, type IdempotentRequest } from '../idempotency/idempotency.js';
+import { findActiveRunId, newMessage } from '../threads/thread-service.js';
+import { MAX_EVENTS_PER_COMMIT, type Moved, type RunCore } from './core.js';
+import * as store from './sql/index.js';
+
+export interface CreateRunInput {
+  assistantId: string;
+  model?: string | null;
+  instructions?: string | null;
+  additionalInstructions?: string | null;
+  additionalMessages?: { role: 'user' | 'assistant'; content: string; metadata?: Metadata | null }[] | null;
+  tools?: Tool[] | null;
+  metadata?: Metadata | null;
+  temperature?: number | null;
+  topP?: number | null;
+  maxPromptTokens?: number | null;
+  maxCompletionTokens?: number | null;
+  truncationStrategy?: TruncationStrategy | null;
+  toolChoice?: ToolChoice | null;
+  parallelToolCalls?: boolean | null;
+  responseFormat?: ResponseFormat | null;
+}
+
+/** A run's first page of steps: which run, which order, how many. */
+export interface FirstStepsKey {
+  runId: string;
+  order: 'asc' | 'desc';
+  size: number;
+}
+
+/** The answer to a run that must go in the next batch (see writeCreations). */
+const AGAIN = Symbol('again');
+
+/** How many times a use case re-reads and retries when a concurrent change beat it. */
+const MAX_ATTEMPTS = 5;
+
+export class RunCommands {
+  /**
+   * A client's writes to a run (cancel, modify, submitToolOutputs): each use case in its
+   * run's turn, its write on a slot (see db/row-writes). The turn is the project's and
+   * the run's: a request naming another project's run never waits behind that run's
+   * writes, nor learns from their outcome that it exists; it reads NOT_FOUND.
+   */
+  private readonly runWrites: RowWrites;
+
+  constructor(private readonly core: RunCore) {
+    this.runWrites = rowWrites(core.deps.runWrites ?? { slots: 5, slotWaitMs: 1000 });
+  }
+
+  /** The run, or undefined when it does not exist in that thread of that project. */
+  get(projectId: string, threadId: string, runId: string): Promise<RunRow | undefined> {
+    return this.core.get(projectId, threadId, runId);
+  }
+
+  /** The run in that project, whatever its thread. */
+  async getInProject(projectId: string, runId: string): Promise<RunRow | undefined> {
+    return store.findRunInProject(this.core.deps.db, projectId, runId);
+  }
+
+  async list(
+    projectId: string,
+    threadId: string,
+    args: PageArgs,
+    statuses?: readonly RunStatus[] | null,
+  ): Promise<Page<RunRow>> {
+    await this.core.requireThread(projectId, threadId);
+    return store.listRuns(this.core.deps.db, threadId, args, statuses);
+  }
+
+  /** A thread's runs when the thread is already known to be the caller's (a Thread's `runs` field). */
+  async listOfThread(thread: { id: string }, args: PageArgs, statuses?: readonly RunStatus[] | null): Promise<Page<RunRow>> {
+    return store.listRuns(this.core.deps.db, thread.id, args, statuses);
+  }
+
+  /** A new run; with an idempotency key, a retry gets the first one. */
+  async create(projectId: string, threadId: string, input: CreateRunInput, idempotencyKey?: string | null): Promise<RunRow> {
+    const request = idempotentRequest(projectId, idempotencyKey, 'createRun', { threadId, input });
+    return once(
+      this.core.deps.db,
+      request,
+      () => this.createOnce(projectId, threadId, input, request),
+      (id) => this.getInProject(projectId, id),
+    );
+  }
+
+  private async createOnce(
+    projectId: string,
+    threadId: string,
+    input: CreateRunInput,
+    request: IdempotentRequest | undefined,
+  ): Promise<RunRow> {
+    const { db, clock, runExpiresAfterSeconds } = this.core.deps;
+    const now = clock();
+    // Assistants never change once created: read outside the run's statement.
+    const assistant = await findAssistant(db, projectId, input.assistantId);
+    const model = input.model ?? assistant?.model;
+    const tools = input.tools ?? assistant?.tools ?? [];
+    const forced = input.toolChoice && 'function' in input.toolChoice ? input.toolChoice.function.name : null;
+    const invalid = !assistant
+      ? new NotFoundError('assistant', input.assistantId)
+      : this.core.deps.modelSupported && !this.core.deps.modelSupported(model!)
+        ? new BadUserInputError(
+            `Invalid input: model: no model provider serves '${model}' (use 'scripted' or 'scripted-*', or configure OPENAI_BASE_URL / OPENAI_API_KEY).`,
+            { fields: ['input.model'] },
+          )
+        : forced && !tools.some((t) => t.function.name === forced)
+          ? new BadUserInputError(`Invalid input: input.toolChoice.function.name: '${forced}' is not one of the run's tools.`, {
+              fields: ['input.toolChoice.function.name'],
+            })
+          : undefined;
+    if (invalid) {
+      // Reported in this order, as clients have always seen: a missing thread, a missing
+      // assistant, a thread busy with another run, then what is wrong with the input.
+      await this.core.requireThread(projectId, threadId);
+      const active = assistant && (await findActiveRunId(db, threadId));
+      if (active) throw new ThreadHasActiveRunError(threadId, active);
+      throw invalid;
+    }
+    let created: Moved | undefined | typeof AGAIN;
+    try {
+      const run: store.NewRun = {
+        id: newId('run'),
+        projectId,
+        threadId,
+        assistantId: assistant!.id,
+        createdAt: now,
+        expiresAt: now + runExpiresAfterSeconds,
+        model: model!,
+        instructions: input.instructions ?? assistant!.instructions ?? '',
+        additionalInstructions: input.additionalInstructions ?? null,
+        tools,
+        metadata: input.metadata ?? {},
+        // As the Assistants API: "If not set, defaults to 1."
+        temperature: input.temperature ?? 1,
+        topP: input.topP ?? 1,
+        maxPromptTokens: input.maxPromptTokens ?? null,
+        maxCompletionTokens: input.maxCompletionTokens ?? null,
+        truncationStrategy: input.truncationStrategy ?? { type: 'auto', lastMessages: null },
+        toolChoice: input.toolChoice ?? { mode: 'auto' },
+        parallelToolCalls: input.parallelToolCalls ?? true,
+        responseFormat: input.responseFormat ?? { type: 'auto' },
+        messages: (input.additionalMessages ?? []).map((m) => {
+          const { id, role, content, metadata } = newMessage(threadId, now, m);
+          return { id, role, content, metadata };
+        }),
+        idempotency: request ? { key: request.key, fingerprint: request.fingerprint } : null,
+      };
+      // A second run asked for on one thread in one batch waits for the next batch.
+      do {
+        created = await this.creations(run);
+      } while (created === AGAIN);
+    } catch (error) {
+      // The partial unique index keeps a thread to one active run.
+      if (isUniqueViolation(error, 'runs_one_active_per_thread')) throw await this.busy(threadId);
+      throw error;
+    }
+    if (!created) {
+      // Not created: the thread is not there, or it has an active run.
+      await this.core.requireThread(projectId, threadId);
+      throw await this.busy(threadId);
+    }
+    return created.run;
+  }
+
+  /** The error for a thread found busy: which run it is only completes the message. */
+  private async busy(threadId: string): Promise<ThreadHasActiveRunError> {
+    // A failed read must not hide the code.
+    const active = await findActiveRunId(this.core.deps.db, threadId).catch(() => undefined);
+    return new ThreadHasActiveRunError(threadId, active ?? null);
+  }
+
+  /**
+   * Runs created meanwhile go to the database together: one statement, one commit, one
+   * notification (group commit, see db/batches). A run on a thread busy with another is
+   * left out by the statement; a batch that fails on one run's data (two runs racing on
+   * one thread from two processes, caught by the unique index) is written again run by
+   * run, so that run fails alone.
+   */
+  private readonly creations = batched<store.NewRun, Moved | undefined | typeof AGAIN>((batch) => this.writeCreations(batch), {
+    // Every event of a batch travels in one notification.
+    maxBatch: MAX_EVENTS_PER_COMMIT,
+    retryAlone: isItemSpecificError,
+  });
+
+  /**
+   * One statement: one run per thread, in thread id order (see createRunsStatement). A
+   * second run on a thread is answered AGAIN and goes in the next batch, where it finds
+   * the first one active. (Never a second statement here: were it to fail after the first
+   * committed, the batch would be written again and its created runs reported as refused.)
+   */
+  private async writeCreations(batch: store.NewRun[]): Promise<(Moved | undefined | typeof AGAIN)[]> {
+    const firsts = new Map<string, store.NewRun>();
+    for (const run of batch) if (!firsts.has(run.threadId)) firsts.set(run.threadId, run);
+    const now = [...firsts.values()].sort((a, b) => (a.threadId < b.threadId ? -1 : a.threadId > b.threadId ? 1 : 0));
+    const moved = await this.core.statements.createRuns(now);
+    const created = new Map(moved.map((m) => [m.run.id, m]));
+    return batch.map((run) => (firsts.get(run.threadId) === run ? created.get(run.id) : AGAIN));
+  }
+
+  modify(projectId: string, threadId: string, runId: string, metadata: Metadata): Promise<RunRow> {
+    return this.runWrites.inTurn(turnOf(projectId, runId), async () => {
+      await this.core.require(projectId, threadId, runId);
+      const run = await this.runWrites.inSlot(() => store.updateRunMetadata(this.core.deps.db, runId, metadata));
+      if (!run) throw new NotFoundError('run', runId);
+      return run;
+    });
+  }
+
+  /**
+   * queued or requires_action: cancelled at once. in_progress: cancelling, and the engine
+   * ends it. Already cancelling: returned as it is. Terminal: INVALID_RUN_STATE.
+   */
+  cancel(projectId: string, threadId: string, runId: string): Promise<RunRow> {
+    return this.runWrites.inTurn(turnOf(projectId, runId), () => this.cancelInTurn(projectId, threadId, runId));
+  }
+
+  private async cancelInTurn(projectId: string, threadId: string, runId: string): Promise<RunRow> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const run = await this.core.require(projectId, threadId, runId);
+      const to = cancelMove(run.status);
+      if (to === 'unchanged') return run;
+      if (to === 'refused') throw new InvalidRunStateError(`Cannot cancel run with status '${run.status}'.`, run.status);
+      const moved = await this.runWrites.inSlot(() => this.core.transition(runId, to, {}, { from: [run.status] }));
+      if (moved) return moved;
+    }
+    throw new Error(`cancel of ${runId} kept losing races`);
+  }
+
+  /** Hands the run its tool outputs; with an idempotency key, a retry gets the run as it is. */
+  submitToolOutputs(
+    projectId: string,
+    threadId: string,
+    runId: string,
+    outputs: ToolOutput[],
+    idempotencyKey?: string | null,
+  ): Promise<RunRow> {
+    const request = idempotentRequest(projectId, idempotencyKey, 'submitToolOutputs', { threadId, runId, outputs });
+    return once(
+      this.core.deps.db,
+      request,
+      () =>
+        this.runWrites.inTurn(turnOf(projectId, runId), () =>
+          this.submitToolOutputsInTurn(projectId, threadId, runId, outputs, request),
+        ),
+      (id) => this.get(projectId, threadId, id),
+    );
+  }
+
+  private async submitToolOutputsInTurn(
+    projectId: string,
+    threadId: string,
+    runId: string,
+    outputs: ToolOutput[],
+    request: IdempotentRequest | undefined,
+  ): Promise<RunRow> {
+    const run = await this.core.require(projectId, threadId, runId);
+    if (run.status !== 'requires_action' || !run.requiredAction) {
+      throw new InvalidRunStateError(
+        `Runs in status '${run.status}' do not accept tool outputs.`,
+        run.status,
+      );
+    }
+    const calls = run.requiredAction.submitToolOutputs.toolCalls;
+    checkToolOutputs(calls, outputs);
+    const byId = new Map(outputs.map((o) => [o.toolCallId, o.output]));
+    const now = this.core.deps.clock();
+    const result = await this.runWrites.inSlot(() =>
+      this.core.commit(async (tx) => {
+        // The version guard makes this apply to exactly the action that was validated.
+        const moved = await store.transitionRun(tx, runId, 'queued', now, {}, { version: run.version });
+        if (!moved) return undefined;
+        const step = await store.findOpenToolCallsStep(tx, runId);
+        if (step && step.stepDetails.type === 'tool_calls') {
+          await store.completeRunStep(tx, step.id, now, {
+            type: 'tool_calls',
+            toolCalls: step.stepDetails.toolCalls.map((c) => ({
+              ...c,
+              function: { ...c.function, output: byId.get(c.id) ?? c.function.output },
+            })),
+          });
+        }
+        if (request) await recordKey(tx, request, runId, now);
+        return moved;
+      }),
+    );
+    if (!result) {
+      // Something else (a cancel, the expiry sweeper) changed the run first.
+      const now = await this.core.require(projectId, threadId, runId);
+      throw new InvalidRunStateError(`Runs in status '${now.status}' do not accept tool outputs.`, now.status);
+    }
+    return result.run;
+  }
+
+  async pageSteps(runId: string, args: PageArgs) {
+    return store.pageRunSteps(this.core.deps.db, runId, args);
+  }
+
+  /**
+   * The first page of steps of many runs at once (a batch loader's call): one query per
+   * distinct (order, size), whatever the number of runs.
+   */
+  async firstStepPages(keys: readonly FirstStepsKey[]): Promise<Page<RunStepRow>[]> {
+    const groups = new Map<string, FirstStepsKey[]>();
+    for (const key of keys) {
+      const group = `${key.order}:${key.size}`;
+      (groups.get(group) ?? groups.set(group, []).get(group)!).push(key);
+    }
+    const pages = new Map<FirstStepsKey, Page<RunStepRow>>();
+    for (const group of groups.values()) {
+      const { order, size } = group[0]!;
+      const plan = planKeysetPage(runSteps.id, { first: size, order }, 'step');
+      const rows = await store.firstStepsOfRuns(this.core.deps.db, group.map((k) => k.runId), order, plan.limit);
+      for (const key of group) pages.set(key, plan.page(rows.get(key.runId) ?? []));
+    }
+    return keys.map((key) => pages.get(key)!);
+  }
+
+  /** The step, or undefined when that thread's run (in that project) has no such step. */
+  async getStep(projectId: string, threadId: string, runId: string, stepId: string) {
+    const [run, step] = await Promise.all([
+      this.get(projectId, threadId, runId),
+      store.findRunStep(this.core.deps.db, stepId),
+    ]);
+    return run && step && step.runId === run.id ? step : undefined;
+  }
+
+}
+
+/** The turn a client's write to a run waits for (project names hold no ':'). */
+function turnOf(projectId: string, runId: string): string {
+  return `${projectId}:${runId}`;
+}
+
+/** Exactly one output per pending call: no missing, unknown or repeated id. */
+function checkToolOutputs(calls: ToolCall[], outputs: ToolOutput[]): void {
+  const pending = new Set(calls.map((c) => c.id));
+  const seen = new Set<string>();
+  const repeated = new Set<string>();
+  const unknown: string[] = [];
+  for (const { toolCallId } of outputs) {
+    if (!pending.has(toolCallId)) unknown.push(toolCallId);
+    else if (seen.has(toolCallId)) repeated.add(toolCallId);
+    seen.add(toolCallId);
+  }
+  const missing = [...pending].filter((id) => !seen.has(id));
+  const problems = [
+    missing.length ? `missing outputs for tool calls ${missing.join(', ')}` : '',
+    unknown.length ? `unknown tool call ids ${unknown.join(', ')}` : '',
+    repeated.size ? `repeated tool call ids ${[...repeated].join(', ')}` : '',
+  ].filter(Boolean);
+  if (problems.length) {
+    throw new BadUserInputError(`Invalid toolOutputs: ${problems.join('; ')}.`, {
+      argument: 'toolOutputs',
+      missing,
+      unknown,
+      repeated: [...repeated],
+    });
+  }
+}

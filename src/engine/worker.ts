@@ -1,8 +1,8 @@
 /**
- * The worker: claims queued runs (the runs table is the queue), executes each with its
- * model provider under a lease it renews, and commits the outcome through the run
- * service, guarded by the claim's lease token so that a worker that lost its claim can
- * record nothing. It also takes over runs whose worker died, and sweeps expired runs.
+ * The worker: claims queued runs (the runs table is the queue) and executes each
+ * (execution.ts) under a lease it renews; every write is guarded by the claim's lease
+ * token, so that a worker that lost its claim can record nothing. It also takes over
+ * runs whose worker died, and sweeps expired runs.
  *
  * Wake-ups: every committed transition reaches every process (see realtime/transport);
  * a queued run wakes the worker, a run moved on by someone else aborts its model call.
@@ -16,12 +16,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { isDatabaseUnavailable, isTransientDatabaseError } from '../db/errors.js';
-import type { RunRow, RunStepRow } from '../db/schema.js';
-import type { RunStatusEvent, RunUsage } from '../domain/run.js';
+import type { RunRow } from '../db/schema.js';
+import type { RunStatusEvent } from '../domain/run.js';
 import { createLogger, type Logger } from '../log.js';
 import { MAX_CLAIM, type RunEngine } from '../runs/index.js';
-import { ModelError, type ModelProvider, type ModelResult, type PromptMessage } from './providers/provider.js';
-import { promptTokens } from './tokens.js';
+import type { ModelProvider } from './providers/provider.js';
+import { RunExecution, type ClaimedRun } from './execution.js';
 
 /** How often the poll runs the housekeeping. */
 const HOUSEKEEPING_MS = 60_000;
@@ -42,10 +42,7 @@ export interface WorkerOptions {
   logger?: Logger;
 }
 
-interface InFlight {
-  run: RunRow;
-  leaseToken: string;
-  abort: AbortController;
+interface InFlight extends ClaimedRun {
   done: Promise<void>;
   /**
    * Until when (this process's clock) the claim surely holds: the lease, counted from
@@ -88,6 +85,7 @@ export class Worker {
   private readonly shutdownGraceMs: number;
   private readonly log: Logger;
   private nextHousekeeping = 0;
+  private readonly execution: RunExecution;
 
   constructor(private readonly options: WorkerOptions) {
     this.concurrency = options.concurrency ?? 8;
@@ -95,6 +93,7 @@ export class Worker {
     this.pollMs = options.pollMs ?? 1000;
     this.shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
     this.log = (options.logger ?? createLogger()).child({ workerId: this.id });
+    this.execution = new RunExecution(options.runs, options.providers, this.log);
   }
 
   start(): void {
@@ -274,7 +273,8 @@ export class Worker {
         (error) => this.logFailure(error, 'renewing a lease failed', run.id),
       );
     }, (this.leaseSeconds * 1000) / 3);
-    flight.done = this.execute(flight)
+    flight.done = this.execution
+      .execute(flight, (work) => this.untilServed(flight, work))
       .catch((error) =>
         isTransientDatabaseError(error)
           ? this.log.warn({ err: error, runId: run.id }, 'the database stayed out of reach as long as the lease held; the run is left to be taken over')
@@ -286,102 +286,6 @@ export class Worker {
         if (this.backlog) this.wake();
       });
     this.inFlight.set(run.id, flight);
-  }
-
-  /** One model call, and the transition its outcome calls for. */
-  private async execute(flight: InFlight): Promise<void> {
-    const { runs, providers } = this.options;
-    const { run, leaseToken } = flight;
-    const signal = flight.abort.signal;
-    const guard = { leaseToken };
-    const untilServed = <T>(work: () => Promise<T>) => this.untilServed(flight, work);
-    const steps = await untilServed(() => runs.steps(run.id));
-    const earlierUsage = sumUsage(steps.map((s) => s.usage));
-
-    // Taken over while cancelling: the cancel was never finished. Finish it.
-    if (run.status === 'cancelling') {
-      await untilServed(() => runs.transition(run.id, 'cancelled', { usage: earlierUsage }, guard));
-      return;
-    }
-    const provider = providers.find((p) => p.handles(run.model));
-    if (!provider) {
-      const lastError = { code: 'invalid_prompt' as const, message: `No provider serves model '${run.model}'.` };
-      await untilServed(() => runs.transition(run.id, 'failed', { lastError }, guard));
-      return;
-    }
-    const messages = await untilServed(() => this.prompt(run, steps));
-    if (run.maxPromptTokens != null && (await promptTokens(messages)) > run.maxPromptTokens) {
-      const data = { incompleteDetails: { reason: 'max_prompt_tokens' as const }, usage: earlierUsage };
-      await untilServed(() => runs.transition(run.id, 'incomplete', data, guard));
-      return;
-    }
-
-    let result: ModelResult;
-    try {
-      result = await provider.complete(
-        {
-          model: run.model,
-          messages,
-          tools: run.tools,
-          toolChoice: run.toolChoice,
-          parallelToolCalls: run.parallelToolCalls,
-          responseFormat: run.responseFormat,
-          temperature: run.temperature,
-          topP: run.topP,
-          maxCompletionTokens: run.maxCompletionTokens,
-        },
-        signal,
-      );
-    } catch (error) {
-      if (signal.aborted) {
-        // Cancelled (or stopped by expiry / shutdown, where this guard simply fails).
-        await untilServed(() => runs.transition(run.id, 'cancelled', { usage: earlierUsage }, { ...guard, from: ['cancelling'] }));
-        return;
-      }
-      const lastError =
-        error instanceof ModelError
-          ? { code: error.code, message: error.message }
-          : { code: 'server_error' as const, message: 'The model call failed.' };
-      if (!(error instanceof ModelError)) this.log.error({ err: error, runId: run.id }, 'model call failed');
-      await untilServed(() => runs.transition(run.id, 'failed', { lastError, usage: earlierUsage }, guard));
-      return;
-    }
-
-    // The model answered: from here on only the database stands between the answer and the run.
-    const total = sumUsage([earlierUsage, result.usage]);
-    try {
-      await this.record(flight, result, total);
-    } catch (error) {
-      // Out of reach past the lease: the run is left to be taken over (see begin).
-      if (isTransientDatabaseError(error)) throw error;
-      // Refused for good (the answer's own data): another attempt would fare no better.
-      this.log.error({ err: error, runId: run.id }, 'recording the model answer failed');
-      const lastError = { code: 'server_error' as const, message: 'The model answer could not be recorded.' };
-      await untilServed(() => runs.transition(run.id, 'failed', { lastError, usage: total }, guard));
-    }
-  }
-
-  /** Commits what the model answered: the run's end, or the tool calls it waits on. */
-  private async record(flight: InFlight, result: ModelResult, total: RunUsage): Promise<void> {
-    const { runs } = this.options;
-    const { run, leaseToken } = flight;
-    const untilServed = <T>(work: () => Promise<T>) => this.untilServed(flight, work);
-    if (result.type === 'message') {
-      // A model that answered before the cancel landed wins (cancelling -> completed).
-      // Not moved: expired, or its claim lost, or an earlier attempt of this very write
-      // committed before its connection died. There is nothing left to do either way.
-      await untilServed(() => runs.finishWithMessage(run, leaseToken, result, total));
-      return;
-    }
-    const waiting = await untilServed(() => runs.requireAction(run.id, result.toolCalls, { usage: result.usage, leaseToken }));
-    if (waiting) return;
-    // Not moved: cancelled while the model chose its calls (the cancel wins), or an earlier
-    // attempt of this write committed before its connection died (the run waits for its
-    // outputs: done). The run as it is now tells which.
-    const now = await untilServed(() => runs.getById(run.id));
-    if (now?.status === 'cancelling' && now.leaseToken === leaseToken) {
-      await untilServed(() => runs.transition(run.id, 'cancelled', { usage: total }, { leaseToken, from: ['cancelling'] }));
-    }
   }
 
   /**
@@ -409,40 +313,4 @@ export class Worker {
     if (isDatabaseUnavailable(error)) this.log.warn(fields, message);
     else this.log.error(fields, message);
   }
-
-  /** Instructions, the thread (shaped by the truncation strategy), then this run's tool calls. */
-  private async prompt(run: RunRow, steps: RunStepRow[]): Promise<PromptMessage[]> {
-    let thread = (await this.options.runs.threadMessages(run.threadId)).filter((m) => m.runId !== run.id);
-    const strategy = run.truncationStrategy;
-    if (strategy?.type === 'last_messages' && strategy.lastMessages) thread = thread.slice(-strategy.lastMessages);
-    const instructions = [run.instructions, run.additionalInstructions].filter(Boolean).join('\n\n');
-    const messages: PromptMessage[] = instructions ? [{ role: 'system', content: instructions }] : [];
-    messages.push(...thread.map((m) => ({ role: m.role, content: m.content })));
-    for (const step of steps) {
-      if (step.stepDetails.type !== 'tool_calls') continue;
-      const calls = step.stepDetails.toolCalls;
-      messages.push({
-        role: 'assistant',
-        content: '',
-        toolCalls: calls.map(({ id, type, function: f }) => ({ id, type, function: { name: f.name, arguments: f.arguments } })),
-      });
-      for (const call of calls) {
-        if (call.function.output != null) {
-          messages.push({ role: 'tool', content: call.function.output, toolCallId: call.id, name: call.function.name });
-        }
-      }
-    }
-    return messages;
-  }
-}
-
-function sumUsage(usages: (RunUsage | null | undefined)[]): RunUsage {
-  const total = { promptTokens: 0, completionTokens: 0, totalTokens: 0 };
-  for (const u of usages) {
-    if (!u) continue;
-    total.promptTokens += u.promptTokens;
-    total.completionTokens += u.completionTokens;
-    total.totalTokens += u.totalTokens;
-  }
-  return total;
 }

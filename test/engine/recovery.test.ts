@@ -130,7 +130,8 @@ describe('runs that expired while no process was up', () => {
     const after = await app(db, { worker: { pollMs: 60_000 } });
     const run = await after.engine.getById(waiting.id);
     expect(run).toMatchObject({ status: 'expired', expiresAt: null });
-  });
+    // A new PGlite data directory takes 8-15 s to create on this machine kind (initdb on disk).
+  }, 60_000);
 });
 
 describe('two workers on 200 runs', () => {

@@ -6,6 +6,7 @@ import type { Db, Executor } from '../../db/client.js';
 import { runs, type RunRow } from '../../db/schema.js';
 import { ACTIVE_STATUSES, LEASED_STATUSES, sourcesOf } from '../../domain/run-lifecycle.js';
 import { changedRunsWithEvents, withEvents, type AnnounceEvents } from './changes.js';
+import { statusSet } from './transitions.js';
 
 /**
  * The queue, in one statement (built once): moves up to `limit` queued runs to in_progress
@@ -73,10 +74,7 @@ export function claimStatement(db: Db, announce: AnnounceEvents) {
     db
       .update(runs)
       .set({
-        status: 'in_progress',
-        previousStatus: sql`${runs.status}`,
-        version: sql`${runs.version} + 1`,
-        startedAt: sql`coalesce(${runs.startedAt}, ${at})`,
+        ...statusSet('in_progress', at),
         workerId: sql`${ph('workerId')}::text`,
         leaseToken: sql`gen_random_uuid()`,
         leaseExpiresAt: sql`now() + make_interval(secs => ${ph('leaseSeconds')}::integer)`,

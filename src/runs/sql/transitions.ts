@@ -109,24 +109,15 @@ function moveRows(to: RunStatus, moves: readonly RunMove[]): MoveRow[] {
  * timestamps and bumps the version.
  */
 function movesUpdate(ex: Executor, to: RunStatus, at: SQL, moves: SQLWrapper) {
-  const stamp = stampOf(to);
   return ex
     .update(runs)
     .set({
-      status: to,
-      // SET expressions read the old row: this records where the run came from.
-      previousStatus: sql`${runs.status}`,
-      version: sql`${runs.version} + 1`,
-      ...(stamp === 'startedAt' ? { startedAt: sql`coalesce(${runs.startedAt}, ${at})` } : {}),
-      ...(stamp && stamp !== 'startedAt' ? { [stamp]: at } : {}),
-      ...(isTerminal(to) ? { expiresAt: null } : {}),
+      ...statusSet(to, at),
       // requiredAction exists only while the run waits for it.
       requiredAction: to === 'requires_action' ? sql`m.required_action` : null,
       lastError: sql`coalesce(m.last_error, ${runs.lastError})`,
       incompleteDetails: sql`coalesce(m.incomplete_details, ${runs.incompleteDetails})`,
       usage: sql`coalesce(m.usage, ${runs.usage})`,
-      // Leaving the worker's hands ends its claim.
-      ...(LEASED_STATUSES.includes(to) ? {} : { workerId: null, leaseToken: null, leaseExpiresAt: null }),
     })
     .from(sql`jsonb_to_recordset(${moves}::jsonb) as m(${sql.raw(MOVE_COLUMNS)})`)
     .where(
@@ -138,6 +129,25 @@ function movesUpdate(ex: Executor, to: RunStatus, at: SQL, moves: SQLWrapper) {
         sql`(m.due_by is null or ${runs.expiresAt} <= m.due_by)`,
       ),
     );
+}
+
+/**
+ * What every move to `to` writes, whichever statement makes it (the guarded UPDATE above,
+ * the queue's claim): the status, where it came from, the version, the lifecycle's
+ * timestamp, no expiry once it ends, and no claim once it leaves the worker's hands.
+ */
+export function statusSet(to: RunStatus, at: SQL) {
+  const stamp = stampOf(to);
+  return {
+    status: to,
+    // SET expressions read the old row: this records where the run came from.
+    previousStatus: sql`${runs.status}`,
+    version: sql`${runs.version} + 1`,
+    ...(stamp === 'startedAt' ? { startedAt: sql`coalesce(${runs.startedAt}, ${at})` } : {}),
+    ...(stamp && stamp !== 'startedAt' ? { [stamp]: at } : {}),
+    ...(isTerminal(to) ? { expiresAt: null } : {}),
+    ...(LEASED_STATUSES.includes(to) ? {} : { workerId: null, leaseToken: null, leaseExpiresAt: null }),
+  };
 }
 
 /** A move as the UPDATE reads it: one record of a JSON array, in these columns. */

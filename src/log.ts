@@ -47,7 +47,7 @@ export function accessLogger(logger: Logger): Logger {
  * postgres.js's `parameters`, PGlite's `params`, and PostgreSQL's `detail` and `where`
  * (`Key (...)=(...)`, or the JSON text it could not read).
  */
-const VALUE_PROPERTIES = ['params', 'parameters', 'detail', 'where', 'internalQuery', 'queryOptions'];
+const VALUE_PROPERTIES = new Set(['params', 'parameters', 'detail', 'where', 'internalQuery', 'queryOptions']);
 
 interface ErrorLike {
   message?: unknown;
@@ -81,6 +81,5 @@ function serializeError(err: unknown): unknown {
     const text = serialized[key];
     if (typeof text === 'string') serialized[key] = values.reduce((kept, value) => kept.split(value).join(''), text);
   }
-  for (const key of VALUE_PROPERTIES) delete serialized[key];
-  return serialized;
+  return Object.fromEntries(Object.entries(serialized).filter(([key]) => !VALUE_PROPERTIES.has(key)));
 }

@@ -13,7 +13,7 @@ import { RUNS_PAGE } from './baseline-sql.js';
 import { BENCH_PROJECT } from './seed.js';
 
 // The same pool settings as Runway's (src/db/client.ts): 10 connections, one query in flight on each.
-const sql = postgres(process.env.DATABASE_URL!, { max: 10, max_pipeline: 1, onnotice: () => {} } as postgres.Options<{}>);
+const sql = postgres(process.env.DATABASE_URL!, { max: 10, max_pipeline: 1, onnotice: () => {} } as postgres.Options<Record<string, never>>);
 /** Runway's default RUN_EXPIRES_AFTER_SECONDS: a queued run's expiresAt is createdAt + this. */
 const RUN_EXPIRES_AFTER_SECONDS = 600;
 const cursor = (id: string) => Buffer.from(`k1:${id}`).toString('base64url');
@@ -118,7 +118,7 @@ const server = createServer((req, res) => {
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {
     let handler: ((v: Row) => Promise<unknown>) | undefined;
-    let variables: Row = {};
+    let variables: Row;
     try {
       const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
       handler = handlers[body.operationName];

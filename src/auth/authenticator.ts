@@ -87,7 +87,7 @@ export async function createAuthenticator(options: AuthenticatorOptions): Promis
       if (!required) return OPEN_MODE_CALLER;
       if (typeof authorization !== 'string') return undefined;
       const match = /^Bearer\s+(\S+)$/i.exec(authorization.trim());
-      const key = match ? match[1]! : authorization.trim();
+      const key = match?.[1] ?? authorization.trim();
       if (!key || key.length > 512 || /\s/.test(key)) return undefined;
       return lookUp(hashApiKey(key));
     },

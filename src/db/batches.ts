@@ -36,7 +36,7 @@ export function batched<I, O>(write: BatchWrite<I, O>, options: BatchOptions): (
     try {
       const answers = await write(batch.map((w) => w.item));
       if (answers.length !== batch.length) throw new Error(`a batch of ${batch.length} got ${answers.length} answers`);
-      batch.forEach((w, i) => w.resolve(answers[i]!));
+      batch.forEach((w, i) => w.resolve(answers[i] as O));
     } catch (error) {
       if (batch.length === 1 || !retryAlone(error)) return batch.forEach((w) => w.reject(error));
       // One bad item must not fail its neighbours: alone, each gets its own answer.

@@ -40,7 +40,7 @@ export function reconnectBackoff(attempts: number): number {
   return Math.min(0.05 * 2 ** attempts, 2) * (0.5 + Math.random() / 2);
 }
 
-export function postgresClient(url: string, options: postgres.Options<{}> = {}): postgres.Sql {
+export function postgresClient(url: string, options: postgres.Options<Record<string, never>> = {}): postgres.Sql {
   return postgres(url, {
     max: 10,
     // postgres.js queues queries per connection in an array that never compacts when more
@@ -54,7 +54,7 @@ export function postgresClient(url: string, options: postgres.Options<{}> = {}):
     backoff: reconnectBackoff,
     onnotice: () => {},
     ...options,
-  } as postgres.Options<{}>);
+  } as postgres.Options<Record<string, never>>);
 }
 
 const queryLogger = ({ onQuery }: DatabaseOptions) => (onQuery ? { logQuery: (sql: string) => onQuery(sql) } : false);

@@ -61,18 +61,20 @@ export function rowWrites({ slots, slotWaitMs }: RowWriteOptions): RowWrites {
   return {
     async inTurn(key, work) {
       const behind = rows.get(key);
+      const queue = behind ?? [];
       if (behind) await new Promise<void>((go, fail) => behind.push({ go, fail }));
-      else rows.set(key, []);
-      // This call now owns the row until it hands it on.
+      else rows.set(key, queue);
+      // This call now owns the row until it hands it on (the queue stays the key's until
+      // it is empty: only its last owner deletes it).
       try {
         return await work();
       } catch (error) {
         if (error instanceof ResourceBusyError || isResourceBusy(error)) {
-          for (const waiter of rows.get(key)!.splice(0)) waiter.fail(error);
+          for (const waiter of queue.splice(0)) waiter.fail(error);
         }
         throw error;
       } finally {
-        const next = rows.get(key)!.shift();
+        const next = queue.shift();
         if (next) next.go();
         else rows.delete(key);
       }

@@ -21,7 +21,7 @@ function pooledRandom(): () => number {
       randomFillSync(pool);
       next = 0;
     }
-    return pool[next++]! / 256;
+    return (pool[next++] ?? 0) / 256;
   };
 }
 

@@ -128,7 +128,7 @@ const SOURCES = new Map<RunStatus, readonly RunStatus[]>(
 
 /** The statuses a run may be in for a move to `to` to be legal. */
 export function sourcesOf(to: RunStatus): readonly RunStatus[] {
-  return SOURCES.get(to)!;
+  return SOURCES.get(to) ?? [];
 }
 
 export const TERMINAL_STATUSES: readonly RunStatus[] = RUN_STATUSES.filter((s) => rule(s).to.length === 0);

@@ -165,13 +165,14 @@ export async function promptTokens(messages: readonly { content: string }[]): Pr
   // Many short messages add up as surely as one long one: all go to the pool, in tasks of
   // about POOL_TASK_CHARS, so that the pool's threads share a long prompt.
   const tasks: string[][] = [];
-  let size = POOL_TASK_CHARS;
+  let size = 0;
   for (const { content } of messages) {
-    if (size + content.length > POOL_TASK_CHARS) {
-      tasks.push([]);
+    let task = tasks.at(-1);
+    if (!task || size + content.length > POOL_TASK_CHARS) {
+      tasks.push((task = []));
       size = 0;
     }
-    tasks.at(-1)!.push(content);
+    task.push(content);
     size += content.length;
   }
   const counts = await Promise.all(tasks.map((texts) => tokenPool().run(texts, { name: 'countAll' }) as Promise<number>));

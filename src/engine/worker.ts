@@ -183,7 +183,7 @@ export class Worker {
           // Stopping meanwhile: give them straight back rather than start them.
           for (const run of taken) {
             if (this.running) this.begin(run, from);
-            else await runs.releaseLease(run.id, run.leaseToken!);
+            else if (run.leaseToken) await runs.releaseLease(run.id, run.leaseToken);
           }
         });
       }

@@ -36,17 +36,16 @@ export function decodeEvents(payload: string): RunStatusEvent[] {
   for (const line of payload.split('\n')) {
     const [runId, threadId, threadSeq, version, status, previous, at] = line.split(' ');
     if (!runId || !threadId || !isStatus(status) || (previous !== '-' && !isStatus(previous))) continue;
-    const numbers = [Number(threadSeq), Number(version), Number(at)];
-    if (!numbers.every(Number.isInteger)) continue;
-    events.push({
+    const event = {
       runId,
       threadId,
-      threadSeq: numbers[0]!,
-      version: numbers[1]!,
+      threadSeq: Number(threadSeq),
+      version: Number(version),
       status,
       previousStatus: previous === '-' ? null : (previous as RunStatus),
-      at: numbers[2]!,
-    });
+      at: Number(at),
+    };
+    if (Number.isInteger(event.threadSeq) && Number.isInteger(event.version) && Number.isInteger(event.at)) events.push(event);
   }
   return events;
 }

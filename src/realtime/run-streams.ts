@@ -312,8 +312,8 @@ class GuardedStream implements AsyncIterableIterator<Delivery> {
 
   /** The bus's in-order live event, sent on the spot while the generator waits (direct only). */
   intercept(item: BusItem): boolean {
-    const direct = this.direct!;
-    if (this.returned) return false;
+    const direct = this.direct;
+    if (!direct || this.returned) return false;
     const event = direct.take(item);
     if (!event) return false;
     try {

@@ -113,7 +113,7 @@ export class RunCommands {
     const forced = input.toolChoice && 'function' in input.toolChoice ? input.toolChoice.function.name : null;
     const invalid = !assistant
       ? new NotFoundError('assistant', input.assistantId)
-      : this.core.deps.modelSupported && !this.core.deps.modelSupported(model!)
+      : this.core.deps.modelSupported && !this.core.deps.modelSupported(model ?? '')
         ? new BadUserInputError(
             `Invalid input: model: no model provider serves '${model}' (use 'scripted' or 'scripted-*', or configure OPENAI_BASE_URL / OPENAI_API_KEY).`,
             { fields: ['input.model'] },
@@ -131,17 +131,19 @@ export class RunCommands {
       if (active) throw new ThreadHasActiveRunError(threadId, active);
       throw invalid;
     }
+    // Both known from here: a missing assistant is reported above, and its model is required.
+    if (!assistant || model === undefined) throw new Error('createRun: no assistant or model past the input checks');
     let created: Moved | undefined | typeof AGAIN;
     try {
       const run: store.NewRun = {
         id: newId('run'),
         projectId,
         threadId,
-        assistantId: assistant!.id,
+        assistantId: assistant.id,
         createdAt: now,
         expiresAt: now + runExpiresAfterSeconds,
-        model: model!,
-        instructions: input.instructions ?? assistant!.instructions ?? '',
+        model,
+        instructions: input.instructions ?? assistant.instructions ?? '',
         additionalInstructions: input.additionalInstructions ?? null,
         tools,
         metadata: input.metadata ?? {},
@@ -315,19 +317,20 @@ export class RunCommands {
    * distinct (order, size), whatever the number of runs.
    */
   async firstStepPages(keys: readonly FirstStepsKey[]): Promise<Page<RunStepRow>[]> {
-    const groups = new Map<string, FirstStepsKey[]>();
-    for (const key of keys) {
-      const group = `${key.order}:${key.size}`;
-      (groups.get(group) ?? groups.set(group, []).get(group)!).push(key);
-    }
-    const pages = new Map<FirstStepsKey, Page<RunStepRow>>();
-    for (const group of groups.values()) {
-      const { order, size } = group[0]!;
+    const groups = new Map<string, { order: FirstStepsKey['order']; size: number; members: { runId: string; index: number }[] }>();
+    keys.forEach(({ runId, order, size }, index) => {
+      const name = `${order}:${size}`;
+      const group = groups.get(name) ?? { order, size, members: [] };
+      groups.set(name, group);
+      group.members.push({ runId, index });
+    });
+    const pages: Page<RunStepRow>[] = new Array(keys.length);
+    for (const { order, size, members } of groups.values()) {
       const plan = planKeysetPage(runSteps.id, { first: size, order }, 'step');
-      const rows = await store.firstStepsOfRuns(this.core.deps.db, group.map((k) => k.runId), order, plan.limit);
-      for (const key of group) pages.set(key, plan.page(rows.get(key.runId) ?? []));
+      const rows = await store.firstStepsOfRuns(this.core.deps.db, members.map((m) => m.runId), order, plan.limit);
+      for (const { runId, index } of members) pages[index] = plan.page(rows.get(runId) ?? []);
     }
-    return keys.map((key) => pages.get(key)!);
+    return pages;
   }
 
   /** The step, or undefined when that thread's run (in that project) has no such step. */

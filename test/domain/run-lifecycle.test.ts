@@ -51,7 +51,10 @@ describe('run transition table', () => {
     for (const start of RUN_STATUSES) {
       const seen = new Set<RunStatus>([start]);
       const frontier: RunStatus[] = [start];
-      while (frontier.length) for (const next of targetsOf(frontier.pop()!)) if (!seen.has(next)) (seen.add(next), frontier.push(next));
+      while (frontier.length) for (const next of targetsOf(frontier.pop()!)) if (!seen.has(next)) {
+        seen.add(next);
+        frontier.push(next);
+      }
       expect([...seen].some((s) => TERMINAL_STATUSES.includes(s)), start).toBe(true);
     }
   });
@@ -59,7 +62,10 @@ describe('run transition table', () => {
   it('reaches every status from queued', () => {
     const seen = new Set<RunStatus>(['queued']);
     const frontier: RunStatus[] = ['queued'];
-    while (frontier.length) for (const next of targetsOf(frontier.pop()!)) if (!seen.has(next)) (seen.add(next), frontier.push(next));
+    while (frontier.length) for (const next of targetsOf(frontier.pop()!)) if (!seen.has(next)) {
+        seen.add(next);
+        frontier.push(next);
+      }
     expect([...seen].sort()).toEqual([...RUN_STATUSES].sort());
   });
 

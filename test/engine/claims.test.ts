@@ -74,7 +74,6 @@ describe('projects taking turns', () => {
   /** `count` queued runs of this project, oldest first, each on its own thread. */
   async function queue(projectId: string, count: number): Promise<string[]> {
     const { assistants, threads, runs } = t.app.services;
-    const engine = t.app.engine;
     const assistant = await assistants.create(projectId, { model: 'scripted' });
     const ids: string[] = [];
     for (let i = 0; i < count; i++) {

@@ -18,7 +18,6 @@ beforeAll(async () => {
   t = await startTestApp({ onQuery: (sql) => void (counting && !sql.includes('"event_outbox"') && statements.push(sql)) });
   const assistantId = await createAssistant(t);
   threadId = await createThread(t);
-  const { runs } = t.app.services;
   const engine = t.app.engine;
   for (let i = 0; i < RUNS; i++) {
     const run = await createRun(t, threadId, { assistantId });
@@ -90,7 +89,6 @@ it('creates a run in two statements: the assistant, then one that writes the run
 it('creates the runs asked for together in one statement, each with its own messages and event, and fails a bad one alone', async () => {
   const assistantId = await createAssistant(t);
   const { runs } = t.app.services;
-  const engine = t.app.engine;
   const project = 'default'; // open local mode
   const idle = await Promise.all([1, 2, 3, 4].map((i) => createThread(t, `thread ${i}`)));
   // A run first, so the assistant is known (assistants never change: read once), and the
@@ -142,7 +140,6 @@ it('creates the runs asked for together in one statement, each with its own mess
 it('creates one of two runs asked for together on one thread, and refuses the other as the thread is busy', async () => {
   const assistantId = await createAssistant(t);
   const { runs } = t.app.services;
-  const engine = t.app.engine;
   const threadId = await createThread(t);
   await runs.create('default', await createThread(t), { assistantId }); // the assistant is known: both reach one batch
   statements = [];

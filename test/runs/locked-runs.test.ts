@@ -160,10 +160,10 @@ describe.skipIf(!usingPostgres)('runs held by a stopped transaction, a gateway w
   async function cancelHeld(cancelled: { t: string; r: string }[], held: string[]) {
     const lock = await holdRows(db.url!, 'select id from runs where id = any($1) for update', held);
     const lockWaits = sampleLockWaits(db.url!);
-    let quiet: TimedAnswer[] = [];
-    let cancels: TimedAnswer[] = [];
-    let reads: TimedAnswer[] = [];
-    let probes: TimedAnswer[] = [];
+    let quiet: TimedAnswer[];
+    let cancels: TimedAnswer[];
+    let reads: TimedAnswer[];
+    let probes: TimedAnswer[];
     try {
       // Warm (connections open, plans cached, code compiled), then the same reads without the
       // cancels, as long as the cancels will last.

@@ -83,7 +83,8 @@ function moveRows(to: RunStatus, moves: readonly RunMove[]): MoveRow[] {
   for (const { runId, data = {}, guard = {} } of moves) {
     const required = requiredData(to);
     if (required && !data[required]) throw new Error(`${to} needs ${required}`);
-    const sources = guard.from ? sourcesOf(to).filter((s) => guard.from!.includes(s)) : sourcesOf(to);
+    const narrowed = guard.from;
+    const sources = narrowed ? sourcesOf(to).filter((s) => narrowed.includes(s)) : sourcesOf(to);
     if (sources.length === 0) continue;
     rows.push({
       run_id: runId,

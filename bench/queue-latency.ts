@@ -226,11 +226,8 @@ async function run(endpoint: string, processes: Started[]) {
   const cpuPerRun = (before: ReturnType<typeof cpuNow>, runs: number) => {
     const after = cpuNow();
     const perRun = (ms: number) => (ms / Math.max(1, runs)).toFixed(2);
-    return [
-      ...after.each.map((ms, i) => perRun(ms - before.each[i]!)),
-      perRun(after.postgres - before.postgres),
-      `(driver ${perRun(after.driver - before.driver)})`,
-    ].join(' / ');
+    const servers = [...after.each.map((ms, i) => perRun(ms - before.each[i]!)), perRun(after.postgres - before.postgres)];
+    return `${servers.join(' / ')} (driver ${perRun(after.driver - before.driver)})`;
   };
 
   /** Offers `rate` runs per second for `seconds`; resolves when all offered have completed. */
@@ -263,7 +260,7 @@ async function run(endpoint: string, processes: Started[]) {
       `${SECONDS_PER_RATE} s per offered rate after ${WARMUP_SECONDS} s of warm-up\n`,
   );
   if (RATES.length) {
-    results.print(`| offered runs/s | runs completed/s | queued -> in_progress p50 | p99 | max | CPU ms per run: ${roles.join(' / ')} / PostgreSQL |`);
+    results.print(`| offered runs/s | runs completed/s | queued -> in_progress p50 | p99 | max | CPU ms per run: ${roles.join(' / ')} / PostgreSQL (driver) |`);
     results.print('| ---: | ---: | ---: | ---: | ---: | ---: |');
   }
   for (const rate of RATES) {
@@ -300,7 +297,7 @@ async function run(endpoint: string, processes: Started[]) {
     results.print(
       `\nSaturation (${lanes.length} threads, each always with a run queued or running): ` +
         `**${(runs / seconds).toFixed(0)} runs/s completed** over ${seconds.toFixed(1)} s; ` +
-        `CPU ms per run ${roles.join(' / ')} / PostgreSQL: ${cpu}`,
+        `CPU ms per run ${roles.join(' / ')} / PostgreSQL (driver): ${cpu}`,
     );
   }
   await ws.dispose();

@@ -23,6 +23,9 @@
  *   BENCH_RATES=10,50,100,200,400 BENCH_SECONDS=8 BENCH_WORKERS=2 WORKER_CONCURRENCY=32
  *   BENCH_SATURATION_SECONDS=10 BENCH_WARMUP_SECONDS=3
  *   BENCH_PROFILE=/tmp/prof   (the Runway processes run under node --cpu-prof)
+ *   BENCH_DOCS=0   (print only: leave docs/performance.md as it is)
+ *
+ * The table is also written into docs/performance.md (bench:queue; bench/results.ts).
  *
  * Bounded: fixed counts and durations; it stops by itself and drops its database.
  */
@@ -36,6 +39,7 @@ import { createClient, type Client } from 'graphql-ws';
 import postgres from 'postgres';
 import WebSocket from 'ws';
 import { buildRunway, nodeCommand } from '../test/support/processes.js';
+import { resultLines } from './results.js';
 
 const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const dbName = `runway_bench_${process.pid}`;
@@ -46,6 +50,8 @@ const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 3);
 const THREADS = 600;
 
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 0);
+const CONCURRENCY = process.env.WORKER_CONCURRENCY ?? '32';
+const results = resultLines();
 
 /** User + system CPU time of a process, in ms (0 once it is gone). */
 function cpuMs(pid: number): number {
@@ -107,7 +113,7 @@ async function main() {
   url.pathname = `/${dbName}`;
   const env = {
     DATABASE_URL: url.toString(),
-    WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY ?? '32',
+    WORKER_CONCURRENCY: CONCURRENCY,
     DATABASE_POOL_SIZE: '20',
     RATE_LIMIT_MUTATIONS_PER_MINUTE: '0',
     RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE: '0',
@@ -119,6 +125,7 @@ async function main() {
     processes.push(await startRunway(WORKERS > 0 ? 'gateway' : 'all', env, 0));
     for (let i = 1; i <= WORKERS; i++) processes.push(await startRunway('worker', env, i));
     await run(processes[0]!.url!, processes);
+    results.record('queue');
   } finally {
     for (const p of processes) p.child.kill('SIGTERM');
     await Promise.all(processes.map((p) => new Promise((r) => (p.child.exitCode !== null ? r(null) : p.child.once('exit', r)))));
@@ -219,11 +226,8 @@ async function run(endpoint: string, processes: Started[]) {
   const cpuPerRun = (before: ReturnType<typeof cpuNow>, runs: number) => {
     const after = cpuNow();
     const perRun = (ms: number) => (ms / Math.max(1, runs)).toFixed(2);
-    return [
-      ...after.each.map((ms, i) => perRun(ms - before.each[i]!)),
-      perRun(after.postgres - before.postgres),
-      `(driver ${perRun(after.driver - before.driver)})`,
-    ].join(' / ');
+    const servers = [...after.each.map((ms, i) => perRun(ms - before.each[i]!)), perRun(after.postgres - before.postgres)];
+    return `${servers.join(' / ')} (driver ${perRun(after.driver - before.driver)})`;
   };
 
   /** Offers `rate` runs per second for `seconds`; resolves when all offered have completed. */
@@ -250,9 +254,14 @@ async function run(endpoint: string, processes: Started[]) {
 
   if (WARMUP_SECONDS > 0) await offer(100, WARMUP_SECONDS);
 
+  const shape = WORKERS > 0 ? `a gateway and ${WORKERS} worker${WORKERS > 1 ? 's' : ''}` : 'one process (ROLE=all)';
+  results.print(
+    `Runway as ${shape}, WORKER_CONCURRENCY=${CONCURRENCY}, ${THREADS} threads each watched over graphql-ws; ` +
+      `${SECONDS_PER_RATE} s per offered rate after ${WARMUP_SECONDS} s of warm-up\n`,
+  );
   if (RATES.length) {
-    console.log(`| offered runs/s | runs completed/s | queued -> in_progress p50 | p99 | max | CPU ms per run: ${roles.join(' / ')} / PostgreSQL |`);
-    console.log('| ---: | ---: | ---: | ---: | ---: | ---: |');
+    results.print(`| offered runs/s | runs completed/s | queued -> in_progress p50 | p99 | max | CPU ms per run: ${roles.join(' / ')} / PostgreSQL (driver) |`);
+    results.print('| ---: | ---: | ---: | ---: | ---: | ---: |');
   }
   for (const rate of RATES) {
     latencies.length = 0;
@@ -260,7 +269,7 @@ async function run(endpoint: string, processes: Started[]) {
     const { offered, skipped, elapsed } = await offer(rate, SECONDS_PER_RATE);
     const sorted = [...latencies].sort((a, b) => a - b);
     const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
-    console.log(
+    results.print(
       `| ${rate} | ${(offered / elapsed).toFixed(0)}${skipped ? ` (${skipped} not offered)` : ''} | ${q(0.5).toFixed(1)} ms | ${q(0.99).toFixed(1)} ms | ${sorted.at(-1)!.toFixed(1)} ms | ${cpuPerRun(cpuBefore, offered)} |`,
     );
   }
@@ -285,10 +294,10 @@ async function run(endpoint: string, processes: Started[]) {
     const cpu = cpuPerRun(before.cpu, runs);
     open = false;
     await Promise.all(loops);
-    console.log(
+    results.print(
       `\nSaturation (${lanes.length} threads, each always with a run queued or running): ` +
         `**${(runs / seconds).toFixed(0)} runs/s completed** over ${seconds.toFixed(1)} s; ` +
-        `CPU ms per run ${roles.join(' / ')} / PostgreSQL: ${cpu}`,
+        `CPU ms per run ${roles.join(' / ')} / PostgreSQL (driver): ${cpu}`,
     );
   }
   await ws.dispose();

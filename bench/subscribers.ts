@@ -21,6 +21,10 @@
  *   BENCH_GATEWAYS=1,2   (Runway gateway counts, measured one after the other)
  *   BENCH_PROFILE=/tmp/prof   (a CPU profile of each gateway over the drive alone)
  *   BENCH_NODE_ARGS=...   (more node flags for the gateways and the baseline)
+ *   BENCH_DOCS=0   (print only: leave docs/performance.md as it is)
+ *
+ * The table and the ratios are also written into docs/performance.md (bench:subscribers;
+ * bench/results.ts).
  *
  * This process is the driver: it commits the transitions through Runway's own run
  * service, BENCH_BATCH runs per commit (one notification each, as the engine's claims
@@ -41,6 +45,7 @@ import postgres from 'postgres';
 import WebSocket from 'ws';
 import { buildApp, type App } from '../src/app.js';
 import { buildRunway, startRunwayProcess, startServerProcess, type RunwayProcess } from '../test/support/processes.js';
+import { resultLines } from './results.js';
 
 const SUBSCRIBERS = Number(process.env.BENCH_SUBSCRIBERS ?? 10_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
@@ -60,6 +65,7 @@ const TARGETS = (process.env.BENCH_TARGETS ?? 'runway,plain-yoga,bare-ws').split
 /** More node flags, for the gateways and the baseline alike. */
 const NODE_ARGS = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
 const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const results = resultLines();
 
 type DrivenStatus = 'in_progress' | 'requires_action' | 'queued';
 /** Where each run is in the driver's cycle, kept across measurements. */
@@ -159,10 +165,14 @@ async function main() {
       { worker: false },
     );
     const runIds = await seed(driver);
-    console.log(
+    results.print(
+      `${SUBSCRIBERS} subscribers, one graphql-ws socket each; ${RATE} transitions committed per second, ` +
+        `${BATCH} per commit, for ${SECONDS} s\n`,
+    );
+    results.print(
       '| target | gateways | subscribers | JS heap per 1,000 idle subscribers | RSS per 1,000 | events delivered/s | commit -> client p50 | p99 | gateway CPU per event (above idle) | CPU per event (all) | idle CPU |',
     );
-    console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    results.print('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const target of TARGETS) {
       if (target === 'runway') {
         for (const count of GATEWAYS) {
@@ -196,11 +206,12 @@ async function main() {
     for (const other of ['plain-yoga', 'bare-ws'] as const) {
       const them = single[other];
       if (!runway || !them) continue;
-      console.log(
+      results.print(
         `\nRunway / ${other}, one process each: CPU per event (above idle) ${ratio(runway.cpuPerEventAboveIdleUs, them.cpuPerEventAboveIdleUs)}, JS heap per 1,000 idle subscribers ${ratio(runway.heapPerThousandMiB, them.heapPerThousandMiB)}`,
       );
     }
-    if (!runway && TARGETS.length > 1) console.log('\n(no ratios to Runway: they need BENCH_GATEWAYS to include 1)');
+    if (!runway && TARGETS.length > 1) results.print('\n(no ratios to Runway: they need BENCH_GATEWAYS to include 1)');
+    results.record('subscribers');
   } finally {
     await Promise.all(gateways.map((g) => g.kill('SIGTERM')));
     await driver?.stop();
@@ -358,7 +369,7 @@ async function measure(app: App, target: Target, gateways: RunwayProcess[], runI
   const sorted = latencies.sort((a, b) => a - b);
   const perEventUs = (ms: number) => (ms * 1000) / Math.max(delivered, 1);
   const perEvent = (ms: number) => `${perEventUs(ms).toFixed(0)} µs`;
-  console.log(
+  results.print(
     `| ${target} | ${gateways.length} | ${runIds.length} | ${heapPerThousand.toFixed(1)} MiB | ${perThousand.toFixed(1)} MiB | ${(delivered / driveSeconds).toFixed(0)} (of ${(committed / driveSeconds).toFixed(0)} committed/s) | ${quantile(sorted, 0.5).toFixed(1)} ms | ${quantile(sorted, 0.99).toFixed(1)} ms | ${perEvent(eventsCpu)} | ${perEvent(cpu)} | ${(idleCpuPerSecond / 10).toFixed(1)}% |`,
   );
   await Promise.all(clients.map((c) => c.dispose()));

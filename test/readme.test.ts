@@ -1,6 +1,7 @@
 /**
- * The README's example session, run as written: every ```graphql block in order, against
- * a real server with its worker, the way a new user pastes them into GraphiQL.
+ * The README's first run, as written: every ```graphql block of its "A first run, in
+ * GraphiQL" section in order, against a real server with its worker, the way a new user
+ * pastes them into GraphiQL, with the variables its JSON block shows.
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -14,12 +15,20 @@ afterAll(async () => {
   await t?.close();
 });
 
-const blocks = [...readFileSync(new URL('../README.md', import.meta.url), 'utf8').matchAll(/```graphql\n([\s\S]*?)```/g)].map(
-  (m) => m[1]!,
-);
+const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+/** The section, from its heading to the next one of its level. */
+const section = /^## A first run, in GraphiQL\n([\s\S]*?)(?=^## )/m.exec(readme)?.[1] ?? '';
+const blocks = [...section.matchAll(/```graphql\n([\s\S]*?)```/g)].map((m) => m[1]!);
+const variablesShown = [...section.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1]!) as Record<string, string>);
 
-it('has the example session in the README', () => {
+it('has the first run in the README', () => {
   expect(blocks).toHaveLength(10);
+});
+
+it('shows the variables pane with every variable the operations use, and no other', () => {
+  expect(variablesShown).toHaveLength(1);
+  const used = new Set(blocks.flatMap((block) => [...block.matchAll(/\$(\w+)/g)].map((m) => m[1]!)));
+  expect(Object.keys(variablesShown[0]!).sort()).toEqual([...used].sort());
 });
 
 it('works when pasted block by block', async () => {
@@ -57,6 +66,10 @@ it('works when pasted block by block', async () => {
     'QUEUED', 'IN_PROGRESS', 'REQUIRES_ACTION', 'QUEUED', 'IN_PROGRESS', 'COMPLETED',
     'QUEUED', 'IN_PROGRESS', 'CANCELLING', 'CANCELLED',
   ]);
+
+  // The ids shown in the variables pane look like the ones the operations returned.
+  const prefixes = (v: Record<string, unknown>) => Object.fromEntries(Object.entries(v).map(([k, id]) => [k, String(id).split('_')[0]]));
+  expect(prefixes(vars)).toEqual(prefixes(variablesShown[0]!));
 });
 
 /** Resolves once a threadRunsChanged subscription on the thread has read where the thread's history ends. */

@@ -30,6 +30,10 @@
  *   BENCH_PROFILE=/tmp/prof    (every Runway process runs under node --cpu-prof, profiles written there)
  *   BENCH_SOAK_MINUTES=10      (then: sustained run reads for that long, req/s per minute;
  *                               `npm run bench:soak` does only this)
+ *   BENCH_DOCS=0               (print only: leave docs/performance.md as it is)
+ *
+ * Each table is also written into docs/performance.md (bench/results.ts): the main one as
+ * bench:http, then bench:pglite, bench:growth and bench:soak, each when it was measured.
  */
 import { isDeepStrictEqual } from 'node:util';
 import postgres from 'postgres';
@@ -56,6 +60,7 @@ import {
 import { READS } from './operations.js';
 import { measurePglite } from './pglite.js';
 import { postgresRunner, seed } from './seed.js';
+import { recordResults } from '../results.js';
 import { buildRunway } from '../../test/support/processes.js';
 
 const ORDER = ['run', 'runs', 'nested', 'create', 'pglite', 'growth'] as const;
@@ -149,16 +154,27 @@ async function onMainDataSet(chosen: Set<ScenarioName>, admin: postgres.Sql, def
     rows.push(compareRow('create', samples));
   }
   if (rows.length) {
-    console.log(`\nRunway vs bare node:http + postgres.js, ${THREADS * RUNS_PER_THREAD} runs, ${settings.connections} connections, ${settings.rounds} interleaved rounds of ${settings.seconds} s (medians)\n`);
-    console.log('| scenario | Runway req/s | baseline req/s | ratio | p99 Runway / baseline | CPU ms/req Runway / baseline |');
-    console.log('| --- | --- | --- | --- | --- | --- |');
-    for (const row of rows) console.log(row);
+    printAndRecord(
+      'http',
+      [
+        `\nRunway vs bare node:http + postgres.js, ${THREADS * RUNS_PER_THREAD} runs, ${settings.connections} connections, ${settings.rounds} interleaved rounds of ${settings.seconds} s (medians)\n`,
+        '| scenario | Runway req/s | baseline req/s | ratio | p99 Runway / baseline | CPU ms/req Runway / baseline |',
+        '| --- | --- | --- | --- | --- | --- |',
+        ...rows,
+      ].join('\n'),
+    );
   }
   if (chosen.has('pglite')) {
     const data = { now, threads: Math.min(PGLITE_THREADS, THREADS), runsPerThread: RUNS_PER_THREAD };
-    console.log(await measurePglite(baseline.target, settings, data, defer));
+    printAndRecord('pglite', await measurePglite(baseline.target, settings, data, defer));
   }
-  if (SOAK_MINUTES > 0) console.log(await soak(runway.target, idsFile));
+  if (SOAK_MINUTES > 0) printAndRecord('soak', await soak(runway.target, idsFile));
+}
+
+/** A result table: printed, and kept in docs/performance.md as the scenario's latest. */
+function printAndRecord(name: string, table: string): void {
+  console.log(table);
+  recordResults(name, table);
 }
 
 async function main() {
@@ -183,7 +199,7 @@ async function main() {
   try {
     const onMain = ['run', 'runs', 'nested', 'create', 'pglite'].some((s) => chosen.has(s as ScenarioName));
     if (onMain || SOAK_MINUTES > 0) await onMainDataSet(chosen, admin, defer);
-    if (chosen.has('growth')) console.log(await measureGrowth(admin, serverUrl, settings, GROWTH_ROWS, defer));
+    if (chosen.has('growth')) printAndRecord('growth', await measureGrowth(admin, serverUrl, settings, GROWTH_ROWS, defer));
   } finally {
     await cleanUp();
   }

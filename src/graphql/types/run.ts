@@ -39,7 +39,7 @@ import {
 import { MessageRole } from './message.js';
 
 export const RunStatusEnum = builder.enumType('RunStatus', {
-  description: 'The nine statuses of a run; see the lifecycle in the README.',
+  description: 'The nine statuses of a run; see the run lifecycle in docs/architecture.md.',
   values: Object.fromEntries(RUN_STATUSES.map((s) => [s.toUpperCase(), { value: s }])) as {
     [K in RunStatus as Uppercase<K>]: { value: K };
   },

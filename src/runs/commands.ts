@@ -7,7 +7,7 @@ import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
 import { batched } from '../db/batches.js';
 import { isItemSpecificError, isUniqueViolation } from '../db/errors.js';
 import { rowWrites, type RowWrites } from '../db/row-writes.js';
-import { runSteps, type RunRow, type RunStepRow } from '../db/schema.js';
+import type { RunRow, RunStepRow } from '../db/schema.js';
 import { findAssistant } from '../assistants/assistant-service.js';
 import { BadUserInputError, InvalidRunStateError, NotFoundError, ThreadHasActiveRunError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
@@ -72,14 +72,16 @@ export class RunCommands {
     return store.findRunInProject(this.core.deps.db, projectId, runId);
   }
 
+  /** A page of the thread's runs; NOT_FOUND when the project has no such thread. One statement. */
   async list(
     projectId: string,
     threadId: string,
     args: PageArgs,
     statuses?: readonly RunStatus[] | null,
   ): Promise<Page<RunRow>> {
-    await this.core.requireThread(projectId, threadId);
-    return store.listRuns(this.core.deps.db, threadId, args, statuses);
+    const page = await store.listRunsInProject(this.core.deps.db, projectId, threadId, args, statuses);
+    if (!page) throw new NotFoundError('thread', threadId);
+    return page;
   }
 
   /** A thread's runs when the thread is already known to be the caller's (a Thread's `runs` field). */
@@ -326,22 +328,17 @@ export class RunCommands {
     });
     const pages: Page<RunStepRow>[] = new Array(keys.length);
     for (const { order, size, members } of groups.values()) {
-      const plan = planKeysetPage(runSteps.id, { first: size, order }, 'step');
+      const plan = planKeysetPage({ first: size, order }, 'step');
       const rows = await store.firstStepsOfRuns(this.core.deps.db, members.map((m) => m.runId), order, plan.limit);
       for (const { runId, index } of members) pages[index] = plan.page(rows.get(runId) ?? []);
     }
     return pages;
   }
 
-  /** The step, or undefined when that thread's run (in that project) has no such step. */
-  async getStep(projectId: string, threadId: string, runId: string, stepId: string) {
-    const [run, step] = await Promise.all([
-      this.get(projectId, threadId, runId),
-      store.findRunStep(this.core.deps.db, stepId),
-    ]);
-    return run && step && step.runId === run.id ? step : undefined;
+  /** The step, or undefined when that thread's run (in that project) has no such step. One statement. */
+  getStep(projectId: string, threadId: string, runId: string, stepId: string): Promise<RunStepRow | undefined> {
+    return store.findRunStepInProject(this.core.deps.db, projectId, threadId, runId, stepId);
   }
-
 }
 
 /** The turn a client's write to a run waits for (project names hold no ':'). */

@@ -99,12 +99,12 @@ export class ThreadService {
 
   /** A thread's messages, for a thread already known to be the caller's. */
   async listMessages(threadId: string, args: PageArgs): Promise<Page<MessageRow>> {
-    const plan = planKeysetPage(messages.id, args, 'msg');
+    const plan = planKeysetPage(args, 'msg');
     const rows = await this.deps.db
       .select()
       .from(messages)
-      .where(and(eq(messages.threadId, threadId), plan.where))
-      .orderBy(plan.orderBy)
+      .where(and(eq(messages.threadId, threadId), plan.where(messages.id)))
+      .orderBy(plan.orderBy(messages.id))
       .limit(plan.limit);
     return plan.page(rows);
   }

@@ -16,11 +16,15 @@ export interface PageArgs {
   order?: SortOrder | null | undefined;
 }
 
+/** A page as a Relay connection has it (the GraphQL connection types serve it as it is). */
 export interface Page<T> {
-  nodes: T[];
-  cursors: string[];
-  hasNextPage: boolean;
-  hasPreviousPage: boolean;
+  edges: { cursor: string; node: T }[];
+  pageInfo: {
+    hasNextPage: boolean;
+    hasPreviousPage: boolean;
+    startCursor: string | null;
+    endCursor: string | null;
+  };
 }
 
 export const DEFAULT_PAGE_SIZE = 20;
@@ -76,14 +80,18 @@ export function planKeysetPage(args: PageArgs, idPrefix: string): KeysetPlan {
     limit: size + 1,
     page(rows) {
       const more = rows.length > size;
-      const nodes = rows.slice(0, size);
-      if (backward) nodes.reverse();
+      const kept = rows.slice(0, size);
+      if (backward) kept.reverse();
+      const edges = kept.map((node) => ({ cursor: encodeCursor(node.id), node }));
       return {
-        nodes,
-        cursors: nodes.map((n) => encodeCursor(n.id)),
-        // A cursor names a row that exists, so there is something on its far side.
-        hasNextPage: backward ? before !== undefined : more,
-        hasPreviousPage: backward ? more : after !== undefined,
+        edges,
+        pageInfo: {
+          // A cursor names a row that exists, so there is something on its far side.
+          hasNextPage: backward ? before !== undefined : more,
+          hasPreviousPage: backward ? more : after !== undefined,
+          startCursor: edges[0]?.cursor ?? null,
+          endCursor: edges.at(-1)?.cursor ?? null,
+        },
       };
     },
   };

@@ -1,8 +1,11 @@
 import SchemaBuilder from '@pothos/core';
+import DataloaderPlugin from '@pothos/plugin-dataloader';
+import RelayPlugin from '@pothos/plugin-relay';
 import ZodPlugin from '@pothos/plugin-zod';
 import { JSONObjectResolver } from 'graphql-scalars';
 import type { GraphQLContext } from './context.js';
 import { validationError } from './errors.js';
+import { pageSizeSchema } from './validation.js';
 
 export const builder = new SchemaBuilder<{
   Context: GraphQLContext;
@@ -12,9 +15,14 @@ export const builder = new SchemaBuilder<{
     JSONObject: { Input: Record<string, unknown>; Output: Record<string, unknown> };
   };
 }>({
-  plugins: [ZodPlugin],
+  plugins: [RelayPlugin, DataloaderPlugin, ZodPlugin],
   defaultFieldNullability: false,
   zod: { validationError: (error) => validationError(error) },
+  relay: {
+    nodesOnConnection: true,
+    firstArgOptions: { validate: { schema: pageSizeSchema } },
+    lastArgOptions: { validate: { schema: pageSizeSchema } },
+  },
 });
 
 // graphql-scalars' JSONObject rejects arrays and primitives where an object is expected.

@@ -2,7 +2,7 @@ import type { MessageRow } from '../../db/schema.js';
 import { counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
 import { messageContentSchema } from '../validation.js';
-import { connectionType, idempotencyKeyArgs, metadataArg } from './common.js';
+import { idempotencyKeyArgs, metadataArg } from './common.js';
 
 export const MessageRole = builder.enumType('MessageRole', {
   values: { USER: { value: 'user' }, ASSISTANT: { value: 'assistant' } } as const,
@@ -22,7 +22,7 @@ export const MessageRef = builder.objectRef<MessageRow>('Message').implement({
   }),
 });
 
-export const MessageConnection = connectionType('Message', MessageRef);
+export const MessageConnection = builder.connectionObject({ type: MessageRef, name: 'MessageConnection' });
 
 export const CreateMessageInput = builder.inputType('CreateMessageInput', {
   fields: (t) => ({

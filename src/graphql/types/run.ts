@@ -27,10 +27,9 @@ import {
   topPSchema,
 } from '../validation.js';
 import {
-  connectionType,
   idempotencyKeyArgs,
   metadataArg,
-  pageArgs,
+  orderArg,
   ToolInput,
   ToolRef,
   toolsArgValidation,
@@ -202,11 +201,11 @@ export const RunRef = builder.objectRef<RunRow>('Run').implement({
   }),
 });
 
-export const RunConnection = connectionType('Run', RunRef);
+export const RunConnection = builder.connectionObject({ type: RunRef, name: 'RunConnection' });
 
-/** The arguments of a run list, shared by Query.runs and Thread.runs. */
+/** The arguments of a run list besides the Relay ones, shared by Query.runs and Thread.runs. */
 export const runListArgs = builder.args((t) => ({
-  ...pageArgs,
+  ...orderArg('desc'),
   status: t.field({ type: [RunStatusEnum], description: 'Only runs in one of these statuses.' }),
 }));
 
@@ -311,12 +310,15 @@ builder.queryFields((t) => ({
     args: { threadId: t.arg.id({ required: true }), runId: t.arg.id({ required: true }) },
     resolve: (_, { threadId, runId }, ctx) => ctx.runs.get(ctx.projectId, String(threadId), String(runId)),
   }),
-  runs: t.field({
-    type: RunConnection,
-    description: "A page of the thread's runs, newest first unless order is ASC.",
-    args: { threadId: t.arg.id({ required: true }), ...runListArgs },
-    resolve: (_, args, ctx) => (checkAnswerBudget(ctx), ctx.runs.list(ctx.projectId, String(args.threadId), args, args.status)),
-  }),
+  runs: t.connection(
+    {
+      type: RunRef,
+      description: "A page of the thread's runs, newest first unless order is ASC.",
+      args: { threadId: t.arg.id({ required: true }), ...runListArgs },
+      resolve: (_, args, ctx) => (checkAnswerBudget(ctx), ctx.runs.list(ctx.projectId, String(args.threadId), args, args.status)),
+    },
+    RunConnection,
+  ),
 }));
 
 builder.mutationFields((t) => ({

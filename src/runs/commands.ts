@@ -78,6 +78,11 @@ export class RunCommands {
     return store.findRunInProject(this.core.deps.db, projectId, runId);
   }
 
+  /** Those of these runs that are in this project (a node lookup), in no particular order. */
+  manyInProject(projectId: string, runIds: readonly string[]): Promise<RunRow[]> {
+    return store.findRunsInProject(this.core.deps.db, projectId, runIds);
+  }
+
   /** A page of the thread's runs; NOT_FOUND when the project has no such thread. One statement. */
   async list(
     projectId: string,
@@ -346,6 +351,11 @@ export class RunCommands {
   /** The step, or undefined when that thread's run (in that project) has no such step. One statement. */
   getStep(projectId: string, threadId: string, runId: string, stepId: string): Promise<RunStepRow | undefined> {
     return store.findRunStepInProject(this.core.deps.db, projectId, threadId, runId, stepId);
+  }
+
+  /** Those of these steps whose run is in this project (a node lookup), in no particular order. */
+  stepsInProject(projectId: string, stepIds: readonly string[]): Promise<RunStepRow[]> {
+    return store.findRunStepsInProject(this.core.deps.db, projectId, stepIds);
   }
 }
 

@@ -118,6 +118,21 @@ describe('every read is one statement, its project check included', () => {
     const elsewhere = await counted(() => t.ok(STEP, { t: otherThread, r: runId, s: step!.id }));
     expect(elsewhere).toMatchObject({ count: 1, result: { runStep: null } });
   });
+
+  it('node and nodes: one statement per type of node asked for', async () => {
+    const data = await t.ok(`query($t: ID!) { thread(id: $t) { messages { nodes { id } } runs(first: 2) { nodes { id steps { nodes { id } } } } } }`, {
+      t: threadId,
+    });
+    const [run1, run2] = data.thread.runs.nodes;
+    const message = data.thread.messages.nodes[0].id;
+    const step = run1.steps.nodes[0].id;
+    const one = await counted(() => t.ok(`query($id: ID!) { node(id: $id) { id } }`, { id: run1.id }));
+    expect(one).toMatchObject({ count: 1, result: { node: { id: run1.id } } });
+    const ids = [run1.id, threadId, run2.id, message, step, 'run_missing', 'not-an-id'];
+    const many = await counted(() => t.ok(`query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, { ids }));
+    expect(many.count).toBe(4); // runs, threads, messages, steps
+    expect(many.result.nodes).toEqual([...ids.slice(0, 5).map((id) => ({ id })), null, null]);
+  });
 });
 
 it('gives each run its own steps (the batch does not mix them up)', async () => {

@@ -4,6 +4,7 @@ import type { StepDetails, ToolCallWithOutput } from '../../domain/run.js';
 import type { StepPageKey } from '../../runs/index.js';
 import { checkAnswerBudget, counted } from '../answer-budget.js';
 import { builder } from '../builder.js';
+import { inOrderOf } from '../global-ids.js';
 import { orderArg } from './common.js';
 import { RunErrorRef, RunRef, RunUsageRef } from './run.js';
 
@@ -57,9 +58,10 @@ const StepDetailsRef = builder.objectRef<StepDetails>('StepDetails').implement({
   }),
 });
 
-export const RunStepRef = builder.objectRef<RunStepRow>('RunStep').implement({
+export const RunStepRef = builder.node(builder.objectRef<RunStepRow>('RunStep'), {
+  id: { resolve: (s) => s.id },
+  loadMany: async (ids, ctx) => inOrderOf(ids, await ctx.runs.stepsInProject(ctx.projectId, ids)),
   fields: (t) => ({
-    id: t.exposeID('id'),
     object: t.string({ resolve: () => 'thread.run.step' }),
     createdAt: t.exposeInt('createdAt'),
     runId: t.exposeID('runId'),

@@ -26,6 +26,7 @@ import {
   toolOutputSchema,
   topPSchema,
 } from '../validation.js';
+import { inOrderOf } from '../global-ids.js';
 import {
   idempotencyKeyArgs,
   metadataArg,
@@ -161,10 +162,11 @@ const ResponseFormatRef = builder.objectRef<ResponseFormat>('ResponseFormat').im
   }),
 });
 
-export const RunRef = builder.objectRef<RunRow>('Run').implement({
+export const RunRef = builder.node(builder.objectRef<RunRow>('Run'), {
   description: "An execution run on a thread: the Assistants API's run object, camelCased.",
+  id: { resolve: (r) => r.id },
+  loadMany: async (ids, ctx) => inOrderOf(ids, await ctx.runs.manyInProject(ctx.projectId, ids)),
   fields: (t) => ({
-    id: t.exposeID('id'),
     object: t.string({ resolve: () => 'thread.run' }),
     createdAt: t.exposeInt('createdAt'),
     threadId: t.exposeID('threadId'),

@@ -99,6 +99,19 @@ export async function listRunsInProject(
   return plan.page(rows.flatMap((row) => (row.run ? [row.run] : [])));
 }
 
+const runsInProject = preparedPer((ex) =>
+  ex
+    .select()
+    .from(runs)
+    .where(and(sql`${runs.id} = any(${sql.placeholder('ids')}::text[])`, eq(runs.projectId, sql.placeholder('projectId'))))
+    .prepare('runs_in_project'),
+);
+
+/** Those of these runs that are in this project, in no particular order: one statement. */
+export async function findRunsInProject(ex: Executor, projectId: string, ids: readonly string[]): Promise<RunRow[]> {
+  return runsInProject(ex).execute({ ids: [...ids], projectId });
+}
+
 const firstRuns = (order: 'asc' | 'desc') =>
   preparedPer((ex) =>
     ex

@@ -129,3 +129,18 @@ export async function findRunStepInProject(
   const [row] = await stepOfRunInProject(ex).execute({ projectId, threadId, runId, stepId });
   return row?.step;
 }
+
+const stepsInProject = preparedPer((ex) =>
+  ex
+    .select({ step: runSteps })
+    .from(runSteps)
+    .innerJoin(runs, eq(runs.id, runSteps.runId))
+    .where(and(sql`${runSteps.id} = any(${sql.placeholder('ids')}::text[])`, eq(runs.projectId, sql.placeholder('projectId'))))
+    .prepare('steps_in_project'),
+);
+
+/** Those of these steps whose run is in this project, in no particular order: one statement. */
+export async function findRunStepsInProject(ex: Executor, projectId: string, ids: readonly string[]): Promise<RunStepRow[]> {
+  const rows = await stepsInProject(ex).execute({ ids: [...ids], projectId });
+  return rows.map((row) => row.step);
+}

@@ -16,11 +16,15 @@ export interface PageArgs {
   order?: SortOrder | null | undefined;
 }
 
+/** A page as a Relay connection has it (the GraphQL connection types serve it as it is). */
 export interface Page<T> {
-  nodes: T[];
-  cursors: string[];
-  hasNextPage: boolean;
-  hasPreviousPage: boolean;
+  edges: { cursor: string; node: T }[];
+  pageInfo: {
+    hasNextPage: boolean;
+    hasPreviousPage: boolean;
+    startCursor: string | null;
+    endCursor: string | null;
+  };
 }
 
 export const DEFAULT_PAGE_SIZE = 20;
@@ -41,8 +45,10 @@ export function decodeCursor(cursor: string, argName: string, idPrefix: string):
 }
 
 export interface KeysetPlan {
-  where: SQL | undefined;
-  orderBy: SQL;
+  /** The page's range, on the id column given (the table's, or a subquery's). */
+  where(id: AnyColumn): SQL | undefined;
+  /** The order the range is read in, on the id column given. */
+  orderBy(id: AnyColumn): SQL;
   limit: number;
   /** Turns the fetched rows (one more than asked, to see past the page) into a page. */
   page<T extends { id: string }>(rows: T[]): Page<T>;
@@ -52,7 +58,7 @@ export interface KeysetPlan {
  * Plans the query for one page. `last`/`before` read the range backwards from its end
  * and reverse the rows, so both directions are a single index scan.
  */
-export function planKeysetPage(idColumn: AnyColumn, args: PageArgs, idPrefix: string): KeysetPlan {
+export function planKeysetPage(args: PageArgs, idPrefix: string): KeysetPlan {
   if (args.first != null && args.last != null) {
     throw new BadUserInputError("Pass either 'first' or 'last', not both.", { argument: 'last' });
   }
@@ -61,27 +67,31 @@ export function planKeysetPage(idColumn: AnyColumn, args: PageArgs, idPrefix: st
   const size = (backward ? args.last : args.first) ?? DEFAULT_PAGE_SIZE;
   const after = args.after != null ? decodeCursor(args.after, 'after', idPrefix) : undefined;
   const before = args.before != null ? decodeCursor(args.before, 'before', idPrefix) : undefined;
-
-  // In descending order "after" means smaller ids.
-  const afterCond = after === undefined ? undefined : order === 'asc' ? gt(idColumn, after) : lt(idColumn, after);
-  const beforeCond =
-    before === undefined ? undefined : order === 'asc' ? lt(idColumn, before) : gt(idColumn, before);
   const scanAscending = (order === 'asc') !== backward;
 
   return {
-    where: and(afterCond, beforeCond),
-    orderBy: scanAscending ? asc(idColumn) : desc(idColumn),
+    where(id) {
+      // In descending order "after" means smaller ids.
+      const afterCond = after === undefined ? undefined : order === 'asc' ? gt(id, after) : lt(id, after);
+      const beforeCond = before === undefined ? undefined : order === 'asc' ? lt(id, before) : gt(id, before);
+      return and(afterCond, beforeCond);
+    },
+    orderBy: (id) => (scanAscending ? asc(id) : desc(id)),
     limit: size + 1,
     page(rows) {
       const more = rows.length > size;
-      const kept = more ? rows.slice(0, size) : rows;
-      const nodes = backward ? kept.reverse() : kept;
+      const kept = rows.slice(0, size);
+      if (backward) kept.reverse();
+      const edges = kept.map((node) => ({ cursor: encodeCursor(node.id), node }));
       return {
-        nodes,
-        cursors: nodes.map((n) => encodeCursor(n.id)),
-        // A cursor names a row that exists, so there is something on its far side.
-        hasNextPage: backward ? before !== undefined : more,
-        hasPreviousPage: backward ? more : after !== undefined,
+        edges,
+        pageInfo: {
+          // A cursor names a row that exists, so there is something on its far side.
+          hasNextPage: backward ? before !== undefined : more,
+          hasPreviousPage: backward ? more : after !== undefined,
+          startCursor: edges[0]?.cursor ?? null,
+          endCursor: edges.at(-1)?.cursor ?? null,
+        },
       };
     },
   };

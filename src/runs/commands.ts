@@ -3,11 +3,11 @@
  * read them, page them, create, modify, cancel, and hand them tool outputs. Each use case
  * opens its own transaction and applies the lifecycle through the run store.
  */
-import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
+import { DEFAULT_PAGE_SIZE, planKeysetPage, type Page, type PageArgs, type SortOrder } from '../db/keyset.js';
 import { batched } from '../db/batches.js';
 import { isItemSpecificError, isUniqueViolation } from '../db/errors.js';
 import { rowWrites, type RowWrites } from '../db/row-writes.js';
-import { runSteps, type RunRow, type RunStepRow } from '../db/schema.js';
+import type { RunRow, RunStepRow } from '../db/schema.js';
 import { findAssistant } from '../assistants/assistant-service.js';
 import { BadUserInputError, InvalidRunStateError, NotFoundError, ThreadHasActiveRunError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
@@ -36,11 +36,17 @@ export interface CreateRunInput {
   responseFormat?: ResponseFormat | null;
 }
 
-/** A run's first page of steps: which run, which order, how many. */
-export interface FirstStepsKey {
+/** A page of a run's steps: which run, and the page's arguments (oldest first by default). */
+export interface StepPageKey extends PageArgs {
   runId: string;
-  order: 'asc' | 'desc';
+}
+
+/** First pages of steps of the same order and size: the runs one statement reads them for. */
+interface FirstPages {
+  order: SortOrder;
   size: number;
+  runIds: string[];
+  rows?: Promise<Map<string, RunStepRow[]>>;
 }
 
 /** The answer to a run that must go in the next batch (see writeCreations). */
@@ -72,14 +78,21 @@ export class RunCommands {
     return store.findRunInProject(this.core.deps.db, projectId, runId);
   }
 
+  /** Those of these runs that are in this project (a node lookup), in no particular order. */
+  manyInProject(projectId: string, runIds: readonly string[]): Promise<RunRow[]> {
+    return store.findRunsInProject(this.core.deps.db, projectId, runIds);
+  }
+
+  /** A page of the thread's runs; NOT_FOUND when the project has no such thread. One statement. */
   async list(
     projectId: string,
     threadId: string,
     args: PageArgs,
     statuses?: readonly RunStatus[] | null,
   ): Promise<Page<RunRow>> {
-    await this.core.requireThread(projectId, threadId);
-    return store.listRuns(this.core.deps.db, threadId, args, statuses);
+    const page = await store.listRunsInProject(this.core.deps.db, projectId, threadId, args, statuses);
+    if (!page) throw new NotFoundError('thread', threadId);
+    return page;
   }
 
   /** A thread's runs when the thread is already known to be the caller's (a Thread's `runs` field). */
@@ -308,40 +321,42 @@ export class RunCommands {
     return result.run;
   }
 
-  async pageSteps(runId: string, args: PageArgs) {
-    return store.pageRunSteps(this.core.deps.db, runId, args);
-  }
-
   /**
-   * The first page of steps of many runs at once (a batch loader's call): one query per
-   * distinct (order, size), whatever the number of runs.
+   * Pages of steps of many runs at once (a batch loader's call), one promise per key, each
+   * settling on its own. First pages (no cursor, the common case) cost one statement per
+   * distinct order and size, whatever the number of runs; a page after or before a cursor
+   * (which names a step of one run) is read on its own.
    */
-  async firstStepPages(keys: readonly FirstStepsKey[]): Promise<Page<RunStepRow>[]> {
-    const groups = new Map<string, { order: FirstStepsKey['order']; size: number; members: { runId: string; index: number }[] }>();
-    keys.forEach(({ runId, order, size }, index) => {
-      const name = `${order}:${size}`;
-      const group = groups.get(name) ?? { order, size, members: [] };
+  stepPages(keys: readonly StepPageKey[]): Promise<Page<RunStepRow>>[] {
+    const { db } = this.core.deps;
+    const groups = new Map<string, FirstPages>();
+    const reads = keys.map((key) => {
+      const args = { ...key, order: key.order ?? 'asc' };
+      if (key.after != null || key.before != null || key.last != null) return () => store.pageRunSteps(db, key.runId, args);
+      const size = key.first ?? DEFAULT_PAGE_SIZE;
+      const name = `${args.order}:${size}`;
+      const group = groups.get(name) ?? { order: args.order, size, runIds: [] };
       groups.set(name, group);
-      group.members.push({ runId, index });
+      group.runIds.push(key.runId);
+      const plan = planKeysetPage(args, 'step');
+      return async () => {
+        // Read on first use, once every key is known: one statement for all the group's runs.
+        group.rows ??= store.firstStepsOfRuns(db, group.runIds, group.order, size + 1);
+        return plan.page((await group.rows).get(key.runId) ?? []);
+      };
     });
-    const pages: Page<RunStepRow>[] = new Array(keys.length);
-    for (const { order, size, members } of groups.values()) {
-      const plan = planKeysetPage(runSteps.id, { first: size, order }, 'step');
-      const rows = await store.firstStepsOfRuns(this.core.deps.db, members.map((m) => m.runId), order, plan.limit);
-      for (const { runId, index } of members) pages[index] = plan.page(rows.get(runId) ?? []);
-    }
-    return pages;
+    return reads.map((read) => read());
   }
 
-  /** The step, or undefined when that thread's run (in that project) has no such step. */
-  async getStep(projectId: string, threadId: string, runId: string, stepId: string) {
-    const [run, step] = await Promise.all([
-      this.get(projectId, threadId, runId),
-      store.findRunStep(this.core.deps.db, stepId),
-    ]);
-    return run && step && step.runId === run.id ? step : undefined;
+  /** The step, or undefined when that thread's run (in that project) has no such step. One statement. */
+  getStep(projectId: string, threadId: string, runId: string, stepId: string): Promise<RunStepRow | undefined> {
+    return store.findRunStepInProject(this.core.deps.db, projectId, threadId, runId, stepId);
   }
 
+  /** Those of these steps whose run is in this project (a node lookup), in no particular order. */
+  stepsInProject(projectId: string, stepIds: readonly string[]): Promise<RunStepRow[]> {
+    return store.findRunStepsInProject(this.core.deps.db, projectId, stepIds);
+  }
 }
 
 /** The turn a client's write to a run waits for (project names hold no ':'). */

@@ -99,14 +99,25 @@ export class ThreadService {
 
   /** A thread's messages, for a thread already known to be the caller's. */
   async listMessages(threadId: string, args: PageArgs): Promise<Page<MessageRow>> {
-    const plan = planKeysetPage(messages.id, args, 'msg');
+    const plan = planKeysetPage(args, 'msg');
     const rows = await this.deps.db
       .select()
       .from(messages)
-      .where(and(eq(messages.threadId, threadId), plan.where))
-      .orderBy(plan.orderBy)
+      .where(and(eq(messages.threadId, threadId), plan.where(messages.id)))
+      .orderBy(plan.orderBy(messages.id))
       .limit(plan.limit);
     return plan.page(rows);
+  }
+
+  /** Those of these threads that are in this project (a node lookup), in no particular order: one statement. */
+  async manyInProject(projectId: string, ids: readonly string[]): Promise<ThreadRow[]> {
+    return threadsInProject(this.deps.db).execute({ ids: [...ids], projectId });
+  }
+
+  /** Those of these messages whose thread is in this project (a node lookup), in no particular order: one statement. */
+  async messagesInProject(projectId: string, ids: readonly string[]): Promise<MessageRow[]> {
+    const rows = await messagesInProject(this.deps.db).execute({ ids: [...ids], projectId });
+    return rows.map((row) => row.message);
   }
 }
 
@@ -116,6 +127,23 @@ const threadInProject = preparedPer((ex) =>
     .from(threads)
     .where(and(eq(threads.id, sql.placeholder('id')), eq(threads.projectId, sql.placeholder('projectId'))))
     .prepare('thread_in_project'),
+);
+
+const threadsInProject = preparedPer((ex) =>
+  ex
+    .select()
+    .from(threads)
+    .where(and(sql`${threads.id} = any(${sql.placeholder('ids')}::text[])`, eq(threads.projectId, sql.placeholder('projectId'))))
+    .prepare('threads_in_project'),
+);
+
+const messagesInProject = preparedPer((ex) =>
+  ex
+    .select({ message: messages })
+    .from(messages)
+    .innerJoin(threads, eq(threads.id, messages.threadId))
+    .where(and(sql`${messages.id} = any(${sql.placeholder('ids')}::text[])`, eq(threads.projectId, sql.placeholder('projectId'))))
+    .prepare('messages_in_project'),
 );
 
 const threadIdInProject = preparedPer((ex) =>

@@ -1,4 +1,4 @@
-/** Keyset pagination of a thread's runs: both orders, both directions, stable under inserts. */
+/** Keyset pagination of a thread's runs (both orders, both directions, stable under inserts), and of a run's steps. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAssistant, createRun, createThread } from '../support/fixtures.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
@@ -111,5 +111,52 @@ describe('runs(threadId) pagination', () => {
     expect(data.thread.runs.nodes.map((n: any) => n.id)).toEqual(ids.slice(0, 2));
     expect(data.thread.runs.pageInfo.hasNextPage).toBe(true);
     expect(data.thread.messages).toEqual({ nodes: [{ text: 'Hello' }], pageInfo: { hasNextPage: false } });
+  });
+});
+
+describe('Run.steps pagination', () => {
+  const CALL = { id: 'call_1', type: 'function' as const, function: { name: 'get_weather', arguments: '{}' } };
+  let threadId = '';
+  let runId = '';
+  let steps: string[] = [];
+
+  beforeAll(async () => {
+    threadId = await createThread(t);
+    runId = (await createRun(t, threadId, { assistantId })).id;
+    // Three TOOL_CALLS steps: each round of tool calls is a step.
+    for (let round = 0; round < 3; round++) {
+      await t.app.engine.transition(runId, 'in_progress');
+      await t.app.engine.requireAction(runId, [CALL]);
+      if (round < 2) {
+        await t.ok(`mutation($t: ID!, $r: ID!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: [{ toolCallId: "call_1", output: "ok" }]) { id } }`, {
+          t: threadId,
+          r: runId,
+        });
+      }
+    }
+    await t.app.engine.transition(runId, 'cancelled');
+    steps = (await t.app.engine.steps(runId)).map((s) => s.id);
+    expect(steps).toHaveLength(3);
+  });
+
+  it('pages each way, a page after a cursor beside first pages, and a bad cursor fails its own field alone', async () => {
+    const run = (alias: string, args: string) =>
+      `${alias}: run(threadId: $t, runId: $r) { steps(${args}) { nodes { id } pageInfo { hasNextPage hasPreviousPage } } }`;
+    const first = await t.ok(`query($t: ID!, $r: ID!) { ${run('a', 'first: 2')} }`, { t: threadId, r: runId });
+    expect(first.a.steps).toEqual({ nodes: steps.slice(0, 2).map((id) => ({ id })), pageInfo: { hasNextPage: true, hasPreviousPage: false } });
+    const cursor = Buffer.from(`k1:${steps[0]}`).toString('base64url');
+    const res = await t.gql(
+      `query($t: ID!, $r: ID!, $c: String!) { ${run('a', 'first: 1')} ${run('b', 'first: 1, after: $c')} ${run('c', 'order: DESC')}
+        ${run('d', 'last: 1, before: $c, order: DESC')} ${run('e', 'after: "not-a-cursor"')} }`,
+      { t: threadId, r: runId, c: cursor },
+    );
+    expect(res.data).toEqual({
+      a: { steps: { nodes: [{ id: steps[0] }], pageInfo: { hasNextPage: true, hasPreviousPage: false } } },
+      b: { steps: { nodes: [{ id: steps[1] }], pageInfo: { hasNextPage: true, hasPreviousPage: true } } },
+      c: { steps: { nodes: [...steps].reverse().map((id) => ({ id })), pageInfo: { hasNextPage: false, hasPreviousPage: false } } },
+      d: { steps: { nodes: [{ id: steps[1] }], pageInfo: { hasNextPage: true, hasPreviousPage: true } } },
+      e: null,
+    });
+    expect(res.errors?.map((e) => [e.path, e.extensions?.['code']])).toEqual([[['e', 'steps'], 'BAD_USER_INPUT']]);
   });
 });

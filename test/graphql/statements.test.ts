@@ -1,8 +1,9 @@
 /**
  * No N+1: a thread's runs with their steps cost the same number of SQL statements
- * whatever the page size. Statements are counted as the app sends them.
+ * whatever the page size; and every read is one statement, its project check included.
+ * Statements are counted as the app sends them.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAssistant, createRun, createThread } from '../support/fixtures.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 
@@ -14,8 +15,10 @@ const RUNS = 30;
 const CALL = { id: 'call_1', type: 'function' as const, function: { name: 'get_weather', arguments: '{}' } };
 
 beforeAll(async () => {
-  // With Redis fan-out, the outbox relay's statements (after earlier writes) are not the request's.
-  t = await startTestApp({ onQuery: (sql) => void (counting && !sql.includes('"event_outbox"') && statements.push(sql)) });
+  // Not the request's: with Redis fan-out, the outbox relay's statements (after earlier
+  // writes); in open local mode, the poll for a first API key (every 5 s).
+  const background = (sql: string) => sql.includes('"event_outbox"') || sql.includes('"api_keys"');
+  t = await startTestApp({ onQuery: (sql) => void (counting && !background(sql) && statements.push(sql)) });
   const assistantId = await createAssistant(t);
   threadId = await createThread(t);
   const engine = t.app.engine;
@@ -54,6 +57,84 @@ it('reads a thread, a page of its runs and all their steps in 3 statements, for 
     }
   }
   expect(counts).toEqual([3, 3, 3]);
+});
+
+/** The statements `work` sends, and what it returned. */
+async function counted<T>(work: () => Promise<T>): Promise<{ count: number; result: T; statements: string[] }> {
+  statements = [];
+  counting = true;
+  try {
+    const result = await work();
+    return { count: statements.length, result, statements };
+  } finally {
+    counting = false;
+  }
+}
+
+describe('every read is one statement, its project check included', () => {
+  const RUNS_PAGE = `query($t: ID!, $first: Int, $after: String, $last: Int, $before: String, $order: SortOrder, $status: [RunStatus!]) {
+    runs(threadId: $t, first: $first, after: $after, last: $last, before: $before, order: $order, status: $status) {
+      nodes { id } pageInfo { hasNextPage endCursor } } }`;
+
+  it("runs(threadId): a page of the thread's runs, whatever its arguments", async () => {
+    const first = await counted(() => t.ok(RUNS_PAGE, { t: threadId, first: 5 }));
+    expect(first.count).toBe(1);
+    expect(first.result.runs.nodes).toHaveLength(5);
+    const variants = [
+      { first: 5, after: first.result.runs.pageInfo.endCursor },
+      { first: 5, order: 'ASC' },
+      { last: 5, before: first.result.runs.pageInfo.endCursor },
+      { status: ['CANCELLED'] },
+    ];
+    for (const vars of variants) {
+      const { count, result } = await counted(() => t.ok(RUNS_PAGE, { t: threadId, ...vars }));
+      expect(count, JSON.stringify(vars)).toBe(1);
+      expect(result.runs.nodes.length, JSON.stringify(vars)).toBeGreaterThan(0);
+    }
+  });
+
+  it('runs(threadId): a thread with no runs is an empty page, and a missing or foreign thread NOT_FOUND, in one statement', async () => {
+    const empty = await createThread(t);
+    const none = await counted(() => t.ok(RUNS_PAGE, { t: empty }));
+    expect(none.count).toBe(1);
+    expect(none.result.runs).toEqual({ nodes: [], pageInfo: { hasNextPage: false, endCursor: null } });
+
+    const missing = await counted(() => t.gql(RUNS_PAGE, { t: 'thread_missing' }));
+    expect(missing.count).toBe(1);
+    expect(missing.result.errors?.map((e) => e.extensions?.['code'])).toEqual(['NOT_FOUND']);
+
+    // Open local mode is project "default": another project asks for its thread.
+    const foreign = await counted(() => t.app.services.runs.list('another-project', threadId, {}).catch((e) => e));
+    expect(foreign.count).toBe(1);
+    expect(foreign.result).toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('runStep: the step, its run, thread and project checked together', async () => {
+    const { nodes } = (await t.ok(RUNS_PAGE, { t: threadId, first: 1 })).runs;
+    const runId = nodes[0].id;
+    const [step] = await t.app.engine.steps(runId);
+    const STEP = `query($t: ID!, $r: ID!, $s: ID!) { runStep(threadId: $t, runId: $r, stepId: $s) { id } }`;
+    const found = await counted(() => t.ok(STEP, { t: threadId, r: runId, s: step!.id }));
+    expect(found).toMatchObject({ count: 1, result: { runStep: { id: step!.id } } });
+    const otherThread = await createThread(t);
+    const elsewhere = await counted(() => t.ok(STEP, { t: otherThread, r: runId, s: step!.id }));
+    expect(elsewhere).toMatchObject({ count: 1, result: { runStep: null } });
+  });
+
+  it('node and nodes: one statement per type of node asked for', async () => {
+    const data = await t.ok(`query($t: ID!) { thread(id: $t) { messages { nodes { id } } runs(first: 2) { nodes { id steps { nodes { id } } } } } }`, {
+      t: threadId,
+    });
+    const [run1, run2] = data.thread.runs.nodes;
+    const message = data.thread.messages.nodes[0].id;
+    const step = run1.steps.nodes[0].id;
+    const one = await counted(() => t.ok(`query($id: ID!) { node(id: $id) { id } }`, { id: run1.id }));
+    expect(one).toMatchObject({ count: 1, result: { node: { id: run1.id } } });
+    const ids = [run1.id, threadId, run2.id, message, step, 'run_missing', 'not-an-id'];
+    const many = await counted(() => t.ok(`query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, { ids }));
+    expect(many.count).toBe(4); // runs, threads, messages, steps
+    expect(many.result.nodes).toEqual([...ids.slice(0, 5).map((id) => ({ id })), null, null]);
+  });
 });
 
 it('gives each run its own steps (the batch does not mix them up)', async () => {

@@ -54,6 +54,29 @@ describe('runStatusChanged', () => {
     expect(events.at(-1).run).toMatchObject({ status: 'COMPLETED', version: 6 });
   });
 
+  it("reads the run's steps as they are at each event", async () => {
+    const { runId } = await newRun(t);
+    const sub = collect(
+      t.wsClient(),
+      `subscription($runId: ID!) { runStatusChanged(runId: $runId) { status run { steps { nodes { status } } } } }`,
+      { runId },
+    );
+    const engine = t.app.engine;
+    await eventually(() => sub.events.length === 1);
+    await engine.transition(runId, 'in_progress');
+    await eventually(() => sub.events.length === 2);
+    await engine.requireAction(runId, [CALL]);
+    await eventually(() => sub.events.length === 3);
+    await engine.transition(runId, 'cancelled');
+    await sub.done;
+    expect(sub.events.map((e) => [e.data!.runStatusChanged.status, e.data!.runStatusChanged.run.steps.nodes])).toEqual([
+      ['QUEUED', []],
+      ['IN_PROGRESS', []],
+      ['REQUIRES_ACTION', [{ status: 'IN_PROGRESS' }]],
+      ['CANCELLED', [{ status: 'CANCELLED' }]],
+    ]);
+  });
+
   it('delivers a burst of concurrent transitions once each, in version order', async () => {
     const { runId } = await newRun(t);
     const sub = collect(t.wsClient(), RUN_STATUS, { runId });

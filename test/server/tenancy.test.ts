@@ -20,7 +20,7 @@ let keyBId: string;
 let a: TestClient;
 let b: TestClient;
 /** Project A's objects, which B tries to reach; and B's own, to combine them with. */
-const A = { assistant: '', thread: '', run: '', step: '' };
+const A = { assistant: '', thread: '', message: '', run: '', step: '' };
 const B = { assistant: '', thread: '' };
 
 beforeAll(async () => {
@@ -37,6 +37,7 @@ beforeAll(async () => {
   await t.app.engine.transition(A.run, 'in_progress');
   await t.app.engine.requireAction(A.run, [CALL]);
   A.step = (await t.app.engine.steps(A.run))[0]!.id;
+  A.message = (await a.ok('query($t: ID!) { thread(id: $t) { messages { nodes { id } } } }', { t: A.thread })).thread.messages.nodes[0].id;
 
   B.assistant = (await b.ok('mutation { createAssistant(input: { model: "scripted" }) { id } }')).createAssistant.id;
   B.thread = (await b.ok('mutation { createThread { id } }')).createThread.id;
@@ -56,7 +57,7 @@ interface Probe {
 }
 
 const FROM_THE_START = Buffer.from('e1:0:0').toString('base64url');
-const nowhere = { assistant: newId('asst'), thread: newId('thread'), run: newId('run'), step: newId('step') };
+const nowhere = { assistant: newId('asst'), thread: newId('thread'), message: newId('msg'), run: newId('run'), step: newId('step') };
 
 const PROBES: Probe[] = [
   {
@@ -101,6 +102,15 @@ const PROBES: Probe[] = [
     foreign: () => ({ t: A.thread, r: A.run, s: A.step }),
     missing: () => ({ t: nowhere.thread, r: nowhere.run, s: nowhere.step }),
   },
+  ...(['assistant', 'thread', 'message', 'run', 'step'] as const).map(
+    (kind): Probe => ({
+      name: `node (${kind})`,
+      kind: 'query',
+      query: `query($id: ID!) { node(id: $id) { id ... on Thread { messages { edges { node { text } } } } ... on Message { text } } }`,
+      foreign: () => ({ id: A[kind] }),
+      missing: () => ({ id: nowhere[kind] }),
+    }),
+  ),
   {
     name: "createRun (on A's thread)",
     kind: 'mutation',
@@ -231,6 +241,21 @@ describe.each(transports)('across projects over $name', (transport) => {
     if (seenByB.errors?.length) expect(seenByB.errors.map((e) => e.extensions?.['code'])).toEqual(['NOT_FOUND']);
     else expect(seenByB.data![field!]).toBeNull();
     expect(JSON.stringify(seenByB)).not.toContain('a secret of project A');
+  });
+
+  it("nodes: another project's ids read exactly like ids that do not exist, and A reaches all of them", async () => {
+    const probe: Probe = {
+      name: 'nodes',
+      kind: 'query',
+      query: 'query($ids: [ID!]!) { nodes(ids: $ids) { id ... on Message { text } } }',
+      foreign: () => ({ ids: [A.assistant, A.thread, A.message, A.run, A.step] }),
+      missing: () => ({ ids: [nowhere.assistant, nowhere.thread, nowhere.message, nowhere.run, nowhere.step] }),
+    };
+    const seenByB = await transport.run(keyB, probe, probe.foreign());
+    expect(seenByB).toEqual({ data: { nodes: [null, null, null, null, null] } });
+    expect(await transport.run(keyB, probe, probe.missing())).toEqual(seenByB);
+    const mine = await transport.run(KEY_A, probe, probe.foreign());
+    expect(mine.data!['nodes'].map((n: { id: string }) => n.id)).toEqual(probe.foreign()['ids']);
   });
 
   it.each(PROBES.filter((p) => p.kind !== 'mutation'))('$name: project A itself does reach its objects', async (probe) => {

@@ -4,9 +4,11 @@ import { builder } from '../builder.js';
 import { instructionsSchema } from '../validation.js';
 import { idempotencyKeyArgs, metadataArg, ToolInput, ToolRef, toolsArgValidation, toTools } from './common.js';
 
-export const AssistantRef = builder.objectRef<AssistantRow>('Assistant').implement({
+export const AssistantRef = builder.node(builder.objectRef<AssistantRow>('Assistant'), {
+  id: { resolve: (a) => a.id },
+  // Assistants never change: each is read once per process (see findAssistant), one statement at most.
+  loadOne: (id, ctx) => ctx.assistants.get(ctx.projectId, id),
   fields: (t) => ({
-    id: t.exposeID('id'),
     object: t.string({ resolve: () => 'assistant' }),
     createdAt: t.exposeInt('createdAt'),
     model: t.string({ resolve: (a, _, ctx) => counted(ctx, a.model) }),

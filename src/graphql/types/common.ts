@@ -1,6 +1,4 @@
-/** Shared GraphQL types: pagination, sort order, tools and the run's option objects. */
-import type { ObjectRef } from '@pothos/core';
-import type { Page } from '../../db/keyset.js';
+/** Shared GraphQL types: sort order, tools and the run's option objects. */
 import type { FunctionDefinition, Tool } from '../../domain/run.js';
 import { counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
@@ -11,63 +9,18 @@ import {
   jsonSchemaObjectSchema,
   LIMITS,
   metadataSchema,
-  pageSizeSchema,
 } from '../validation.js';
 
 export const SortOrder = builder.enumType('SortOrder', {
   values: { ASC: { value: 'asc' }, DESC: { value: 'desc' } } as const,
 });
 
-export const PageInfo = builder.objectRef<{
-  hasNextPage: boolean;
-  hasPreviousPage: boolean;
-  startCursor: string | null;
-  endCursor: string | null;
-}>('PageInfo').implement({
-  fields: (t) => ({
-    hasNextPage: t.exposeBoolean('hasNextPage'),
-    hasPreviousPage: t.exposeBoolean('hasPreviousPage'),
-    startCursor: t.exposeString('startCursor', { nullable: true }),
-    endCursor: t.exposeString('endCursor', { nullable: true }),
-  }),
-});
-
-/** A Relay connection type (`XConnection` with `XEdge`) over a page of nodes. */
-export function connectionType<T extends { id: string }>(name: string, node: ObjectRef<any, T>) {
-  const Edge = builder.objectRef<{ cursor: string; node: T }>(`${name}Edge`).implement({
-    fields: (t) => ({
-      cursor: t.exposeString('cursor'),
-      node: t.field({ type: node, resolve: (e) => e.node as never }),
-    }),
-  });
-  return builder.objectRef<Page<T>>(`${name}Connection`).implement({
-    fields: (t) => ({
-      edges: t.field({
-        type: [Edge],
-        resolve: (p) => p.nodes.map((n, i) => ({ node: n, cursor: p.cursors[i]! })),
-      }),
-      nodes: t.field({ type: [node], resolve: (p) => p.nodes as never }),
-      pageInfo: t.field({
-        type: PageInfo,
-        resolve: (p) => ({
-          hasNextPage: p.hasNextPage,
-          hasPreviousPage: p.hasPreviousPage,
-          startCursor: p.cursors[0] ?? null,
-          endCursor: p.cursors.at(-1) ?? null,
-        }),
-      }),
-    }),
-  });
-}
-
-/** The four Relay arguments, with page sizes checked, and the sort order. */
-export const pageArgs = builder.args((t) => ({
-  first: t.int({ validate: { schema: pageSizeSchema } }),
-  after: t.string(),
-  last: t.int({ validate: { schema: pageSizeSchema } }),
-  before: t.string(),
-  order: t.field({ type: SortOrder, defaultValue: 'desc' }),
-}));
+/**
+ * A list's sort order, with its default. The Relay arguments (first, after, last, before)
+ * come with each connection field (the builder checks their page sizes).
+ */
+export const orderArg = (defaultValue: 'asc' | 'desc') =>
+  builder.args((t) => ({ order: t.field({ type: SortOrder, defaultValue }) }));
 
 export const metadataArg = { schema: metadataSchema } as const;
 

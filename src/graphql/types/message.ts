@@ -2,15 +2,17 @@ import type { MessageRow } from '../../db/schema.js';
 import { counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
 import { messageContentSchema } from '../validation.js';
-import { connectionType, idempotencyKeyArgs, metadataArg } from './common.js';
+import { inOrderOf } from '../global-ids.js';
+import { idempotencyKeyArgs, metadataArg } from './common.js';
 
 export const MessageRole = builder.enumType('MessageRole', {
   values: { USER: { value: 'user' }, ASSISTANT: { value: 'assistant' } } as const,
 });
 
-export const MessageRef = builder.objectRef<MessageRow>('Message').implement({
+export const MessageRef = builder.node(builder.objectRef<MessageRow>('Message'), {
+  id: { resolve: (m) => m.id },
+  loadMany: async (ids, ctx) => inOrderOf(ids, await ctx.threads.messagesInProject(ctx.projectId, ids)),
   fields: (t) => ({
-    id: t.exposeID('id'),
     object: t.string({ resolve: () => 'thread.message' }),
     threadId: t.exposeID('threadId'),
     role: t.field({ type: MessageRole, resolve: (m) => m.role }),
@@ -22,7 +24,7 @@ export const MessageRef = builder.objectRef<MessageRow>('Message').implement({
   }),
 });
 
-export const MessageConnection = connectionType('Message', MessageRef);
+export const MessageConnection = builder.connectionObject({ type: MessageRef, name: 'MessageConnection' });
 
 export const CreateMessageInput = builder.inputType('CreateMessageInput', {
   fields: (t) => ({

@@ -1,10 +1,11 @@
 /** RunStep: what a run did, step by step (Run.steps and the runStep query). */
-import { loadSteps } from '../loaders.js';
 import type { RunStepRow } from '../../db/schema.js';
 import type { StepDetails, ToolCallWithOutput } from '../../domain/run.js';
+import type { StepPageKey } from '../../runs/index.js';
 import { checkAnswerBudget, counted } from '../answer-budget.js';
 import { builder } from '../builder.js';
-import { connectionType, pageArgs, SortOrder } from './common.js';
+import { inOrderOf } from '../global-ids.js';
+import { orderArg } from './common.js';
 import { RunErrorRef, RunRef, RunUsageRef } from './run.js';
 
 const RunStepType = builder.enumType('RunStepType', {
@@ -57,9 +58,10 @@ const StepDetailsRef = builder.objectRef<StepDetails>('StepDetails').implement({
   }),
 });
 
-export const RunStepRef = builder.objectRef<RunStepRow>('RunStep').implement({
+export const RunStepRef = builder.node(builder.objectRef<RunStepRow>('RunStep'), {
+  id: { resolve: (s) => s.id },
+  loadMany: async (ids, ctx) => inOrderOf(ids, await ctx.runs.stepsInProject(ctx.projectId, ids)),
   fields: (t) => ({
-    id: t.exposeID('id'),
     object: t.string({ resolve: () => 'thread.run.step' }),
     createdAt: t.exposeInt('createdAt'),
     runId: t.exposeID('runId'),
@@ -77,16 +79,27 @@ export const RunStepRef = builder.objectRef<RunStepRow>('RunStep').implement({
   }),
 });
 
-const RunStepConnection = connectionType('RunStep', RunStepRef);
+const RunStepConnection = builder.connectionObject({ type: RunStepRef, name: 'RunStepConnection' });
 
 builder.objectField(RunRef, 'steps', (t) =>
-  t.field({
+  t.loadable({
     type: RunStepConnection,
     description: "The run's steps, oldest first unless order is DESC.",
-    args: { ...pageArgs, order: t.arg({ type: SortOrder, defaultValue: 'asc' }) },
-    resolve: (run, args, ctx) => (checkAnswerBudget(ctx), loadSteps(ctx, run.id, args)),
+    args: { ...t.arg.connectionArgs(), ...orderArg('asc') },
+    // The pages asked for by every run of a request are read together (first pages: one
+    // statement). Batched, not cached: a subscription keeps its context for its lifetime,
+    // and each event reads the steps as they are then.
+    loaderOptions: { cache: false },
+    load: (keys: StepPageKey[], ctx) => eachSettled(ctx.runs.stepPages(keys)),
+    resolve: (run, args, ctx) => (checkAnswerBudget(ctx), { runId: run.id, ...args }),
   }),
 );
+
+/** Each key's page, or the error that key alone failed with (a batch loader's answer). */
+async function eachSettled<T>(pages: Promise<T>[]): Promise<(T | Error)[]> {
+  const settled = await Promise.allSettled(pages);
+  return settled.map((s) => (s.status === 'fulfilled' ? s.value : s.reason instanceof Error ? s.reason : new Error(String(s.reason))));
+}
 
 builder.queryFields((t) => ({
   runStep: t.field({

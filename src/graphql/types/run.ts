@@ -26,11 +26,11 @@ import {
   toolOutputSchema,
   topPSchema,
 } from '../validation.js';
+import { inOrderOf } from '../global-ids.js';
 import {
-  connectionType,
   idempotencyKeyArgs,
   metadataArg,
-  pageArgs,
+  orderArg,
   ToolInput,
   ToolRef,
   toolsArgValidation,
@@ -162,10 +162,11 @@ const ResponseFormatRef = builder.objectRef<ResponseFormat>('ResponseFormat').im
   }),
 });
 
-export const RunRef = builder.objectRef<RunRow>('Run').implement({
+export const RunRef = builder.node(builder.objectRef<RunRow>('Run'), {
   description: "An execution run on a thread: the Assistants API's run object, camelCased.",
+  id: { resolve: (r) => r.id },
+  loadMany: async (ids, ctx) => inOrderOf(ids, await ctx.runs.manyInProject(ctx.projectId, ids)),
   fields: (t) => ({
-    id: t.exposeID('id'),
     object: t.string({ resolve: () => 'thread.run' }),
     createdAt: t.exposeInt('createdAt'),
     threadId: t.exposeID('threadId'),
@@ -202,11 +203,11 @@ export const RunRef = builder.objectRef<RunRow>('Run').implement({
   }),
 });
 
-export const RunConnection = connectionType('Run', RunRef);
+export const RunConnection = builder.connectionObject({ type: RunRef, name: 'RunConnection' });
 
-/** The arguments of a run list, shared by Query.runs and Thread.runs. */
+/** The arguments of a run list besides the Relay ones, shared by Query.runs and Thread.runs. */
 export const runListArgs = builder.args((t) => ({
-  ...pageArgs,
+  ...orderArg('desc'),
   status: t.field({ type: [RunStatusEnum], description: 'Only runs in one of these statuses.' }),
 }));
 
@@ -311,12 +312,15 @@ builder.queryFields((t) => ({
     args: { threadId: t.arg.id({ required: true }), runId: t.arg.id({ required: true }) },
     resolve: (_, { threadId, runId }, ctx) => ctx.runs.get(ctx.projectId, String(threadId), String(runId)),
   }),
-  runs: t.field({
-    type: RunConnection,
-    description: "A page of the thread's runs, newest first unless order is ASC.",
-    args: { threadId: t.arg.id({ required: true }), ...runListArgs },
-    resolve: (_, args, ctx) => (checkAnswerBudget(ctx), ctx.runs.list(ctx.projectId, String(args.threadId), args, args.status)),
-  }),
+  runs: t.connection(
+    {
+      type: RunRef,
+      description: "A page of the thread's runs, newest first unless order is ASC.",
+      args: { threadId: t.arg.id({ required: true }), ...runListArgs },
+      resolve: (_, args, ctx) => (checkAnswerBudget(ctx), ctx.runs.list(ctx.projectId, String(args.threadId), args, args.status)),
+    },
+    RunConnection,
+  ),
 }));
 
 builder.mutationFields((t) => ({

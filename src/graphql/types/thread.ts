@@ -1,27 +1,35 @@
 import type { ThreadRow } from '../../db/schema.js';
 import { checkAnswerBudget, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
-import { idempotencyKeyArgs, metadataArg, pageArgs } from './common.js';
-import { CreateMessageInput, MessageConnection } from './message.js';
-import { RunConnection, runListArgs } from './run.js';
+import { inOrderOf } from '../global-ids.js';
+import { idempotencyKeyArgs, metadataArg, orderArg } from './common.js';
+import { CreateMessageInput, MessageConnection, MessageRef } from './message.js';
+import { RunConnection, RunRef, runListArgs } from './run.js';
 
-export const ThreadRef = builder.objectRef<ThreadRow>('Thread').implement({
+export const ThreadRef = builder.node(builder.objectRef<ThreadRow>('Thread'), {
+  id: { resolve: (th) => th.id },
+  loadMany: async (ids, ctx) => inOrderOf(ids, await ctx.threads.manyInProject(ctx.projectId, ids)),
   fields: (t) => ({
-    id: t.exposeID('id'),
     object: t.string({ resolve: () => 'thread' }),
     createdAt: t.exposeInt('createdAt'),
     metadata: t.field({ type: 'JSONObject', resolve: (th, _, ctx) => countedJson(ctx, th.metadata) }),
-    messages: t.field({
-      type: MessageConnection,
-      description: 'Newest first unless order is ASC.',
-      args: pageArgs,
-      resolve: (thread, args, ctx) => (checkAnswerBudget(ctx), ctx.threads.listMessages(thread.id, args)),
-    }),
-    runs: t.field({
-      type: RunConnection,
-      args: runListArgs,
-      resolve: (thread, args, ctx) => (checkAnswerBudget(ctx), ctx.runs.listOfThread(thread, args, args.status)),
-    }),
+    messages: t.connection(
+      {
+        type: MessageRef,
+        description: 'Newest first unless order is ASC.',
+        args: orderArg('desc'),
+        resolve: (thread, args, ctx) => (checkAnswerBudget(ctx), ctx.threads.listMessages(thread.id, args)),
+      },
+      MessageConnection,
+    ),
+    runs: t.connection(
+      {
+        type: RunRef,
+        args: runListArgs,
+        resolve: (thread, args, ctx) => (checkAnswerBudget(ctx), ctx.runs.listOfThread(thread, args, args.status)),
+      },
+      RunConnection,
+    ),
   }),
 });
 

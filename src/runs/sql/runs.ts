@@ -1,11 +1,11 @@
 /**
  * Reads of runs (and of the messages the engine prompts with), and their metadata update.
  */
-import { and, asc, desc, eq, inArray, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, sql, type Placeholder, type SQL } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
-import { planKeysetPage, type Page, type PageArgs } from '../../db/keyset.js';
+import { planKeysetPage, type KeysetPlan, type Page, type PageArgs } from '../../db/keyset.js';
 import { preparedPer } from '../../db/prepared.js';
-import { messages, runs, type MessageRow, type RunRow } from '../../db/schema.js';
+import { messages, runs, threads, type MessageRow, type RunRow } from '../../db/schema.js';
 import type { RunStatus } from '../../domain/run-lifecycle.js';
 
 const runById = preparedPer((ex) =>
@@ -32,6 +32,86 @@ export async function findRunInProject(ex: Executor, projectId: string, runId: s
   return run;
 }
 
+/**
+ * A page of the thread's runs, read from the thread's row in the project: the page is
+ * joined to it (lateral), so one statement tells a thread with no runs (its row, with no
+ * run) from a missing or foreign thread (no row at all).
+ */
+function runsPageOfThread(
+  ex: Executor,
+  plan: KeysetPlan,
+  statuses: readonly RunStatus[] | null | undefined,
+  limit: number | Placeholder,
+) {
+  const page = ex
+    .select()
+    .from(runs)
+    .where(and(eq(runs.threadId, threads.id), statusIn(statuses), plan.where(runs.id)))
+    .orderBy(plan.orderBy(runs.id))
+    .limit(limit)
+    .as('page');
+  return ex
+    .select({ run: page._.selectedFields })
+    .from(threads)
+    .leftJoinLateral(page, sql`true`)
+    .where(and(eq(threads.id, sql.placeholder('threadId')), eq(threads.projectId, sql.placeholder('projectId'))))
+    .orderBy(plan.orderBy(page.id));
+}
+
+/**
+ * Each status once: a list of any length (70,000 fit in a request) is at most nine
+ * parameters, well within PostgreSQL's 65,535.
+ */
+function statusIn(statuses: readonly RunStatus[] | null | undefined): SQL | undefined {
+  return statuses?.length ? inArray(runs.status, [...new Set(statuses)]) : undefined;
+}
+
+/** The first page of a thread, whichever order (what lists show): a prepared statement. */
+const firstRunsOfThread = (order: 'asc' | 'desc') =>
+  preparedPer((ex) =>
+    runsPageOfThread(ex, planKeysetPage({ order }, 'run'), undefined, sql.placeholder('limit')).prepare(`first_runs_of_thread_${order}`),
+  );
+
+const firstRunsOfThreadAscending = firstRunsOfThread('asc');
+
+const firstRunsOfThreadDescending = firstRunsOfThread('desc');
+
+/**
+ * A page of the thread's runs, or undefined when the project has no such thread: one
+ * statement either way.
+ */
+export async function listRunsInProject(
+  ex: Executor,
+  projectId: string,
+  threadId: string,
+  args: PageArgs,
+  statuses?: readonly RunStatus[] | null,
+): Promise<Page<RunRow> | undefined> {
+  const plan = planKeysetPage(args, 'run');
+  const firstPage = !statuses?.length && args.after == null && args.before == null && args.last == null;
+  const statement = !firstPage
+    ? runsPageOfThread(ex, plan, statuses, plan.limit)
+    : (args.order ?? 'desc') === 'asc'
+      ? firstRunsOfThreadAscending(ex)
+      : firstRunsOfThreadDescending(ex);
+  const rows = await statement.execute({ threadId, projectId, limit: plan.limit });
+  if (rows.length === 0) return undefined;
+  return plan.page(rows.flatMap((row) => (row.run ? [row.run] : [])));
+}
+
+const runsInProject = preparedPer((ex) =>
+  ex
+    .select()
+    .from(runs)
+    .where(and(sql`${runs.id} = any(${sql.placeholder('ids')}::text[])`, eq(runs.projectId, sql.placeholder('projectId'))))
+    .prepare('runs_in_project'),
+);
+
+/** Those of these runs that are in this project, in no particular order: one statement. */
+export async function findRunsInProject(ex: Executor, projectId: string, ids: readonly string[]): Promise<RunRow[]> {
+  return runsInProject(ex).execute({ ids: [...ids], projectId });
+}
+
 const firstRuns = (order: 'asc' | 'desc') =>
   preparedPer((ex) =>
     ex
@@ -47,13 +127,14 @@ const firstRunsAscending = firstRuns('asc');
 
 const firstRunsDescending = firstRuns('desc');
 
+/** A page of the runs of a thread already known to be the caller's. */
 export async function listRuns(
   ex: Executor,
   threadId: string,
   args: PageArgs,
   statuses?: readonly RunStatus[] | null,
 ): Promise<Page<RunRow>> {
-  const plan = planKeysetPage(runs.id, args, 'run');
+  const plan = planKeysetPage(args, 'run');
   // The first page of a thread, whichever order (what lists show): a prepared statement.
   if (!statuses?.length && args.after == null && args.before == null && args.last == null) {
     const statement = (args.order ?? 'desc') === 'asc' ? firstRunsAscending(ex) : firstRunsDescending(ex);
@@ -62,16 +143,8 @@ export async function listRuns(
   const rows = await ex
     .select()
     .from(runs)
-    .where(
-      and(
-        eq(runs.threadId, threadId),
-        // Each status once: a list of any length (70,000 fit in a request) is at most nine
-        // parameters, well within PostgreSQL's 65,535.
-        statuses && statuses.length > 0 ? inArray(runs.status, [...new Set(statuses)]) : undefined,
-        plan.where,
-      ),
-    )
-    .orderBy(plan.orderBy)
+    .where(and(eq(runs.threadId, threadId), statusIn(statuses), plan.where(runs.id)))
+    .orderBy(plan.orderBy(runs.id))
     .limit(plan.limit);
   return plan.page(rows);
 }

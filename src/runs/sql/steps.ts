@@ -5,7 +5,7 @@ import { and, asc, eq, getTableColumns, inArray, lte, sql } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
 import { planKeysetPage, type Page, type PageArgs } from '../../db/keyset.js';
 import { preparedPer } from '../../db/prepared.js';
-import { runSteps, type RunStepRow } from '../../db/schema.js';
+import { runs, runSteps, type RunStepRow } from '../../db/schema.js';
 import type { StepDetails } from '../../domain/run.js';
 import { groupBy } from './runs.js';
 
@@ -49,12 +49,12 @@ export async function stepsOfRuns(ex: Executor, runIds: readonly string[]): Prom
 }
 
 export async function pageRunSteps(ex: Executor, runId: string, args: PageArgs): Promise<Page<RunStepRow>> {
-  const plan = planKeysetPage(runSteps.id, args, 'step');
+  const plan = planKeysetPage(args, 'step');
   const rows = await ex
     .select()
     .from(runSteps)
-    .where(and(eq(runSteps.runId, runId), plan.where))
-    .orderBy(plan.orderBy)
+    .where(and(eq(runSteps.runId, runId), plan.where(runSteps.id)))
+    .orderBy(plan.orderBy(runSteps.id))
     .limit(plan.limit);
   return plan.page(rows);
 }
@@ -99,7 +99,48 @@ export async function firstStepsOfRuns(
   return byRun;
 }
 
-export async function findRunStep(ex: Executor, stepId: string): Promise<RunStepRow | undefined> {
-  const [row] = await ex.select().from(runSteps).where(eq(runSteps.id, stepId)).limit(1);
-  return row;
+const stepOfRunInProject = preparedPer((ex) =>
+  ex
+    .select({ step: runSteps })
+    .from(runSteps)
+    .innerJoin(runs, eq(runs.id, runSteps.runId))
+    .where(
+      and(
+        eq(runSteps.id, sql.placeholder('stepId')),
+        eq(runs.id, sql.placeholder('runId')),
+        eq(runs.threadId, sql.placeholder('threadId')),
+        eq(runs.projectId, sql.placeholder('projectId')),
+      ),
+    )
+    .prepare('step_of_run_in_project'),
+);
+
+/**
+ * The step, if it is a step of that run of that thread of that project: one statement
+ * (a step of another project's run is as absent as a missing one).
+ */
+export async function findRunStepInProject(
+  ex: Executor,
+  projectId: string,
+  threadId: string,
+  runId: string,
+  stepId: string,
+): Promise<RunStepRow | undefined> {
+  const [row] = await stepOfRunInProject(ex).execute({ projectId, threadId, runId, stepId });
+  return row?.step;
+}
+
+const stepsInProject = preparedPer((ex) =>
+  ex
+    .select({ step: runSteps })
+    .from(runSteps)
+    .innerJoin(runs, eq(runs.id, runSteps.runId))
+    .where(and(sql`${runSteps.id} = any(${sql.placeholder('ids')}::text[])`, eq(runs.projectId, sql.placeholder('projectId'))))
+    .prepare('steps_in_project'),
+);
+
+/** Those of these steps whose run is in this project, in no particular order: one statement. */
+export async function findRunStepsInProject(ex: Executor, projectId: string, ids: readonly string[]): Promise<RunStepRow[]> {
+  const rows = await stepsInProject(ex).execute({ ids: [...ids], projectId });
+  return rows.map((row) => row.step);
 }

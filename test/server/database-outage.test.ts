@@ -13,7 +13,7 @@ import { createApiKey } from '../../src/auth/api-keys.js';
 import { openDatabase } from '../../src/db/client.js';
 import { migrate } from '../../src/db/migrate.js';
 import { createLogger } from '../../src/log.js';
-import { READY_TIMEOUT_MS } from '../../src/server/server.js';
+import { READY_TIMEOUT_MS } from '../../src/server/readiness.js';
 import { createScratchDatabase, usingPostgres, type ScratchDatabase } from '../support/database.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 

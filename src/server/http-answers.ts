@@ -1,0 +1,15 @@
+/**
+ * The answers the node handler writes itself, before (or instead of) GraphQL: the same
+ * `{ errors: [{ message, extensions: { code } }] }` shape a GraphQL answer has, so a client
+ * reads every refusal the same way.
+ */
+import type { ServerResponse } from 'node:http';
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+}
+
+/** A refusal with its code (and any extensions besides). */
+export function sendError(res: ServerResponse, status: number, code: string, message: string, extensions?: Record<string, unknown>): void {
+  sendJson(res, status, { errors: [{ message, extensions: { code, ...extensions } }] });
+}

@@ -4,6 +4,7 @@
  * created (not on first read), so a caller can subscribe, then read the database, and
  * miss nothing in between.
  */
+import { SubscriptionLaggedError } from '../domain/errors.js';
 import type { RunStatusEvent } from '../domain/run.js';
 import { BoundedQueue } from './bounded-queue.js';
 
@@ -11,12 +12,6 @@ import { BoundedQueue } from './bounded-queue.js';
 export type BusItem = { kind: 'event'; event: RunStatusEvent } | { kind: 'resync' };
 
 export type Topic = `run:${string}` | `thread:${string}`;
-
-export class SubscriptionLaggedError extends Error {
-  constructor() {
-    super('The subscriber fell too far behind.');
-  }
-}
 
 export interface RunEventBus {
   /** Events a subscription may have waiting before it is cut off as lagging. */

@@ -21,16 +21,16 @@ export function bodyLimits(maxBodyBytes: number) {
     const length = req.headers['content-length'];
     // A body of unknown length could be endless: GraphQL clients always send one.
     if (length === undefined) {
-      sendError(res, 411, 'LENGTH_REQUIRED', 'A Content-Length header is required.');
+      sendError(res, 'LENGTH_REQUIRED', 'A Content-Length header is required.');
       return true;
     }
     if (Number(length) > maxBodyBytes) {
-      sendError(res, 413, 'PAYLOAD_TOO_LARGE', `Request bodies are limited to ${maxBodyBytes} bytes.`);
+      sendError(res, 'PAYLOAD_TOO_LARGE', `Request bodies are limited to ${maxBodyBytes} bytes.`);
       return true;
     }
     const charset = foreignCharset(req.headers['content-type']);
     if (charset !== undefined) {
-      sendError(res, 415, 'UNSUPPORTED_MEDIA_TYPE', `Request bodies must be UTF-8, not '${charset.slice(0, 40)}'.`);
+      sendError(res, 'UNSUPPORTED_MEDIA_TYPE', `Request bodies must be UTF-8, not '${charset.slice(0, 40)}'.`);
       return true;
     }
     return false;

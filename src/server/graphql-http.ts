@@ -54,7 +54,7 @@ export function serveGraphqlHttp({ yoga, services, authenticator: auth, maxToken
       // A bug in the serving itself (resolver errors never get here: they are results).
       if (error instanceof ClientGoneError) return void log.debug({ requestId }, 'client hung up mid-body');
       log.error({ err: error, requestId }, 'request failed');
-      if (!res.headersSent) sendError(res, 500, 'INTERNAL_SERVER_ERROR', 'Unexpected error.');
+      if (!res.headersSent) sendError(res, 'INTERNAL_SERVER_ERROR', 'Unexpected error.');
       else res.destroy();
     });
   };

@@ -9,7 +9,7 @@ import type { WebSocket } from 'ws';
 import type { Authenticator } from '../auth/authenticator.js';
 import { isDatabaseUnavailable } from '../db/errors.js';
 import type { Caller, GraphQLContext, Services } from '../graphql/context.js';
-import { maskError } from '../graphql/errors.js';
+import { codedError, maskError } from '../graphql/errors.js';
 import { eventProjection } from '../graphql/event-projection.js';
 import { directSink } from './websocket.js';
 import type { RunwayYoga } from './yoga-context.js';
@@ -72,15 +72,11 @@ export function graphqlWsHandlers(options: GraphqlWsHandlerOptions): ServerOptio
       const before = ctx.extra.caller;
       if (!caller || !before || caller.projectId !== before.projectId || caller.keyId !== before.keyId) {
         ctx.extra.socket.close(4401, unauthenticated);
-        return [new GraphQLError('Unauthenticated.', { extensions: { code: 'UNAUTHENTICATED' } })];
+        return [codedError('UNAUTHENTICATED', 'Unauthenticated.')];
       }
       // ctx.subscriptions holds this socket's operations, this new one included.
       if (Object.keys(ctx.subscriptions).length > maxSubscriptions) {
-        return [
-          new GraphQLError(`At most ${maxSubscriptions} subscriptions per connection.`, {
-            extensions: { code: 'TOO_MANY_SUBSCRIPTIONS', limit: maxSubscriptions },
-          }),
-        ];
+        return [codedError('TOO_MANY_SUBSCRIPTIONS', `At most ${maxSubscriptions} subscriptions per connection.`, { limit: maxSubscriptions })];
       }
       const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
         ...services,
@@ -96,7 +92,7 @@ export function graphqlWsHandlers(options: GraphqlWsHandlerOptions): ServerOptio
         // A syntax error fails this operation, not the socket and its other subscriptions.
         if (error instanceof GraphQLError || (error as Error)?.name === 'GraphQLError') {
           const e = error as GraphQLError;
-          return [new GraphQLError(e.message, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
+          return [codedError('GRAPHQL_PARSE_FAILED', e.message)];
         }
         throw error;
       }

@@ -4,12 +4,13 @@
  * reads every refusal the same way.
  */
 import type { ServerResponse } from 'node:http';
+import { ERROR_CODES, type ErrorCode } from '../domain/error-codes.js';
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 }
 
-/** A refusal with its code (and any extensions besides). */
-export function sendError(res: ServerResponse, status: number, code: string, message: string, extensions?: Record<string, unknown>): void {
-  sendJson(res, status, { errors: [{ message, extensions: { code, ...extensions } }] });
+/** A refusal with its code (and any extensions besides), with the status the catalogue gives the code. */
+export function sendError(res: ServerResponse, code: ErrorCode, message: string, extensions?: Record<string, unknown>): void {
+  sendJson(res, ERROR_CODES[code].status, { errors: [{ message, extensions: { code, ...extensions } }] });
 }

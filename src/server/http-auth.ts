@@ -16,7 +16,7 @@ export function wantsPage(req: IncomingMessage): boolean {
 /** The answer to a request without a valid key: 401, and how to authenticate. */
 export function sendUnauthenticated(res: ServerResponse): void {
   res.setHeader('www-authenticate', 'Bearer');
-  sendError(res, 401, 'UNAUTHENTICATED', 'A valid API key is required: Authorization: Bearer <key>.');
+  sendError(res, 'UNAUTHENTICATED', 'A valid API key is required: Authorization: Bearer <key>.');
 }
 
 /**
@@ -27,5 +27,5 @@ export function sendUnavailable(res: ServerResponse): void {
   const error = new ServiceUnavailableError();
   const retryAfterSeconds = error.details['retryAfterSeconds'] as number;
   res.setHeader('retry-after', String(retryAfterSeconds));
-  sendError(res, 503, error.code, error.message, { retryAfterSeconds });
+  sendError(res, error.code, error.message, { retryAfterSeconds });
 }

@@ -4,8 +4,9 @@
  * HTTP-only hooks such as onRequestParse never fire).
  */
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
-import { GraphQLError, NoSchemaIntrospectionCustomRule, type ValidationContext } from 'graphql';
+import { NoSchemaIntrospectionCustomRule, type GraphQLError, type ValidationContext } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { codedError } from '../graphql/errors.js';
 import { useCostLimit } from './query-cost.js';
 
 export interface QueryLimits {
@@ -37,11 +38,7 @@ const asValidationError = {
   propagateOnRejection: false,
   onReject: [
     (context: ValidationContext | null, error: GraphQLError) =>
-      context?.reportError(
-        new GraphQLError(error.message.replace(/^Syntax Error: /, ''), {
-          extensions: { code: 'GRAPHQL_VALIDATION_FAILED' },
-        }),
-      ),
+      context?.reportError(codedError('GRAPHQL_VALIDATION_FAILED', error.message.replace(/^Syntax Error: /, ''))),
   ],
 };
 
@@ -71,8 +68,7 @@ export function protectionPlugins(limits: QueryLimits, production: boolean): Plu
  * stack. That is the client's document, not a bug: a syntax error like any other.
  */
 function useNestingAsSyntaxError(): Plugin {
-  const nestingError = () =>
-    new GraphQLError('Syntax Error: the document nests too deeply.', { extensions: { code: 'GRAPHQL_PARSE_FAILED' } });
+  const nestingError = () => codedError('GRAPHQL_PARSE_FAILED', 'Syntax Error: the document nests too deeply.');
   const afterParse = ({ result, replaceParseResult }: { result: unknown; replaceParseResult: (r: GraphQLError) => void }) => {
     if (result instanceof RangeError) replaceParseResult(nestingError());
   };

@@ -8,7 +8,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
-import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { createYoga, type Plugin } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { GraphQLContext, Services } from '../graphql/context.js';
@@ -19,6 +18,7 @@ import { schema } from '../graphql/schema.js';
 import { createLogger, type Logger } from '../log.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { bodyLimits } from './body-limits.js';
+import { useCsrfPrevention } from './csrf.js';
 import { serveGraphqlHttp } from './graphql-http.js';
 import { graphqlWsHandlers } from './graphql-ws.js';
 import { DEFAULT_QUERY_LIMITS, protectionPlugins, type QueryLimits } from './protection.js';
@@ -117,9 +117,9 @@ export function buildServer(options: ServerOptions): RunwayServer {
       useRateLimits({ ...DEFAULT_RATE_LIMITS, ...options.rateLimits }, options.sharedCounters) as Plugin,
       ...protectionPlugins(queryLimits, options.production),
       useAnswerBudget(options.maxResponseBytes ?? 16 * 1024 * 1024),
-      // Requests a browser could send cross-site without a preflight must carry this
+      // Requests a browser could send cross-site without a preflight must carry a
       // header; JSON POSTs (what GraphQL clients send) are preflighted and pass.
-      useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf'] }),
+      useCsrfPrevention(),
     ],
     // Stack traces never reach a client, in development either: maskError logs them.
     maskedErrors: { maskError, isDev: false },

@@ -4,9 +4,9 @@
  * handler authenticated (see graphql-http.ts); the websocket path passes a complete
  * context of its own (see graphql-ws.ts).
  */
-import { GraphQLError } from 'graphql';
 import type { YogaInitialContext, YogaServerInstance } from 'graphql-yoga';
 import type { Caller, GraphQLContext, Services } from '../graphql/context.js';
+import { codedError } from '../graphql/errors.js';
 
 /** The context a request starts with: who it is from, and how it came. */
 export type RequestContext = { caller: Caller };
@@ -25,7 +25,7 @@ export function requestContext(services: Services) {
     if ('transport' in initial) return NOTHING_TO_ADD as GraphQLContext & Transport;
     // The GraphiQL page is served without a key; nothing else runs without one.
     if (!initial.caller.projectId) {
-      throw new GraphQLError('A valid API key is required.', { extensions: { code: 'UNAUTHENTICATED' } });
+      throw codedError('UNAUTHENTICATED', 'A valid API key is required.');
     }
     return { ...services, ...initial.caller, transport: 'http' as const };
   };

@@ -1,6 +1,7 @@
 /**
- * The documents written from the code: docs/errors.md from the error catalogue. It says
- * what the code says, and `npm run docs:check` (CI) refuses a stale one.
+ * The documents written from the code: docs/errors.md from the error catalogue and the
+ * configuration table of docs/operations.md from config.ts. Each says what the code says,
+ * and `npm run docs:check` (CI) refuses a stale one.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { settingRows } from '../src/config.js';
 import { ERROR_CODES } from '../src/domain/error-codes.js';
 import { nodeCommand } from './support/processes.js';
 
@@ -38,6 +40,16 @@ describe('docs/errors.md', () => {
   });
 });
 
+describe('the configuration table of docs/operations.md', () => {
+  it('lists every variable config.ts reads, with its default', async () => {
+    const rows = rowsOf(await read('docs/operations.md'));
+    for (const setting of settingRows()) {
+      expect(rows.get(setting.variable)?.[0], setting.variable).toBe(setting.shownDefault);
+    }
+    expect(rows.get('MAX_BODY_BYTES')).toEqual(['`1048576`', 'Largest HTTP body (413 beyond; a POST without Content-Length gets 411).']);
+  });
+});
+
 describe('npm run docs:check', () => {
   const run = (script: string, ...args: string[]) =>
     promisify(execFile)(process.execPath, [...nodeCommand(script), ...args]).then(
@@ -46,6 +58,7 @@ describe('npm run docs:check', () => {
     );
 
   for (const [script, doc, stale] of [
+    ['scripts/config-table.ts', 'docs/operations.md', ['| `PORT` | `4000` |', '| `PORT` | `4001` |']],
     ['scripts/error-table.ts', 'docs/errors.md', ['| `NOT_FOUND` | 404 |', '| `NOT_FOUND` | 410 |']],
   ] as const) {
     it(`fails on a stale ${doc}, passes once ${script} rewrote it`, async () => {

@@ -6,29 +6,9 @@
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { NoSchemaIntrospectionCustomRule, type GraphQLError, type ValidationContext } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import type { QueryLimits } from '../config.js';
 import { codedError } from '../graphql/errors.js';
 import { useCostLimit } from './query-cost.js';
-
-export interface QueryLimits {
-  /** @default 12 (the deepest legitimate query, thread -> runs -> steps -> tool calls, is 10) */
-  maxDepth: number;
-  /** graphql-armor's cost estimate, counted with the variables (see query-cost.ts). @default 5000 */
-  maxCost: number;
-  /** @default 15 */
-  maxAliases: number;
-  /** Lexer tokens in one document (GraphiQL's introspection query is ~1300). @default 2000 */
-  maxTokens: number;
-  /** @default 50 */
-  maxDirectives: number;
-}
-
-export const DEFAULT_QUERY_LIMITS: QueryLimits = {
-  maxDepth: 12,
-  maxCost: 5000,
-  maxAliases: 15,
-  maxTokens: 2000,
-  maxDirectives: 50,
-};
 
 /**
  * graphql-armor either throws a rejection out of validation (which loses it its code, and

@@ -12,17 +12,9 @@ import { Kind, getOperationAST, type GraphQLError, type DocumentNode, type Selec
 import type { Plugin } from 'graphql-yoga';
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { RateLimits } from '../config.js';
 import type { Caller } from '../graphql/context.js';
 import { codedError, httpStatus } from '../graphql/errors.js';
-
-export interface RateLimits {
-  /** Mutation fields (each root field of a mutation counts) per key per minute; 0: unlimited. @default 600 */
-  mutationsPerMinute: number;
-  /** New subscriptions per key per minute; 0: unlimited. @default 120 */
-  subscriptionsPerMinute: number;
-}
-
-export const DEFAULT_RATE_LIMITS: RateLimits = { mutationsPerMinute: 600, subscriptionsPerMinute: 120 };
 
 interface Limiter {
   limiter: RateLimiterAbstract;

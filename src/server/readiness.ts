@@ -5,12 +5,6 @@
 import type { ServerResponse } from 'node:http';
 import { sendJson } from './http-answers.js';
 
-/**
- * How long /ready waits for the database's answer: a load balancer probing a process
- * whose database is gone must hear "not ready" in time, not wait for the pool to give up.
- */
-export const READY_TIMEOUT_MS = 2000;
-
 export interface Readiness {
   /** Answers /health and /ready; false for any other path (nothing written). */
   answer(path: string | undefined, res: ServerResponse): boolean;
@@ -21,8 +15,11 @@ export interface Readiness {
   drain(): void;
 }
 
-/** @param ready is the database reachable and migrated? (Not ready when it takes longer than READY_TIMEOUT_MS.) */
-export function createReadiness(ready: () => Promise<boolean>): Readiness {
+/**
+ * @param ready is the database reachable and migrated?
+ * @param timeoutMs how long a probe waits for `ready` before it answers "not ready" (why: see config.ts).
+ */
+export function createReadiness(ready: () => Promise<boolean>, timeoutMs: number): Readiness {
   let draining = false;
   // One check at a time: probes that arrive while it is under way (a dead pool may hold it
   // until the database is back) share its answer, each bounded by the timeout.
@@ -32,7 +29,7 @@ export function createReadiness(ready: () => Promise<boolean>): Readiness {
       .catch(() => false)
       .finally(() => (checking = undefined));
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), READY_TIMEOUT_MS)));
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
     return Promise.race([checking, late]).finally(() => clearTimeout(timer));
   }
   return {

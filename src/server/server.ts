@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type Plugin } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
+import type { QueryLimits, RateLimits, WebsocketLimits } from '../config.js';
 import type { GraphQLContext, Services } from '../graphql/context.js';
 import { maskError, useInputErrorCodes, useUnavailableStatus } from '../graphql/errors.js';
 import { useAnswerBudget } from '../graphql/answer-budget.js';
@@ -21,8 +22,8 @@ import { bodyLimits } from './body-limits.js';
 import { useCsrfPrevention } from './csrf.js';
 import { serveGraphqlHttp } from './graphql-http.js';
 import { graphqlWsHandlers } from './graphql-ws.js';
-import { DEFAULT_QUERY_LIMITS, protectionPlugins, type QueryLimits } from './protection.js';
-import { DEFAULT_RATE_LIMITS, useRateLimits, type RateLimits, type SharedCounters } from './rate-limits.js';
+import { protectionPlugins } from './protection.js';
+import { useRateLimits, type SharedCounters } from './rate-limits.js';
 import { createReadiness } from './readiness.js';
 import { requestLog } from './request-log.js';
 import { serveGraphqlWs } from './websocket.js';
@@ -30,42 +31,26 @@ import { requestContext, type RequestContext, type Transport } from './yoga-cont
 
 export const GRAPHQL_PATH = '/graphql';
 
-export interface WebsocketLimits {
-  /** @default 100 */
-  maxSubscriptions: number;
-  /** @default 262144 */
-  maxMessageBytes: number;
-  /** @default 3000 */
-  initTimeoutMs: number;
-  /** @default 12000 */
-  keepAliveMs: number;
-}
-
-export const DEFAULT_WEBSOCKET_LIMITS: WebsocketLimits = {
-  maxSubscriptions: 100,
-  maxMessageBytes: 262_144,
-  initTimeoutMs: 3000,
-  keepAliveMs: 12_000,
-};
-
+/** What the server is given; every limit's default and meaning is in config.ts. */
 export interface ServerOptions {
   services: Services;
   /** Who a request's key stands for; every request's context carries its caller. */
   authenticator: Authenticator;
   /** Turns GraphiQL, introspection and field suggestions off. */
   production: boolean;
-  websocket?: Partial<WebsocketLimits> | undefined;
-  queryLimits?: Partial<QueryLimits> | undefined;
-  /** Largest HTTP request body accepted (413 beyond). @default 1048576 */
-  maxBodyBytes?: number | undefined;
-  /** Operations in one batched HTTP request. @default 10 */
-  maxBatch?: number | undefined;
-  /** Largest answer one operation (or subscription event) may have (RESPONSE_TOO_LARGE beyond). @default 16777216 */
-  maxResponseBytes?: number | undefined;
-  /** For /ready: is the database reachable and migrated? (Not ready when it takes longer than READY_TIMEOUT_MS.) */
+  websocket: WebsocketLimits;
+  queryLimits: QueryLimits;
+  /** Largest HTTP request body accepted (413 beyond). */
+  maxBodyBytes: number;
+  /** Operations in one batched HTTP request. */
+  maxBatch: number;
+  /** Largest answer one operation (or subscription event) may have (RESPONSE_TOO_LARGE beyond). */
+  maxResponseBytes: number;
+  /** For /ready: is the database reachable and migrated? (Not ready when it takes longer than readyTimeoutMs.) @default always */
   ready?: () => Promise<boolean>;
+  readyTimeoutMs: number;
   logger?: Logger;
-  rateLimits?: Partial<RateLimits> | undefined;
+  rateLimits: RateLimits;
   /** Shares rate-limit counters between gateway processes. */
   sharedCounters?: SharedCounters | undefined;
 }
@@ -93,10 +78,8 @@ export interface RunwayServer {
 export const SERVICE_RESTART = 1012;
 
 export function buildServer(options: ServerOptions): RunwayServer {
-  const { services, authenticator } = options;
+  const { services, authenticator, queryLimits, websocket: limits } = options;
   const log = options.logger ?? createLogger();
-  const queryLimits = { ...DEFAULT_QUERY_LIMITS, ...options.queryLimits };
-  const limits = { ...DEFAULT_WEBSOCKET_LIMITS, ...options.websocket };
 
   const yoga = createYoga<RequestContext, GraphQLContext & Transport>({
     schema,
@@ -109,14 +92,14 @@ export function buildServer(options: ServerOptions): RunwayServer {
     renderGraphiQL,
     landingPage: false,
     // A JSON array of operations, bounded.
-    batching: { limit: options.maxBatch ?? 10 },
+    batching: { limit: options.maxBatch },
     plugins: [
       useDirectSubscriptions(),
       useInputErrorCodes(),
       useUnavailableStatus(),
-      useRateLimits({ ...DEFAULT_RATE_LIMITS, ...options.rateLimits }, options.sharedCounters) as Plugin,
+      useRateLimits(options.rateLimits, options.sharedCounters) as Plugin,
       ...protectionPlugins(queryLimits, options.production),
-      useAnswerBudget(options.maxResponseBytes ?? 16 * 1024 * 1024),
+      useAnswerBudget(options.maxResponseBytes),
       // Requests a browser could send cross-site without a preflight must carry a
       // header; JSON POSTs (what GraphQL clients send) are preflighted and pass.
       useCsrfPrevention(),
@@ -134,8 +117,8 @@ export function buildServer(options: ServerOptions): RunwayServer {
 
   // The node handler: each step answers the request itself (and returns) or passes it on.
   const stamp = requestLog(log);
-  const readiness = createReadiness(options.ready ?? (async () => true));
-  const refusedBody = bodyLimits(options.maxBodyBytes ?? 1_048_576);
+  const readiness = createReadiness(options.ready ?? (async () => true), options.readyTimeoutMs);
+  const refusedBody = bodyLimits(options.maxBodyBytes);
   const graphqlHttp = serveGraphqlHttp({ yoga, services, authenticator, maxTokens: queryLimits.maxTokens, log });
   const http = createServer((req, res) => {
     const path = req.url?.split('?')[0];

@@ -1,9 +1,10 @@
 /**
  * Composition root: opens and migrates the database, wires the services and the server.
- * Tests build an app the same way main.ts does, with their own config.
+ * Tests build an app the same way main.ts does, with their own config; what they leave
+ * out takes its default from config.ts.
  */
 import { AssistantService } from './assistants/assistant-service.js';
-import type { Config } from './config.js';
+import { DEFAULTS, type Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { isMigrated, migrate } from './db/migrate.js';
 import type { Services } from './graphql/context.js';
@@ -34,6 +35,8 @@ export type AppConfig = Pick<
       | 'redisUrl'
       | 'maxBodyBytes'
       | 'maxResponseBytes'
+      | 'maxBatch'
+      | 'readyTimeoutMs'
       | 'apiKeys'
       | 'shutdownDrainMs'
       | 'idempotencyKeyHours'
@@ -106,7 +109,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     options.worker !== false && database.driver === 'postgres'
       ? await openDatabase({
           url: database.url,
-          poolSize: config.databaseEnginePoolSize ?? 5,
+          poolSize: config.databaseEnginePoolSize ?? DEFAULTS.databaseEnginePoolSize,
           timeouts: database.timeouts,
           onQuery: options.onQuery,
         })
@@ -134,7 +137,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   const runs = runsOn(database);
   let worker: Worker | undefined;
   if (options.worker !== false) {
-    const keysBefore = () => clock() - (config.idempotencyKeyHours ?? 24) * 3600;
+    const keysBefore = () => clock() - (config.idempotencyKeyHours ?? DEFAULTS.idempotencyKeyHours) * 3600;
     const engineRuns = engineDatabase === database ? runs.engine : runsOn(engineDatabase).engine;
     worker = new Worker({
       logger,
@@ -191,14 +194,16 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   const server = buildServer({
     services,
     authenticator,
-    rateLimits: config.rateLimits,
+    rateLimits: { ...DEFAULTS.rateLimits, ...config.rateLimits },
     sharedCounters: limitsRedis && { redis: limitsRedis, prefix: eventsChannel(database) },
     production: config.production,
-    websocket: config.websocket,
-    queryLimits: config.queryLimits,
-    maxBodyBytes: config.maxBodyBytes,
-    maxResponseBytes: config.maxResponseBytes,
+    websocket: { ...DEFAULTS.websocket, ...config.websocket },
+    queryLimits: { ...DEFAULTS.queryLimits, ...config.queryLimits },
+    maxBodyBytes: config.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
+    maxResponseBytes: config.maxResponseBytes ?? DEFAULTS.maxResponseBytes,
+    maxBatch: config.maxBatch ?? DEFAULTS.maxBatch,
     ready: () => isMigrated(database).catch(() => false),
+    readyTimeoutMs: config.readyTimeoutMs ?? DEFAULTS.readyTimeoutMs,
     logger,
   });
   worker?.start();
@@ -211,6 +216,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     authenticator,
     server,
     worker,
+    // A caller that sets no drain (a spec) does not wait; main.ts passes SHUTDOWN_DRAIN_SECONDS.
     async stop({ drainMs = config.shutdownDrainMs ?? 0 } = {}) {
       // A load balancer sees /ready fail and moves traffic away while everything is
       // still served; then no new connection is taken.

@@ -1,94 +1,135 @@
 /**
- * The environment, parsed once. Only the entry point (`main.ts`) reads `process.env`;
- * everything else receives a {@link Config}, so tests build one without touching globals.
+ * Every setting and its default, in one place. Only the entry point (`main.ts`) reads
+ * `process.env`; everything else receives a {@link Config} (tests build one without
+ * touching globals), and a module that needs a value a caller left out takes it from
+ * {@link DEFAULTS}, never from a default of its own.
+ *
+ * Each variable's schema carries its default and, as its description, what it means:
+ * docs/operations.md#configuration is written from {@link SETTINGS} by `npm run
+ * docs:config` (CI fails when it is stale).
  */
 import { z } from 'zod';
-import { DEFAULT_DATABASE_TIMEOUTS, type DatabaseTimeouts } from './db/timeouts.js';
+import type { DatabaseTimeouts } from './db/timeouts.js';
 
-const intFromEnv = (fallback: number, min: number) =>
-  z.coerce.number().int().min(min).default(fallback);
+declare module 'zod' {
+  interface GlobalMeta {
+    /** The default as the configuration table shows it, when it is not one value. */
+    shownDefault?: string;
+  }
+}
 
-const configSchema = z.object({
-  /** HTTP and websocket port. @default 4000 */
-  PORT: intFromEnv(4000, 0),
-  /**
-   * Interface to listen on. @default "0.0.0.0" with API keys (in API_KEYS or the database);
-   * "127.0.0.1" without (open local mode: no key, so nothing but this machine may reach it).
-   */
-  HOST: z.string().min(1).optional(),
-  /** API keys and their projects: "key1:projectA,key2:projectB". Keys may also live in the database (`npm run key:create`); none anywhere: open local mode. */
+const int = (fallback: number, min: number) => z.coerce.number().int().min(min).default(fallback);
+
+/** The environment variables, in the order the configuration table lists them. */
+export const SETTINGS = z.object({
+  PORT: int(4000, 0).describe('HTTP and websocket port.'),
+  // Open local mode (no key) listens on this machine only: nothing else may reach it.
+  HOST: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Interface to listen on.')
+    .meta({ shownDefault: '`127.0.0.1` without API keys, `0.0.0.0` with' }),
   API_KEYS: z
     .string()
     .regex(/^[^:,\s]{16,}:[\w.-]{1,64}(,[^:,\s]{16,}:[\w.-]{1,64})*$/, 'expected "key:project,..." with keys of 16+ characters')
-    .optional(),
-  /** A PostgreSQL URL. When unset, Runway runs on embedded PGlite. */
-  DATABASE_URL: z.string().min(1).optional(),
-  /** PGlite data directory when DATABASE_URL is unset; `memory://` keeps nothing. @default "./.data/pglite" */
-  PGLITE_DIR: z.string().min(1).default('./.data/pglite'),
-  /** The gateway's connections (GraphQL requests): ROLE=gateway and all. @default 10 */
-  DATABASE_POOL_SIZE: intFromEnv(10, 1),
-  /** The worker's connections, apart from the gateway's: ROLE=worker and all. @default 5 */
-  DATABASE_ENGINE_POOL_SIZE: intFromEnv(5, 1),
-  /** statement_timeout of every connection but the migrations' (ms; 0: the server's setting). @default 10000 */
-  DATABASE_STATEMENT_TIMEOUT_MS: intFromEnv(DEFAULT_DATABASE_TIMEOUTS.statementMs, 0),
-  /** lock_timeout of every connection but the migrations' (ms; 0: the server's setting). @default 1000 */
-  DATABASE_LOCK_TIMEOUT_MS: intFromEnv(DEFAULT_DATABASE_TIMEOUTS.lockMs, 0),
-  /** idle_in_transaction_session_timeout of every connection (ms; 0: the server's setting). @default 10000 */
-  DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: intFromEnv(DEFAULT_DATABASE_TIMEOUTS.idleInTransactionMs, 0),
-  /** An active run's expiresAt is createdAt + this. @default 600 */
-  RUN_EXPIRES_AFTER_SECONDS: intFromEnv(600, 1),
-  /** What this process runs: the GraphQL gateway, a worker, or both. @default "all" */
-  ROLE: z.enum(['gateway', 'worker', 'all']).default('all'),
-  /** Runs one worker process executes at once. @default 8 */
-  WORKER_CONCURRENCY: intFromEnv(8, 1),
-  /** How long a worker's claim on a run holds without renewal. @default 30 */
-  LEASE_SECONDS: intFromEnv(30, 1),
-  /** On SIGTERM, how long in-flight runs may take to finish before their claims are released. @default 10 */
-  SHUTDOWN_GRACE_SECONDS: intFromEnv(10, 0),
-  /**
-   * On SIGTERM, how long /ready answers 503 while requests are still served (so a load
-   * balancer moves traffic away) before the port stops accepting. SIGINT skips it. @default 5
-   */
-  SHUTDOWN_DRAIN_SECONDS: intFromEnv(5, 0),
-  /** How long an idempotency key is kept (at least a day, as clients expect). @default 24 */
-  IDEMPOTENCY_KEY_HOURS: intFromEnv(24, 24),
-  /** An OpenAI-compatible endpoint (e.g. http://localhost:11434/v1); with it or a key set, non-scripted models go there. */
-  OPENAI_BASE_URL: z.string().url().optional(),
-  /** The endpoint's API key. */
-  OPENAI_API_KEY: z.string().min(1).optional(),
-  /** Retries of 429, 5xx and network errors, with backoff. @default 2 */
-  OPENAI_MAX_RETRIES: intFromEnv(2, 0),
-  /** Redis for event fan-out between processes, instead of PostgreSQL NOTIFY. */
-  REDIS_URL: z.string().min(1).optional(),
-  /** Events buffered per subscription before a slow reader is cut off with SUBSCRIPTION_LAGGED. @default 1000 */
-  SUBSCRIPTION_BUFFER: intFromEnv(1000, 1),
-  /** Subscriptions one websocket may hold at once. @default 100 */
-  WS_MAX_SUBSCRIPTIONS: intFromEnv(100, 1),
-  /** Largest websocket message accepted; a larger one closes the socket (1009). @default 262144 */
-  WS_MAX_MESSAGE_BYTES: intFromEnv(262_144, 1024),
-  /** A socket must send connection_init within this, or it is closed (4408). @default 3 */
-  WS_INIT_TIMEOUT_SECONDS: intFromEnv(3, 1),
-  /** Ping interval; a socket that does not pong within it is closed. @default 12 */
-  WS_KEEPALIVE_SECONDS: intFromEnv(12, 1),
-  /** pino level: trace, debug, info, warn, error, fatal or silent. @default "info" */
-  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-  /** Mutation fields per API key per minute (0: unlimited); shared across processes through REDIS_URL. @default 600 */
-  RATE_LIMIT_MUTATIONS_PER_MINUTE: intFromEnv(600, 0),
-  /** New subscriptions per API key per minute (0: unlimited). @default 120 */
-  RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE: intFromEnv(120, 0),
-  /** Query limits (graphql-armor), on HTTP and websockets alike. */
-  GRAPHQL_MAX_DEPTH: intFromEnv(12, 1),
-  GRAPHQL_MAX_COST: intFromEnv(5000, 1),
-  GRAPHQL_MAX_ALIASES: intFromEnv(15, 0),
-  GRAPHQL_MAX_TOKENS: intFromEnv(2000, 10),
-  GRAPHQL_MAX_DIRECTIVES: intFromEnv(50, 0),
-  /** Largest HTTP request body. @default 1048576 */
-  MAX_BODY_BYTES: intFromEnv(1_048_576, 1024),
-  /** Largest answer to one operation (or subscription event); larger: RESPONSE_TOO_LARGE. @default 16777216 */
-  MAX_RESPONSE_BYTES: intFromEnv(16 * 1024 * 1024, 1024),
-  /** `production` turns off GraphiQL, introspection and field suggestions. @default "development" */
-  NODE_ENV: z.string().default('development'),
+    .optional()
+    .describe(
+      '`key1:projectA,key2:projectB` (keys of 16+ characters); more keys can be stored with `npm run key:create`. No key anywhere: open local mode (see [projects and API keys](api.md#projects-and-api-keys)).',
+    ),
+  RATE_LIMIT_MUTATIONS_PER_MINUTE: int(600, 0).describe('Mutation root fields per API key per minute; 0: unlimited.'),
+  RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE: int(120, 0).describe('New subscriptions per API key per minute; 0: unlimited.'),
+  DATABASE_URL: z.string().min(1).optional().describe('PostgreSQL URL (postgres.js). Unset: embedded PGlite.'),
+  PGLITE_DIR: z.string().min(1).default('./.data/pglite').describe('PGlite data directory; `memory://` keeps nothing.'),
+  DATABASE_POOL_SIZE: int(10, 1).describe("The gateway's postgres.js connections (GraphQL requests)."),
+  DATABASE_ENGINE_POOL_SIZE: int(5, 1).describe("The worker's connections, a pool apart from the gateway's (`ROLE=worker` and `all`)."),
+  // The database timeouts' reasons are with them, in db/timeouts.ts.
+  DATABASE_STATEMENT_TIMEOUT_MS: int(10_000, 0).describe(
+    "`statement_timeout` of every connection but the migrations' (0: the server's setting). See [Timeouts](#timeouts).",
+  ),
+  DATABASE_LOCK_TIMEOUT_MS: int(1_000, 0).describe(
+    "`lock_timeout` of every connection but the migrations': a request for a row held longer gets `RESOURCE_BUSY` (0: the server's setting).",
+  ),
+  DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: int(10_000, 0).describe(
+    "`idle_in_transaction_session_timeout`: the server ends the transaction of a process stopped inside one (0: the server's setting).",
+  ),
+  RUN_EXPIRES_AFTER_SECONDS: int(600, 1).describe("An active run's `expiresAt` is `createdAt` + this."),
+  ROLE: z
+    .enum(['gateway', 'worker', 'all'])
+    .default('all')
+    .describe('`gateway` (GraphQL only), `worker` (executes runs, no HTTP) or `all`. Run any number of each against one PostgreSQL.'),
+  WORKER_CONCURRENCY: int(8, 1).describe('Runs one worker process executes at once.'),
+  LEASE_SECONDS: int(30, 1).describe(
+    "How long a worker's claim on a run holds without renewal (renewed every third of it); a crashed worker's runs are taken over after this.",
+  ),
+  SHUTDOWN_GRACE_SECONDS: int(10, 0).describe(
+    'On SIGTERM, how long in-flight runs may take to finish before their claims are released to other workers.',
+  ),
+  // At least a day: clients retry a failed write with its key for as long as that.
+  IDEMPOTENCY_KEY_HOURS: int(24, 24).describe('How long an `idempotencyKey` is kept (at least 24).'),
+  SHUTDOWN_DRAIN_SECONDS: int(5, 0).describe(
+    'On SIGTERM, how long `/ready` answers 503 while requests are still served (a load balancer moves traffic away) before the port stops accepting. SIGINT skips it.',
+  ),
+  OPENAI_BASE_URL: z
+    .string()
+    .url()
+    .optional()
+    .describe(
+      'An OpenAI-compatible Chat Completions endpoint, e.g. `http://127.0.0.1:11434/v1`. With it (or a key) set, every model not named `scripted`/`scripted-*` goes there.',
+    ),
+  OPENAI_API_KEY: z.string().min(1).optional().describe("The endpoint's key (sent as `Authorization: Bearer`)."),
+  OPENAI_MAX_RETRIES: int(2, 0).describe("Retries of 429, 5xx and network errors, with the client's backoff, before the run fails."),
+  REDIS_URL: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Fan events out between processes through Redis pub/sub instead of PostgreSQL NOTIFY (see [live events](architecture.md#live-events)).'),
+  SUBSCRIPTION_BUFFER: int(1000, 1).describe(
+    'Events buffered per subscription; a reader that falls further behind gets `SUBSCRIPTION_LAGGED`.',
+  ),
+  WS_MAX_SUBSCRIPTIONS: int(100, 1).describe('Subscriptions one websocket may hold (`TOO_MANY_SUBSCRIPTIONS` beyond).'),
+  WS_MAX_MESSAGE_BYTES: int(262_144, 1024).describe('Largest websocket message accepted; a larger one closes the socket with 1009.'),
+  WS_INIT_TIMEOUT_SECONDS: int(3, 1).describe('A socket that sends no `connection_init` in time is closed with 4408.'),
+  WS_KEEPALIVE_SECONDS: int(12, 1).describe('Ping interval; a socket that does not answer in time is closed.'),
+  // The deepest legitimate query, thread -> runs -> steps -> tool calls, is 10.
+  GRAPHQL_MAX_DEPTH: int(12, 1).describe('Deepest selection accepted (graphql-armor).'),
+  GRAPHQL_MAX_COST: int(5000, 1).describe(
+    "graphql-armor's cost estimate, counted with the variables' page sizes (`BAD_USER_INPUT` beyond).",
+  ),
+  GRAPHQL_MAX_ALIASES: int(15, 0).describe('Aliases per operation.'),
+  GRAPHQL_MAX_TOKENS: int(2000, 10).describe("Lexer tokens per document (GraphiQL's introspection query needs ~1,300)."),
+  GRAPHQL_MAX_DIRECTIVES: int(50, 0).describe('Directives per operation.'),
+  MAX_BODY_BYTES: int(1_048_576, 1024).describe('Largest HTTP body (413 beyond; a POST without Content-Length gets 411).'),
+  MAX_RESPONSE_BYTES: int(16 * 1024 * 1024, 1024).describe(
+    'Largest answer to one operation (or subscription event): its text and JSON fields are counted as they resolve; beyond, `RESPONSE_TOO_LARGE` alone.',
+  ),
+  LOG_LEVEL: z
+    .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
+    .default('info')
+    .describe('pino level (`trace` ... `fatal`, `silent`).'),
+  NODE_ENV: z
+    .string()
+    .default('development')
+    .describe('`production` turns GraphiQL, introspection (on HTTP and websockets) and field suggestions off.'),
 });
+
+/**
+ * Settings no variable changes: the same in every deployment, kept here so that every
+ * default is in one place.
+ */
+const FIXED = {
+  /** Operations in one batched HTTP request (a JSON array); more are refused, and none runs. */
+  maxBatch: 10,
+  /**
+   * How long /ready waits for the database's answer: a load balancer probing a process
+   * whose database is gone must hear "not ready" in time, not wait for the pool to give up.
+   */
+  readyTimeoutMs: 2000,
+} as const;
+
+export type QueryLimits = { maxDepth: number; maxCost: number; maxAliases: number; maxTokens: number; maxDirectives: number };
+export type RateLimits = { mutationsPerMinute: number; subscriptionsPerMinute: number };
+export type WebsocketLimits = { maxSubscriptions: number; maxMessageBytes: number; initTimeoutMs: number; keepAliveMs: number };
 
 export type Config = Readonly<{
   port: number;
@@ -111,12 +152,14 @@ export type Config = Readonly<{
   idempotencyKeyHours: number;
   redisUrl: string | undefined;
   logLevel: string;
-  queryLimits: { maxDepth: number; maxCost: number; maxAliases: number; maxTokens: number; maxDirectives: number };
+  queryLimits: QueryLimits;
   maxBodyBytes: number;
   maxResponseBytes: number;
-  rateLimits: { mutationsPerMinute: number; subscriptionsPerMinute: number };
+  maxBatch: number;
+  readyTimeoutMs: number;
+  rateLimits: RateLimits;
   subscriptionBuffer: number;
-  websocket: { maxSubscriptions: number; maxMessageBytes: number; initTimeoutMs: number; keepAliveMs: number };
+  websocket: WebsocketLimits;
   /** Set when an OpenAI-compatible endpoint is configured. */
   openai: { baseURL: string | undefined; apiKey: string | undefined; maxRetries: number } | undefined;
   production: boolean;
@@ -133,7 +176,7 @@ export function listenHost(config: Pick<Config, 'host'>, keysRequired: boolean):
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // An empty variable means "unset", as in most shells' `VAR= cmd`.
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ''));
-  const parsed = configSchema.safeParse(present);
+  const parsed = SETTINGS.safeParse(present);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
     throw new Error(`Invalid environment:\n  ${problems.join('\n  ')}`);
@@ -176,6 +219,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     maxBodyBytes: e.MAX_BODY_BYTES,
     maxResponseBytes: e.MAX_RESPONSE_BYTES,
+    ...FIXED,
     rateLimits: {
       mutationsPerMinute: e.RATE_LIMIT_MUTATIONS_PER_MINUTE,
       subscriptionsPerMinute: e.RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE,
@@ -193,4 +237,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         : undefined,
     production: e.NODE_ENV === 'production',
   };
+}
+
+/** Every setting as an empty environment leaves it: what a caller that gives no value gets. */
+export const DEFAULTS: Config = loadConfig({});
+
+/** One row of the configuration table: a variable, its default as shown, and what it means. */
+export interface SettingRow {
+  variable: string;
+  shownDefault: string;
+  meaning: string;
+}
+
+/** The configuration table, from {@link SETTINGS}: what docs/operations.md shows. */
+export function settingRows(): SettingRow[] {
+  return Object.entries(SETTINGS.shape).map(([variable, schema]) => {
+    const value: unknown = schema.safeParse(undefined).data;
+    const meta = schema.meta();
+    return {
+      variable,
+      shownDefault: meta?.shownDefault ?? (value === undefined ? 'unset' : `\`${String(value)}\``),
+      meaning: schema.description ?? '',
+    };
+  });
 }

@@ -9,6 +9,7 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
+import { DEFAULTS } from '../config.js';
 import * as schema from './schema.js';
 import { databaseTimeouts, timeoutParameters, type DatabaseTimeouts } from './timeouts.js';
 
@@ -21,6 +22,7 @@ export interface DatabaseOptions {
   /** PostgreSQL URL; when absent, PGlite in {@link pgliteDir}. */
   url?: string | undefined;
   pgliteDir?: string;
+  /** @default DATABASE_POOL_SIZE's */
   poolSize?: number;
   /** PostgreSQL only (see timeouts.ts); those not given take their defaults. */
   timeouts?: Partial<DatabaseTimeouts> | undefined;
@@ -42,7 +44,7 @@ export function reconnectBackoff(attempts: number): number {
 
 export function postgresClient(url: string, options: postgres.Options<Record<string, never>> = {}): postgres.Sql {
   return postgres(url, {
-    max: 10,
+    max: DEFAULTS.databasePoolSize,
     // postgres.js queues queries per connection in an array that never compacts when more
     // are in flight than there are connections (porsager/postgres#747): throughput fell
     // from ~11k to ~3.6k req/s over ten minutes on this machine kind. One query in flight
@@ -62,7 +64,7 @@ const queryLogger = ({ onQuery }: DatabaseOptions) => (onQuery ? { logQuery: (sq
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.url) {
     const timeouts = databaseTimeouts(options.timeouts);
-    const client = postgresClient(options.url, { max: options.poolSize ?? 10, connection: timeoutParameters(timeouts) });
+    const client = postgresClient(options.url, { max: options.poolSize ?? DEFAULTS.databasePoolSize, connection: timeoutParameters(timeouts) });
     const db = drizzlePostgres(client, { schema, logger: queryLogger(options) }) as unknown as Db;
     return { driver: 'postgres', db, client, url: options.url, timeouts, close: () => client.end({ timeout: 5 }) };
   }

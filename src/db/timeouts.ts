@@ -10,12 +10,15 @@
  * statement; 0 sends nothing and leaves the server's (or the role's) setting. PGlite has
  * none of this to bound: one process, one session, statements run one after another, and
  * no timer cancels a statement there (`statement_timeout` is accepted and ignored).
+ *
+ * Their defaults and variables are in config.ts.
  */
+import { DEFAULTS } from '../config.js';
+
 export interface DatabaseTimeouts {
   /**
    * `statement_timeout`: a statement running (or waiting) longer is cancelled (57014). Far
    * above any of Runway's statements, below what a client waits for an answer.
-   * @default 10000
    */
   statementMs: number;
   /**
@@ -23,7 +26,6 @@ export interface DatabaseTimeouts {
    * holds) fails (55P03). Runway's transactions hold rows for milliseconds; one second
    * lets a commit queued behind a busy NOTIFY through, and answers a client whose run a
    * stopped process holds while it can still retry.
-   * @default 1000
    */
   lockMs: number;
   /**
@@ -31,20 +33,13 @@ export interface DatabaseTimeouts {
    * is ended by the server, which releases its locks. Runway never waits on anything else
    * inside a transaction, so only a stopped or frozen process stays idle there; keep it
    * below LEASE_SECONDS, so a frozen worker's rows are free before its runs are taken over.
-   * @default 10000
    */
   idleInTransactionMs: number;
 }
 
-export const DEFAULT_DATABASE_TIMEOUTS: Readonly<DatabaseTimeouts> = {
-  statementMs: 10_000,
-  lockMs: 1_000,
-  idleInTransactionMs: 10_000,
-};
-
 /** The timeouts given, the defaults for the others. */
 export function databaseTimeouts(given: Partial<DatabaseTimeouts> = {}): DatabaseTimeouts {
-  const pick = (key: keyof DatabaseTimeouts) => given[key] ?? DEFAULT_DATABASE_TIMEOUTS[key];
+  const pick = (key: keyof DatabaseTimeouts) => given[key] ?? DEFAULTS.databaseTimeouts[key];
   return { statementMs: pick('statementMs'), lockMs: pick('lockMs'), idleInTransactionMs: pick('idleInTransactionMs') };
 }
 

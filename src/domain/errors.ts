@@ -1,18 +1,11 @@
 /**
  * Domain errors: the failures a client can cause and should see. Each carries the
- * `extensions.code` it is reported with; `graphql/errors.ts` is the one place that turns
- * them into GraphQLErrors. Any other thrown error is a bug and stays masked.
+ * `extensions.code` it is reported with (from the catalogue, error-codes.ts);
+ * `graphql/errors.ts` is the one place that turns them into GraphQLErrors. Any other
+ * thrown error is a bug and stays masked.
  */
-
-export type ErrorCode =
-  | 'BAD_USER_INPUT'
-  | 'NOT_FOUND'
-  | 'INVALID_RUN_STATE'
-  | 'THREAD_HAS_ACTIVE_RUN'
-  | 'SUBSCRIPTION_LAGGED'
-  | 'SERVICE_UNAVAILABLE'
-  | 'RESOURCE_BUSY'
-  | 'RESPONSE_TOO_LARGE';
+import type { ErrorCode } from './error-codes.js';
+import type { RunStatus } from './run-lifecycle.js';
 
 export class DomainError extends Error {
   constructor(
@@ -38,8 +31,12 @@ export class NotFoundError extends DomainError {
   }
 }
 
+/** The run's status does not allow the operation; each transport spells `status` as it spells run statuses. */
 export class InvalidRunStateError extends DomainError {
-  constructor(message: string, status: string) {
+  constructor(
+    message: string,
+    readonly status: RunStatus,
+  ) {
     super('INVALID_RUN_STATE', message, { status });
   }
 }
@@ -58,10 +55,11 @@ export class ThreadHasActiveRunError extends DomainError {
 
 /**
  * A subscriber read too slowly and its buffer filled: the subscription ends, saying where
- * to resume from (`lastVersion` for a run, `lastCursor` for a thread).
+ * to resume from (`lastVersion` for a run, `lastCursor` for a thread). The event bus, which
+ * cuts the reader off, does not know the position: the stream reports it again with it.
  */
 export class SubscriptionLaggedError extends DomainError {
-  constructor(resumeAt: Record<string, unknown>) {
+  constructor(resumeAt: Record<string, unknown> = {}) {
     super(
       'SUBSCRIPTION_LAGGED',
       'The subscription fell too far behind and was ended; subscribe again from the position given.',

@@ -18,6 +18,7 @@ import { randomUUID } from 'node:crypto';
 import { isDatabaseUnavailable, isTransientDatabaseError } from '../db/errors.js';
 import type { RunRow } from '../db/schema.js';
 import type { RunStatusEvent } from '../domain/run.js';
+import { DEFAULTS } from '../config.js';
 import { createLogger, type Logger } from '../log.js';
 import { MAX_CLAIM, type RunEngine } from '../runs/index.js';
 import type { ModelProvider } from './providers/provider.js';
@@ -29,13 +30,13 @@ const HOUSEKEEPING_MS = 60_000;
 export interface WorkerOptions {
   runs: RunEngine;
   providers: ModelProvider[];
-  /** Runs executed at once by this process. @default 8 */
+  /** Runs executed at once by this process. @default WORKER_CONCURRENCY's */
   concurrency?: number;
-  /** How long a claim holds without renewal; renewed every third of it. @default 30 */
+  /** How long a claim holds without renewal; renewed every third of it. @default LEASE_SECONDS's */
   leaseSeconds?: number;
   /** Fallback poll for work, lapsed leases and expired runs. @default 1000 */
   pollMs?: number;
-  /** On stop, how long in-flight runs may take to finish before their claims are released. @default 10000 */
+  /** On stop, how long in-flight runs may take to finish before their claims are released. @default SHUTDOWN_GRACE_SECONDS's */
   shutdownGraceMs?: number;
   /** Cleaning up of old rows (e.g. idempotency keys), run from the poll about once a minute. */
   housekeeping?: () => Promise<unknown>;
@@ -88,10 +89,10 @@ export class Worker {
   private readonly execution: RunExecution;
 
   constructor(private readonly options: WorkerOptions) {
-    this.concurrency = options.concurrency ?? 8;
-    this.leaseSeconds = options.leaseSeconds ?? 30;
+    this.concurrency = options.concurrency ?? DEFAULTS.workerConcurrency;
+    this.leaseSeconds = options.leaseSeconds ?? DEFAULTS.leaseSeconds;
     this.pollMs = options.pollMs ?? 1000;
-    this.shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
+    this.shutdownGraceMs = options.shutdownGraceMs ?? DEFAULTS.shutdownGraceSeconds * 1000;
     this.log = (options.logger ?? createLogger()).child({ workerId: this.id });
     this.execution = new RunExecution(options.runs, options.providers, this.log);
   }

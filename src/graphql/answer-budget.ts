@@ -10,10 +10,11 @@
  * partial data): the answer is never built whole, and no list is read once the budget is
  * spent. Per operation, and per event of a subscription.
  */
-import { GraphQLError, type ExecutionResult } from 'graphql';
+import type { ExecutionResult } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { ResponseTooLargeError } from '../domain/errors.js';
 import type { GraphQLContext } from './context.js';
+import { codedError } from './errors.js';
 
 export class AnswerBudget {
   private left: number;
@@ -68,7 +69,7 @@ export function checkAnswerBudget(context: GraphQLContext): void {
 export function useAnswerBudget(maxBytes: number): Plugin {
   const tooLarge = (): ExecutionResult => ({
     data: null,
-    errors: [new GraphQLError(new ResponseTooLargeError(maxBytes).message, { extensions: { code: 'RESPONSE_TOO_LARGE', maxBytes } })],
+    errors: [codedError('RESPONSE_TOO_LARGE', new ResponseTooLargeError(maxBytes).message, { maxBytes })],
   });
   const budgetOf = (args: { contextValue: unknown }) => (args.contextValue as GraphQLContext).answer;
   // The same hooks for every operation: nothing is allocated per request but the budget.

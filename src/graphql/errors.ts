@@ -8,16 +8,42 @@ import { maskError as yogaMaskError } from 'graphql-yoga';
 import type { Plugin } from 'graphql-yoga';
 import type { ZodError } from 'zod';
 import { isDatabaseUnavailable, isResourceBusy } from '../db/errors.js';
-import { DomainError, ResourceBusyError, ServiceUnavailableError } from '../domain/errors.js';
+import { ERROR_CODES, type ErrorCode } from '../domain/error-codes.js';
+import { DomainError, InvalidRunStateError, ResourceBusyError, ServiceUnavailableError } from '../domain/errors.js';
+import { enumName } from './enum-names.js';
+
+/**
+ * A GraphQLError with a code from the catalogue: how every layer above the domain makes an
+ * error a client sees (the domain throws its own errors, mapped by {@link maskError}).
+ */
+export function codedError(code: ErrorCode, message: string, extensions?: Record<string, unknown>): GraphQLError {
+  return new GraphQLError(message, { extensions: { code, ...extensions } });
+}
+
+/**
+ * What yoga reads to answer an error over HTTP with the catalogue's status (it shows the
+ * client neither this nor the headers); `spec` marks a request refused before it ran.
+ */
+export function httpStatus(code: ErrorCode, extra?: { headers?: Record<string, string>; spec?: boolean }) {
+  return { http: { status: ERROR_CODES[code].status, ...extra } };
+}
 
 export function validationError(error: ZodError): GraphQLError {
   const fields = error.issues.map((issue) => issue.path.join('.'));
   const detail = error.issues
     .map((issue) => `${issue.path.join('.') || 'input'}: ${issue.message}`)
     .join('; ');
-  return new GraphQLError(`Invalid input: ${detail}`, {
-    extensions: { code: 'BAD_USER_INPUT', fields },
-  });
+  return codedError('BAD_USER_INPUT', `Invalid input: ${detail}`, { fields });
+}
+
+/**
+ * A domain error's extensions: its code and details, a run status spelled as the RunStatus
+ * enum spells it (what the client reads everywhere else).
+ */
+function extensionsOf(error: DomainError): Record<string, unknown> {
+  const extensions: Record<string, unknown> = { code: error.code, ...error.details };
+  if (error instanceof InvalidRunStateError) extensions['status'] = enumName(error.status);
+  return extensions;
 }
 
 /**
@@ -30,7 +56,7 @@ export function maskError(error: unknown, message: string): Error {
   const original = databaseVerdict(thrown);
   const expected =
     original instanceof DomainError
-      ? { code: original.code, ...original.details }
+      ? extensionsOf(original)
       : isGraphQLErrorLike(original) && typeof original.extensions?.['code'] === 'string'
         ? original.extensions
         : undefined;
@@ -73,11 +99,13 @@ export function markUnavailable(result: unknown): void {
     if (!errors) continue;
     for (const error of errors) {
       const extensions = error.extensions;
-      if (extensions?.['code'] !== 'SERVICE_UNAVAILABLE' || extensions['http']) continue;
-      extensions['http'] = { status: 503, headers: { 'retry-after': String(extensions['retryAfterSeconds']) } };
+      if (extensions?.['code'] !== UNAVAILABLE || extensions['http']) continue;
+      Object.assign(extensions, httpStatus(UNAVAILABLE, { headers: { 'retry-after': String(extensions['retryAfterSeconds']) } }));
     }
   }
 }
+
+const UNAVAILABLE: ErrorCode = 'SERVICE_UNAVAILABLE';
 
 /** {@link markUnavailable} on yoga's path (the fast path calls it itself). */
 export function useUnavailableStatus(): Plugin {
@@ -102,12 +130,14 @@ function isGraphQLErrorLike(e: unknown): e is GraphQLErrorLike {
  * and no path, before any resolver runs (yoga's parse and validation errors have codes). They are the client's input: BAD_USER_INPUT.
  * An envelop plugin, so the websocket path gets the same.
  */
+const BAD_INPUT: ErrorCode = 'BAD_USER_INPUT';
+
 export function useInputErrorCodes(): Plugin {
   const stamp = (result: { errors?: readonly GraphQLErrorLike[] }) => {
     for (const error of result.errors ?? []) {
       // No path: raised before execution, about the request itself, never a resolver bug.
       if (!error.path && error.extensions && error.extensions['code'] === undefined) {
-        error.extensions['code'] = 'BAD_USER_INPUT';
+        error.extensions['code'] = BAD_INPUT;
       }
     }
   };

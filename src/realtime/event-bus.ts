@@ -4,6 +4,8 @@
  * created (not on first read), so a caller can subscribe, then read the database, and
  * miss nothing in between.
  */
+import { DEFAULTS } from '../config.js';
+import { SubscriptionLaggedError } from '../domain/errors.js';
 import type { RunStatusEvent } from '../domain/run.js';
 import { BoundedQueue } from './bounded-queue.js';
 
@@ -11,12 +13,6 @@ import { BoundedQueue } from './bounded-queue.js';
 export type BusItem = { kind: 'event'; event: RunStatusEvent } | { kind: 'resync' };
 
 export type Topic = `run:${string}` | `thread:${string}`;
-
-export class SubscriptionLaggedError extends Error {
-  constructor() {
-    super('The subscriber fell too far behind.');
-  }
-}
 
 export interface RunEventBus {
   /** Events a subscription may have waiting before it is cut off as lagging. */
@@ -31,11 +27,8 @@ export interface RunEventBus {
   buffered(): number;
 }
 
-/**
- * @param capacity events buffered per subscription before it is cut off as lagging.
- * @default 1000
- */
-export function createInProcessEventBus(capacity = 1000): RunEventBus {
+/** @param capacity events buffered per subscription before it is cut off as lagging (SUBSCRIPTION_BUFFER). */
+export function createInProcessEventBus(capacity = DEFAULTS.subscriptionBuffer): RunEventBus {
   const subscribers = new Map<Topic, Set<BoundedQueue<BusItem>>>();
   const each = (fn: (q: BoundedQueue<BusItem>) => void) => {
     for (const set of subscribers.values()) for (const q of set) fn(q);

@@ -5,12 +5,12 @@
  * when the transport reconnected. So a subscriber sees every transition once, in order.
  */
 import type { RunRow } from '../db/schema.js';
-import { BadUserInputError, NotFoundError, SubscriptionLaggedError as LaggedError } from '../domain/errors.js';
+import { BadUserInputError, NotFoundError, SubscriptionLaggedError } from '../domain/errors.js';
 import type { RunStatusEvent } from '../domain/run.js';
 import { isTerminal } from '../domain/run-lifecycle.js';
 import type { RunCommands, RunHistory } from '../runs/index.js';
 import type { ThreadService } from '../threads/thread-service.js';
-import { SubscriptionLaggedError, type BusItem, type RunEventBus } from './event-bus.js';
+import type { BusItem, RunEventBus } from './event-bus.js';
 import type { BoundedQueue } from './bounded-queue.js';
 
 export interface StreamDeps {
@@ -46,7 +46,7 @@ export interface DirectSink {
 }
 
 /** What a subscription yields: an event (with the run when the stream has it at hand), or the end of a lagging one. */
-export type Delivery = { event: RunStatusEvent; run?: RunRow } | { lagged: LaggedError };
+export type Delivery = { event: RunStatusEvent; run?: RunRow } | { lagged: SubscriptionLaggedError };
 
 /** A position in a thread's event order, opaque to clients. */
 export interface ThreadPosition {
@@ -331,7 +331,7 @@ class GuardedStream implements AsyncIterableIterator<Delivery> {
   private cutOff(): IteratorResult<Delivery> {
     this.live.close();
     this.lagged = true;
-    return { value: { lagged: new LaggedError(this.resumeAt()) }, done: false };
+    return { value: { lagged: new SubscriptionLaggedError(this.resumeAt()) }, done: false };
   }
 
   private async pull(): Promise<IteratorResult<Delivery>> {

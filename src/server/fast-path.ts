@@ -20,9 +20,10 @@ import {
   type GraphQLError,
   type OperationDefinitionNode,
 } from 'graphql';
-import { createLRUCache, processRegularResult, type YogaServerInstance } from 'graphql-yoga';
-import type { Caller, GraphQLContext, Services } from '../graphql/context.js';
+import { createLRUCache, processRegularResult } from 'graphql-yoga';
+import type { Caller, Services } from '../graphql/context.js';
 import { markUnavailable } from '../graphql/errors.js';
+import type { RunwayYoga } from './yoga-context.js';
 
 export interface GraphQLParams {
   query: string;
@@ -30,8 +31,6 @@ export interface GraphQLParams {
   operationName?: string | null;
   extensions?: Record<string, unknown> | null;
 }
-
-type Yoga = YogaServerInstance<{ caller: Caller }, GraphQLContext & { transport: 'http' | 'websocket' }>;
 
 const REGULAR_TYPES = ['application/graphql-response+json', 'application/json'] as const;
 const ALLOWED_KEYS = new Set(['query', 'variables', 'operationName', 'extensions']);
@@ -83,7 +82,7 @@ interface Plan {
   operations: Map<string | null, OperationDefinitionNode | false>;
 }
 
-export function createFastPath(yoga: Yoga, services: Services, maxTokens: number) {
+export function createFastPath(yoga: RunwayYoga, services: Services, maxTokens: number) {
   // Each distinct query text is parsed and validated once, through the envelop (every
   // plugin's parse and validation hooks and rules, graphql-armor's among them), and the
   // outcome kept: a document's validity depends only on its text, the schema and the

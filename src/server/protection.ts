@@ -4,30 +4,11 @@
  * HTTP-only hooks such as onRequestParse never fire).
  */
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
-import { GraphQLError, NoSchemaIntrospectionCustomRule, type ValidationContext } from 'graphql';
+import { NoSchemaIntrospectionCustomRule, type GraphQLError, type ValidationContext } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import type { QueryLimits } from '../config.js';
+import { codedError } from '../graphql/errors.js';
 import { useCostLimit } from './query-cost.js';
-
-export interface QueryLimits {
-  /** @default 12 (the deepest legitimate query, thread -> runs -> steps -> tool calls, is 10) */
-  maxDepth: number;
-  /** graphql-armor's cost estimate, counted with the variables (see query-cost.ts). @default 5000 */
-  maxCost: number;
-  /** @default 15 */
-  maxAliases: number;
-  /** Lexer tokens in one document (GraphiQL's introspection query is ~1300). @default 2000 */
-  maxTokens: number;
-  /** @default 50 */
-  maxDirectives: number;
-}
-
-export const DEFAULT_QUERY_LIMITS: QueryLimits = {
-  maxDepth: 12,
-  maxCost: 5000,
-  maxAliases: 15,
-  maxTokens: 2000,
-  maxDirectives: 50,
-};
 
 /**
  * graphql-armor either throws a rejection out of validation (which loses it its code, and
@@ -37,11 +18,7 @@ const asValidationError = {
   propagateOnRejection: false,
   onReject: [
     (context: ValidationContext | null, error: GraphQLError) =>
-      context?.reportError(
-        new GraphQLError(error.message.replace(/^Syntax Error: /, ''), {
-          extensions: { code: 'GRAPHQL_VALIDATION_FAILED' },
-        }),
-      ),
+      context?.reportError(codedError('GRAPHQL_VALIDATION_FAILED', error.message.replace(/^Syntax Error: /, ''))),
   ],
 };
 
@@ -71,8 +48,7 @@ export function protectionPlugins(limits: QueryLimits, production: boolean): Plu
  * stack. That is the client's document, not a bug: a syntax error like any other.
  */
 function useNestingAsSyntaxError(): Plugin {
-  const nestingError = () =>
-    new GraphQLError('Syntax Error: the document nests too deeply.', { extensions: { code: 'GRAPHQL_PARSE_FAILED' } });
+  const nestingError = () => codedError('GRAPHQL_PARSE_FAILED', 'Syntax Error: the document nests too deeply.');
   const afterParse = ({ result, replaceParseResult }: { result: unknown; replaceParseResult: (r: GraphQLError) => void }) => {
     if (result instanceof RangeError) replaceParseResult(nestingError());
   };

@@ -13,7 +13,7 @@
  */
 import {
   getOperationAST,
-  GraphQLError,
+  type GraphQLError,
   Kind,
   type DocumentNode,
   type FieldNode,
@@ -23,6 +23,7 @@ import {
   type ValueNode,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { codedError, httpStatus } from '../graphql/errors.js';
 import { LIMITS } from '../graphql/validation.js';
 
 type Variables = Readonly<Record<string, unknown>> | null | undefined;
@@ -174,14 +175,11 @@ export function useCostLimit(maxCost: number): Plugin {
     if (found <= maxCost) return;
     setResultAndStopExecution({
       errors: [
-        new GraphQLError(`Query cost limit of ${maxCost} exceeded, found ${found}: ask for smaller pages or fewer fields.`, {
-          extensions: {
-            code: 'BAD_USER_INPUT',
-            cost: found,
-            maxCost,
-            // yoga answers it as it answers a request it refuses (and does not show this).
-            ...((args.contextValue as { transport?: string }).transport === 'http' ? { http: { status: 400, spec: true } } : {}),
-          },
+        codedError('BAD_USER_INPUT', `Query cost limit of ${maxCost} exceeded, found ${found}: ask for smaller pages or fewer fields.`, {
+          cost: found,
+          maxCost,
+          // yoga answers it as it answers a request it refuses (and does not show this).
+          ...((args.contextValue as { transport?: string }).transport === 'http' ? httpStatus('BAD_USER_INPUT', { spec: true }) : {}),
         }),
       ],
     });

@@ -8,20 +8,13 @@
  * With REDIS_URL the counters live in Redis and hold across every gateway process; without
  * it each process counts alone, so N gateways allow up to N times the limit.
  */
-import { GraphQLError, Kind, getOperationAST, type DocumentNode, type SelectionSetNode } from 'graphql';
+import { Kind, getOperationAST, type GraphQLError, type DocumentNode, type SelectionSetNode } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { RateLimits } from '../config.js';
 import type { Caller } from '../graphql/context.js';
-
-export interface RateLimits {
-  /** Mutation fields (each root field of a mutation counts) per key per minute; 0: unlimited. @default 600 */
-  mutationsPerMinute: number;
-  /** New subscriptions per key per minute; 0: unlimited. @default 120 */
-  subscriptionsPerMinute: number;
-}
-
-export const DEFAULT_RATE_LIMITS: RateLimits = { mutationsPerMinute: 600, subscriptionsPerMinute: 120 };
+import { codedError, httpStatus } from '../graphql/errors.js';
 
 interface Limiter {
   limiter: RateLimiterAbstract;
@@ -60,18 +53,14 @@ export function useRateLimits(limits: RateLimits, shared?: SharedCounters): Plug
     } catch (error) {
       if (!(error instanceof RateLimiterRes)) throw error;
       const retryAfterSeconds = Math.max(1, Math.ceil(error.msBeforeNext / 1000));
-      return new GraphQLError(
+      return codedError(
+        'RATE_LIMITED',
         `Rate limit exceeded: at most ${l.perMinute} ${l.what} per minute per API key. Retry in ${retryAfterSeconds} s.`,
         {
-          extensions: {
-            code: 'RATE_LIMITED',
-            retryAfterSeconds,
-            limit: l.perMinute,
-            // yoga turns this into the HTTP status and header, and does not show it.
-            ...(context.transport === 'http'
-              ? { http: { status: 429, headers: { 'retry-after': String(retryAfterSeconds) } } }
-              : {}),
-          },
+          retryAfterSeconds,
+          limit: l.perMinute,
+          // yoga turns this into the HTTP status and header, and does not show it.
+          ...(context.transport === 'http' ? httpStatus('RATE_LIMITED', { headers: { 'retry-after': String(retryAfterSeconds) } }) : {}),
         },
       );
     }

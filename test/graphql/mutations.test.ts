@@ -261,11 +261,15 @@ describe('cancelRun', () => {
     expect((await t.ok(CANCEL, { t: threadId, r: runId })).cancelRun.status).toBe('CANCELLING');
   });
 
-  it('refuses a terminal run with INVALID_RUN_STATE', async () => {
+  it('refuses a terminal run with INVALID_RUN_STATE, naming its status as the RunStatus enum spells it', async () => {
     const { threadId, runId } = await newRun(t);
     await t.app.engine.transition(runId, 'in_progress');
     await t.app.engine.transition(runId, 'completed');
-    expectError(await t.gql(CANCEL, { t: threadId, r: runId }), 'INVALID_RUN_STATE', "Cannot cancel run with status 'completed'");
+    const refused = await t.gql(CANCEL, { t: threadId, r: runId });
+    expectError(refused, 'INVALID_RUN_STATE', "Cannot cancel run with status 'completed'");
+    expect(refused.errors![0]!.extensions!.status).toBe('COMPLETED');
+    const { run } = await t.ok(`query($t: ID!, $r: ID!) { run(threadId: $t, runId: $r) { status } }`, { t: threadId, r: runId });
+    expect(refused.errors![0]!.extensions!.status).toBe(run.status);
   });
 });
 
@@ -319,7 +323,9 @@ describe('submitToolOutputs', () => {
 
   it('refuses a run that is not waiting with INVALID_RUN_STATE', async () => {
     const { threadId, runId } = await newRun(t);
-    expectError(await t.gql(SUBMIT, { t: threadId, r: runId, o: [] }), 'INVALID_RUN_STATE', "status 'queued'");
+    const refused = await t.gql(SUBMIT, { t: threadId, r: runId, o: [] });
+    expectError(refused, 'INVALID_RUN_STATE', "status 'queued'");
+    expect(refused.errors![0]!.extensions!.status).toBe('QUEUED');
     expectError(await t.gql(SUBMIT, { t: threadId, r: 'run_unknown', o: [] }), 'NOT_FOUND');
   });
 });

@@ -13,7 +13,7 @@ import { createApiKey } from '../../src/auth/api-keys.js';
 import { openDatabase } from '../../src/db/client.js';
 import { migrate } from '../../src/db/migrate.js';
 import { createLogger } from '../../src/log.js';
-import { READY_TIMEOUT_MS } from '../../src/server/server.js';
+import { DEFAULTS } from '../../src/config.js';
 import { createScratchDatabase, usingPostgres, type ScratchDatabase } from '../support/database.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
@@ -153,7 +153,7 @@ describe.skipIf(!usingPostgres)('a gateway whose database cannot be reached', ()
     });
     for (const answer of result) {
       expect(answer.status).toBe(503);
-      expect(answer.ms).toBeLessThan(READY_TIMEOUT_MS + 1000);
+      expect(answer.ms).toBeLessThan(DEFAULTS.readyTimeoutMs + 1000);
     }
   });
 });

@@ -151,10 +151,19 @@ describe('HTTP limits', () => {
     expect(tooMany.status).toBeGreaterThanOrEqual(400);
   });
 
-  it('refuses a cross-site simple request without the CSRF header', async () => {
+  it('refuses a cross-site simple request without the CSRF header, with CSRF_REQUIRED_HEADER', async () => {
     const body = JSON.stringify({ query: '{ __typename }' });
     const res = await rawPost(dev, body, { 'content-type': 'text/plain', 'content-length': String(body.length) });
     expect(res.status).toBe(403);
+    const [error] = JSON.parse(res.body).errors;
+    expect(error.extensions).toEqual({ code: 'CSRF_REQUIRED_HEADER' });
+    expect(error.message).toMatch(/CSRF/);
+    // A GET without the header is refused alike; with it, served.
+    const get = await fetch(`${dev.url}?query=${encodeURIComponent('{ __typename }')}`);
+    expect(get.status).toBe(403);
+    expect(((await get.json()) as any).errors[0].extensions.code).toBe('CSRF_REQUIRED_HEADER');
+    const allowed = await fetch(`${dev.url}?query=${encodeURIComponent('{ __typename }')}`, { headers: { 'x-graphql-yoga-csrf': '1' } });
+    expect(await allowed.json()).toEqual({ data: { __typename: 'Query' } });
   });
 
   it('serves /health and /ready', async () => {

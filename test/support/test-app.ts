@@ -7,8 +7,7 @@ import WebSocket from 'ws';
 import { buildApp, unixNow, type App } from '../../src/app.js';
 import type { DatabaseTimeouts } from '../../src/db/timeouts.js';
 import { createLogger, type Logger } from '../../src/log.js';
-import type { QueryLimits } from '../../src/server/protection.js';
-import type { WebsocketLimits } from '../../src/server/server.js';
+import type { QueryLimits, WebsocketLimits } from '../../src/config.js';
 import { createScratchDatabase } from './database.js';
 
 export interface GraphQLResponse<T = any> {

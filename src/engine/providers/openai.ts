@@ -14,8 +14,8 @@ import { ModelError, type ModelProvider, type ModelRequest, type ModelResult } f
 export interface OpenAIProviderOptions {
   baseURL?: string | undefined;
   apiKey?: string | undefined;
-  /** Retries of 429, 5xx and network errors, with the client's backoff. @default 2 */
-  maxRetries?: number;
+  /** Retries of 429, 5xx and network errors, with the client's backoff (OPENAI_MAX_RETRIES). */
+  maxRetries: number;
   /** @default 600000 (10 minutes, the client's default) */
   timeoutMs?: number;
 }
@@ -25,7 +25,7 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): ModelProvi
     baseURL: options.baseURL,
     // Local OpenAI-compatible servers often want no key; the client insists on one.
     apiKey: options.apiKey || 'unused',
-    maxRetries: options.maxRetries ?? 2,
+    maxRetries: options.maxRetries,
     timeout: options.timeoutMs ?? 600_000,
   });
 

@@ -14,6 +14,7 @@ import { RUN_STATUSES, type RunStatus } from '../../domain/run-lifecycle.js';
 import type { CreateRunInput as CreateRunUseCase } from '../../runs/index.js';
 import { checkAnswerBudget, counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
+import { enumName } from '../enum-names.js';
 import {
   functionNameSchema,
   instructionsSchema,
@@ -40,7 +41,7 @@ import { MessageRole } from './message.js';
 
 export const RunStatusEnum = builder.enumType('RunStatus', {
   description: 'The nine statuses of a run; see the run lifecycle in docs/architecture.md.',
-  values: Object.fromEntries(RUN_STATUSES.map((s) => [s.toUpperCase(), { value: s }])) as {
+  values: Object.fromEntries(RUN_STATUSES.map((s) => [enumName(s), { value: s }])) as {
     [K in RunStatus as Uppercase<K>]: { value: K };
   },
 });

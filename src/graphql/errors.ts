@@ -65,7 +65,7 @@ export function maskError(error: unknown, message: string): Error {
     // Dropping the wrapped original makes it a plain GraphQL error to yoga too, which
     // otherwise answers an error-only result (a failed subscribe over HTTP) with a 500.
     if (located) {
-      Object.assign(located.extensions!, expected);
+      Object.assign((located.extensions ??= {}), expected);
       // A database error's message names the statement and its parameters: the client gets the verdict's.
       if (original !== thrown) located.message = (original as Error).message;
       (located as { originalError?: unknown }).originalError = undefined;

@@ -66,7 +66,11 @@ function compile(schema: GraphQLSchema, document: DocumentNode, operationName: s
   const head = `{"data":{${JSON.stringify((root.alias ?? root.name).value)}:{`;
   return (event) => {
     let json = head;
-    for (let i = 0; i < writers.length; i++) json += (i ? ',' : '') + writers[i]!(event);
+    let separator = '';
+    for (const write of writers) {
+      json += separator + write(event);
+      separator = ',';
+    }
     return json + '}}}';
   };
 }
@@ -146,11 +150,11 @@ class StreamEnd implements AsyncIterableIterator<unknown> {
   }
 
   return(): Promise<IteratorResult<unknown>> {
-    return this.stream.return!();
+    return this.stream.return ? this.stream.return() : Promise.resolve({ done: true, value: undefined });
   }
 
   throw(error?: unknown): Promise<IteratorResult<unknown>> {
-    return this.stream.throw!(error);
+    return this.stream.throw ? this.stream.throw(error) : Promise.reject(error);
   }
 
   [Symbol.asyncIterator](): this {

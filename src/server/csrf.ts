@@ -11,7 +11,8 @@ import { codedError, httpStatus } from '../graphql/errors.js';
 export const CSRF_HEADER = 'x-graphql-yoga-csrf';
 
 export function useCsrfPrevention(): Plugin {
-  const check = useCSRFPrevention({ requestHeaders: [CSRF_HEADER] }).onRequestParse!;
+  const check = useCSRFPrevention({ requestHeaders: [CSRF_HEADER] }).onRequestParse;
+  if (!check) throw new Error("yoga's CSRF prevention no longer checks at onRequestParse");
   return {
     onRequestParse(payload) {
       try {

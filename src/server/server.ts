@@ -163,12 +163,13 @@ export function buildServer(options: ServerOptions): RunwayServer {
     async stop() {
       await graphqlWs.close(SERVICE_RESTART, 'Service restart');
       stopAccepting();
-      if (!closed) return; // a worker-only process never listened
+      const allClosed = closed;
+      if (!allClosed) return; // a worker-only process never listened
       http.closeIdleConnections();
       // In-flight requests get a moment to finish; a client that keeps a response
       // half-read (or a keep-alive socket busy) does not hold the shutdown up.
       const force = setTimeout(() => http.closeAllConnections(), 2000);
-      await closed!.finally(() => clearTimeout(force));
+      await allClosed.finally(() => clearTimeout(force));
     },
   };
 }

@@ -48,10 +48,11 @@ export function serveGraphqlWs<E extends Record<PropertyKey, unknown>>(
 
   // The heartbeat: per slice, each socket and whether it owes a pong.
   const slices = Array.from({ length: SLICES }, () => new Map<WebSocket, boolean>());
+  const sliceAt = (i: number) => slices[i] ?? (slices[i] = new Map());
   let joining = 0;
   let visiting = 0;
   const heartbeat = setInterval(() => {
-    const slice = slices[visiting]!;
+    const slice = sliceAt(visiting);
     visiting = (visiting + 1) % SLICES;
     for (const [socket, owesPong] of slice) {
       if (owesPong) {
@@ -89,7 +90,7 @@ export function serveGraphqlWs<E extends Record<PropertyKey, unknown>>(
   }
 
   wss.on('connection', (socket, request) => {
-    const slice = slices[joining]!;
+    const slice = sliceAt(joining);
     joining = (joining + 1) % SLICES;
     slice.set(socket, false);
     const connection = new Connection(socket, slice);

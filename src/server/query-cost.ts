@@ -39,10 +39,14 @@ const DEPTH_FACTOR = 1.5;
 const valueOf = (cost: Cost, variables: Variables, memo: Memo) =>
   typeof cost === 'number' ? cost : cost(variables, memo);
 
-/** What one page-size argument multiplies by: a literal, or a variable (with its default). */
+/**
+ * What a field's objects are multiplied by: its page size (`first`/`last`), a literal or a
+ * variable (with its default), or the number of `ids` it is given (`nodes(ids:)`).
+ */
 function multiplier(field: FieldNode, defaults: ReadonlyMap<string, number | undefined>): Cost {
   let size: Cost = 1;
   for (const argument of field.arguments ?? []) {
+    if (argument.name.value === 'ids') return listLength(argument.value);
     if (argument.name.value !== 'first' && argument.name.value !== 'last') continue;
     const value: ValueNode = argument.value;
     if (value.kind === Kind.INT) size = pageSize(Number.parseInt(value.value, 10));
@@ -59,6 +63,17 @@ function multiplier(field: FieldNode, defaults: ReadonlyMap<string, number | und
     break; // as armor: the first of first/last counts (both at once is refused anyway)
   }
   return size;
+}
+
+/** A list argument's length, literal or from a variable (a lone value coerces to a list of one). */
+function listLength(value: ValueNode): Cost {
+  if (value.kind === Kind.LIST) return pageSize(value.values.length);
+  if (value.kind !== Kind.VARIABLE) return 1;
+  const name = value.name.value;
+  return (variables) => {
+    const given = variables?.[name];
+    return Array.isArray(given) ? pageSize(given.length) : 1;
+  };
 }
 
 function pageSize(value: unknown): number {

@@ -93,6 +93,8 @@ export function buildServer(options: ServerOptions): RunwayServer {
     landingPage: false,
     // A JSON array of operations, bounded.
     batching: { limit: options.maxBatch },
+    // Ours is checked first (body-limits.ts); yoga's own (25 MB by default) must never be the lower one.
+    maxRequestBodySize: options.maxBodyBytes,
     plugins: [
       useDirectSubscriptions(),
       useInputErrorCodes(),

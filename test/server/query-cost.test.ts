@@ -166,4 +166,17 @@ describe("the cost is graphql-armor's estimate", () => {
     expect(page(null as never)).toBe(page(1));
     expect(page('500' as never)).toBe(page(1)); // not an Int: coercion refuses it
   });
+
+  it('counts nodes(ids:) once per id, written or in a variable', () => {
+    const ids = (n: number) => Array.from({ length: n }, (_, i) => `run_${i}`);
+    const selection = '{ id ... on Run { status steps(first: 20) { nodes { id } } } }';
+    const inVariable = (n: number) => ours(`query($ids: [ID!]!) { nodes(ids: $ids) ${selection} }`, { ids: ids(n) });
+    const written = (n: number) => ours(`{ nodes(ids: ${JSON.stringify(ids(n))}) ${selection} }`);
+    expect(inVariable(100)).toBe(100 * inVariable(1));
+    expect(written(100)).toBe(inVariable(100));
+    expect(written(40)).toBe(inVariable(40));
+    // 15 aliases of 100 runs and their steps: over the limit, as 15 pages of 100 are.
+    const aliasedNodes = `query($ids: [ID!]!) { ${Array.from({ length: 15 }, (_, i) => `a${i}: nodes(ids: $ids) ${selection}`).join(' ')} }`;
+    expect(ours(aliasedNodes, { ids: ids(100) })).toBeGreaterThan(5000);
+  });
 });

@@ -1,4 +1,42 @@
-import { defineConfig } from 'vitest/config';
+import { existsSync } from 'node:fs';
+import { configDefaults, defineConfig, type TestProjectInlineConfiguration } from 'vitest/config';
+import type { Drivers } from './test/support/database.js';
+
+// The drivers this run can use, from the environment of `npm test`. Each driver is a
+// project that gives its files their drivers (test/support/database.ts), and one vitest
+// run runs them all: `pglite` always, `postgres` with DATABASE_URL (a server on which each
+// file creates and drops a scratch database), `postgres+redis` with REDIS_URL too.
+const postgresUrl = process.env.DATABASE_URL || undefined;
+const redisUrl = process.env.REDIS_URL || undefined;
+
+/** Specs only PostgreSQL can run: several processes on one database, cut connections, timeouts, locks, the patched driver. */
+const POSTGRES_ONLY = 'test/**/*.pg.test.ts';
+/** Specs only Redis can run. */
+const REDIS_ONLY = 'test/**/*.redis.test.ts';
+/**
+ * What Redis changes: how committed events reach subscribers (graphql-ws, other
+ * processes) and workers (wake-ups, cancels), through the outbox every write appends to;
+ * a process's last events before it exits; and where rate limits count. These files run a
+ * third time, on PostgreSQL with Redis; any other file would only repeat its `postgres` run.
+ */
+const FAN_OUT = [
+  'test/realtime/live-events.test.ts',
+  'test/realtime/multi-process.pg.test.ts',
+  'test/graphql/subscriptions.test.ts',
+  'test/graphql/statements.test.ts',
+  'test/engine/scripted-runs.test.ts',
+  'test/engine/expiry-and-cancel.test.ts',
+  'test/engine/shutdown.test.ts',
+  'test/engine/shutdown.pg.test.ts',
+  'test/server/rate-limits.test.ts',
+  REDIS_ONLY,
+];
+// A file renamed or gone would otherwise leave this project without a word.
+for (const file of FAN_OUT) if (!file.includes('*') && !existsSync(new URL(file, import.meta.url))) throw new Error(`vitest.config.ts: no ${file}`);
+
+function project(name: string, drivers: Drivers, include: string[], exclude: string[] = []): TestProjectInlineConfiguration {
+  return { extends: true, test: { name, include, exclude: [...configDefaults.exclude, ...exclude], provide: { drivers } } };
+}
 
 export default defineConfig({
   resolve: {
@@ -8,8 +46,14 @@ export default defineConfig({
     alias: { graphql: 'graphql/index.js' },
   },
   test: {
-    include: ['test/**/*.test.ts'],
-    // Each file starts its own server and database; two cores run two files at a time.
+    projects: [
+      project('pglite', {}, ['test/**/*.test.ts'], [POSTGRES_ONLY, REDIS_ONLY]),
+      ...(postgresUrl ? [project('postgres', { postgresUrl }, ['test/**/*.test.ts'], [REDIS_ONLY])] : []),
+      ...(postgresUrl && redisUrl ? [project('postgres+redis', { postgresUrl, redisUrl }, FAN_OUT)] : []),
+    ],
+    setupFiles: ['test/support/driver-environment.ts'],
+    // Each file starts its own servers and database. The projects share one pool of
+    // processes, one file per process: as many at a time as there are cores less one.
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 60_000,

@@ -1,6 +1,6 @@
 /**
  * Per-key rate limits: mutations (each root field counts) and new subscriptions, over
- * HTTP and websockets. With REDIS_URL set (the CI's third pass) the counters are in Redis.
+ * HTTP and websockets. In the postgres+redis project the counters are in Redis.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type GraphQLResponse, type TestApp, type TestClient } from '../support/test-app.js';

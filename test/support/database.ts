@@ -1,10 +1,30 @@
 /**
- * The database a test file runs on: PostgreSQL when DATABASE_URL is set (a scratch
- * database created for the file and dropped after it, so files never see each other's
- * rows), otherwise in-memory PGlite. The same suites thus run on both drivers.
+ * The drivers a test file runs on, given by its vitest project (vitest.config.ts): the
+ * `pglite` project runs every file on in-memory PGlite, `postgres` on a PostgreSQL server
+ * (a scratch database created for the file and dropped after it, so files never see each
+ * other's rows), `postgres+redis` the same with events and rate-limit counters in Redis.
+ * The same suites thus run on every driver; a file that only one can run says so in its
+ * name (`*.pg.test.ts`, `*.redis.test.ts`).
  */
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
+import { inject } from 'vitest';
+
+export interface Drivers {
+  /** The PostgreSQL server whose scratch databases the files use; unset: in-memory PGlite. */
+  postgresUrl?: string;
+  /** Redis, for event fan-out and rate-limit counters; unset: PostgreSQL NOTIFY, counters per process. */
+  redisUrl?: string;
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    drivers: Drivers;
+  }
+}
+
+export const drivers: Drivers = inject('drivers');
+export const usingPostgres = drivers.postgresUrl !== undefined;
 
 export interface ScratchDatabase {
   /** undefined means PGlite. */
@@ -12,10 +32,8 @@ export interface ScratchDatabase {
   drop(): Promise<void>;
 }
 
-export const usingPostgres = Boolean(process.env.DATABASE_URL);
-
 export async function createScratchDatabase(): Promise<ScratchDatabase> {
-  const serverUrl = process.env.DATABASE_URL;
+  const serverUrl = drivers.postgresUrl;
   if (!serverUrl) return { url: undefined, drop: async () => {} };
   const name = `runway_test_${randomBytes(6).toString('hex')}`;
   const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });

@@ -8,7 +8,7 @@ import { buildApp, unixNow, type App } from '../../src/app.js';
 import type { DatabaseTimeouts } from '../../src/db/timeouts.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import type { QueryLimits, WebsocketLimits } from '../../src/config.js';
-import { createScratchDatabase } from './database.js';
+import { createScratchDatabase, drivers } from './database.js';
 
 export interface GraphQLResponse<T = any> {
   data?: T | null;
@@ -81,8 +81,8 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       maxResponseBytes: options.maxResponseBytes,
       openai: options.openai,
       subscriptionBuffer: options.subscriptionBuffer,
-      // The suites run with REDIS_URL set too: event fan-out through Redis.
-      redisUrl: process.env.REDIS_URL || undefined,
+      // In the postgres+redis project: event fan-out and rate-limit counters through Redis.
+      redisUrl: drivers.redisUrl,
       websocket: options.websocket,
       rateLimits: options.rateLimits ?? { mutationsPerMinute: 0, subscriptionsPerMinute: 0 },
     },

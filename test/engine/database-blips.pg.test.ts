@@ -9,7 +9,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../src/app.js';
 import { createLogger } from '../../src/log.js';
-import { createScratchDatabase, usingPostgres, type ScratchDatabase } from '../support/database.js';
+import { createScratchDatabase, type ScratchDatabase } from '../support/database.js';
 import { startRunwayProcess, type RunwayProcess } from '../support/processes.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
@@ -28,7 +28,7 @@ function sequence(seed: number) {
   };
 }
 
-describe.skipIf(!usingPostgres)('connection blips while models answer (workers behind a proxy)', () => {
+describe('connection blips while models answer (workers behind a proxy)', () => {
   let db: ScratchDatabase;
   let gateway: App;
   let proxy: TcpProxy;

@@ -9,7 +9,7 @@ import postgres from 'postgres';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../src/db/client.js';
 import { migrate, MIGRATION_LOCK_KEY } from '../../src/db/migrate.js';
-import { createScratchDatabase, usingPostgres, type ScratchDatabase } from '../support/database.js';
+import { createScratchDatabase, type ScratchDatabase } from '../support/database.js';
 import { createAssistant, createRun, createThread } from '../support/fixtures.js';
 import { nodeCommand } from '../support/processes.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
@@ -62,7 +62,7 @@ async function holdRunInAnotherProcess(env: Record<string, string>): Promise<{ c
   return { child, pid };
 }
 
-describe.skipIf(!usingPostgres)('database timeouts', () => {
+describe('database timeouts', () => {
   it('every connection of both pools carries the statement, lock and idle-in-transaction timeouts', async () => {
     const t = await testApp({ worker: true });
     for (const database of [t.app.database, t.app.engineDatabase]) {

@@ -7,7 +7,7 @@
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ResourceBusyError } from '../../src/domain/errors.js';
-import { createScratchDatabase, usingPostgres, type ScratchDatabase } from '../support/database.js';
+import { createScratchDatabase, type ScratchDatabase } from '../support/database.js';
 import { startClients, type TimedAnswer } from '../support/http-clients.js';
 import { startRunwayProcess, type RunwayProcess } from '../support/processes.js';
 import { createAssistant, createRun, createThread } from '../support/fixtures.js';
@@ -91,7 +91,7 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)]!;
 }
 
-describe.skipIf(!usingPostgres)('runs held by a stopped transaction, a gateway with 10 connections', () => {
+describe('runs held by a stopped transaction, a gateway with 10 connections', () => {
   let db: ScratchDatabase;
   let gateway: RunwayProcess;
   let url: string;
@@ -238,7 +238,7 @@ describe.skipIf(!usingPostgres)('runs held by a stopped transaction, a gateway w
   }, 60_000);
 });
 
-describe.skipIf(!usingPostgres)('a thread held by a stopped transaction', () => {
+describe('a thread held by a stopped transaction', () => {
   let t: TestApp;
   beforeAll(async () => {
     t = await startTestApp();
@@ -275,7 +275,7 @@ describe.skipIf(!usingPostgres)('a thread held by a stopped transaction', () => 
   }, 30_000);
 });
 
-describe.skipIf(!usingPostgres)('a held run with no lock timeout (0: the server\'s setting)', () => {
+describe('a held run with no lock timeout (0: the server\'s setting)', () => {
   let t: TestApp;
   beforeAll(async () => {
     t = await startTestApp({ databaseTimeouts: { lockMs: 0, statementMs: 500 } });

@@ -11,10 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../src/app.js';
 import { messages, runSteps, type RunRow } from '../../src/db/schema.js';
 import { createLogger } from '../../src/log.js';
-import { createScratchDatabase, usingPostgres, type ScratchDatabase } from '../support/database.js';
+import { createScratchDatabase, type ScratchDatabase } from '../support/database.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
-describe.skipIf(!usingPostgres)('a connection cut at one statement of the engine', () => {
+describe('a connection cut at one statement of the engine', () => {
   let db: ScratchDatabase;
   let proxy: TcpProxy;
   /** The process under test, behind the proxy. */

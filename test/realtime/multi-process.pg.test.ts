@@ -6,12 +6,12 @@
 import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { createScratchDatabase, usingPostgres, type ScratchDatabase } from '../support/database.js';
+import { createScratchDatabase, type ScratchDatabase } from '../support/database.js';
 import { gqlAt, startRunwayProcess, type RunwayProcess } from '../support/processes.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { eventually } from '../support/test-app.js';
 
-describe.skipIf(!usingPostgres)('gateways A and B and a worker W on one PostgreSQL', () => {
+describe('gateways A and B and a worker W on one PostgreSQL', () => {
   let db: ScratchDatabase;
   let a: RunwayProcess;
   let b: RunwayProcess;

@@ -11,7 +11,7 @@ import * as store from '../../src/runs/sql/index.js';
 import { newRun } from '../support/fixtures.js';
 import { collect, eventually, startTestApp, type TestApp } from '../support/test-app.js';
 
-describe.skipIf(!process.env.REDIS_URL)('the outbox (REDIS_URL)', () => {
+describe('the outbox (REDIS_URL)', () => {
   let t: TestApp;
   beforeAll(async () => {
     t = await startTestApp();

@@ -14,10 +14,10 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { postgresClient } from '../../src/db/client.js';
-import { createScratchDatabase, usingPostgres, type ScratchDatabase } from '../support/database.js';
+import { createScratchDatabase, type ScratchDatabase } from '../support/database.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
-describe.skipIf(!usingPostgres)('the PostgreSQL driver (patched postgres.js)', () => {
+describe('the PostgreSQL driver (patched postgres.js)', () => {
   let db: ScratchDatabase;
   let proxy: TcpProxy;
   // Whatever escapes the driver; vitest would also fail the run on it.

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import type { Database } from '../../src/db/client.js';
 import { createLogger } from '../../src/log.js';
-import { usingPostgres } from '../support/database.js';
+import { drivers } from '../support/database.js';
 import { createAssistant, createRun, createThread } from '../support/fixtures.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 
@@ -25,7 +25,7 @@ async function takeAll(database: Database, size: number): Promise<void> {
 const withDeadline = <T>(promise: Promise<T>, ms: number, what: string) =>
   Promise.race([promise, new Promise<never>((_, no) => setTimeout(() => no(new Error(`${what}: no answer in ${ms} ms`)), ms))]);
 
-describe.skipIf(!usingPostgres)('ROLE=all: the gateway and the worker on pools of their own', () => {
+describe('ROLE=all: the gateway and the worker on pools of their own', () => {
   async function gatewayAndWorker(): Promise<TestApp> {
     const t = await startTestApp({ worker: true, databasePoolSize: 2, databaseEnginePoolSize: 2 });
     leftovers.push(() => t.close());
@@ -37,7 +37,7 @@ describe.skipIf(!usingPostgres)('ROLE=all: the gateway and the worker on pools o
     if (t.app.database.driver !== 'postgres') throw new Error('PostgreSQL only');
     // Another gateway (worker off) creates the runs: this process's gateway cannot.
     const other = await buildApp(
-      { databaseUrl: t.app.database.url, pgliteDir: 'memory://', databasePoolSize: 2, runExpiresAfterSeconds: 600, production: false, redisUrl: process.env.REDIS_URL || undefined },
+      { databaseUrl: t.app.database.url, pgliteDir: 'memory://', databasePoolSize: 2, runExpiresAfterSeconds: 600, production: false, redisUrl: drivers.redisUrl },
       { worker: false, logger: createLogger({ level: 'warn' }) },
     );
     leftovers.push(() => other.stop());

@@ -14,12 +14,12 @@ import { openDatabase } from '../../src/db/client.js';
 import { migrate } from '../../src/db/migrate.js';
 import { createLogger } from '../../src/log.js';
 import { DEFAULTS } from '../../src/config.js';
-import { createScratchDatabase, usingPostgres, type ScratchDatabase } from '../support/database.js';
+import { createScratchDatabase, type ScratchDatabase } from '../support/database.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 const UNAVAILABLE = { code: 'SERVICE_UNAVAILABLE', retryAfterSeconds: 2 };
 
-describe.skipIf(!usingPostgres)('a gateway whose database cannot be reached', () => {
+describe('a gateway whose database cannot be reached', () => {
   let db: ScratchDatabase;
   let proxy: TcpProxy;
   let app: App;

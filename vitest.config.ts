@@ -32,7 +32,8 @@ const FAN_OUT = [
   REDIS_ONLY,
 ];
 // A file renamed or gone would otherwise leave this project without a word.
-for (const file of FAN_OUT) if (!file.includes('*') && !existsSync(new URL(file, import.meta.url))) throw new Error(`vitest.config.ts: no ${file}`);
+for (const file of FAN_OUT)
+  if (!file.includes('*') && !existsSync(new URL(file, import.meta.url))) throw new Error(`vitest.config.ts: no ${file}`);
 
 function project(name: string, drivers: Drivers, include: string[], exclude: string[] = []): TestProjectInlineConfiguration {
   return { extends: true, test: { name, include, exclude: [...configDefaults.exclude, ...exclude], provide: { drivers } } };

@@ -32,7 +32,11 @@ const pages = (aliases: number, page: string) =>
   `query($t: ID!) { ${Array.from({ length: aliases }, (_, i) => `a${i}: thread(id: $t) { messages${page} { nodes { text } } }`).join(' ')} }`;
 
 const SCENARIOS = [
-  { name: '15 aliases x first: $n (100): 600 MB', query: pages(15, '(first: $n)').replace('query($t: ID!)', 'query($t: ID!, $n: Int)'), variables: { n: 100 } },
+  {
+    name: '15 aliases x first: $n (100): 600 MB',
+    query: pages(15, '(first: $n)').replace('query($t: ID!)', 'query($t: ID!, $n: Int)'),
+    variables: { n: 100 },
+  },
   { name: '4 aliases x first: 100: 160 MB', query: pages(4, '(first: 100)'), variables: {} },
   { name: '15 aliases x the default page (20): 120 MB', query: pages(15, ''), variables: {} },
 ] as const;
@@ -167,7 +171,9 @@ async function main() {
           await new Promise((r) => setTimeout(r, 100));
         }
       })();
-      const answers = await Promise.all(Array.from({ length: CONCURRENT }, () => post(url, scenario.query, { t: threadId, ...scenario.variables })));
+      const answers = await Promise.all(
+        Array.from({ length: CONCURRENT }, () => post(url, scenario.query, { t: threadId, ...scenario.variables })),
+      );
       running = false;
       await small;
       await new Promise((r) => setTimeout(r, 100));

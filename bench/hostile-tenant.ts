@@ -202,13 +202,25 @@ async function main() {
 
     const phases = [
       await phase("B's echo runs alone", endpoint, a, b, ids, 0),
-      await phase(`B's echo runs while A keeps ${HOSTILE} runs of a ${HOSTILE_CHARS.toLocaleString('en')}-character word in flight`, endpoint, a, b, ids, HOSTILE),
+      await phase(
+        `B's echo runs while A keeps ${HOSTILE} runs of a ${HOSTILE_CHARS.toLocaleString('en')}-character word in flight`,
+        endpoint,
+        a,
+        b,
+        ids,
+        HOSTILE,
+      ),
     ];
     console.log(`\nOne Runway process (WORKER_CONCURRENCY=8), ${SECONDS} s per phase, B at ${RATE} runs/s:\n`);
-    console.log('| phase | B runs completed | created -> COMPLETED p50 | p99 | max | B not completed | A runs completed (each, p50) | longest /health |');
+    console.log(
+      '| phase | B runs completed | created -> COMPLETED p50 | p99 | max | B not completed | A runs completed (each, p50) | longest /health |',
+    );
     console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const p of phases) {
-      const hostileP50 = percentile([...p.hostileMs].sort((x, y) => x - y), 50);
+      const hostileP50 = percentile(
+        [...p.hostileMs].sort((x, y) => x - y),
+        50,
+      );
       console.log(
         `| ${p.name} | ${p.latencies.length} | ${percentile(p.latencies, 50).toFixed(0)} ms | ${percentile(p.latencies, 99).toFixed(0)} ms | ` +
           `${(p.latencies.at(-1) ?? NaN).toFixed(0)} ms | ${p.notCompleted} | ${p.hostileCompleted}${p.hostileMs.length ? ` (${hostileP50.toFixed(0)} ms)` : ''} | ${p.longestHealth.toFixed(0)} ms |`,

@@ -179,7 +179,11 @@ async function run(endpoint: string, processes: Started[]) {
   // One thread per lane (a thread holds one active run), each watched by a subscription.
   const lanes: Lane[] = [];
   for (let i = 0; i < THREADS; i++) {
-    const { createThread } = await gql(endpoint, 'mutation { createThread(input: { messages: [{ role: USER, content: "hello" }] }) { id } }', {});
+    const { createThread } = await gql(
+      endpoint,
+      'mutation { createThread(input: { messages: [{ role: USER, content: "hello" }] }) { id } }',
+      {},
+    );
     const lane: Lane = { threadId: createThread.id, busy: false };
     lanes.push(lane);
     ws.subscribe(
@@ -211,7 +215,10 @@ async function run(endpoint: string, processes: Started[]) {
   async function oneRun(lane: Lane) {
     lane.busy = true;
     const finished = new Promise<void>((r) => (lane.done = r));
-    await gql(endpoint, 'mutation($t: ID!, $a: ID!) { createRun(threadId: $t, input: { assistantId: $a }) { id } }', { t: lane.threadId, a: assistantId });
+    await gql(endpoint, 'mutation($t: ID!, $a: ID!) { createRun(threadId: $t, input: { assistantId: $a }) { id } }', {
+      t: lane.threadId,
+      a: assistantId,
+    });
     await finished;
     lane.busy = false;
   }
@@ -260,7 +267,9 @@ async function run(endpoint: string, processes: Started[]) {
       `${SECONDS_PER_RATE} s per offered rate after ${WARMUP_SECONDS} s of warm-up\n`,
   );
   if (RATES.length) {
-    results.print(`| offered runs/s | runs completed/s | queued -> in_progress p50 | p99 | max | CPU ms per run: ${roles.join(' / ')} / PostgreSQL (driver) |`);
+    results.print(
+      `| offered runs/s | runs completed/s | queued -> in_progress p50 | p99 | max | CPU ms per run: ${roles.join(' / ')} / PostgreSQL (driver) |`,
+    );
     results.print('| ---: | ---: | ---: | ---: | ---: | ---: |');
   }
   for (const rate of RATES) {

@@ -110,7 +110,12 @@ async function main() {
         runIds.slice(i, i + 250).map(
           (runId) =>
             new Promise<void>((resolve, reject) => {
-              const client = createClient({ url: gateway.url!.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, lazy: true });
+              const client = createClient({
+                url: gateway.url!.replace('http', 'ws'),
+                webSocketImpl: WebSocket,
+                retryAttempts: 0,
+                lazy: true,
+              });
               clients.push(client);
               client.subscribe(
                 { query: 'subscription($r: ID!) { runStatusChanged(runId: $r) { runId version status } }', variables: { r: runId } },
@@ -132,7 +137,9 @@ async function main() {
       })
       .filter((r) => Math.abs(r.bytes) >= 8)
       .sort((a, b) => b.bytes - a.bytes);
-    console.log(`${N} idle subscribers on one gateway (${compiled ? 'compiled' : 'tsx'}): ${rows.reduce((s, r) => s + r.bytes, 0).toFixed(0)} bytes each`);
+    console.log(
+      `${N} idle subscribers on one gateway (${compiled ? 'compiled' : 'tsx'}): ${rows.reduce((s, r) => s + r.bytes, 0).toFixed(0)} bytes each`,
+    );
     for (const r of rows.slice(0, TOP)) console.log(`${r.bytes.toFixed(0).padStart(6)} B  ${r.count.toFixed(2).padStart(6)} x  ${r.key}`);
 
     // The closures each subscriber added, by where their code is.
@@ -140,7 +147,9 @@ async function main() {
     for (let k = 0; k < after.locations.length; k += 4) {
       const node = after.locations[k]!;
       if (was.ids.has(after.nodes[node + 2]!) || after.meta.node_types[0][after.nodes[node]!] !== 'closure') continue;
-      const script = (after.scripts.get(after.locations[k + 1]!) ?? '?').replace(/.*node_modules\//, '').replace(/^file:\/\/.*?\/(dist\/)?(src|bench)\//, '$2/');
+      const script = (after.scripts.get(after.locations[k + 1]!) ?? '?')
+        .replace(/.*node_modules\//, '')
+        .replace(/^file:\/\/.*?\/(dist\/)?(src|bench)\//, '$2/');
       const place = `${script}:${after.locations[k + 2]! + 1}`;
       byPlace.set(place, (byPlace.get(place) ?? 0) + 1);
     }

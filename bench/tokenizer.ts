@@ -15,7 +15,7 @@ const LIBRARY_CHARS = Number(process.env.BENCH_TOKENIZER_CHARS ?? 16_000);
 const BOUNDED_CHARS = [LIBRARY_CHARS, 256_000];
 
 let seed = 1;
-const next = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
 function text(length: number, pick: () => string): string {
   let s = '';
   while (s.length < length) s += pick();
@@ -34,10 +34,13 @@ const KINDS: Record<string, (n: number) => string> = {
   'random CJK': (n) => text(n, codePoint(0x4e00, 20_000)),
   'random emoji': (n) => text(n, codePoint(0x1f300, 700)),
   'random punctuation': (n) => text(n, from('!@#$%^&*()_+-=[]{};:,.<>?~`|')),
-  'spaces': (n) => ' '.repeat(n),
+  spaces: (n) => ' '.repeat(n),
   'letters, accents, CJK, emoji mixed': (n) => text(n, from('éx漢😀ßж\u0301')),
   'English prose (ordinary)': (n) => text(n, () => 'The quick brown fox jumps over the lazy dog. '),
-  'base64 (ordinary)': (n) => Buffer.from(Array.from({ length: n }, () => Math.floor(next() * 256))).toString('base64').slice(0, n),
+  'base64 (ordinary)': (n) =>
+    Buffer.from(Array.from({ length: n }, () => Math.floor(next() * 256)))
+      .toString('base64')
+      .slice(0, n),
 };
 
 function timed(count: (s: string) => number, s: string): { ms: number; tokens: number } {
@@ -52,7 +55,9 @@ for (const make of Object.values(KINDS)) {
   libraryCount(make(2000));
 }
 
-console.log(`\n| text | gpt-tokenizer, ${LIBRARY_CHARS.toLocaleString('en')} chars | bounded, same length | tokens: bounded / exact | bounded, 256,000 chars (µs per char) |`);
+console.log(
+  `\n| text | gpt-tokenizer, ${LIBRARY_CHARS.toLocaleString('en')} chars | bounded, same length | tokens: bounded / exact | bounded, 256,000 chars (µs per char) |`,
+);
 console.log('| --- | ---: | ---: | ---: | ---: |');
 for (const [kind, make] of Object.entries(KINDS)) {
   const exact = timed((s) => libraryCount(s), make(LIBRARY_CHARS));

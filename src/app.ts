@@ -23,10 +23,7 @@ import { SWEEP_BATCH, sweepKeys } from './idempotency/idempotency.js';
 import { buildServer, type RunwayServer } from './server/server.js';
 import { ThreadService } from './threads/thread-service.js';
 
-export type AppConfig = Pick<
-  Config,
-  'databaseUrl' | 'pgliteDir' | 'databasePoolSize' | 'runExpiresAfterSeconds' | 'production'
-> &
+export type AppConfig = Pick<Config, 'databaseUrl' | 'pgliteDir' | 'databasePoolSize' | 'runExpiresAfterSeconds' | 'production'> &
   Partial<
     Pick<
       Config,

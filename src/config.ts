@@ -83,7 +83,9 @@ export const SETTINGS = z.object({
     .string()
     .min(1)
     .optional()
-    .describe('Fan events out between processes through Redis pub/sub instead of PostgreSQL NOTIFY (see [live events](architecture.md#live-events)).'),
+    .describe(
+      'Fan events out between processes through Redis pub/sub instead of PostgreSQL NOTIFY (see [live events](architecture.md#live-events)).',
+    ),
   SUBSCRIPTION_BUFFER: int(1000, 1).describe(
     'Events buffered per subscription; a reader that falls further behind gets `SUBSCRIPTION_LAGGED`.',
   ),

@@ -56,7 +56,9 @@ function edges(): { from: string; to: string; file: string; spec: string }[] {
 
 describe('the import graph of src/', () => {
   it('knows the layer of every folder', () => {
-    const folders = readdirSync(SRC, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    const folders = readdirSync(SRC, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
     expect(folders.filter((f) => layerOf(f) < 0)).toEqual([]);
   });
 

@@ -63,8 +63,16 @@ it('works when pasted block by block', async () => {
   sub.stop();
 
   expect(sub.events.map((e) => e.data!.threadRunsChanged.status)).toEqual([
-    'QUEUED', 'IN_PROGRESS', 'REQUIRES_ACTION', 'QUEUED', 'IN_PROGRESS', 'COMPLETED',
-    'QUEUED', 'IN_PROGRESS', 'CANCELLING', 'CANCELLED',
+    'QUEUED',
+    'IN_PROGRESS',
+    'REQUIRES_ACTION',
+    'QUEUED',
+    'IN_PROGRESS',
+    'COMPLETED',
+    'QUEUED',
+    'IN_PROGRESS',
+    'CANCELLING',
+    'CANCELLED',
   ]);
 
   // The ids shown in the variables pane look like the ones the operations returned.

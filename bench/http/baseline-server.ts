@@ -13,7 +13,9 @@ import { RUNS_PAGE } from './baseline-sql.js';
 import { BENCH_PROJECT } from './seed.js';
 
 // The same pool settings as Runway's (src/db/client.ts): 10 connections, one query in flight on each.
-const sql = postgres(process.env.DATABASE_URL!, { max: 10, max_pipeline: 1, onnotice: () => {} } as postgres.Options<Record<string, never>>);
+const sql = postgres(process.env.DATABASE_URL!, { max: 10, max_pipeline: 1, onnotice: () => {} } as postgres.Options<
+  Record<string, never>
+>);
 /** Runway's default RUN_EXPIRES_AFTER_SECONDS: a queued run's expiresAt is createdAt + this. */
 const RUN_EXPIRES_AFTER_SECONDS = 600;
 const cursor = (id: string) => Buffer.from(`k1:${id}`).toString('base64url');
@@ -68,7 +70,13 @@ const handlers: Record<string, (v: Row) => Promise<unknown>> = {
     return {
       thread: {
         id: thread.id,
-        runs: { nodes: rows.map((r) => ({ id: r.id, status: String(r.status).toUpperCase(), steps: { nodes: (byRun.get(r.id) ?? []).slice(0, 20).map(step) } })) },
+        runs: {
+          nodes: rows.map((r) => ({
+            id: r.id,
+            status: String(r.status).toUpperCase(),
+            steps: { nodes: (byRun.get(r.id) ?? []).slice(0, 20).map(step) },
+          })),
+        },
       },
     };
   },

@@ -57,8 +57,10 @@ async function checkSameSql(url: string, threadId: string): Promise<void> {
     await database.close();
   }
   if (!isDeepStrictEqual(sent, [...RUNS_PAGE])) {
-    throw new Error(`growth: Runway's runs(threadId, first) statements are not the baseline's (bench/http/baseline-sql.ts)\n` +
-      `runway:   ${JSON.stringify(sent)}\nbaseline: ${JSON.stringify(RUNS_PAGE)}`);
+    throw new Error(
+      `growth: Runway's runs(threadId, first) statements are not the baseline's (bench/http/baseline-sql.ts)\n` +
+        `runway:   ${JSON.stringify(sent)}\nbaseline: ${JSON.stringify(RUNS_PAGE)}`,
+    );
   }
   log('growth: the baseline sends the same SQL as Runway for runs(threadId, first)');
 }

@@ -129,7 +129,10 @@ async function start(
   const base = `http://127.0.0.1:${port}`;
   for (let waited = 0; ; waited += 100) {
     if (child.exitCode !== null) throw new Error(`${label} exited with ${child.exitCode}`);
-    const ok = await fetch(`${base}/health`).then((r) => r.ok, () => false);
+    const ok = await fetch(`${base}/health`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) return { child, target: { name, url: `${base}/graphql`, pid: child.pid! }, stop };
     if (waited > 60_000) {
       await stop();
@@ -220,7 +223,9 @@ export async function interleaved(
         throw new Error(`${t.name} ${label}: ${s.non2xx} non-2xx, ${s.errors} errors, ${s.failed} unexpected answers`);
       }
       samples[t.name]!.push(s);
-      log(`${label} round ${round + 1} ${t.name}: ${fmt(s.rps)} req/s, p50 ${s.p50} ms, p99 ${s.p99} ms, ${fmt(s.cpuMsPerRequest, 3)} CPU ms/req`);
+      log(
+        `${label} round ${round + 1} ${t.name}: ${fmt(s.rps)} req/s, p50 ${s.p50} ms, p99 ${s.p99} ms, ${fmt(s.cpuMsPerRequest, 3)} CPU ms/req`,
+      );
     }
   }
   return samples;

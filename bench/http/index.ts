@@ -112,7 +112,16 @@ function compareRow(scenario: string, samples: Record<string, Sample[]>): string
   const r = samples.runway!;
   const b = samples.baseline!;
   const p99Ratio = medianRatio(r, b, (s) => Math.max(1, s.p99));
-  return `| ${scenario} | ${fmt(med(r, (s) => s.rps))} | ${fmt(med(b, (s) => s.rps))} | **${fmt(medianRatio(r, b, (s) => s.rps), 2)}x** | ${med(r, (s) => s.p99)} / ${med(b, (s) => s.p99)} ms (${fmt(p99Ratio, 1)}x) | ${fmt(med(r, (s) => s.cpuMsPerRequest), 3)} / ${fmt(med(b, (s) => s.cpuMsPerRequest), 3)} |`;
+  return `| ${scenario} | ${fmt(med(r, (s) => s.rps))} | ${fmt(med(b, (s) => s.rps))} | **${fmt(
+    medianRatio(r, b, (s) => s.rps),
+    2,
+  )}x** | ${med(r, (s) => s.p99)} / ${med(b, (s) => s.p99)} ms (${fmt(p99Ratio, 1)}x) | ${fmt(
+    med(r, (s) => s.cpuMsPerRequest),
+    3,
+  )} / ${fmt(
+    med(b, (s) => s.cpuMsPerRequest),
+    3,
+  )} |`;
 }
 
 /** The scenarios on the main data set: the reads, create and pglite (and the soak); prints their tables. */
@@ -137,7 +146,8 @@ async function onMainDataSet(chosen: Set<ScenarioName>, admin: postgres.Sql, def
   const [threadId, runId] = seeded.runs[123 % seeded.runs.length]!;
   for (const scenario of reads) {
     const [a, b] = await Promise.all(targets.map((t) => post(t, scenario, { threadId, runId })));
-    if (!isDeepStrictEqual(a, b)) throw new Error(`${scenario}: responses differ\nbaseline: ${JSON.stringify(a)}\nrunway:   ${JSON.stringify(b)}`);
+    if (!isDeepStrictEqual(a, b))
+      throw new Error(`${scenario}: responses differ\nbaseline: ${JSON.stringify(a)}\nrunway:   ${JSON.stringify(b)}`);
   }
   if (reads.length) log(`both servers give the same JSON for ${reads.join(', ')}`);
 

@@ -40,7 +40,6 @@ export interface Ids {
 export function body(scenario: Scenario, ids: Ids, first = 20): string {
   const { operationName, query } = OPERATIONS[scenario];
   const { threadId, runId, assistantId } = ids;
-  const variables =
-    scenario === 'run' ? { threadId, runId } : scenario === 'create' ? { threadId, assistantId } : { threadId, first };
+  const variables = scenario === 'run' ? { threadId, runId } : scenario === 'create' ? { threadId, assistantId } : { threadId, first };
   return JSON.stringify({ operationName, query, variables });
 }

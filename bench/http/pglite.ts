@@ -29,7 +29,6 @@ import {
 import { READS } from './operations.js';
 import { pgliteRunner, seed, type Seeded } from './seed.js';
 
-
 async function seedPglite(dir: string, now: number, threads: number, runsPerThread: number): Promise<Seeded> {
   const database = await openDatabase({ pgliteDir: dir });
   try {
@@ -65,7 +64,8 @@ export async function measurePglite(
   const [threadId, runId] = seeded.runs[123 % seeded.runs.length]!;
   for (const scenario of READS) {
     const [a, b] = await Promise.all(targets.map((t) => post(t, scenario, { threadId, runId })));
-    if (!isDeepStrictEqual(a, b)) throw new Error(`pglite ${scenario}: responses differ\nbaseline: ${JSON.stringify(a)}\nrunway:   ${JSON.stringify(b)}`);
+    if (!isDeepStrictEqual(a, b))
+      throw new Error(`pglite ${scenario}: responses differ\nbaseline: ${JSON.stringify(a)}\nrunway:   ${JSON.stringify(b)}`);
   }
   log(`pglite: Runway on PGlite and the baseline on PostgreSQL give the same JSON for ${READS.join(', ')}`);
 
@@ -78,7 +78,13 @@ export async function measurePglite(
     const b = s.baseline!;
     rows.push(
       `| ${scenario} | ${fmt(med(p, (x) => x.rps))} | ${med(p, (x) => x.p50)} ms | ${med(p, (x) => x.p99)} ms | ` +
-        `${fmt(med(p, (x) => x.cpuMsPerRequest), 3)} | ${fmt(med(b, (x) => x.rps))} | ${fmt(medianRatio(p, b, (x) => x.rps), 2)}x |`,
+        `${fmt(
+          med(p, (x) => x.cpuMsPerRequest),
+          3,
+        )} | ${fmt(med(b, (x) => x.rps))} | ${fmt(
+          medianRatio(p, b, (x) => x.rps),
+          2,
+        )}x |`,
     );
   }
   await runway.stop();

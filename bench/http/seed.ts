@@ -171,8 +171,11 @@ export async function seedGrowth(
     const k1 = Math.min(runsPerThread, k0 + roundsPerStatement);
     const seq = `${firstSeq} + k * ${width} + (t - ${threads.from})`;
     await db.exec(
-      insertRunsSql(now, `select t, k, ${seq} as seq, ${now} + ${seq} as at
-        from generate_series(${k0}, ${k1 - 1}) k, generate_series(${threads.from}, ${threads.to - 1}) t`),
+      insertRunsSql(
+        now,
+        `select t, k, ${seq} as seq, ${now} + ${seq} as at
+        from generate_series(${k0}, ${k1 - 1}) k, generate_series(${threads.from}, ${threads.to - 1}) t`,
+      ),
     );
     log(`growth: ${firstSeq + k1 * width} runs`);
   }

@@ -33,7 +33,11 @@ await sql.listen(EVENTS_CHANNEL, (payload) => {
 });
 
 const http = createServer((_, res) => res.writeHead(404).end());
-const wss = new WebSocketServer({ server: http, path: '/graphql', handleProtocols: (p) => (p.has('graphql-transport-ws') ? 'graphql-transport-ws' : false) });
+const wss = new WebSocketServer({
+  server: http,
+  path: '/graphql',
+  handleProtocols: (p) => (p.has('graphql-transport-ws') ? 'graphql-transport-ws' : false),
+});
 wss.on('connection', (socket) => {
   const mine = new Map<string, string>(); // subscription id -> runId
   socket.on('message', async (data) => {

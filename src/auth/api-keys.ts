@@ -19,11 +19,7 @@ export function generateApiKey(): string {
 }
 
 /** Stores a new key for the project and returns it: the only time it is ever visible. */
-export async function createApiKey(
-  db: Executor,
-  projectId: string,
-  createdAt: number,
-): Promise<{ id: string; key: string }> {
+export async function createApiKey(db: Executor, projectId: string, createdAt: number): Promise<{ id: string; key: string }> {
   if (!PROJECT_NAME.test(projectId)) {
     throw new Error(`A project name is 1 to 64 letters, digits, '_', '.' or '-' (got '${projectId}').`);
   }

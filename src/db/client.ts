@@ -64,7 +64,10 @@ const queryLogger = ({ onQuery }: DatabaseOptions) => (onQuery ? { logQuery: (sq
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.url) {
     const timeouts = databaseTimeouts(options.timeouts);
-    const client = postgresClient(options.url, { max: options.poolSize ?? DEFAULTS.databasePoolSize, connection: timeoutParameters(timeouts) });
+    const client = postgresClient(options.url, {
+      max: options.poolSize ?? DEFAULTS.databasePoolSize,
+      connection: timeoutParameters(timeouts),
+    });
     const db = drizzlePostgres(client, { schema, logger: queryLogger(options) }) as unknown as Db;
     return { driver: 'postgres', db, client, url: options.url, timeouts, close: () => client.end({ timeout: 5 }) };
   }

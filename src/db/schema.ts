@@ -65,13 +65,7 @@ const unixSeconds = (name: string) => bigint(name, { mode: 'number' });
 export const runStatus = pgEnum('run_status', RUN_STATUSES);
 export const messageRole = pgEnum('message_role', ['user', 'assistant']);
 export const runStepType = pgEnum('run_step_type', ['message_creation', 'tool_calls']);
-export const runStepStatus = pgEnum('run_step_status', [
-  'in_progress',
-  'cancelled',
-  'failed',
-  'completed',
-  'expired',
-]);
+export const runStepStatus = pgEnum('run_step_status', ['in_progress', 'cancelled', 'failed', 'completed', 'expired']);
 
 /**
  * The tenant an object belongs to. Assistants, threads and runs carry it; messages,
@@ -182,9 +176,13 @@ export const runs = pgTable(
     index('runs_thread_id_id_idx').on(t.threadId, t.id),
     // The queue, by project: workers find the projects waiting and their oldest queued
     // runs in this small partial index (see the claim in runs/sql/queue.ts).
-    index('runs_queued_idx').on(t.projectId, t.id).where(sql`status = 'queued'`),
+    index('runs_queued_idx')
+      .on(t.projectId, t.id)
+      .where(sql`status = 'queued'`),
     // Lapsed leases, for takeover after a worker died.
-    index('runs_leased_idx').on(t.leaseExpiresAt).where(sql.raw(`status in (${sqlList(LEASED_STATUSES)})`)),
+    index('runs_leased_idx')
+      .on(t.leaseExpiresAt)
+      .where(sql.raw(`status in (${sqlList(LEASED_STATUSES)})`)),
     // The expiry sweeper's scan of active runs.
     index('runs_active_expires_at_idx')
       .on(t.expiresAt)

@@ -49,7 +49,8 @@ export const ERROR_CODES = {
   INVALID_RUN_STATE: {
     status: 409,
     retryable: false,
-    meaning: 'The run is in a status (`status`, as the RunStatus enum spells it) that does not allow this: cancelling a finished run, tool outputs for a run that waits for none.',
+    meaning:
+      'The run is in a status (`status`, as the RunStatus enum spells it) that does not allow this: cancelling a finished run, tool outputs for a run that waits for none.',
     from: 'runway',
   },
   THREAD_HAS_ACTIVE_RUN: {
@@ -61,7 +62,8 @@ export const ERROR_CODES = {
   RESOURCE_BUSY: {
     status: 409,
     retryable: true,
-    meaning: 'A row the request needs is held by another operation past the lock timeout, or a statement timed out: retry after `retryAfterSeconds`.',
+    meaning:
+      'A row the request needs is held by another operation past the lock timeout, or a statement timed out: retry after `retryAfterSeconds`.',
     from: 'runway',
   },
   LENGTH_REQUIRED: {
@@ -133,7 +135,8 @@ export const ERROR_CODES = {
   BAD_REQUEST: {
     status: 400,
     retryable: false,
-    meaning: 'The HTTP request is not a GraphQL request: no query, a body that is not JSON, a batch of more than 10; 405 for a mutation over GET, or a method other than GET and POST.',
+    meaning:
+      'The HTTP request is not a GraphQL request: no query, a body that is not JSON, a batch of more than 10; 405 for a mutation over GET, or a method other than GET and POST.',
     from: 'yoga',
   },
   OPERATION_RESOLUTION_FAILURE: {

@@ -45,9 +45,7 @@ export class ThreadHasActiveRunError extends DomainError {
   constructor(threadId: string, runId: string | null) {
     super(
       'THREAD_HAS_ACTIVE_RUN',
-      runId
-        ? `Thread ${threadId} already has an active run ${runId}.`
-        : `Thread ${threadId} already has an active run.`,
+      runId ? `Thread ${threadId} already has an active run ${runId}.` : `Thread ${threadId} already has an active run.`,
       { threadId, runId },
     );
   }
@@ -60,11 +58,7 @@ export class ThreadHasActiveRunError extends DomainError {
  */
 export class SubscriptionLaggedError extends DomainError {
   constructor(resumeAt: Record<string, unknown> = {}) {
-    super(
-      'SUBSCRIPTION_LAGGED',
-      'The subscription fell too far behind and was ended; subscribe again from the position given.',
-      resumeAt,
-    );
+    super('SUBSCRIPTION_LAGGED', 'The subscription fell too far behind and was ended; subscribe again from the position given.', resumeAt);
   }
 }
 
@@ -78,22 +72,16 @@ export class ServiceUnavailableError extends DomainError {
   static readonly RETRY_AFTER_SECONDS = 2;
 
   constructor(retryAfterSeconds = ServiceUnavailableError.RETRY_AFTER_SECONDS) {
-    super(
-      'SERVICE_UNAVAILABLE',
-      `The service cannot reach its database right now; retry in ${retryAfterSeconds} s.`,
-      { retryAfterSeconds },
-    );
+    super('SERVICE_UNAVAILABLE', `The service cannot reach its database right now; retry in ${retryAfterSeconds} s.`, {
+      retryAfterSeconds,
+    });
   }
 }
 
 /** An answer would be larger than the server sends (MAX_RESPONSE_BYTES): ask for less. */
 export class ResponseTooLargeError extends DomainError {
   constructor(maxBytes: number) {
-    super(
-      'RESPONSE_TOO_LARGE',
-      `The answer would be larger than ${maxBytes} bytes: ask for smaller pages or fewer fields.`,
-      { maxBytes },
-    );
+    super('RESPONSE_TOO_LARGE', `The answer would be larger than ${maxBytes} bytes: ask for smaller pages or fewer fields.`, { maxBytes });
   }
 }
 

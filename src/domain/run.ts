@@ -18,9 +18,7 @@ export interface Tool {
   function: FunctionDefinition;
 }
 
-export type ToolChoice =
-  | { mode: 'none' | 'auto' | 'required' }
-  | { function: { name: string } };
+export type ToolChoice = { mode: 'none' | 'auto' | 'required' } | { function: { name: string } };
 
 export type ResponseFormat =
   | { type: 'auto' | 'text' | 'json_object' }
@@ -90,5 +88,4 @@ export interface ToolCallWithOutput extends ToolCall {
 }
 
 export type StepDetails =
-  | { type: 'message_creation'; messageCreation: { messageId: string } }
-  | { type: 'tool_calls'; toolCalls: ToolCallWithOutput[] };
+  { type: 'message_creation'; messageCreation: { messageId: string } } | { type: 'tool_calls'; toolCalls: ToolCallWithOutput[] };

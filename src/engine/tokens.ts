@@ -64,7 +64,7 @@ function* boundedParts(text: string): Generator<string> {
     const piece = match[0];
     if (piece.length <= LONG_PIECE) continue;
     if (match.index > start) yield text.slice(start, match.index);
-    for (let at = 0; at < piece.length; ) {
+    for (let at = 0; at < piece.length;) {
       let end = Math.min(at + LONG_PIECE, piece.length);
       if (end < piece.length && isHighSurrogate(piece.charCodeAt(end - 1))) end--;
       yield piece.slice(at, end);

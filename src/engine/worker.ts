@@ -263,22 +263,28 @@ export class Worker {
       leaseUntil: claimedFrom + this.leaseSeconds * 1000,
       released: false,
     };
-    const renewal = setInterval(() => {
-      const sent = Date.now();
-      this.options.runs.renewLease(run.id, leaseToken, this.leaseSeconds).then(
-        (current) => {
-          if (current) flight.leaseUntil = sent + this.leaseSeconds * 1000;
-          // Lost the claim, or the run was stopped and the notice went astray.
-          if (!current || current.status === 'cancelling') flight.abort.abort(new Error('stopped'));
-        },
-        (error) => this.logFailure(error, 'renewing a lease failed', run.id),
-      );
-    }, (this.leaseSeconds * 1000) / 3);
+    const renewal = setInterval(
+      () => {
+        const sent = Date.now();
+        this.options.runs.renewLease(run.id, leaseToken, this.leaseSeconds).then(
+          (current) => {
+            if (current) flight.leaseUntil = sent + this.leaseSeconds * 1000;
+            // Lost the claim, or the run was stopped and the notice went astray.
+            if (!current || current.status === 'cancelling') flight.abort.abort(new Error('stopped'));
+          },
+          (error) => this.logFailure(error, 'renewing a lease failed', run.id),
+        );
+      },
+      (this.leaseSeconds * 1000) / 3,
+    );
     flight.done = this.execution
       .execute(flight, (work) => this.untilServed(flight, work))
       .catch((error) =>
         isTransientDatabaseError(error)
-          ? this.log.warn({ err: error, runId: run.id }, 'the database stayed out of reach as long as the lease held; the run is left to be taken over')
+          ? this.log.warn(
+              { err: error, runId: run.id },
+              'the database stayed out of reach as long as the lease held; the run is left to be taken over',
+            )
           : this.log.error({ err: error, runId: run.id }, 'run execution failed unexpectedly'),
       )
       .finally(() => {

@@ -30,9 +30,7 @@ export function httpStatus(code: ErrorCode, extra?: { headers?: Record<string, s
 
 export function validationError(error: ZodError): GraphQLError {
   const fields = error.issues.map((issue) => issue.path.join('.'));
-  const detail = error.issues
-    .map((issue) => `${issue.path.join('.') || 'input'}: ${issue.message}`)
-    .join('; ');
+  const detail = error.issues.map((issue) => `${issue.path.join('.') || 'input'}: ${issue.message}`).join('; ');
   return codedError('BAD_USER_INPUT', `Invalid input: ${detail}`, { fields });
 }
 

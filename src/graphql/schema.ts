@@ -16,5 +16,5 @@ export const schema: GraphQLSchema = withPlainNodeIds(withStorableText(builder.t
 
 /** The SDL committed in schema/schema.graphql, in the order the code defines it. */
 export function printRunwaySchema(): string {
-  return printSchema(schema) + "\n";
+  return printSchema(schema) + '\n';
 }

@@ -96,8 +96,7 @@ export async function runStatusStream(
   // Resuming past the end of a finished run: nothing will ever come.
   const finished = afterVersion != null && isTerminal(run.status) && position >= run.version;
 
-  const nextInOrder = (item: BusItem) =>
-    item.kind === 'event' && item.event.version === position + 1 ? item.event : undefined;
+  const nextInOrder = (item: BusItem) => (item.kind === 'event' && item.event.version === position + 1 ? item.event : undefined);
 
   async function* stream(): AsyncGenerator<Delivery> {
     if (finished) return;

@@ -223,7 +223,12 @@ class OutboxRelay {
           if (rows.length === 0) return 0;
           // One connection: Redis publishes them in this order.
           await Promise.all(rows.map((row) => this.publish(row.payload)));
-          await tx.delete(eventOutbox).where(inArray(eventOutbox.id, rows.map((row) => row.id)));
+          await tx.delete(eventOutbox).where(
+            inArray(
+              eventOutbox.id,
+              rows.map((row) => row.id),
+            ),
+          );
           return rows.length;
         });
         if (relayed < RELAY_BATCH) return;

@@ -84,12 +84,7 @@ export class RunCommands {
   }
 
   /** A page of the thread's runs; NOT_FOUND when the project has no such thread. One statement. */
-  async list(
-    projectId: string,
-    threadId: string,
-    args: PageArgs,
-    statuses?: readonly RunStatus[] | null,
-  ): Promise<Page<RunRow>> {
+  async list(projectId: string, threadId: string, args: PageArgs, statuses?: readonly RunStatus[] | null): Promise<Page<RunRow>> {
     const page = await store.listRunsInProject(this.core.deps.db, projectId, threadId, args, statuses);
     if (!page) throw new NotFoundError('thread', threadId);
     return page;
@@ -269,9 +264,7 @@ export class RunCommands {
       this.core.deps.db,
       request,
       () =>
-        this.runWrites.inTurn(turnOf(projectId, runId), () =>
-          this.submitToolOutputsInTurn(projectId, threadId, runId, outputs, request),
-        ),
+        this.runWrites.inTurn(turnOf(projectId, runId), () => this.submitToolOutputsInTurn(projectId, threadId, runId, outputs, request)),
       (id) => this.get(projectId, threadId, id),
     );
   }
@@ -285,10 +278,7 @@ export class RunCommands {
   ): Promise<RunRow> {
     const run = await this.core.require(projectId, threadId, runId);
     if (run.status !== 'requires_action' || !run.requiredAction) {
-      throw new InvalidRunStateError(
-        `Runs in status '${run.status}' do not accept tool outputs.`,
-        run.status,
-      );
+      throw new InvalidRunStateError(`Runs in status '${run.status}' do not accept tool outputs.`, run.status);
     }
     const calls = run.requiredAction.submitToolOutputs.toolCalls;
     checkToolOutputs(calls, outputs);

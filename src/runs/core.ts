@@ -110,7 +110,12 @@ export class RunCore {
       const now = this.deps.clock();
       const batch = await this.commit(async (tx) => {
         const batch = await store.transitionRuns(tx, to, now, moves.slice(i, i + MAX_EVENTS_PER_COMMIT));
-        await store.closeOpenSteps(tx, batch.map((m) => m.run.id), to, now);
+        await store.closeOpenSteps(
+          tx,
+          batch.map((m) => m.run.id),
+          to,
+          now,
+        );
         return batch;
       });
       moved.push(...batch.map((m) => m.run));

@@ -71,7 +71,12 @@ export class RunEngine {
    * Any legal status change, with its data; ends the run's open steps when the run ends.
    * Returns undefined when the guard or the transition table refused it.
    */
-  transition(runId: string, to: RunStatus, data: store.TransitionData = {}, guard: store.TransitionGuard = {}): Promise<RunRow | undefined> {
+  transition(
+    runId: string,
+    to: RunStatus,
+    data: store.TransitionData = {},
+    guard: store.TransitionGuard = {},
+  ): Promise<RunRow | undefined> {
     return this.core.transition(runId, to, data, guard);
   }
 
@@ -87,7 +92,11 @@ export class RunEngine {
   async claim(workerId: string, limit: number, leaseSeconds: number): Promise<RunRow[]> {
     const after = this.servedLast;
     const claimed = await this.core.statements.claim(workerId, Math.min(limit, MAX_CLAIM), after, this.core.deps.clock(), leaseSeconds);
-    this.servedLast = lastServed(after, claimed.map((c) => c.run.projectId)) ?? after;
+    this.servedLast =
+      lastServed(
+        after,
+        claimed.map((c) => c.run.projectId),
+      ) ?? after;
     return claimed.map((c) => c.run);
   }
 
@@ -123,7 +132,12 @@ export class RunEngine {
   async expireDue(limit = 100): Promise<number> {
     const now = this.core.deps.clock();
     const due = await store.findDueRunIds(this.core.deps.db, now, limit);
-    return (await this.core.transitionMany('expired', due.map((runId) => ({ runId, guard: { dueBy: now } })))).length;
+    return (
+      await this.core.transitionMany(
+        'expired',
+        due.map((runId) => ({ runId, guard: { dueBy: now } })),
+      )
+    ).length;
   }
 
   /**
@@ -185,7 +199,6 @@ export class RunEngine {
   }
 
   private readonly messageReads = batchedReads((threadIds) => store.messagesOfThreads(this.core.deps.db, threadIds));
-
 }
 
 /**
@@ -206,4 +219,3 @@ export function lastServed(after: string, projects: readonly string[]): string |
   }
   return last;
 }
-

@@ -76,7 +76,9 @@ export function graphqlWsHandlers(options: GraphqlWsHandlerOptions): ServerOptio
       }
       // ctx.subscriptions holds this socket's operations, this new one included.
       if (Object.keys(ctx.subscriptions).length > maxSubscriptions) {
-        return [codedError('TOO_MANY_SUBSCRIPTIONS', `At most ${maxSubscriptions} subscriptions per connection.`, { limit: maxSubscriptions })];
+        return [
+          codedError('TOO_MANY_SUBSCRIPTIONS', `At most ${maxSubscriptions} subscriptions per connection.`, { limit: maxSubscriptions }),
+        ];
       }
       const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
         ...services,

@@ -36,8 +36,7 @@ const OBJECT_COST = 2;
 const LEAF_COST = 1;
 const DEPTH_FACTOR = 1.5;
 
-const valueOf = (cost: Cost, variables: Variables, memo: Memo) =>
-  typeof cost === 'number' ? cost : cost(variables, memo);
+const valueOf = (cost: Cost, variables: Variables, memo: Memo) => (typeof cost === 'number' ? cost : cost(variables, memo));
 
 /**
  * What a field's objects are multiplied by: its page size (`first`/`last`), a literal or a

@@ -60,12 +60,7 @@ export class ThreadService {
   }
 
   /** A new message; with an idempotency key, a retry gets the first one. */
-  async createMessage(
-    projectId: string,
-    threadId: string,
-    input: CreateMessageInput,
-    idempotencyKey?: string | null,
-  ): Promise<MessageRow> {
+  async createMessage(projectId: string, threadId: string, input: CreateMessageInput, idempotencyKey?: string | null): Promise<MessageRow> {
     const { db, clock } = this.deps;
     const now = clock();
     const request = idempotentRequest(projectId, idempotencyKey, 'createMessage', { threadId, input });
@@ -79,7 +74,10 @@ export class ThreadService {
         if (!thread) throw new NotFoundError('thread', threadId);
         const active = await findActiveRunId(tx, threadId);
         if (active) throw new ThreadHasActiveRunError(threadId, active);
-        const [row] = await tx.insert(messages).values(newMessage(threadId, now, input)).returning();
+        const [row] = await tx
+          .insert(messages)
+          .values(newMessage(threadId, now, input))
+          .returning();
         if (!row) throw new Error('insert returned no row');
         if (request) await recordKey(tx, request, row.id, now);
         return row;

@@ -75,7 +75,7 @@ describe('batched', () => {
     expect(await call(4)).toBe(4);
   });
 
-  it('retries the items of a failed batch one by one when the error may be one item\'s fault', async () => {
+  it("retries the items of a failed batch one by one when the error may be one item's fault", async () => {
     const seen: number[][] = [];
     const call = batched(
       async (items: number[]) => {

@@ -37,7 +37,14 @@ describe('ROLE=all: the gateway and the worker on pools of their own', () => {
     if (t.app.database.driver !== 'postgres') throw new Error('PostgreSQL only');
     // Another gateway (worker off) creates the runs: this process's gateway cannot.
     const other = await buildApp(
-      { databaseUrl: t.app.database.url, pgliteDir: 'memory://', databasePoolSize: 2, runExpiresAfterSeconds: 600, production: false, redisUrl: drivers.redisUrl },
+      {
+        databaseUrl: t.app.database.url,
+        pgliteDir: 'memory://',
+        databasePoolSize: 2,
+        runExpiresAfterSeconds: 600,
+        production: false,
+        redisUrl: drivers.redisUrl,
+      },
       { worker: false, logger: createLogger({ level: 'warn' }) },
     );
     leftovers.push(() => other.stop());

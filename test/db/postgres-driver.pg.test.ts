@@ -117,10 +117,24 @@ describe('the PostgreSQL driver (patched postgres.js)', () => {
       // One after another, from the moment of the cut: some land on a connection between
       // its socket's error and its close.
       const outcomes: unknown[] = [];
-      for (let i = 0; i < 6; i++) outcomes.push(await within(sql`select 1`.then(() => 'answered', (e: { code?: string }) => e.code), 5000));
+      for (let i = 0; i < 6; i++)
+        outcomes.push(
+          await within(
+            sql`select 1`.then(
+              () => 'answered',
+              (e: { code?: string }) => e.code,
+            ),
+            5000,
+          ),
+        );
       await down;
       expect(outcomes).not.toContain('stuck');
-      expect(await within(sql`select 2 as n`.then((rows) => rows[0]?.['n']), 5000)).toBe(2);
+      expect(
+        await within(
+          sql`select 2 as n`.then((rows) => rows[0]?.['n']),
+          5000,
+        ),
+      ).toBe(2);
     } finally {
       await sql.end({ timeout: 1 });
     }
@@ -136,7 +150,12 @@ describe('the PostgreSQL driver (patched postgres.js)', () => {
         (e: { code?: string }) => e.code,
       );
       expect(first).toBe('ECONNRESET');
-      expect(await within(sql`select 2 as n`.then((rows) => rows[0]?.['n']), 5000)).toBe(2);
+      expect(
+        await within(
+          sql`select 2 as n`.then((rows) => rows[0]?.['n']),
+          5000,
+        ),
+      ).toBe(2);
       await new Promise((r) => setTimeout(r, 50));
       expect(escaped).toEqual([]);
     } finally {

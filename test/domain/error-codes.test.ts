@@ -48,7 +48,10 @@ describe('the error catalogue', () => {
   });
 
   it("lists only codes something answers: Runway's are made in src/, the others by graphql-yoga", () => {
-    const ours = sources.filter(({ file }) => file !== CATALOGUE).map(({ text }) => text).join('\n');
+    const ours = sources
+      .filter(({ file }) => file !== CATALOGUE)
+      .map(({ text }) => text)
+      .join('\n');
     const yoga = dirname(createRequire(import.meta.url).resolve('graphql-yoga'));
     const yogas = [...sourceFiles(yoga, /\.js$/)].map((path) => readFileSync(path, 'utf8')).join('\n');
     for (const [code, info] of Object.entries(ERROR_CODES)) {

@@ -51,21 +51,28 @@ describe('run transition table', () => {
     for (const start of RUN_STATUSES) {
       const seen = new Set<RunStatus>([start]);
       const frontier: RunStatus[] = [start];
-      while (frontier.length) for (const next of targetsOf(frontier.pop()!)) if (!seen.has(next)) {
-        seen.add(next);
-        frontier.push(next);
-      }
-      expect([...seen].some((s) => TERMINAL_STATUSES.includes(s)), start).toBe(true);
+      while (frontier.length)
+        for (const next of targetsOf(frontier.pop()!))
+          if (!seen.has(next)) {
+            seen.add(next);
+            frontier.push(next);
+          }
+      expect(
+        [...seen].some((s) => TERMINAL_STATUSES.includes(s)),
+        start,
+      ).toBe(true);
     }
   });
 
   it('reaches every status from queued', () => {
     const seen = new Set<RunStatus>(['queued']);
     const frontier: RunStatus[] = ['queued'];
-    while (frontier.length) for (const next of targetsOf(frontier.pop()!)) if (!seen.has(next)) {
-        seen.add(next);
-        frontier.push(next);
-      }
+    while (frontier.length)
+      for (const next of targetsOf(frontier.pop()!))
+        if (!seen.has(next)) {
+          seen.add(next);
+          frontier.push(next);
+        }
     expect([...seen].sort()).toEqual([...RUN_STATUSES].sort());
   });
 
@@ -78,7 +85,10 @@ describe('run transition table', () => {
 });
 
 // What entering each status means, as clients of the Assistants API see it.
-const ENTERING: Record<RunStatus, { stamps: string | null; steps: string | null; lease: boolean; requires: string | null; cancel: string }> = {
+const ENTERING: Record<
+  RunStatus,
+  { stamps: string | null; steps: string | null; lease: boolean; requires: string | null; cancel: string }
+> = {
   queued: { stamps: null, steps: null, lease: false, requires: null, cancel: 'cancelled' },
   in_progress: { stamps: 'startedAt', steps: null, lease: true, requires: null, cancel: 'cancelling' },
   requires_action: { stamps: null, steps: null, lease: false, requires: 'requiredAction', cancel: 'cancelled' },

@@ -37,11 +37,15 @@ describe('a cancel racing a model that already answered', () => {
     const [taken] = await t.app.engine.takeOver('worker_new', 1, 30);
     expect(taken!.leaseToken).not.toBe(claimed!.leaseToken);
     const usage = { promptTokens: 1, completionTokens: 1, totalTokens: 2 };
-    expect(await t.app.engine.finishWithMessage(claimed!, claimed!.leaseToken!, { text: 'stale', usage, truncated: false }, usage)).toBeUndefined();
+    expect(
+      await t.app.engine.finishWithMessage(claimed!, claimed!.leaseToken!, { text: 'stale', usage, truncated: false }, usage),
+    ).toBeUndefined();
     expect(await t.app.engine.requireAction(runId, [CALL], { leaseToken: claimed!.leaseToken! })).toBeUndefined();
     const steps = await t.app.database.db.select().from(runSteps).where(eq(runSteps.runId, runId));
     expect(steps).toEqual([]);
-    expect(await t.app.engine.finishWithMessage(taken!, taken!.leaseToken!, { text: 'fresh', usage, truncated: false }, usage)).toMatchObject({ status: 'completed' });
+    expect(
+      await t.app.engine.finishWithMessage(taken!, taken!.leaseToken!, { text: 'fresh', usage, truncated: false }, usage),
+    ).toMatchObject({ status: 'completed' });
   });
 });
 
@@ -84,13 +88,13 @@ describe('projects taking turns', () => {
   }
   const claimOne = async () => (await t.app.engine.claim('worker_test', 1, 30))[0];
 
-  it('takes one project\'s runs oldest first', async () => {
+  it("takes one project's runs oldest first", async () => {
     const queued = await queue('projectA', 6);
     const claimed = await t.app.engine.claim('worker_test', 4, 30);
     expect(claimed.map((r) => r.id)).toEqual(queued.slice(0, 4));
   });
 
-  it('gives the next free slot to a project with nothing running, however long another\'s queue', async () => {
+  it("gives the next free slot to a project with nothing running, however long another's queue", async () => {
     const flood = await queue('projectA', 30);
     // A worker of 4 slots is full of the flood.
     expect((await t.app.engine.claim('worker_test', 4, 30)).map((r) => r.id)).toEqual(flood.slice(0, 4));
@@ -169,7 +173,13 @@ describe('finishing runs', () => {
         if (value?.kind === 'event' && value.event.version === 2) ({ value } = await events[i]!.next());
         expect(value).toEqual({
           kind: 'event',
-          event: expect.objectContaining({ runId: run.id, threadId: run.threadId, version: 3, previousStatus: 'in_progress', status: run === truncated ? 'incomplete' : 'completed' }),
+          event: expect.objectContaining({
+            runId: run.id,
+            threadId: run.threadId,
+            version: 3,
+            previousStatus: 'in_progress',
+            status: run === truncated ? 'incomplete' : 'completed',
+          }),
         });
       }
       for (const queue of events) queue.close();

@@ -72,7 +72,10 @@ describe('a connection cut at one statement of the engine', () => {
 
   async function recorded(run: RunRow) {
     const { db: d } = view.database;
-    const answers = await d.select().from(messages).where(and(eq(messages.threadId, run.threadId), eq(messages.role, 'assistant')));
+    const answers = await d
+      .select()
+      .from(messages)
+      .where(and(eq(messages.threadId, run.threadId), eq(messages.role, 'assistant')));
     const steps = await d.select().from(runSteps).where(eq(runSteps.runId, run.id));
     return { answers: answers.map((m) => m.content), steps: steps.map((s) => s.type) };
   }

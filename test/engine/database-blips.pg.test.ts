@@ -131,7 +131,12 @@ describe('connection blips while models answer (workers behind a proxy)', () => 
     // Nothing escaped: no crash trace, no fatal line (an unhandled rejection logs one, then exits).
     for (const w of workers) {
       expect(w.stderr()).toBe('');
-      expect(w.stdout().split('\n').filter((line) => line.includes('"level":60'))).toEqual([]);
+      expect(
+        w
+          .stdout()
+          .split('\n')
+          .filter((line) => line.includes('"level":60')),
+      ).toEqual([]);
     }
   }, 110_000);
 });

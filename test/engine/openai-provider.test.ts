@@ -48,7 +48,7 @@ async function lastMessage(threadId: string) {
 }
 
 describe('the openai provider', () => {
-  it('streams an answer into the thread, with the endpoint\'s usage, and maps the request', async () => {
+  it("streams an answer into the thread, with the endpoint's usage, and maps the request", async () => {
     upstream.reply({ kind: 'stream', chunks: textChunks('It is sunny in Paris.'), usage: { prompt_tokens: 21, completion_tokens: 7 } });
     const run = await startRun({
       additionalInstructions: 'Use metric units.',
@@ -78,7 +78,9 @@ describe('the openai provider', () => {
       temperature: 0.2,
       top_p: 0.5,
       max_completion_tokens: 300,
-      tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }],
+      tools: [
+        { type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } },
+      ],
       parallel_tool_calls: false,
       tool_choice: 'auto',
       response_format: { type: 'json_object' },
@@ -105,11 +107,17 @@ describe('the openai provider', () => {
     ]);
     expect(upstream.requests[0].body.tool_choice).toEqual({ type: 'function', function: { name: 'get_weather' } });
 
-    await t.ok(`mutation($t: ID!, $r: ID!, $o: [ToolOutputInput!]!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: $o) { id } }`, {
-      t: run.threadId,
-      r: run.runId,
-      o: [{ toolCallId: 'call_p', output: '22' }, { toolCallId: 'call_o', output: '9' }],
-    });
+    await t.ok(
+      `mutation($t: ID!, $r: ID!, $o: [ToolOutputInput!]!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: $o) { id } }`,
+      {
+        t: run.threadId,
+        r: run.runId,
+        o: [
+          { toolCallId: 'call_p', output: '22' },
+          { toolCallId: 'call_o', output: '9' },
+        ],
+      },
+    );
     const done = await run.until('COMPLETED');
     expect(done.usage).toEqual({ promptTokens: 80, completionTokens: 18, totalTokens: 98 });
     expect(upstream.requests[1].body.messages.slice(-3)).toEqual([
@@ -128,7 +136,11 @@ describe('the openai provider', () => {
   });
 
   it('keeps a length-cut answer and ends INCOMPLETE (MAX_COMPLETION_TOKENS)', async () => {
-    upstream.reply({ kind: 'stream', chunks: textChunks('A long answer that was cu', 'length'), usage: { prompt_tokens: 10, completion_tokens: 256 } });
+    upstream.reply({
+      kind: 'stream',
+      chunks: textChunks('A long answer that was cu', 'length'),
+      usage: { prompt_tokens: 10, completion_tokens: 256 },
+    });
     const run = await startRun({ maxCompletionTokens: 256 });
     const done = await run.until('INCOMPLETE');
     expect(done.incompleteDetails).toEqual({ reason: 'MAX_COMPLETION_TOKENS' });
@@ -178,7 +190,10 @@ describe('the openai provider', () => {
     const run = await startRun();
     await eventually(() => upstream.requests.length === 1);
     const started = Date.now();
-    const cancel = await t.ok(`mutation($t: ID!, $r: ID!) { cancelRun(threadId: $t, runId: $r) { status } }`, { t: run.threadId, r: run.runId });
+    const cancel = await t.ok(`mutation($t: ID!, $r: ID!) { cancelRun(threadId: $t, runId: $r) { status } }`, {
+      t: run.threadId,
+      r: run.runId,
+    });
     expect(cancel.cancelRun.status).toBe('CANCELLING');
     await run.until('CANCELLED');
     expect(Date.now() - started).toBeLessThan(5000);

@@ -19,7 +19,9 @@ describe('the prompt of a run', () => {
   });
 
   it('joins additional instructions to the instructions, and has no system message without either', () => {
-    expect(promptOf(run({ additionalInstructions: 'In French.' }), [], [])).toEqual([{ role: 'system', content: 'Be brief.\n\nIn French.' }]);
+    expect(promptOf(run({ additionalInstructions: 'In French.' }), [], [])).toEqual([
+      { role: 'system', content: 'Be brief.\n\nIn French.' },
+    ]);
     expect(promptOf(run({ instructions: '' }), [thread[0]!], [])).toEqual([{ role: 'user', content: 'one' }]);
   });
 
@@ -34,7 +36,11 @@ describe('the prompt of a run', () => {
   });
 
   it("ends with the run's tool calls, each followed by its output once submitted", () => {
-    const call = (id: string, output: string | null) => ({ id, type: 'function' as const, function: { name: 'lookup', arguments: '{}', output } });
+    const call = (id: string, output: string | null) => ({
+      id,
+      type: 'function' as const,
+      function: { name: 'lookup', arguments: '{}', output },
+    });
     const step = { stepDetails: { type: 'tool_calls', toolCalls: [call('c1', '42'), call('c2', null)] } } as unknown as RunStepRow;
     expect(promptOf(run(), [], [step]).slice(1)).toEqual([
       {

@@ -18,9 +18,7 @@ describe('a worker killed with SIGKILL mid-run (PostgreSQL: needs two processes)
     const gateway = await buildAppOn(leftovers, db);
     // Half the runs answer, half call a tool; both work 3 s first, so the kill lands mid-call.
     const runs = await Promise.all(
-      Array.from({ length: 6 }, (_, i) =>
-        queueRun(gateway, i % 2 ? 'sleep 3000\ncall get_weather {"city":"Oslo"}' : 'sleep 3000'),
-      ),
+      Array.from({ length: 6 }, (_, i) => queueRun(gateway, i % 2 ? 'sleep 3000\ncall get_weather {"city":"Oslo"}' : 'sleep 3000')),
     );
     const ids = runs.map((r) => r.id);
     const child = spawnWorker(leftovers, db.url!, { LEASE_SECONDS: '2', WORKER_CONCURRENCY: '10' });
@@ -36,9 +34,15 @@ describe('a worker killed with SIGKILL mid-run (PostgreSQL: needs two processes)
 
     const sql_ = gateway.database.db;
     for (const [i, run] of runs.entries()) {
-      const assistantMessages = await sql_.select().from(messages).where(and(eq(messages.threadId, run.threadId), eq(messages.role, 'assistant')));
+      const assistantMessages = await sql_
+        .select()
+        .from(messages)
+        .where(and(eq(messages.threadId, run.threadId), eq(messages.role, 'assistant')));
       const steps = await sql_.select().from(runSteps).where(eq(runSteps.runId, run.id));
-      const starts = await sql_.select().from(runEvents).where(and(eq(runEvents.runId, run.id), eq(runEvents.toStatus, 'in_progress')));
+      const starts = await sql_
+        .select()
+        .from(runEvents)
+        .where(and(eq(runEvents.runId, run.id), eq(runEvents.toStatus, 'in_progress')));
       expect(starts).toHaveLength(1); // taken over, not started again
       if (i % 2) {
         expect(assistantMessages).toHaveLength(0);

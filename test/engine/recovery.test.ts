@@ -74,7 +74,9 @@ describe('two workers on 200 runs', () => {
       expect(events.map((e) => e.toStatus)).toEqual(['queued', 'in_progress', 'completed']);
     }
     const [dupes] = await gw
-      .execute(sql`select count(*)::int as n from (select thread_id from messages where role = 'assistant' group by thread_id having count(*) > 1) d`)
+      .execute(
+        sql`select count(*)::int as n from (select thread_id from messages where role = 'assistant' group by thread_id having count(*) > 1) d`,
+      )
       .then((r: any) => r.rows ?? r);
     expect(dupes.n).toBe(0);
     // One start per run (above) is one claim per run. And every claim ended with its run.

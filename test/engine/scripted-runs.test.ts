@@ -47,7 +47,9 @@ async function runToEnd(message: string, input: Record<string, unknown> = {}) {
 }
 
 async function messages(threadId: string) {
-  const data = await t.ok(`query($t: ID!) { thread(id: $t) { messages(order: ASC) { nodes { role text runId assistantId } } } }`, { t: threadId });
+  const data = await t.ok(`query($t: ID!) { thread(id: $t) { messages(order: ASC) { nodes { role text runId assistantId } } } }`, {
+    t: threadId,
+  });
   return data.thread.messages.nodes;
 }
 
@@ -70,11 +72,14 @@ describe('the scripted model', () => {
     const waiting = await watch.until('REQUIRES_ACTION');
     const [call] = waiting.requiredAction.submitToolOutputs.toolCalls;
     expect(call.function).toEqual({ name: 'get_weather', arguments: '{"city":"Paris"}' });
-    await t.ok(`mutation($t: ID!, $r: ID!, $o: [ToolOutputInput!]!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: $o) { id } }`, {
-      t: threadId,
-      r: run.id,
-      o: [{ toolCallId: call.id, output: '22C and sunny' }],
-    });
+    await t.ok(
+      `mutation($t: ID!, $r: ID!, $o: [ToolOutputInput!]!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: $o) { id } }`,
+      {
+        t: threadId,
+        r: run.id,
+        o: [{ toolCallId: call.id, output: '22C and sunny' }],
+      },
+    );
     await watch.end();
     expect(watch.statuses()).toEqual(['QUEUED', 'IN_PROGRESS', 'REQUIRES_ACTION', 'QUEUED', 'IN_PROGRESS', 'COMPLETED']);
     expect((await messages(threadId)).at(-1).text).toBe('get_weather: 22C and sunny');
@@ -149,9 +154,7 @@ describe('tool calls with the scripted model', () => {
   });
 
   it('makes only the first call when parallelToolCalls is false', async () => {
-    expect(await waitingCalls(TWO_CALLS, { parallelToolCalls: false })).toEqual([
-      { name: 'get_weather', arguments: '{"city":"Paris"}' },
-    ]);
+    expect(await waitingCalls(TWO_CALLS, { parallelToolCalls: false })).toEqual([{ name: 'get_weather', arguments: '{"city":"Paris"}' }]);
   });
 
   it('never calls with toolChoice NONE, and always with REQUIRED or a named function', async () => {
@@ -174,9 +177,14 @@ describe('tool calls with the scripted model', () => {
     const run = await createRun(t, threadId, { assistantId });
     const waiting = await watch.until('REQUIRES_ACTION');
     const callId = waiting.requiredAction.submitToolOutputs.toolCalls[0].id;
-    await t.ok(`mutation($t: ID!, $r: ID!, $o: [ToolOutputInput!]!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: $o) { id } }`, {
-      t: threadId, r: run.id, o: [{ toolCallId: callId, output: 'warm' }],
-    });
+    await t.ok(
+      `mutation($t: ID!, $r: ID!, $o: [ToolOutputInput!]!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: $o) { id } }`,
+      {
+        t: threadId,
+        r: run.id,
+        o: [{ toolCallId: callId, output: 'warm' }],
+      },
+    );
     await watch.end();
     const data = await t.ok(
       `query($t: ID!, $r: ID!) { run(threadId: $t, runId: $r) { steps { nodes { id type status usage { totalTokens }
@@ -184,12 +192,24 @@ describe('tool calls with the scripted model', () => {
       { t: threadId, r: run.id },
     );
     const [calls, message] = data.run.steps.nodes;
-    expect(calls).toMatchObject({ type: 'TOOL_CALLS', status: 'COMPLETED', stepDetails: { toolCalls: [{ id: callId, function: { name: 'get_weather', arguments: '{"city":"Rome"}', output: 'warm' } }] } });
+    expect(calls).toMatchObject({
+      type: 'TOOL_CALLS',
+      status: 'COMPLETED',
+      stepDetails: { toolCalls: [{ id: callId, function: { name: 'get_weather', arguments: '{"city":"Rome"}', output: 'warm' } }] },
+    });
     expect(message).toMatchObject({ type: 'MESSAGE_CREATION', status: 'COMPLETED' });
     expect(calls.usage.totalTokens).toBeGreaterThan(0);
-    const one = await t.ok(`query($t: ID!, $r: ID!, $s: ID!) { runStep(threadId: $t, runId: $r, stepId: $s) { id type } }`, { t: threadId, r: run.id, s: message.id });
+    const one = await t.ok(`query($t: ID!, $r: ID!, $s: ID!) { runStep(threadId: $t, runId: $r, stepId: $s) { id type } }`, {
+      t: threadId,
+      r: run.id,
+      s: message.id,
+    });
     expect(one.runStep).toEqual({ id: message.id, type: 'MESSAGE_CREATION' });
-    const other = await t.ok(`query($t: ID!, $r: ID!, $s: ID!) { runStep(threadId: $t, runId: $r, stepId: $s) { id } }`, { t: threadId, r: 'run_other', s: message.id });
+    const other = await t.ok(`query($t: ID!, $r: ID!, $s: ID!) { runStep(threadId: $t, runId: $r, stepId: $s) { id } }`, {
+      t: threadId,
+      r: 'run_other',
+      s: message.id,
+    });
     expect(other.runStep).toBeNull();
   });
 });

@@ -39,7 +39,11 @@ async function startRunway(env: Record<string, string>) {
 }
 
 async function gql(url: string, query: string, variables: Record<string, unknown> = {}) {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query, variables }),
+  });
   const body = (await res.json()) as any;
   if (body.errors) throw new Error(JSON.stringify(body.errors));
   return body.data;
@@ -47,9 +51,18 @@ async function gql(url: string, query: string, variables: Record<string, unknown
 
 async function startRun(url: string, message: string) {
   const { createAssistant } = await gql(url, 'mutation { createAssistant(input: { model: "scripted" }) { id } }');
-  const { createThread } = await gql(url, 'mutation($m: String!) { createThread(input: { messages: [{ role: USER, content: $m }] }) { id } }', { m: message });
-  const { createRun } = await gql(url, 'mutation($t: ID!, $a: ID!) { createRun(threadId: $t, input: { assistantId: $a }) { id } }', { t: createThread.id, a: createAssistant.id });
-  const status = async () => (await gql(url, 'query($t: ID!, $r: ID!) { run(threadId: $t, runId: $r) { status } }', { t: createThread.id, r: createRun.id })).run.status;
+  const { createThread } = await gql(
+    url,
+    'mutation($m: String!) { createThread(input: { messages: [{ role: USER, content: $m }] }) { id } }',
+    { m: message },
+  );
+  const { createRun } = await gql(url, 'mutation($t: ID!, $a: ID!) { createRun(threadId: $t, input: { assistantId: $a }) { id } }', {
+    t: createThread.id,
+    a: createAssistant.id,
+  });
+  const status = async () =>
+    (await gql(url, 'query($t: ID!, $r: ID!) { run(threadId: $t, runId: $r) { status } }', { t: createThread.id, r: createRun.id })).run
+      .status;
   return { id: createRun.id as string, status };
 }
 

@@ -22,7 +22,7 @@ afterAll(async () => {
 
 /** A seeded generator, so that every run measures the same strings. */
 function random(seed: number) {
-  return () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  return () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
 }
 
 /** `length` UTF-16 code units drawn from `pick`, never ending in half a surrogate pair. */
@@ -47,7 +47,7 @@ const HOSTILE: Record<string, (length: number, seed?: number) => string> = {
   'random CJK': (n, seed) => text(n, codePoint(0x4e00, 20_000), seed),
   'random emoji': (n, seed) => text(n, codePoint(0x1f300, 700), seed),
   'random punctuation': (n, seed) => text(n, from('!@#$%^&*()_+-=[]{};:,.<>?~`|'), seed),
-  'spaces': (n) => ' '.repeat(n),
+  spaces: (n) => ' '.repeat(n),
   'line breaks and slashes after a dot': (n, seed) => `.${text(n - 1, from('\n/'), seed)}`,
   'letters, accents, CJK and emoji mixed': (n, seed) => text(n, from(['é', '漢', '😀', 'x', 'ß', 'ж', '\u0301'].join('')), seed),
 };
@@ -65,7 +65,7 @@ const ORDINARY = [
 ];
 
 describe('counting', () => {
-  it('gives gpt-tokenizer\'s exact count and cut for ordinary text', () => {
+  it("gives gpt-tokenizer's exact count and cut for ordinary text", () => {
     for (const s of ORDINARY) {
       const plain = { disallowedSpecial: new Set<string>() };
       expect(countTokensNow(s)).toBe(libraryCount(s, plain));
@@ -189,7 +189,10 @@ describe('the event loop', () => {
       `hostile 256,000-character words (${inputs.length} kinds) counted, cut and counted as a prompt, and a prompt of ` +
         `${short.length} short ones: ` +
         tries
-          .map((t) => `${t.elapsed.toFixed(0)} ms, longest callback ${t.task.toFixed(1)} ms, longest stall ${t.stall.toFixed(1)} ms, longest timer gap ${t.gap.toFixed(1)} ms`)
+          .map(
+            (t) =>
+              `${t.elapsed.toFixed(0)} ms, longest callback ${t.task.toFixed(1)} ms, longest stall ${t.stall.toFixed(1)} ms, longest timer gap ${t.gap.toFixed(1)} ms`,
+          )
           .join('; '),
     );
     for (const t of tries) expect(t.task).toBeLessThan(50);

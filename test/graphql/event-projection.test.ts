@@ -11,7 +11,15 @@ import { schema } from '../../src/graphql/schema.js';
 
 const events: RunStatusEvent[] = [
   { runId: 'run_01', threadId: 'thread_01', threadSeq: 3, version: 1, status: 'queued', previousStatus: null, at: 1_790_000_000 },
-  { runId: 'run_02', threadId: 'thread_"x"', threadSeq: 12, version: 7, status: 'requires_action', previousStatus: 'in_progress', at: 1_790_000_123 },
+  {
+    runId: 'run_02',
+    threadId: 'thread_"x"',
+    threadSeq: 12,
+    version: 7,
+    status: 'requires_action',
+    previousStatus: 'in_progress',
+    at: 1_790_000_123,
+  },
 ];
 
 const projected = [

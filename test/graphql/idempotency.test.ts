@@ -31,7 +31,8 @@ async function rows(table: typeof assistants | typeof threads | typeof runs | ty
   return row!.n;
 }
 
-const CREATE_RUN = 'mutation($t: ID!, $a: ID!, $k: String, $m: JSONObject) { createRun(threadId: $t, input: { assistantId: $a, metadata: $m }, idempotencyKey: $k) { id status } }';
+const CREATE_RUN =
+  'mutation($t: ID!, $a: ID!, $k: String, $m: JSONObject) { createRun(threadId: $t, input: { assistantId: $a, metadata: $m }, idempotencyKey: $k) { id status } }';
 
 describe('a retry with the same key and input', () => {
   it('createAssistant: returns the first assistant and creates no other', async () => {
@@ -56,7 +57,8 @@ describe('a retry with the same key and input', () => {
   it('createMessage: returns the first message', async () => {
     const thread = await createThread(t);
     const k = newKey();
-    const q = 'mutation($t: ID!, $k: String) { createMessage(threadId: $t, input: { role: USER, content: "more" }, idempotencyKey: $k) { id text } }';
+    const q =
+      'mutation($t: ID!, $k: String) { createMessage(threadId: $t, input: { role: USER, content: "more" }, idempotencyKey: $k) { id text } }';
     const first = (await t.ok(q, { t: thread, k })).createMessage;
     const again = (await t.ok(q, { t: thread, k })).createMessage;
     expect(again).toEqual(first);
@@ -103,7 +105,8 @@ describe('a retry with the same key and input', () => {
     const call = { id: 'call_1', type: 'function' as const, function: { name: 'get_weather', arguments: '{}' } };
     await t.app.engine.transition(run, 'in_progress');
     await t.app.engine.requireAction(run, [call]);
-    const q = 'mutation($t: ID!, $r: ID!, $k: String) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: [{ toolCallId: "call_1", output: "sunny" }], idempotencyKey: $k) { id status version } }';
+    const q =
+      'mutation($t: ID!, $r: ID!, $k: String) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: [{ toolCallId: "call_1", output: "sunny" }], idempotencyKey: $k) { id status version } }';
     const first = (await t.ok(q, { t: thread, r: run, k })).submitToolOutputs;
     expect(first.status).toBe('QUEUED');
     const again = await t.gql(q, { t: thread, r: run, k });
@@ -135,7 +138,7 @@ describe('a key used again for something else', () => {
 });
 
 describe('keys', () => {
-  it('are a project\'s own: another project with the same key gets its own object', async () => {
+  it("are a project's own: another project with the same key gets its own object", async () => {
     const k = newKey();
     const q = 'mutation($k: String) { createThread(idempotencyKey: $k) { id } }';
     const mine = (await t.ok(q, { k })).createThread.id;

@@ -23,7 +23,8 @@ const CREATE_THREAD = 'mutation($input: CreateThreadInput) { createThread(input:
 const CREATE_MESSAGE = 'mutation($t: ID!, $input: CreateMessageInput!) { createMessage(threadId: $t, input: $input) { id } }';
 const CREATE_RUN = 'mutation($t: ID!, $input: CreateRunInput!) { createRun(threadId: $t, input: $input) { id } }';
 const CREATE_ASSISTANT = 'mutation($input: CreateAssistantInput!) { createAssistant(input: $input) { id } }';
-const SUBMIT = 'mutation($t: ID!, $r: ID!, $o: [ToolOutputInput!]!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: $o) { id status } }';
+const SUBMIT =
+  'mutation($t: ID!, $r: ID!, $o: [ToolOutputInput!]!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: $o) { id status } }';
 
 function expectRefused(res: GraphQLResponse, field: string, limit: RegExp) {
   expect(res.errors, JSON.stringify(res).slice(0, 500)).toHaveLength(1);
@@ -59,14 +60,22 @@ const INSTRUCTIONS = /at most 256000 characters/;
 
 describe('message content and instructions: at most 256,000 characters', () => {
   it('createThread', async () => {
-    expectRefused(await t.gql(CREATE_THREAD, { input: { messages: [{ role: 'USER', content: 'x'.repeat(over) }] } }), 'input.messages.0.content', CONTENT);
+    expectRefused(
+      await t.gql(CREATE_THREAD, { input: { messages: [{ role: 'USER', content: 'x'.repeat(over) }] } }),
+      'input.messages.0.content',
+      CONTENT,
+    );
     const ok = await t.gql(CREATE_THREAD, { input: { messages: [{ role: 'USER', content: 'x'.repeat(over - 1) }] } });
     expect(ok.errors).toBeUndefined();
   });
 
   it('createMessage', async () => {
     const threadId = await createThread(t);
-    expectRefused(await t.gql(CREATE_MESSAGE, { t: threadId, input: { role: 'USER', content: 'é'.repeat(over) } }), 'input.content', CONTENT);
+    expectRefused(
+      await t.gql(CREATE_MESSAGE, { t: threadId, input: { role: 'USER', content: 'é'.repeat(over) } }),
+      'input.content',
+      CONTENT,
+    );
     const messages = await t.ok('query($t: ID!) { thread(id: $t) { messages { nodes { id } } } }', { t: threadId });
     expect(messages.thread.messages.nodes).toHaveLength(1);
   });
@@ -88,7 +97,11 @@ describe('message content and instructions: at most 256,000 characters', () => {
   });
 
   it('createAssistant: instructions', async () => {
-    expectRefused(await t.gql(CREATE_ASSISTANT, { input: { model: 'scripted', instructions: 'x'.repeat(over) } }), 'input.instructions', INSTRUCTIONS);
+    expectRefused(
+      await t.gql(CREATE_ASSISTANT, { input: { model: 'scripted', instructions: 'x'.repeat(over) } }),
+      'input.instructions',
+      INSTRUCTIONS,
+    );
   });
 });
 
@@ -128,22 +141,49 @@ describe('JSON schemas (tool parameters, response formats): at most 64 levels de
     expect(depthOf(JSON.stringify(deepest))).toBe(64);
     const tooDeep = { wrapper: deepest };
     await t.ok(CREATE_ASSISTANT, { input: { model: 'scripted', tools: tools(deepest) } });
-    expectRefused(await t.gql(CREATE_ASSISTANT, { input: { model: 'scripted', tools: tools(tooDeep) } }), 'input.tools.0.function.parameters', DEPTH);
-    expectRefused(await t.gql(CREATE_RUN, { t: threadId, input: { assistantId, tools: tools(tooDeep) } }), 'input.tools.0.function.parameters', DEPTH);
-    expectRefused(await t.gql(CREATE_RUN, { t: threadId, input: { assistantId, responseFormat: format(tooDeep) } }), 'input.responseFormat.jsonSchema.schema', DEPTH);
+    expectRefused(
+      await t.gql(CREATE_ASSISTANT, { input: { model: 'scripted', tools: tools(tooDeep) } }),
+      'input.tools.0.function.parameters',
+      DEPTH,
+    );
+    expectRefused(
+      await t.gql(CREATE_RUN, { t: threadId, input: { assistantId, tools: tools(tooDeep) } }),
+      'input.tools.0.function.parameters',
+      DEPTH,
+    );
+    expectRefused(
+      await t.gql(CREATE_RUN, { t: threadId, input: { assistantId, responseFormat: format(tooDeep) } }),
+      'input.responseFormat.jsonSchema.schema',
+      DEPTH,
+    );
     // Arrays count as levels too.
     const arrays = { type: 'array', items: JSON.parse(`${'['.repeat(64)}${']'.repeat(64)}`) };
-    expectRefused(await t.gql(CREATE_RUN, { t: threadId, input: { assistantId, responseFormat: format(arrays) } }), 'input.responseFormat.jsonSchema.schema', DEPTH);
+    expectRefused(
+      await t.gql(CREATE_RUN, { t: threadId, input: { assistantId, responseFormat: format(arrays) } }),
+      'input.responseFormat.jsonSchema.schema',
+      DEPTH,
+    );
     await createRun(t, threadId, { assistantId, tools: tools(deepest), responseFormat: format(deepest) });
   });
 
   it('refuses a schema over 100 KB as JSON', async () => {
     const assistantId = await createAssistant(t);
     const threadId = await createThread(t);
-    const wide = { type: 'object', properties: Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`p${i}`, { type: 'string', description: 'x'.repeat(40) }])) };
+    const wide = {
+      type: 'object',
+      properties: Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`p${i}`, { type: 'string', description: 'x'.repeat(40) }])),
+    };
     expect(Buffer.byteLength(JSON.stringify(wide))).toBeGreaterThan(LIMITS.jsonSchemaBytes);
-    expectRefused(await t.gql(CREATE_ASSISTANT, { input: { model: 'scripted', tools: tools(wide) } }), 'input.tools.0.function.parameters', SIZE);
-    expectRefused(await t.gql(CREATE_RUN, { t: threadId, input: { assistantId, responseFormat: format(wide) } }), 'input.responseFormat.jsonSchema.schema', SIZE);
+    expectRefused(
+      await t.gql(CREATE_ASSISTANT, { input: { model: 'scripted', tools: tools(wide) } }),
+      'input.tools.0.function.parameters',
+      SIZE,
+    );
+    expectRefused(
+      await t.gql(CREATE_RUN, { t: threadId, input: { assistantId, responseFormat: format(wide) } }),
+      'input.responseFormat.jsonSchema.schema',
+      SIZE,
+    );
   });
 
   /** The body of a request whose JSON schema nests `depth` arrays: built as text, as no JSON.stringify could. */
@@ -164,7 +204,12 @@ describe('JSON schemas (tool parameters, response formats): at most 64 levels de
     const assistantsBefore = await t.app.database.db.execute('select count(*)::int as n from assistants');
     const cases: [string, string][] = [
       [
-        deepArraysBody(CREATE_ASSISTANT, '{"input":{"model":"scripted","tools":[{"type":"FUNCTION","function":{"name":"f","parameters":{"x":', 200_000, '}}}]}}'),
+        deepArraysBody(
+          CREATE_ASSISTANT,
+          '{"input":{"model":"scripted","tools":[{"type":"FUNCTION","function":{"name":"f","parameters":{"x":',
+          200_000,
+          '}}}]}}',
+        ),
         'input.tools.0.function.parameters',
       ],
       [
@@ -172,7 +217,12 @@ describe('JSON schemas (tool parameters, response formats): at most 64 levels de
         'input.tools.0.function.parameters',
       ],
       [
-        deepArraysBody(CREATE_RUN, `{"t":"${threadId}","input":{"assistantId":"${assistantId}","responseFormat":{"type":"JSON_SCHEMA","jsonSchema":{"name":"n","schema":{"x":`, 200_000, '}}}}}'),
+        deepArraysBody(
+          CREATE_RUN,
+          `{"t":"${threadId}","input":{"assistantId":"${assistantId}","responseFormat":{"type":"JSON_SCHEMA","jsonSchema":{"name":"n","schema":{"x":`,
+          200_000,
+          '}}}}}',
+        ),
         'input.responseFormat.jsonSchema.schema',
       ],
       [
@@ -220,14 +270,20 @@ describe('a document nested too deep to parse', () => {
     try {
       for (const literal of [deepObjectLiteral(5000), `{x: ${'['.repeat(200_000)}${']'.repeat(200_000)}}`]) {
         const query = `mutation { createAssistant(input: { model: "scripted", tools: [{ type: FUNCTION, function: { name: "f", parameters: ${literal} } }] }) { id } }`;
-        const res = await fetch(raised.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query }) });
+        const res = await fetch(raised.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ query }),
+        });
         const body = (await res.json()) as GraphQLResponse;
         expect(res.status).toBeLessThan(500);
         expect(body.errors?.[0]?.extensions?.code).toBe('GRAPHQL_PARSE_FAILED');
         expect(body.errors?.[0]?.message).toMatch(/nests too deeply/);
       }
       // Literals within the limits still parse and are checked as variables are.
-      const res = await raised.gql(`mutation { createAssistant(input: { model: "scripted", tools: [{ type: FUNCTION, function: { name: "f", parameters: ${deepObjectLiteral(65)} } }] }) { id } }`);
+      const res = await raised.gql(
+        `mutation { createAssistant(input: { model: "scripted", tools: [{ type: FUNCTION, function: { name: "f", parameters: ${deepObjectLiteral(65)} } }] }) { id } }`,
+      );
       expectRefused(res, 'input.tools.0.function.parameters', /at most 64 levels deep/);
     } finally {
       await raised.close();

@@ -199,7 +199,11 @@ describe('createMessage', () => {
 
   it('rejects bad metadata and an unknown role', async () => {
     const threadId = await createThread(t);
-    expectError(await t.gql(CREATE_MESSAGE, { threadId, input: { role: 'USER', content: 'x', metadata: { k: 'v'.repeat(600) } } }), 'BAD_USER_INPUT', 'input.metadata.k');
+    expectError(
+      await t.gql(CREATE_MESSAGE, { threadId, input: { role: 'USER', content: 'x', metadata: { k: 'v'.repeat(600) } } }),
+      'BAD_USER_INPUT',
+      'input.metadata.k',
+    );
     const res = await t.gql(CREATE_MESSAGE, { threadId, input: { role: 'SYSTEM', content: 'x' } });
     expect(res.errors?.[0]?.message).toMatch(/MessageRole/);
     expect(res.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
@@ -209,8 +213,17 @@ describe('createMessage', () => {
 describe('createAssistant and createThread', () => {
   it('round-trip through their queries', async () => {
     const assistantId = await createAssistant(t, { name: 'Helper', metadata: { team: 'a' } });
-    const data = await t.ok(`query($id: ID!) { assistant(id: $id) { id object model name instructions metadata tools { function { name } } } }`, { id: assistantId });
-    expect(data.assistant).toMatchObject({ id: assistantId, object: 'assistant', model: 'scripted', name: 'Helper', metadata: { team: 'a' } });
+    const data = await t.ok(
+      `query($id: ID!) { assistant(id: $id) { id object model name instructions metadata tools { function { name } } } }`,
+      { id: assistantId },
+    );
+    expect(data.assistant).toMatchObject({
+      id: assistantId,
+      object: 'assistant',
+      model: 'scripted',
+      name: 'Helper',
+      metadata: { team: 'a' },
+    });
     expect((await t.ok(`{ assistant(id: "asst_none") { id } }`)).assistant).toBeNull();
     expect((await t.ok(`{ thread(id: "thread_none") { id } }`)).thread).toBeNull();
     const empty = await t.ok(`mutation { createThread { id metadata } }`);
@@ -220,7 +233,11 @@ describe('createAssistant and createThread', () => {
   it('rejects an empty model and too many tools', async () => {
     expectError(await t.gql(`mutation { createAssistant(input: { model: "" }) { id } }`), 'BAD_USER_INPUT', 'input.model');
     const tools = Array.from({ length: 21 }, (_, i) => ({ type: 'FUNCTION', function: { name: `f${i}` } }));
-    expectError(await t.gql(`mutation($tools: [ToolInput!]) { createAssistant(input: { model: "m", tools: $tools }) { id } }`, { tools }), 'BAD_USER_INPUT', 'input.tools');
+    expectError(
+      await t.gql(`mutation($tools: [ToolInput!]) { createAssistant(input: { model: "m", tools: $tools }) { id } }`, { tools }),
+      'BAD_USER_INPUT',
+      'input.tools',
+    );
   });
 });
 
@@ -292,13 +309,27 @@ describe('submitToolOutputs', () => {
       type: 'submit_tool_outputs',
       submitToolOutputs: { toolCalls: calls },
     });
-    const data = await t.ok(SUBMIT, { t: threadId, r: runId, o: [{ toolCallId: 'call_b', output: '2' }, { toolCallId: 'call_a', output: '1' }] });
+    const data = await t.ok(SUBMIT, {
+      t: threadId,
+      r: runId,
+      o: [
+        { toolCallId: 'call_b', output: '2' },
+        { toolCallId: 'call_a', output: '1' },
+      ],
+    });
     expect(data.submitToolOutputs).toEqual({ status: 'QUEUED', requiredAction: null });
   });
 
   it('keeps an output with a lone UTF-16 surrogate as U+FFFD, as every text the API stores', async () => {
     const { threadId, runId } = await waiting();
-    const data = await t.ok(SUBMIT, { t: threadId, r: runId, o: [{ toolCallId: 'call_a', output: 'x\ud800' }, { toolCallId: 'call_b', output: '\udfff' }] });
+    const data = await t.ok(SUBMIT, {
+      t: threadId,
+      r: runId,
+      o: [
+        { toolCallId: 'call_a', output: 'x\ud800' },
+        { toolCallId: 'call_b', output: '\udfff' },
+      ],
+    });
     expect(data.submitToolOutputs.status).toBe('QUEUED');
     const steps = await t.app.engine.steps(runId);
     expect(JSON.stringify(steps.map((s) => s.stepDetails))).toContain('"output":"x\ufffd"');
@@ -306,14 +337,34 @@ describe('submitToolOutputs', () => {
 
   it('names missing, unknown and repeated ids with BAD_USER_INPUT and changes nothing', async () => {
     const { threadId, runId } = await waiting();
-    expectError(await t.gql(SUBMIT, { t: threadId, r: runId, o: [{ toolCallId: 'call_a', output: '1' }] }), 'BAD_USER_INPUT', 'missing outputs for tool calls call_b');
     expectError(
-      await t.gql(SUBMIT, { t: threadId, r: runId, o: [{ toolCallId: 'call_a', output: '1' }, { toolCallId: 'call_b', output: '2' }, { toolCallId: 'call_z', output: '3' }] }),
+      await t.gql(SUBMIT, { t: threadId, r: runId, o: [{ toolCallId: 'call_a', output: '1' }] }),
+      'BAD_USER_INPUT',
+      'missing outputs for tool calls call_b',
+    );
+    expectError(
+      await t.gql(SUBMIT, {
+        t: threadId,
+        r: runId,
+        o: [
+          { toolCallId: 'call_a', output: '1' },
+          { toolCallId: 'call_b', output: '2' },
+          { toolCallId: 'call_z', output: '3' },
+        ],
+      }),
       'BAD_USER_INPUT',
       'unknown tool call ids call_z',
     );
     expectError(
-      await t.gql(SUBMIT, { t: threadId, r: runId, o: [{ toolCallId: 'call_a', output: '1' }, { toolCallId: 'call_a', output: '1' }, { toolCallId: 'call_b', output: '2' }] }),
+      await t.gql(SUBMIT, {
+        t: threadId,
+        r: runId,
+        o: [
+          { toolCallId: 'call_a', output: '1' },
+          { toolCallId: 'call_a', output: '1' },
+          { toolCallId: 'call_b', output: '2' },
+        ],
+      }),
       'BAD_USER_INPUT',
       'repeated tool call ids call_a',
     );

@@ -55,19 +55,34 @@ describe('node(id:)', () => {
 
   it('answers with the object the type-specific query answers with', async () => {
     const byNode = await t.ok(`query($id: ID!) { node(id: $id) { ... on Run { id version status model } } }`, { id: ids.run });
-    const byRun = await t.ok(`query($t: ID!, $r: ID!) { run(threadId: $t, runId: $r) { id version status model } }`, { t: ids.thread, r: ids.run });
+    const byRun = await t.ok(`query($t: ID!, $r: ID!) { run(threadId: $t, runId: $r) { id version status model } }`, {
+      t: ids.thread,
+      r: ids.run,
+    });
     expect(byNode.node).toEqual(byRun.run);
   });
 
   it('answers the same object to every field that asks for one id', async () => {
-    const data = await t.ok(`query($r: ID!) { a: node(id: $r) { __typename id } b: node(id: $r) { __typename } c: nodes(ids: [$r]) { __typename } }`, {
-      r: ids.run,
-    });
+    const data = await t.ok(
+      `query($r: ID!) { a: node(id: $r) { __typename id } b: node(id: $r) { __typename } c: nodes(ids: [$r]) { __typename } }`,
+      {
+        r: ids.run,
+      },
+    );
     expect(data).toEqual({ a: { __typename: 'Run', id: ids.run }, b: { __typename: 'Run' }, c: [{ __typename: 'Run' }] });
   });
 
   it('reads null for an id that names nothing: missing, malformed, or of no kind of node', async () => {
-    for (const id of ['run_01J0000000000000000000000', 'thread_missing', 'garbage', '', '_run', 'key_01J0000000000000000000000', 'Run:1', 'run\u0000x']) {
+    for (const id of [
+      'run_01J0000000000000000000000',
+      'thread_missing',
+      'garbage',
+      '',
+      '_run',
+      'key_01J0000000000000000000000',
+      'Run:1',
+      'run\u0000x',
+    ]) {
       const res = await t.gql(NODE, { id });
       expect(res, JSON.stringify(id)).toEqual({ data: { node: null } });
     }

@@ -128,10 +128,13 @@ describe('Run.steps pagination', () => {
       await t.app.engine.transition(runId, 'in_progress');
       await t.app.engine.requireAction(runId, [CALL]);
       if (round < 2) {
-        await t.ok(`mutation($t: ID!, $r: ID!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: [{ toolCallId: "call_1", output: "ok" }]) { id } }`, {
-          t: threadId,
-          r: runId,
-        });
+        await t.ok(
+          `mutation($t: ID!, $r: ID!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: [{ toolCallId: "call_1", output: "ok" }]) { id } }`,
+          {
+            t: threadId,
+            r: runId,
+          },
+        );
       }
     }
     await t.app.engine.transition(runId, 'cancelled');
@@ -143,7 +146,10 @@ describe('Run.steps pagination', () => {
     const run = (alias: string, args: string) =>
       `${alias}: run(threadId: $t, runId: $r) { steps(${args}) { nodes { id } pageInfo { hasNextPage hasPreviousPage } } }`;
     const first = await t.ok(`query($t: ID!, $r: ID!) { ${run('a', 'first: 2')} }`, { t: threadId, r: runId });
-    expect(first.a.steps).toEqual({ nodes: steps.slice(0, 2).map((id) => ({ id })), pageInfo: { hasNextPage: true, hasPreviousPage: false } });
+    expect(first.a.steps).toEqual({
+      nodes: steps.slice(0, 2).map((id) => ({ id })),
+      pageInfo: { hasNextPage: true, hasPreviousPage: false },
+    });
     const cursor = Buffer.from(`k1:${steps[0]}`).toString('base64url');
     const res = await t.gql(
       `query($t: ID!, $r: ID!, $c: String!) { ${run('a', 'first: 1')} ${run('b', 'first: 1, after: $c')} ${run('c', 'order: DESC')}

@@ -123,9 +123,12 @@ describe('every read is one statement, its project check included', () => {
   });
 
   it('node and nodes: one statement per type of node asked for', async () => {
-    const data = await t.ok(`query($t: ID!) { thread(id: $t) { messages { nodes { id } } runs(first: 2) { nodes { id steps { nodes { id } } } } } }`, {
-      t: threadId,
-    });
+    const data = await t.ok(
+      `query($t: ID!) { thread(id: $t) { messages { nodes { id } } runs(first: 2) { nodes { id steps { nodes { id } } } } } }`,
+      {
+        t: threadId,
+      },
+    );
     const [run1, run2] = data.thread.runs.nodes;
     const message = data.thread.messages.nodes[0].id;
     const step = run1.steps.nodes[0].id;
@@ -158,10 +161,7 @@ it('creates a run in two statements: the assistant, then one that writes the run
   expect(statements[1]).toMatch(/^with "thread" as \(update "threads"/);
   // It announces its own event: a NOTIFY, or with Redis a row of the outbox (published after the commit).
   expect(statements[1]).toContain(drivers.redisUrl ? 'runway_outbox_append' : 'pg_notify');
-  const data = await t.ok(
-    `query($t: ID!) { thread(id: $t) { messages(order: ASC) { nodes { text } } } }`,
-    { t: fresh },
-  );
+  const data = await t.ok(`query($t: ID!) { thread(id: $t) { messages(order: ASC) { nodes { text } } } }`, { t: fresh });
   expect(data.thread.messages.nodes.map((m: any) => m.text)).toEqual(['Hello', 'one more thing']);
   expect(await t.app.services.history.eventsAfter(run.id, 0)).toEqual([
     expect.objectContaining({ runId: run.id, threadId: fresh, threadSeq: 1, version: 1, previousStatus: null, status: 'queued' }),
@@ -179,7 +179,9 @@ it('creates the runs asked for together in one statement, each with its own mess
   statements = [];
   counting = true;
   const created = await Promise.all(
-    idle.map((threadId, i) => runs.create(project, threadId, { assistantId, additionalMessages: [{ role: 'user', content: `more ${i}` }] })),
+    idle.map((threadId, i) =>
+      runs.create(project, threadId, { assistantId, additionalMessages: [{ role: 'user', content: `more ${i}` }] }),
+    ),
   );
   counting = false;
   expect(statements).toHaveLength(1);
@@ -212,9 +214,9 @@ it('creates the runs asked for together in one statement, each with its own mess
   expect(outcomes[3]).toMatchObject({ status: 'rejected', reason: { code: 'NOT_FOUND' } });
   // Nothing of the refused runs was written: their messages neither.
   const texts = async (threadId: string) =>
-    (await t.ok(`query($t: ID!) { thread(id: $t) { messages(order: ASC) { nodes { text } } } }`, { t: threadId })).thread.messages.nodes.map(
-      (m: any) => m.text,
-    );
+    (
+      await t.ok(`query($t: ID!) { thread(id: $t) { messages(order: ASC) { nodes { text } } } }`, { t: threadId })
+    ).thread.messages.nodes.map((m: any) => m.text);
   expect(await texts(busy)).toEqual(['thread 1', 'more 0']);
   expect(await texts(fresh)).toEqual(['Hello']);
 });
@@ -226,7 +228,10 @@ it('creates one of two runs asked for together on one thread, and refuses the ot
   await runs.create('default', await createThread(t), { assistantId }); // the assistant is known: both reach one batch
   statements = [];
   counting = true;
-  const outcomes = await Promise.allSettled([runs.create('default', threadId, { assistantId }), runs.create('default', threadId, { assistantId })]);
+  const outcomes = await Promise.allSettled([
+    runs.create('default', threadId, { assistantId }),
+    runs.create('default', threadId, { assistantId }),
+  ]);
   counting = false;
   // The second waits for the next statement, which finds the thread busy and leaves it out.
   expect(statements.filter((s) => s.startsWith('with "thread"'))).toHaveLength(2);

@@ -33,7 +33,10 @@ describe('runStatusChanged', () => {
     const engine = t.app.engine;
     await engine.transition(runId, 'in_progress');
     await engine.requireAction(runId, [CALL]);
-    await t.ok(`mutation($t: ID!, $r: ID!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: [{ toolCallId: "call_1", output: "ok" }]) { id } }`, { t: threadId, r: runId });
+    await t.ok(
+      `mutation($t: ID!, $r: ID!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: [{ toolCallId: "call_1", output: "ok" }]) { id } }`,
+      { t: threadId, r: runId },
+    );
     await engine.transition(runId, 'in_progress');
     await engine.transition(runId, 'completed');
     await sub.done; // completes by itself after COMPLETED

@@ -24,8 +24,24 @@ afterAll(async () => {
 });
 
 const EVENTS: RunStatusEvent[] = [
-  { runId: 'run_01JAAAAAAAAAAAAAAAAAAAAAAA', threadId: 'thread_01JBBBBBBBBBBBBBBBBBBBBBBB', threadSeq: 1, version: 1, previousStatus: null, status: 'queued', at: 1_790_000_000 },
-  { runId: 'run_01JCCCCCCCCCCCCCCCCCCCCCCC', threadId: 'thread_01JD', threadSeq: 12, version: 7, previousStatus: 'requires_action', status: 'cancelled', at: 4_102_444_800 },
+  {
+    runId: 'run_01JAAAAAAAAAAAAAAAAAAAAAAA',
+    threadId: 'thread_01JBBBBBBBBBBBBBBBBBBBBBBB',
+    threadSeq: 1,
+    version: 1,
+    previousStatus: null,
+    status: 'queued',
+    at: 1_790_000_000,
+  },
+  {
+    runId: 'run_01JCCCCCCCCCCCCCCCCCCCCCCC',
+    threadId: 'thread_01JD',
+    threadSeq: 12,
+    version: 7,
+    previousStatus: 'requires_action',
+    status: 'cancelled',
+    at: 4_102_444_800,
+  },
 ];
 
 describe('event lines', () => {
@@ -35,7 +51,12 @@ describe('event lines', () => {
 
   it('written by PostgreSQL are the very payload JavaScript writes', async () => {
     const rows = sql.join(
-      [...EVENTS].reverse().map((e) => sql`(${e.runId}::text, ${e.threadId}::text, ${e.threadSeq}::integer, ${e.version}::integer, ${e.status}::run_status, ${e.previousStatus}::run_status, ${e.at}::bigint)`),
+      [...EVENTS]
+        .reverse()
+        .map(
+          (e) =>
+            sql`(${e.runId}::text, ${e.threadId}::text, ${e.threadSeq}::integer, ${e.version}::integer, ${e.status}::run_status, ${e.previousStatus}::run_status, ${e.at}::bigint)`,
+        ),
       sql`, `,
     );
     const lines = eventLinesSql({

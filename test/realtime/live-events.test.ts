@@ -109,7 +109,9 @@ describe('resuming threadRunsChanged with a cursor', () => {
     await t.app.engine.transition(two.id, 'cancelled'); // live
     await eventually(() => resumed.events.length === 3);
     resumed.stop();
-    expect(resumed.events.map((e) => [e.data!.threadRunsChanged.runId, e.data!.threadRunsChanged.version, e.data!.threadRunsChanged.status])).toEqual([
+    expect(
+      resumed.events.map((e) => [e.data!.threadRunsChanged.runId, e.data!.threadRunsChanged.version, e.data!.threadRunsChanged.status]),
+    ).toEqual([
       [one.id, 3, 'COMPLETED'],
       [two.id, 1, 'QUEUED'],
       [two.id, 2, 'CANCELLED'],

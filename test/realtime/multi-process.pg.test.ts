@@ -44,17 +44,26 @@ describe('gateways A and B and a worker W on one PostgreSQL', () => {
   async function watchOnA(threadId: string) {
     const events: any[] = [];
     const client = createClient({ url: a.url!.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
-    const stop = client.subscribe({ query: THREAD_EVENTS, variables: { t: threadId } }, {
-      next: (v: any) => void events.push(v.data?.threadRunsChanged ?? v),
-      error: (e) => void events.push({ error: e }),
-      complete: () => {},
-    });
+    const stop = client.subscribe(
+      { query: THREAD_EVENTS, variables: { t: threadId } },
+      {
+        next: (v: any) => void events.push(v.data?.threadRunsChanged ?? v),
+        error: (e) => void events.push({ error: e }),
+        complete: () => {},
+      },
+    );
     return { events, dispose: async () => (stop(), await client.dispose()) };
   }
 
   async function runThroughB(threadId: string, assistantId: string, message: string) {
-    await gqlAt(b.url!, `mutation($t: ID!, $m: String!) { createMessage(threadId: $t, input: { role: USER, content: $m }) { id } }`, { t: threadId, m: message });
-    const { createRun } = await gqlAt(b.url!, `mutation($t: ID!, $a: ID!) { createRun(threadId: $t, input: { assistantId: $a }) { id } }`, { t: threadId, a: assistantId });
+    await gqlAt(b.url!, `mutation($t: ID!, $m: String!) { createMessage(threadId: $t, input: { role: USER, content: $m }) { id } }`, {
+      t: threadId,
+      m: message,
+    });
+    const { createRun } = await gqlAt(b.url!, `mutation($t: ID!, $a: ID!) { createRun(threadId: $t, input: { assistantId: $a }) { id } }`, {
+      t: threadId,
+      a: assistantId,
+    });
     return createRun.id as string;
   }
 
@@ -67,7 +76,10 @@ describe('gateways A and B and a worker W on one PostgreSQL', () => {
   }
 
   async function setUp() {
-    const { createAssistant } = await gqlAt(b.url!, `mutation { createAssistant(input: { model: "scripted", tools: [{ type: FUNCTION, function: { name: "lookup" } }] }) { id } }`);
+    const { createAssistant } = await gqlAt(
+      b.url!,
+      `mutation { createAssistant(input: { model: "scripted", tools: [{ type: FUNCTION, function: { name: "lookup" } }] }) { id } }`,
+    );
     const { createThread } = await gqlAt(b.url!, `mutation { createThread { id } }`);
     return { assistantId: createAssistant.id as string, threadId: createThread.id as string };
   }
@@ -78,9 +90,17 @@ describe('gateways A and B and a worker W on one PostgreSQL', () => {
       const { run } = await gqlAt(b.url!, `query($t: ID!, $r: ID!) { run(threadId: $t, runId: $r) { status } }`, { t: threadId, r: runId });
       if (['COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED', 'INCOMPLETE'].includes(run.status)) return run.status;
       if (run.status === 'REQUIRES_ACTION') {
-        const { run: r } = await gqlAt(b.url!, `query($t: ID!, $r: ID!) { run(threadId: $t, runId: $r) { requiredAction { submitToolOutputs { toolCalls { id } } } } }`, { t: threadId, r: runId });
+        const { run: r } = await gqlAt(
+          b.url!,
+          `query($t: ID!, $r: ID!) { run(threadId: $t, runId: $r) { requiredAction { submitToolOutputs { toolCalls { id } } } } }`,
+          { t: threadId, r: runId },
+        );
         const outputs = r.requiredAction.submitToolOutputs.toolCalls.map((c: any) => ({ toolCallId: c.id, output: 'found' }));
-        await gqlAt(b.url!, `mutation($t: ID!, $r: ID!, $o: [ToolOutputInput!]!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: $o) { id } }`, { t: threadId, r: runId, o: outputs }).catch(() => {});
+        await gqlAt(
+          b.url!,
+          `mutation($t: ID!, $r: ID!, $o: [ToolOutputInput!]!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: $o) { id } }`,
+          { t: threadId, r: runId, o: outputs },
+        ).catch(() => {});
       }
       if (Date.now() > deadline) throw new Error(`run ${runId} stuck in ${run.status}`);
       await new Promise((r) => setTimeout(r, 20));
@@ -102,10 +122,21 @@ describe('gateways A and B and a worker W on one PostgreSQL', () => {
     expectGapless(watch.events, runIds);
     // queued, in_progress, completed | + requires_action, queued, in_progress | ... | failed
     expect(watch.events.map((e) => e.status)).toEqual([
-      'QUEUED', 'IN_PROGRESS', 'COMPLETED',
-      'QUEUED', 'IN_PROGRESS', 'REQUIRES_ACTION', 'QUEUED', 'IN_PROGRESS', 'COMPLETED',
-      'QUEUED', 'IN_PROGRESS', 'COMPLETED',
-      'QUEUED', 'IN_PROGRESS', 'FAILED',
+      'QUEUED',
+      'IN_PROGRESS',
+      'COMPLETED',
+      'QUEUED',
+      'IN_PROGRESS',
+      'REQUIRES_ACTION',
+      'QUEUED',
+      'IN_PROGRESS',
+      'COMPLETED',
+      'QUEUED',
+      'IN_PROGRESS',
+      'COMPLETED',
+      'QUEUED',
+      'IN_PROGRESS',
+      'FAILED',
     ]);
   }, 60_000);
 

@@ -48,10 +48,11 @@ async function waitingRun() {
 const cancel = (threadId: string, runId: string) =>
   t.gql(`mutation($t: ID!, $r: ID!) { cancelRun(threadId: $t, runId: $r) { status } }`, { t: threadId, r: runId });
 const submit = (threadId: string, runId: string) =>
-  t.gql(
-    `mutation($t: ID!, $r: ID!, $o: [ToolOutputInput!]!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: $o) { status } }`,
-    { t: threadId, r: runId, o: [{ toolCallId: 'call_1', output: 'sunny' }] },
-  );
+  t.gql(`mutation($t: ID!, $r: ID!, $o: [ToolOutputInput!]!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: $o) { status } }`, {
+    t: threadId,
+    r: runId,
+    o: [{ toolCallId: 'call_1', output: 'sunny' }],
+  });
 
 describe('a transition', () => {
   it('bumps the version, stamps its timestamp and records the event', async () => {
@@ -81,7 +82,11 @@ describe('a transition', () => {
   it('refuses an illegal move and leaves the run untouched', async () => {
     const { runId } = await newRun(t);
     expect(await t.app.engine.transition(runId, 'completed')).toBeUndefined();
-    expect(await t.app.engine.transition(runId, 'requires_action', { requiredAction: { type: 'submit_tool_outputs', submitToolOutputs: { toolCalls: [CALL] } } })).toBeUndefined();
+    expect(
+      await t.app.engine.transition(runId, 'requires_action', {
+        requiredAction: { type: 'submit_tool_outputs', submitToolOutputs: { toolCalls: [CALL] } },
+      }),
+    ).toBeUndefined();
     const events = await history(runId);
     expect(events).toHaveLength(1);
     expect((await t.app.engine.getById(runId))!.version).toBe(1);

@@ -96,16 +96,18 @@ describe('runs held by a stopped transaction, a gateway with 10 connections', ()
   let gateway: RunwayProcess;
   let url: string;
   const B = { t: '', r: '' };
-  const as = (key: string) => async (query: string, variables: Record<string, unknown> = {}) => {
-    const res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-      body: JSON.stringify({ query, variables }),
-    });
-    const body = (await res.json()) as GraphQLResponse;
-    if (body.errors) throw new Error(JSON.stringify(body.errors));
-    return body.data;
-  };
+  const as =
+    (key: string) =>
+    async (query: string, variables: Record<string, unknown> = {}) => {
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+        body: JSON.stringify({ query, variables }),
+      });
+      const body = (await res.json()) as GraphQLResponse;
+      if (body.errors) throw new Error(JSON.stringify(body.errors));
+      return body.data;
+    };
   const a = as(KEY_A);
 
   beforeAll(async () => {
@@ -124,8 +126,9 @@ describe('runs held by a stopped transaction, a gateway with 10 connections', ()
     const b = as(KEY_B);
     const assistant = (await b('mutation { createAssistant(input: { model: "scripted" }) { id } }')).createAssistant.id;
     B.t = (await b('mutation { createThread(input: { messages: [{ role: USER, content: "hi" }] }) { id } }')).createThread.id;
-    B.r = (await b('mutation($t: ID!, $a: ID!) { createRun(threadId: $t, input: { assistantId: $a }) { id } }', { t: B.t, a: assistant }))
-      .createRun.id;
+    B.r = (
+      await b('mutation($t: ID!, $a: ID!) { createRun(threadId: $t, input: { assistantId: $a }) { id } }', { t: B.t, a: assistant })
+    ).createRun.id;
   }, 60_000);
   afterAll(async () => {
     await gateway?.kill('SIGTERM');
@@ -138,7 +141,10 @@ describe('runs held by a stopped transaction, a gateway with 10 connections', ()
     const runs: { t: string; r: string }[] = [];
     for (let i = 0; i < n; i++) {
       const thread = (await a('mutation { createThread { id } }')).createThread.id;
-      const run = await a('mutation($t: ID!, $a: ID!) { createRun(threadId: $t, input: { assistantId: $a }) { id } }', { t: thread, a: assistant });
+      const run = await a('mutation($t: ID!, $a: ID!) { createRun(threadId: $t, input: { assistantId: $a }) { id } }', {
+        t: thread,
+        a: assistant,
+      });
       runs.push({ t: thread, r: run.createRun.id });
     }
     return runs;
@@ -177,8 +183,12 @@ describe('runs held by a stopped transaction, a gateway with 10 connections', ()
         clients: [cancelled.map((run) => ({ query: CANCEL, variables: { t: B.t, r: run.r } }))],
         pauseMs: 50,
       });
-      cancels = await startClients({ url, apiKey: KEY_A, clients: cancelled.map((run) => [{ query: CANCEL, variables: run }]), durationMs: STORM_MS })
-        .answers;
+      cancels = await startClients({
+        url,
+        apiKey: KEY_A,
+        clients: cancelled.map((run) => [{ query: CANCEL, variables: run }]),
+        durationMs: STORM_MS,
+      }).answers;
       reading.stop();
       probing.stop();
       reads = await reading.answers;
@@ -225,7 +235,10 @@ describe('runs held by a stopped transaction, a gateway with 10 connections', ()
 
   it('clients cancelling 30 held runs hold at most half the pool (5 of 10), and get RESOURCE_BUSY; reads stay under 100 ms (p99)', async () => {
     const runs = await queuedRuns(30);
-    const { cancels, reads, figures } = await cancelHeld(runs, runs.map((r) => r.r));
+    const { cancels, reads, figures } = await cancelHeld(
+      runs,
+      runs.map((r) => r.r),
+    );
     expect(figures.cancels).toEqual({ RESOURCE_BUSY: cancels.length });
     // Five at a time wait for a lock; the others wait for their turn no longer than the lock timeout.
     expect(figures.slowestCancelMs).toBeLessThan(4000);
@@ -275,7 +288,7 @@ describe('a thread held by a stopped transaction', () => {
   }, 30_000);
 });
 
-describe('a held run with no lock timeout (0: the server\'s setting)', () => {
+describe("a held run with no lock timeout (0: the server's setting)", () => {
   let t: TestApp;
   beforeAll(async () => {
     t = await startTestApp({ databaseTimeouts: { lockMs: 0, statementMs: 500 } });
@@ -310,7 +323,8 @@ async function waitForLockWaits(url: string, n: number): Promise<void> {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
     for (const deadline = Date.now() + HUNG_MS; Date.now() < deadline; await new Promise((r) => setTimeout(r, 10))) {
-      const [row] = await sql`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`;
+      const [row] =
+        await sql`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`;
       if ((row!.n as number) >= n) return;
     }
     throw new Error(`no ${n} sessions waiting on a lock`);

@@ -29,7 +29,11 @@ const PAGE = `query($t: ID!, $n: Int) { thread(id: $t) { id messages(first: $n, 
 /** Four pages (what the cost limit lets through): 160 MB of text. */
 const FOUR_PAGES = `query($t: ID!) { ${[0, 1, 2, 3].map((i) => `a${i}: thread(id: $t) { messages(first: 100) { nodes { text } } }`).join(' ')} }`;
 
-async function overHttp(query: string, variables: Record<string, unknown>, batch = false): Promise<GraphQLResponse & { status: number; bytes: number }> {
+async function overHttp(
+  query: string,
+  variables: Record<string, unknown>,
+  batch = false,
+): Promise<GraphQLResponse & { status: number; bytes: number }> {
   const res = await fetch(t.url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
@@ -43,7 +47,10 @@ async function overHttp(query: string, variables: Record<string, unknown>, batch
 function overWebsocket(query: string, variables: Record<string, unknown>): Promise<GraphQLResponse> {
   const client = t.wsClient();
   return new Promise((resolve) =>
-    client.subscribe({ query, variables }, { next: (value) => resolve(value as GraphQLResponse), error: (e) => resolve({ errors: e as never }), complete: () => {} }),
+    client.subscribe(
+      { query, variables },
+      { next: (value) => resolve(value as GraphQLResponse), error: (e) => resolve({ errors: e as never }), complete: () => {} },
+    ),
   );
 }
 
@@ -55,8 +62,12 @@ function expectTooLarge(answer: GraphQLResponse) {
 }
 
 describe('an answer over MAX_RESPONSE_BYTES (16 MiB by default)', () => {
-  it('is refused with RESPONSE_TOO_LARGE alone, on the fast path, yoga\'s path and the websocket', async () => {
-    for (const send of [(q: string, v: Record<string, unknown>) => overHttp(q, v), (q: string, v: Record<string, unknown>) => overHttp(q, v, true), overWebsocket]) {
+  it("is refused with RESPONSE_TOO_LARGE alone, on the fast path, yoga's path and the websocket", async () => {
+    for (const send of [
+      (q: string, v: Record<string, unknown>) => overHttp(q, v),
+      (q: string, v: Record<string, unknown>) => overHttp(q, v, true),
+      overWebsocket,
+    ]) {
       const started = performance.now();
       expectTooLarge(await send(PAGE, { t: bigThread, n: 100 }));
       expectTooLarge(await send(FOUR_PAGES, { t: bigThread }));

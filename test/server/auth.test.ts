@@ -19,7 +19,11 @@ afterAll(async () => {
 });
 
 const post = (headers: Record<string, string>) =>
-  fetch(t.url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query: '{ __typename }' }) });
+  fetch(t.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ query: '{ __typename }' }),
+  });
 
 describe('HTTP', () => {
   it('answers 401 UNAUTHENTICATED without a key or with an unknown one', async () => {
@@ -58,7 +62,10 @@ describe('websockets', () => {
         connectionParams,
         on: { closed: (e: any) => resolve({ closed: e.code }) },
       });
-      client.subscribe({ query: '{ __typename }' }, { next: (v) => resolve({ data: v.data }), error: () => {}, complete: () => void client.dispose() });
+      client.subscribe(
+        { query: '{ __typename }' },
+        { next: (v) => resolve({ data: v.data }), error: () => {}, complete: () => void client.dispose() },
+      );
     });
 
   it('closes with 4401 at connection_init without a valid key', async () => {

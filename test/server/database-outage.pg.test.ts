@@ -82,7 +82,10 @@ describe('a gateway whose database cannot be reached', () => {
   function wsResult(query: string): Promise<any> {
     return new Promise((resolve) => {
       let result: unknown;
-      ws.subscribe({ query }, { next: (value) => (result = value), error: (errors) => resolve({ errors }), complete: () => resolve(result) });
+      ws.subscribe(
+        { query },
+        { next: (value) => (result = value), error: (errors) => resolve({ errors }), complete: () => resolve(result) },
+      );
     });
   }
 
@@ -119,7 +122,9 @@ describe('a gateway whose database cannot be reached', () => {
       wsSubscription: await wsResult(`subscription { runStatusChanged(runId: "${runId}") { status } }`),
       wsNewSocket: await new Promise<number>((resolve) => {
         const socket = new WebSocket(url.replace('http', 'ws'), 'graphql-transport-ws');
-        socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: 'Bearer rw_another-new-one' } })));
+        socket.on('open', () =>
+          socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: 'Bearer rw_another-new-one' } })),
+        );
         socket.on('close', (code) => resolve(code));
       }),
       ready: await ready(),

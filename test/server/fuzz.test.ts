@@ -82,15 +82,48 @@ const message = fc.oneof(
 
 const operations = (): fc.Arbitrary<{ query: string; variables: unknown }> =>
   fc.oneof(
-    fc.record({ query: fc.constant('query($t: ID!, $r: ID!) { run(threadId: $t, runId: $r) { id status version } }'), variables: fc.record({ t: threadId(), r: runId() }) }),
     fc.record({
-      query: fc.constant('query($t: ID!, $f: Int, $a: String, $l: Int, $b: String, $s: [RunStatus!]) { runs(threadId: $t, first: $f, after: $a, last: $l, before: $b, status: $s) { nodes { id } pageInfo { endCursor } } }'),
-      variables: fc.record({ t: threadId(), f: junk, a: junk, l: junk, b: junk, s: fc.oneof(junk, fc.array(fc.constantFrom('QUEUED', 'COMPLETED', 'NOPE'))) }, { requiredKeys: ['t'] }),
+      query: fc.constant('query($t: ID!, $r: ID!) { run(threadId: $t, runId: $r) { id status version } }'),
+      variables: fc.record({ t: threadId(), r: runId() }),
     }),
-    fc.record({ query: fc.constant('query($id: ID!) { thread(id: $id) { id messages(first: 5) { nodes { text } } runs { nodes { status } } } }'), variables: fc.record({ id: threadId() }) }),
-    fc.record({ query: fc.constant('mutation($i: CreateAssistantInput!) { createAssistant(input: $i) { id } }'), variables: fc.record({ i: fc.oneof(junk, fc.record({ model: fc.oneof(fc.constant('scripted'), junk), name: junk, tools: junk, metadata: junk }, { requiredKeys: [] })) }) }),
-    fc.record({ query: fc.constant('mutation($i: CreateThreadInput) { createThread(input: $i) { id } }'), variables: fc.record({ i: fc.oneof(junk, fc.record({ messages: fc.array(fc.record({ role: fc.constantFrom('USER', 'ASSISTANT', 'X'), content: message })), metadata: junk }, { requiredKeys: [] })) }) }),
-    fc.record({ query: fc.constant('mutation($t: ID!, $i: CreateMessageInput!) { createMessage(threadId: $t, input: $i) { id } }'), variables: fc.record({ t: threadId(), i: fc.record({ role: fc.constantFrom('USER', 'ASSISTANT'), content: message }) }) }),
+    fc.record({
+      query: fc.constant(
+        'query($t: ID!, $f: Int, $a: String, $l: Int, $b: String, $s: [RunStatus!]) { runs(threadId: $t, first: $f, after: $a, last: $l, before: $b, status: $s) { nodes { id } pageInfo { endCursor } } }',
+      ),
+      variables: fc.record(
+        { t: threadId(), f: junk, a: junk, l: junk, b: junk, s: fc.oneof(junk, fc.array(fc.constantFrom('QUEUED', 'COMPLETED', 'NOPE'))) },
+        { requiredKeys: ['t'] },
+      ),
+    }),
+    fc.record({
+      query: fc.constant('query($id: ID!) { thread(id: $id) { id messages(first: 5) { nodes { text } } runs { nodes { status } } } }'),
+      variables: fc.record({ id: threadId() }),
+    }),
+    fc.record({
+      query: fc.constant('mutation($i: CreateAssistantInput!) { createAssistant(input: $i) { id } }'),
+      variables: fc.record({
+        i: fc.oneof(
+          junk,
+          fc.record({ model: fc.oneof(fc.constant('scripted'), junk), name: junk, tools: junk, metadata: junk }, { requiredKeys: [] }),
+        ),
+      }),
+    }),
+    fc.record({
+      query: fc.constant('mutation($i: CreateThreadInput) { createThread(input: $i) { id } }'),
+      variables: fc.record({
+        i: fc.oneof(
+          junk,
+          fc.record(
+            { messages: fc.array(fc.record({ role: fc.constantFrom('USER', 'ASSISTANT', 'X'), content: message })), metadata: junk },
+            { requiredKeys: [] },
+          ),
+        ),
+      }),
+    }),
+    fc.record({
+      query: fc.constant('mutation($t: ID!, $i: CreateMessageInput!) { createMessage(threadId: $t, input: $i) { id } }'),
+      variables: fc.record({ t: threadId(), i: fc.record({ role: fc.constantFrom('USER', 'ASSISTANT'), content: message }) }),
+    }),
     fc.record({
       query: fc.constant('mutation($t: ID!, $i: CreateRunInput!) { createRun(threadId: $t, input: $i) { id status } }'),
       variables: fc.record({
@@ -114,14 +147,37 @@ const operations = (): fc.Arbitrary<{ query: string; variables: unknown }> =>
         ),
       }),
     }),
-    fc.record({ query: fc.constant('mutation($t: ID!, $r: ID!) { cancelRun(threadId: $t, runId: $r) { status } }'), variables: fc.record({ t: threadId(), r: runId() }) }),
-    fc.record({ query: fc.constant('mutation($t: ID!, $r: ID!, $m: JSONObject!) { modifyRun(threadId: $t, runId: $r, metadata: $m) { id } }'), variables: fc.record({ t: threadId(), r: runId(), m: junk }) }),
     fc.record({
-      query: fc.constant('mutation($t: ID!, $r: ID!, $o: [ToolOutputInput!]!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: $o) { status } }'),
-      variables: fc.record({ t: threadId(), r: runId(), o: fc.oneof(junk, fc.array(fc.record({ toolCallId: fc.oneof(fc.constant('call_x'), junk), output: junk }), { maxLength: 3 })) }),
+      query: fc.constant('mutation($t: ID!, $r: ID!) { cancelRun(threadId: $t, runId: $r) { status } }'),
+      variables: fc.record({ t: threadId(), r: runId() }),
+    }),
+    fc.record({
+      query: fc.constant('mutation($t: ID!, $r: ID!, $m: JSONObject!) { modifyRun(threadId: $t, runId: $r, metadata: $m) { id } }'),
+      variables: fc.record({ t: threadId(), r: runId(), m: junk }),
+    }),
+    fc.record({
+      query: fc.constant(
+        'mutation($t: ID!, $r: ID!, $o: [ToolOutputInput!]!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: $o) { status } }',
+      ),
+      variables: fc.record({
+        t: threadId(),
+        r: runId(),
+        o: fc.oneof(junk, fc.array(fc.record({ toolCallId: fc.oneof(fc.constant('call_x'), junk), output: junk }), { maxLength: 3 })),
+      }),
     }),
     // Malformed documents: random text, and valid ones cut short.
-    fc.record({ query: fc.oneof(fc.string({ maxLength: 80 }), fc.constantFrom('{ run(', 'mutation { createRun(threadId: "x", input: {', '{ __typename } }', 'subscription { runStatusChanged(runId: "x") { status } }')), variables: fc.oneof(junk, fc.constant(undefined)) }),
+    fc.record({
+      query: fc.oneof(
+        fc.string({ maxLength: 80 }),
+        fc.constantFrom(
+          '{ run(',
+          'mutation { createRun(threadId: "x", input: {',
+          '{ __typename } }',
+          'subscription { runStatusChanged(runId: "x") { status } }',
+        ),
+      ),
+      variables: fc.oneof(junk, fc.constant(undefined)),
+    }),
   );
 
 it('survives 2,000 generated operations', async () => {
@@ -169,7 +225,9 @@ const CHARACTERS_POSTGRES_REFUSES = ['\u0000', '\ud800', '\udbff', '\udc00', '\u
 /** Short text of every kind, with NUL and lone surrogates anywhere in it. */
 const shortText = fc.oneof(
   fc.string({ maxLength: 20 }),
-  fc.tuple(fc.string({ maxLength: 10 }), fc.constantFrom(...CHARACTERS_POSTGRES_REFUSES), fc.string({ maxLength: 10 })).map((p) => p.join('')),
+  fc
+    .tuple(fc.string({ maxLength: 10 }), fc.constantFrom(...CHARACTERS_POSTGRES_REFUSES), fc.string({ maxLength: 10 }))
+    .map((p) => p.join('')),
   fc.array(fc.constantFrom(...CHARACTERS_POSTGRES_REFUSES, 'a', '😀', '\\', '"'), { maxLength: 12 }).map((c) => c.join('')),
 );
 /** Text up to ~300 KB: in short words, or one long word (the tokenizer's worst case). */
@@ -192,17 +250,32 @@ const hostileJson = fc.oneof(
   { weight: 4, arbitrary: smallJson },
   {
     weight: 1,
-    arbitrary: fc.tuple(fc.integer({ min: 1, max: DEEPEST_JSON }), shortText, fc.boolean()).map(([depth, leaf, asArrays]) => ({ deep: nest(depth, leaf, asArrays) })),
+    arbitrary: fc
+      .tuple(fc.integer({ min: 1, max: DEEPEST_JSON }), shortText, fc.boolean())
+      .map(([depth, leaf, asArrays]) => ({ deep: nest(depth, leaf, asArrays) })),
   },
   {
     weight: 1,
-    arbitrary: fc.tuple(fc.integer({ min: 1_000, max: LONGEST_LIST }), fc.oneof(fc.integer(), shortText.filter((x) => x.length < 8))).map(([n, item]) => ({
-      type: 'object',
-      enum: Array(n).fill(item),
-    })),
+    arbitrary: fc
+      .tuple(
+        fc.integer({ min: 1_000, max: LONGEST_LIST }),
+        fc.oneof(
+          fc.integer(),
+          shortText.filter((x) => x.length < 8),
+        ),
+      )
+      .map(([n, item]) => ({
+        type: 'object',
+        enum: Array(n).fill(item),
+      })),
   },
 );
-const hostileNumber = fc.oneof(fc.integer({ min: -5, max: 400 }), fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.constant(2 ** 31));
+const hostileNumber = fc.oneof(
+  fc.integer({ min: -5, max: 400 }),
+  fc.integer(),
+  fc.double({ noNaN: true, noDefaultInfinity: true }),
+  fc.constant(2 ** 31),
+);
 
 /** The pool of ids an ID argument draws from, by its name. */
 function poolFor(name: string): () => string[] {
@@ -231,7 +304,9 @@ function valuesOf(type: GraphQLInputType, name: string, small = false, depth = 0
     if (depth > 4) return fc.constant(null);
     const fields = Object.values(inner.getFields());
     const required = fields.filter((f) => isNonNullType(f.type)).map((f) => f.name);
-    right = fc.record(Object.fromEntries(fields.map((f) => [f.name, valuesOf(f.type, f.name, small, depth + 1)])), { requiredKeys: required });
+    right = fc.record(Object.fromEntries(fields.map((f) => [f.name, valuesOf(f.type, f.name, small, depth + 1)])), {
+      requiredKeys: required,
+    });
   } else if (isEnumType(inner)) {
     right = fc.constantFrom(...inner.getValues().map((v) => v.name));
   } else if (isScalarType(inner) && inner.name === 'ID') {
@@ -256,17 +331,18 @@ function valuesOf(type: GraphQLInputType, name: string, small = false, depth = 0
 
 /** Every query and mutation field, as an operation with one variable per argument. */
 function everyField(): fc.Arbitrary<{ query: string; variables: Record<string, unknown> }> {
-  const operations = [
-    ['query', schema.getQueryType()!] as const,
-    ['mutation', schema.getMutationType()!] as const,
-  ].flatMap(([kind, type]) =>
-    Object.values(type.getFields()).map((field: GraphQLField<unknown, unknown>) => {
-      const definitions = field.args.map((a) => `$${a.name}: ${a.type}`).join(', ');
-      const args = field.args.map((a) => `${a.name}: $${a.name}`).join(', ');
-      const leaf = isScalarType(getNamedType(field.type)) || isEnumType(getNamedType(field.type));
-      const query = `${kind}${definitions ? `(${definitions})` : ''} { ${field.name}${args ? `(${args})` : ''}${leaf ? '' : ' { __typename }'} }`;
-      return fc.record({ query: fc.constant(query), variables: fc.record(Object.fromEntries(field.args.map((a) => [a.name, valuesOf(a.type, a.name)]))) });
-    }),
+  const operations = [['query', schema.getQueryType()!] as const, ['mutation', schema.getMutationType()!] as const].flatMap(
+    ([kind, type]) =>
+      Object.values(type.getFields()).map((field: GraphQLField<unknown, unknown>) => {
+        const definitions = field.args.map((a) => `$${a.name}: ${a.type}`).join(', ');
+        const args = field.args.map((a) => `${a.name}: $${a.name}`).join(', ');
+        const leaf = isScalarType(getNamedType(field.type)) || isEnumType(getNamedType(field.type));
+        const query = `${kind}${definitions ? `(${definitions})` : ''} { ${field.name}${args ? `(${args})` : ''}${leaf ? '' : ' { __typename }'} }`;
+        return fc.record({
+          query: fc.constant(query),
+          variables: fc.record(Object.fromEntries(field.args.map((a) => [a.name, valuesOf(a.type, a.name)]))),
+        });
+      }),
   );
   return fc.oneof(...operations);
 }
@@ -304,19 +380,26 @@ function sendOverWebsocket(key: string, query: string, variables: Record<string,
 it('survives hostile values in every argument of every query and mutation, on every transport', async () => {
   let sent = 0;
   await fc.assert(
-    fc.asyncProperty(everyField(), fc.constantFrom(KEY_A, KEY_B), fc.constantFrom('http', 'batch', 'websocket'), async ({ query, variables }, key, transport) => {
-      const answers =
-        transport === 'websocket' ? await sendOverWebsocket(key, query, variables) : await sendOverHttp(key, query, variables, transport === 'batch');
-      sent++;
-      for (const answer of answers) {
-        expect(answer.status, query).toBeLessThan(500);
-        for (const error of answer.errors ?? []) {
-          expect(Object.keys(ERROR_CODES), `${query} ${JSON.stringify(error)}`).toContain(error.extensions?.code);
-          expect(error.extensions?.code, `${query} ${JSON.stringify(error).slice(0, 500)}`).not.toBe('INTERNAL_SERVER_ERROR');
-          expect(JSON.stringify(error)).not.toMatch(/stack|\.ts:\d+|node_modules/);
+    fc.asyncProperty(
+      everyField(),
+      fc.constantFrom(KEY_A, KEY_B),
+      fc.constantFrom('http', 'batch', 'websocket'),
+      async ({ query, variables }, key, transport) => {
+        const answers =
+          transport === 'websocket'
+            ? await sendOverWebsocket(key, query, variables)
+            : await sendOverHttp(key, query, variables, transport === 'batch');
+        sent++;
+        for (const answer of answers) {
+          expect(answer.status, query).toBeLessThan(500);
+          for (const error of answer.errors ?? []) {
+            expect(Object.keys(ERROR_CODES), `${query} ${JSON.stringify(error)}`).toContain(error.extensions?.code);
+            expect(error.extensions?.code, `${query} ${JSON.stringify(error).slice(0, 500)}`).not.toBe('INTERNAL_SERVER_ERROR');
+            expect(JSON.stringify(error)).not.toMatch(/stack|\.ts:\d+|node_modules/);
+          }
         }
-      }
-    }),
+      },
+    ),
     { numRuns: 1500, seed: Number(process.env.FUZZ_SEED ?? 20261124) },
   );
   expect(sent).toBe(1500);
@@ -341,12 +424,16 @@ async function expectConsistentAndHealthy() {
   }
   // No run ever joined another project's thread or assistant.
   const [crossed] = await db
-    .execute(sql`select count(*)::int as n from runs r join threads t on t.id = r.thread_id join assistants a on a.id = r.assistant_id
-      where r.project_id <> t.project_id or r.project_id <> a.project_id`)
+    .execute(
+      sql`select count(*)::int as n from runs r join threads t on t.id = r.thread_id join assistants a on a.id = r.assistant_id
+      where r.project_id <> t.project_id or r.project_id <> a.project_id`,
+    )
     .then((r: any) => r.rows ?? r);
   expect(crossed.n).toBe(0);
   const [active] = await db
-    .execute(sql`select count(*)::int as n from (select thread_id from runs where status in ('queued','in_progress','requires_action','cancelling') group by thread_id having count(*) > 1) x`)
+    .execute(
+      sql`select count(*)::int as n from (select thread_id from runs where status in ('queued','in_progress','requires_action','cancelling') group by thread_id having count(*) > 1) x`,
+    )
     .then((r: any) => r.rows ?? r);
   expect(active.n).toBe(0);
 

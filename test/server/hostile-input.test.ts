@@ -35,7 +35,10 @@ const inBatch: Send = async (query, variables) => {
 const overWebsocket: Send = (query, variables) => {
   const client = t.wsClient();
   return new Promise((resolve) =>
-    client.subscribe({ query, variables }, { next: (value) => resolve(value as GraphQLResponse), error: (e) => resolve({ errors: e as never }), complete: () => {} }),
+    client.subscribe(
+      { query, variables },
+      { next: (value) => resolve(value as GraphQLResponse), error: (e) => resolve({ errors: e as never }), complete: () => {} },
+    ),
   );
 };
 const TRANSPORTS = { HTTP: overHttp, 'a batched HTTP request': inBatch, 'the websocket': overWebsocket };
@@ -51,7 +54,12 @@ const SUBMIT = 'mutation($t: ID!, $r: ID!, $o: [ToolOutputInput!]!) { submitTool
 const tool = (fn: Record<string, unknown>) => ({ type: 'FUNCTION', function: { name: 'get_weather', ...fn } });
 
 /** Each stored string, with a NUL in it, and the field the error must name. */
-function nulCases(ids: { threadId: string; idleThreadId: string; runId: string; waiting: { threadId: string; runId: string; callId: string } }) {
+function nulCases(ids: {
+  threadId: string;
+  idleThreadId: string;
+  runId: string;
+  waiting: { threadId: string; runId: string; callId: string };
+}) {
   const { threadId, idleThreadId, runId, waiting } = ids;
   const assistant = (i: Record<string, unknown>) => [CREATE_ASSISTANT, { i: { model: 'scripted', ...i } }] as const;
   const run = (i: Record<string, unknown>) => [CREATE_RUN, { t: idleThreadId, i: { assistantId, ...i } }] as const;
@@ -63,10 +71,24 @@ function nulCases(ids: { threadId: string; idleThreadId: string; runId: string; 
     ['input.metadata', ...assistant({ metadata: { k: `v${NUL}` } })],
     ['input.metadata', ...assistant({ metadata: { [`k${NUL}`]: 'v' } })],
     ['input.tools.0.function.description', ...assistant({ tools: [tool({ description: `d${NUL}` })] })],
-    ['input.tools.0.function.parameters', ...assistant({ tools: [tool({ parameters: { type: 'object', properties: { [`c${NUL}`]: {} } } })] })],
+    [
+      'input.tools.0.function.parameters',
+      ...assistant({ tools: [tool({ parameters: { type: 'object', properties: { [`c${NUL}`]: {} } } })] }),
+    ],
     ['input.tools.1.function.parameters', ...assistant({ tools: [WEATHER_TOOL, tool({ parameters: { enum: ['a', `b${NUL}`] } })] })],
     ['input.metadata', CREATE_THREAD, { i: { metadata: { k: NUL } } }],
-    ['input.messages.1.content', CREATE_THREAD, { i: { messages: [{ role: 'USER', content: 'ok' }, { role: 'USER', content: `x${NUL}` }] } }],
+    [
+      'input.messages.1.content',
+      CREATE_THREAD,
+      {
+        i: {
+          messages: [
+            { role: 'USER', content: 'ok' },
+            { role: 'USER', content: `x${NUL}` },
+          ],
+        },
+      },
+    ],
     ['input.messages.0.metadata', CREATE_THREAD, { i: { messages: [{ role: 'USER', content: 'ok', metadata: { [NUL]: 'v' } }] } }],
     ['input.content', CREATE_MESSAGE, { t: idleThreadId, i: { role: 'USER', content: `hello${NUL}` } }],
     ['input.metadata', CREATE_MESSAGE, { t: idleThreadId, i: { role: 'USER', content: 'hi', metadata: { k: NUL } } }],
@@ -77,8 +99,14 @@ function nulCases(ids: { threadId: string; idleThreadId: string; runId: string; 
     ['input.additionalMessages.0.metadata', ...run({ additionalMessages: [{ role: 'USER', content: 'x', metadata: { k: NUL } }] })],
     ['input.metadata', ...run({ metadata: { k: NUL } })],
     ['input.tools.0.function.parameters', ...run({ tools: [tool({ parameters: { d: [[[`x${NUL}`]]] } })] })],
-    ['input.responseFormat.jsonSchema.description', ...run({ responseFormat: { type: 'JSON_SCHEMA', jsonSchema: { name: 'n', description: NUL } } })],
-    ['input.responseFormat.jsonSchema.schema', ...run({ responseFormat: { type: 'JSON_SCHEMA', jsonSchema: { name: 'n', schema: { [NUL]: 1 } } } })],
+    [
+      'input.responseFormat.jsonSchema.description',
+      ...run({ responseFormat: { type: 'JSON_SCHEMA', jsonSchema: { name: 'n', description: NUL } } }),
+    ],
+    [
+      'input.responseFormat.jsonSchema.schema',
+      ...run({ responseFormat: { type: 'JSON_SCHEMA', jsonSchema: { name: 'n', schema: { [NUL]: 1 } } } }),
+    ],
     ['metadata', MODIFY_RUN, { t: threadId, r: runId, m: { note: `x${NUL}y` } }],
     ['toolOutputs.0.output', SUBMIT, { t: waiting.threadId, r: waiting.runId, o: [{ toolCallId: waiting.callId, output: `22°C${NUL}` }] }],
   ] as const;
@@ -89,10 +117,13 @@ async function waitingRun(): Promise<{ threadId: string; runId: string; callId: 
   const threadId = await createThread(t, 'call get_weather {"city":"Oslo"}');
   const runId = (await createRun(t, threadId, { assistantId })).id as string;
   for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
-    const { run } = await t.ok(`query($t: ID!, $r: ID!) { run(threadId: $t, runId: $r) { status requiredAction { submitToolOutputs { toolCalls { id } } } } }`, {
-      t: threadId,
-      r: runId,
-    });
+    const { run } = await t.ok(
+      `query($t: ID!, $r: ID!) { run(threadId: $t, runId: $r) { status requiredAction { submitToolOutputs { toolCalls { id } } } } }`,
+      {
+        t: threadId,
+        r: runId,
+      },
+    );
     if (run.status === 'REQUIRES_ACTION') return { threadId, runId, callId: run.requiredAction.submitToolOutputs.toolCalls[0].id };
   }
   throw new Error('the run never asked for tool outputs');
@@ -122,8 +153,10 @@ describe('a NUL (U+0000) in a stored string', () => {
 
 async function rowCounts() {
   const [row] = await t.app.database.db
-    .execute(sql`select (select count(*) from assistants)::int as a, (select count(*) from threads)::int as t,
-      (select count(*) from messages)::int as m, (select count(*) from runs)::int as r`)
+    .execute(
+      sql`select (select count(*) from assistants)::int as a, (select count(*) from threads)::int as t,
+      (select count(*) from messages)::int as m, (select count(*) from runs)::int as r`,
+    )
     .then((r: any) => r.rows ?? r);
   return row;
 }
@@ -166,7 +199,9 @@ describe('a lone UTF-16 surrogate in text or an id', () => {
         i: { role: 'USER', content: text },
       });
       expect(message.createMessage.text).toBe(expected);
-      const assistant = await t.ok('mutation($i: CreateAssistantInput!) { createAssistant(input: $i) { name } }', { i: { model: 'scripted', name: text } });
+      const assistant = await t.ok('mutation($i: CreateAssistantInput!) { createAssistant(input: $i) { name } }', {
+        i: { model: 'scripted', name: text },
+      });
       expect(assistant.createAssistant.name).toBe(expected);
       expect(await t.ok('query($t: ID!) { thread(id: $t) { id } }', { t: `${threadId}${text}` })).toEqual({ thread: null });
     }
@@ -176,24 +211,40 @@ describe('a lone UTF-16 surrogate in text or an id', () => {
 describe('a lone UTF-16 surrogate in a metadata key', () => {
   it('is stored as U+FFFD, as it is in a value', async () => {
     const thread = await t.ok('mutation($i: CreateThreadInput) { createThread(input: $i) { id metadata } }', {
-      i: { metadata: { 'k\ud800': 'v', '\udc00': 'w', 'pair 😀': 'x' }, messages: [{ role: 'USER', content: 'hi', metadata: { 'm\udbff': 'v' } }] },
+      i: {
+        metadata: { 'k\ud800': 'v', '\udc00': 'w', 'pair 😀': 'x' },
+        messages: [{ role: 'USER', content: 'hi', metadata: { 'm\udbff': 'v' } }],
+      },
     });
     expect(thread.createThread.metadata).toEqual({ 'k\ufffd': 'v', '\ufffd': 'w', 'pair 😀': 'x' });
     const threadId = thread.createThread.id;
     const messages = await t.ok('query($t: ID!) { thread(id: $t) { messages { nodes { metadata } } } }', { t: threadId });
     expect(messages.thread.messages.nodes).toEqual([{ metadata: { 'm\ufffd': 'v' } }]);
-    const run = await createRun(t, threadId, { assistantId, metadata: { '\ud83d': 'half' }, tools: [tool({ parameters: { 'p\udfff': {} } })] });
+    const run = await createRun(t, threadId, {
+      assistantId,
+      metadata: { '\ud83d': 'half' },
+      tools: [tool({ parameters: { 'p\udfff': {} } })],
+    });
     expect(run.metadata).toEqual({ '\ufffd': 'half' });
-    const modified = await t.ok('mutation($t: ID!, $r: ID!, $m: JSONObject!) { modifyRun(threadId: $t, runId: $r, metadata: $m) { metadata } }', {
-      t: threadId,
-      r: run.id,
-      m: { 'a\udc00b': 'c' },
-    });
+    const modified = await t.ok(
+      'mutation($t: ID!, $r: ID!, $m: JSONObject!) { modifyRun(threadId: $t, runId: $r, metadata: $m) { metadata } }',
+      {
+        t: threadId,
+        r: run.id,
+        m: { 'a\udc00b': 'c' },
+      },
+    );
     expect(modified.modifyRun.metadata).toEqual({ 'a\ufffdb': 'c' });
-    const assistant = await t.ok('mutation($i: CreateAssistantInput!) { createAssistant(input: $i) { metadata tools { function { parameters } } } }', {
-      i: { model: 'scripted', metadata: { '\ud800': 'v' }, tools: [tool({ parameters: { '\ud800\ud800': 1 } })] },
+    const assistant = await t.ok(
+      'mutation($i: CreateAssistantInput!) { createAssistant(input: $i) { metadata tools { function { parameters } } } }',
+      {
+        i: { model: 'scripted', metadata: { '\ud800': 'v' }, tools: [tool({ parameters: { '\ud800\ud800': 1 } })] },
+      },
+    );
+    expect(assistant.createAssistant).toEqual({
+      metadata: { '\ufffd': 'v' },
+      tools: [{ function: { parameters: { '\ufffd\ufffd': 1 } } }],
     });
-    expect(assistant.createAssistant).toEqual({ metadata: { '\ufffd': 'v' }, tools: [{ function: { parameters: { '\ufffd\ufffd': 1 } } }] });
   });
 });
 
@@ -202,14 +253,16 @@ describe('a list of 12,000 messages for a new thread (more parameters than one s
     const many = Array.from({ length: 12_000 }, (_, i) => ({ role: 'USER', content: String(i) }));
     const { createThread: thread } = await t.ok(CREATE_THREAD, { i: { messages: many } });
     const [row] = await t.app.database.db
-      .execute(sql`select count(*)::int as n, min(content::int) as first, (array_agg(content order by id desc))[1] as last from messages where thread_id = ${thread.id}`)
+      .execute(
+        sql`select count(*)::int as n, min(content::int) as first, (array_agg(content order by id desc))[1] as last from messages where thread_id = ${thread.id}`,
+      )
       .then((r: any) => r.rows ?? r);
     expect(row).toEqual({ n: 12_000, first: 0, last: '11999' });
   });
 });
 
 describe('a status filter', () => {
-  it('of 70,000 values (beyond PostgreSQL\'s 65,535 parameters) asks for each status once', async () => {
+  it("of 70,000 values (beyond PostgreSQL's 65,535 parameters) asks for each status once", async () => {
     const threadId = await createThread(t);
     const run = await createRun(t, threadId, { assistantId });
     const statuses = Array.from({ length: 70_000 }, (_, i) => RUN_STATUSES[i % RUN_STATUSES.length]!.toUpperCase());

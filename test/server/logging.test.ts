@@ -31,7 +31,11 @@ it('gives every request an id, echoes it, and logs one line with it', async () =
     body: JSON.stringify({ query: '{ __typename }' }),
   });
   expect(mine.headers.get('x-request-id')).toBe('req-42');
-  const generated = await fetch(t.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{ __typename }"}' });
+  const generated = await fetch(t.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"query":"{ __typename }"}',
+  });
   const id = generated.headers.get('x-request-id');
   expect(id).toMatch(/^[0-9a-f-]{36}$/);
   await new Promise((r) => setTimeout(r, 50));
@@ -40,7 +44,14 @@ it('gives every request an id, echoes it, and logs one line with it', async () =
 });
 
 it('redacts keys and authorization wherever they appear in a line', () => {
-  logger.info({ headers: { authorization: 'Bearer sk-very-secret' }, connectionParams: { authorization: 'sk-very-secret' }, apiKey: 'sk-very-secret' }, 'probe');
+  logger.info(
+    {
+      headers: { authorization: 'Bearer sk-very-secret' },
+      connectionParams: { authorization: 'sk-very-secret' },
+      apiKey: 'sk-very-secret',
+    },
+    'probe',
+  );
   const probe = lines.find((l) => l.msg === 'probe');
   expect(probe.headers.authorization).toBe('[redacted]');
   expect(JSON.stringify(lines)).not.toContain('sk-very-secret');
@@ -66,8 +77,10 @@ describe('a failing statement', () => {
   /** A database that refuses some messages: the statement fails in PostgreSQL itself. */
   async function refuseMessages(role: string, work: () => Promise<void>) {
     const db = t.app.database.db;
-    await db.execute(sql.raw(`create function refuse_secret() returns trigger language plpgsql as $$
-      begin if new.role = '${role}' and new.content like '%tell-no-one%' then raise exception 'refused by a trigger'; end if; return new; end $$`));
+    await db.execute(
+      sql.raw(`create function refuse_secret() returns trigger language plpgsql as $$
+      begin if new.role = '${role}' and new.content like '%tell-no-one%' then raise exception 'refused by a trigger'; end if; return new; end $$`),
+    );
     await db.execute(sql.raw(`create trigger refuse_secret before insert on messages for each row execute function refuse_secret()`));
     try {
       await work();
@@ -82,7 +95,10 @@ describe('a failing statement', () => {
     await refuseMessages('user', async () => {
       const secret = 'my secret tell-no-one 1234';
       lines.length = 0;
-      const answer = await t.gql(CREATE_MESSAGE, { t: threadId, i: { role: 'USER', content: secret, metadata: { also: 'tell-no-one-either' } } });
+      const answer = await t.gql(CREATE_MESSAGE, {
+        t: threadId,
+        i: { role: 'USER', content: secret, metadata: { also: 'tell-no-one-either' } },
+      });
       expect(answer.errors?.[0]?.extensions?.code).toBe('INTERNAL_SERVER_ERROR');
       await eventually(() => lines.some((l) => l.level >= 50));
       const logged = JSON.stringify(lines);

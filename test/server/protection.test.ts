@@ -80,7 +80,11 @@ describe('each query text is checked once, and what was found holds for every re
 
   it('a document of several operations runs the one each request names, and refuses a name it lacks', async () => {
     const query = 'query A { a: __typename } query B { b: __typename }';
-    for (const [name, expected] of [['A', { a: 'Query' }], ['B', { b: 'Query' }], ['A', { a: 'Query' }]] as const) {
+    for (const [name, expected] of [
+      ['A', { a: 'Query' }],
+      ['B', { b: 'Query' }],
+      ['A', { a: 'Query' }],
+    ] as const) {
       const answer = await post({ query, operationName: name });
       expect(answer.status).toBe(200);
       expect(JSON.parse(answer.body)).toEqual({ data: expected });
@@ -114,11 +118,16 @@ describe('HTTP limits', () => {
     expect(JSON.parse(res.body).errors[0].extensions.code).toBe('PAYLOAD_TOO_LARGE');
   });
 
-  it('refuses a body in another charset than UTF-8 with 415, on the fast path and on yoga\'s path', async () => {
+  it("refuses a body in another charset than UTF-8 with 415, on the fast path and on yoga's path", async () => {
     const body = JSON.stringify({ query: '{ __typename }' });
     const send = (contentType: string, accept: string) =>
       rawPost(dev, body, { 'content-type': contentType, accept, 'content-length': String(Buffer.byteLength(body)) });
-    for (const contentType of ['application/json; charset=latin1', 'application/json;charset="ISO-8859-1"', 'application/json; charset=utf-16', 'application/graphql-response+json; charset=latin1']) {
+    for (const contentType of [
+      'application/json; charset=latin1',
+      'application/json;charset="ISO-8859-1"',
+      'application/json; charset=utf-16',
+      'application/graphql-response+json; charset=latin1',
+    ]) {
       // A JSON answer is the fast path's; an SSE answer is yoga's.
       for (const accept of ['application/json', 'text/event-stream']) {
         const answer = await send(contentType, accept);
@@ -127,7 +136,12 @@ describe('HTTP limits', () => {
       }
     }
     // UTF-8, in any spelling, or no charset: served.
-    for (const contentType of ['application/json', 'application/json; charset=utf-8', 'application/json; charset="UTF-8"', 'application/json;charset=utf8']) {
+    for (const contentType of [
+      'application/json',
+      'application/json; charset=utf-8',
+      'application/json; charset="UTF-8"',
+      'application/json;charset=utf8',
+    ]) {
       const answer = await send(contentType, 'application/json');
       expect(answer.status, contentType).toBe(200);
       expect(JSON.parse(answer.body)).toEqual({ data: { __typename: 'Query' } });
@@ -135,7 +149,10 @@ describe('HTTP limits', () => {
   });
 
   it('refuses a body of unknown length with 411', async () => {
-    const res = await rawPost(dev, JSON.stringify({ query: '{ __typename }' }), { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    const res = await rawPost(dev, JSON.stringify({ query: '{ __typename }' }), {
+      'content-type': 'application/json',
+      'transfer-encoding': 'chunked',
+    });
     expect(res.status).toBe(411);
   });
 

@@ -56,7 +56,10 @@ async function overYoga(query: string, variables: Record<string, unknown>): Prom
 function overWebsocket(query: string, variables: Record<string, unknown>): Promise<Answer> {
   const client = t.wsClient();
   return new Promise((resolve) =>
-    client.subscribe({ query, variables }, { next: (value) => resolve(value as Answer), error: (e) => resolve({ errors: e as never }), complete: () => {} }),
+    client.subscribe(
+      { query, variables },
+      { next: (value) => resolve(value as Answer), error: (e) => resolve({ errors: e as never }), complete: () => {} },
+    ),
   );
 }
 

@@ -89,7 +89,11 @@ describe('subscriptions', () => {
       new Promise<void>((resolve) => {
         ws.subscribe(
           { query, variables: { r: 'run_00000000000000000000000000' } },
-          { next: (v) => void (results.push(v as GraphQLResponse), resolve()), error: (e) => void (results.push({ errors: e as never }), resolve()), complete: () => {} },
+          {
+            next: (v) => void (results.push(v as GraphQLResponse), resolve()),
+            error: (e) => void (results.push({ errors: e as never }), resolve()),
+            complete: () => {},
+          },
         );
       });
     // Two subscribes are within the budget (they fail as NOT_FOUND, but they were let in).

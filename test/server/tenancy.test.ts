@@ -102,15 +102,13 @@ const PROBES: Probe[] = [
     foreign: () => ({ t: A.thread, r: A.run, s: A.step }),
     missing: () => ({ t: nowhere.thread, r: nowhere.run, s: nowhere.step }),
   },
-  ...(['assistant', 'thread', 'message', 'run', 'step'] as const).map(
-    (kind): Probe => ({
-      name: `node (${kind})`,
-      kind: 'query',
-      query: `query($id: ID!) { node(id: $id) { id ... on Thread { messages { edges { node { text } } } } ... on Message { text } } }`,
-      foreign: () => ({ id: A[kind] }),
-      missing: () => ({ id: nowhere[kind] }),
-    }),
-  ),
+  ...(['assistant', 'thread', 'message', 'run', 'step'] as const).map((kind): Probe => ({
+    name: `node (${kind})`,
+    kind: 'query',
+    query: `query($id: ID!) { node(id: $id) { id ... on Thread { messages { edges { node { text } } } } ... on Message { text } } }`,
+    foreign: () => ({ id: A[kind] }),
+    missing: () => ({ id: nowhere[kind] }),
+  })),
   {
     name: "createRun (on A's thread)",
     kind: 'mutation',
@@ -267,7 +265,7 @@ describe.each(transports)('across projects over $name', (transport) => {
   });
 });
 
-describe("after every attempt of project B", () => {
+describe('after every attempt of project B', () => {
   it("left project A's run, thread and messages untouched", async () => {
     const data = await a.ok(
       `query($t: ID!, $r: ID!) {
@@ -290,7 +288,12 @@ describe("after every attempt of project B", () => {
     );
     await new Promise((r) => setTimeout(r, 100)); // subscribed
     await a.ok(`mutation($t: ID!, $r: ID!) { cancelRun(threadId: $t, runId: $r) { status } }`, { t: A.thread, r: A.run });
-    const mine = (await b.ok('mutation($t: ID!, $a: ID!) { createRun(threadId: $t, input: { assistantId: $a }) { id } }', { t: B.thread, a: B.assistant })).createRun.id;
+    const mine = (
+      await b.ok('mutation($t: ID!, $a: ID!) { createRun(threadId: $t, input: { assistantId: $a }) { id } }', {
+        t: B.thread,
+        a: B.assistant,
+      })
+    ).createRun.id;
     await eventually(() => seen.length === 1);
     stop();
     expect(seen).toEqual([{ data: { threadRunsChanged: { runId: mine, status: 'QUEUED' } } }]);
@@ -318,6 +321,14 @@ describe('a websocket whose key is revoked', () => {
     ws.subscribe({ query: '{ __typename }' }, { next: () => {}, error: () => {}, complete: () => {} });
     await eventually(() => closed !== undefined);
     expect(closed).toBe(4401);
-    expect((await fetch(t.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${keyB}` }, body: '{"query":"{ __typename }"}' })).status).toBe(401);
+    expect(
+      (
+        await fetch(t.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${keyB}` },
+          body: '{"query":"{ __typename }"}',
+        })
+      ).status,
+    ).toBe(401);
   });
 });

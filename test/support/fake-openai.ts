@@ -34,9 +34,21 @@ export function textChunks(text: string, finishReason: 'stop' | 'length' = 'stop
 export function toolCallChunks(calls: { id: string; name: string; arguments: string }[]): object[] {
   const chunks: object[] = [{ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: null }, finish_reason: null }] }];
   calls.forEach((c, index) => {
-    chunks.push({ ...base, choices: [{ index: 0, delta: { tool_calls: [{ index, id: c.id, type: 'function', function: { name: c.name, arguments: '' } }] }, finish_reason: null }] });
+    chunks.push({
+      ...base,
+      choices: [
+        {
+          index: 0,
+          delta: { tool_calls: [{ index, id: c.id, type: 'function', function: { name: c.name, arguments: '' } }] },
+          finish_reason: null,
+        },
+      ],
+    });
     for (const piece of c.arguments.match(/.{1,5}/gs) ?? []) {
-      chunks.push({ ...base, choices: [{ index: 0, delta: { tool_calls: [{ index, function: { arguments: piece } }] }, finish_reason: null }] });
+      chunks.push({
+        ...base,
+        choices: [{ index: 0, delta: { tool_calls: [{ index, function: { arguments: piece } }] }, finish_reason: null }],
+      });
     }
   });
   chunks.push({ ...base, choices: [{ index: 0, delta: {}, finish_reason: 'tool_calls' }] });
@@ -66,7 +78,9 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
     if (res.destroyed) return;
     if (reply.usage) {
       const u = reply.usage;
-      res.write(`data: ${JSON.stringify({ ...base, choices: [], usage: { ...u, total_tokens: u.prompt_tokens + u.completion_tokens } })}\n\n`);
+      res.write(
+        `data: ${JSON.stringify({ ...base, choices: [], usage: { ...u, total_tokens: u.prompt_tokens + u.completion_tokens } })}\n\n`,
+      );
     }
     res.end('data: [DONE]\n\n');
   }

@@ -20,18 +20,13 @@ export async function createAssistant(t: TestApp, input: Record<string, unknown>
 }
 
 export async function createThread(t: TestApp, content = 'Hello'): Promise<string> {
-  const data = await t.ok<{ createThread: { id: string } }>(
-    'mutation($input: CreateThreadInput) { createThread(input: $input) { id } }',
-    { input: { messages: [{ role: 'USER', content }] } },
-  );
+  const data = await t.ok<{ createThread: { id: string } }>('mutation($input: CreateThreadInput) { createThread(input: $input) { id } }', {
+    input: { messages: [{ role: 'USER', content }] },
+  });
   return data.createThread.id;
 }
 
-export async function createRun(
-  t: TestApp,
-  threadId: string,
-  input: Record<string, unknown>,
-): Promise<any> {
+export async function createRun(t: TestApp, threadId: string, input: Record<string, unknown>): Promise<any> {
   const data = await t.ok<{ createRun: any }>(
     `mutation($threadId: ID!, $input: CreateRunInput!) { createRun(threadId: $threadId, input: $input) { ${RUN_FIELDS} } }`,
     { threadId, input },

@@ -4,10 +4,7 @@
  * Streams the completion and folds the deltas into one answer or one set of tool calls.
  */
 import OpenAI from 'openai';
-import type {
-  ChatCompletionCreateParamsStreaming,
-  ChatCompletionMessageParam,
-} from 'openai/resources/chat/completions';
+import type { ChatCompletionCreateParamsStreaming, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import type { RunErrorCode, ToolCall } from '../../domain/run.js';
 import { ModelError, type ModelProvider, type ModelRequest, type ModelResult } from './provider.js';
 

@@ -28,8 +28,7 @@ export interface ModelRequest {
 }
 
 export type ModelResult =
-  | { type: 'message'; text: string; usage: RunUsage; truncated: boolean }
-  | { type: 'tool_calls'; toolCalls: ToolCall[]; usage: RunUsage };
+  { type: 'message'; text: string; usage: RunUsage; truncated: boolean } | { type: 'tool_calls'; toolCalls: ToolCall[]; usage: RunUsage };
 
 export class ModelError extends Error {
   constructor(

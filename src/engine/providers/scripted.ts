@@ -73,8 +73,7 @@ export const scriptedProvider: ModelProvider = {
       }
     }
 
-    let text =
-      outputs.length > 0 ? outputs.map((o) => `${o.name ?? 'tool'}: ${o.content}`).join('\n') : `echo: ${lastUser}`;
+    let text = outputs.length > 0 ? outputs.map((o) => `${o.name ?? 'tool'}: ${o.content}`).join('\n') : `echo: ${lastUser}`;
     if (request.responseFormat?.type === 'json_object' || request.responseFormat?.type === 'json_schema') {
       text = JSON.stringify({ answer: text });
     }

@@ -19,8 +19,7 @@ export const SortOrder = builder.enumType('SortOrder', {
  * A list's sort order, with its default. The Relay arguments (first, after, last, before)
  * come with each connection field (the builder checks their page sizes).
  */
-export const orderArg = (defaultValue: 'asc' | 'desc') =>
-  builder.args((t) => ({ order: t.field({ type: SortOrder, defaultValue }) }));
+export const orderArg = (defaultValue: 'asc' | 'desc') => builder.args((t) => ({ order: t.field({ type: SortOrder, defaultValue }) }));
 
 export const metadataArg = { schema: metadataSchema } as const;
 
@@ -79,7 +78,13 @@ export const toolsArgValidation = {
 
 /** Drops GraphQL's explicit nulls so stored tools hold only what was given. */
 export function toTools(
-  tools: readonly { type: 'function'; function: { name: string; description?: string | null; parameters?: Record<string, unknown> | null; strict?: boolean | null } }[] | null | undefined,
+  tools:
+    | readonly {
+        type: 'function';
+        function: { name: string; description?: string | null; parameters?: Record<string, unknown> | null; strict?: boolean | null };
+      }[]
+    | null
+    | undefined,
 ): Tool[] | null {
   if (!tools) return null;
   return tools.map((tool) => ({

@@ -70,8 +70,7 @@ builder.subscriptionFields((t) => ({
   }),
   threadRunsChanged: t.field({
     type: RunStatusEventRef,
-    description:
-      'Every status change of every run of the thread, in order: from now on, or after the event whose cursor is given.',
+    description: 'Every status change of every run of the thread, in order: from now on, or after the event whose cursor is given.',
     args: { threadId: t.arg.id({ required: true }), after: t.arg.string() },
     subscribe: (_, { threadId, after }, ctx) => threadRunsStream(ctx, String(threadId), after),
     resolve: eventOrLagged,

@@ -26,7 +26,11 @@ const StepToolCallFunction = builder.objectRef<ToolCallWithOutput['function']>('
   fields: (t) => ({
     name: t.exposeString('name'),
     arguments: t.string({ resolve: (f, _, ctx) => counted(ctx, f.arguments) }),
-    output: t.string({ nullable: true, description: 'Null until the output is submitted.', resolve: (f, _, ctx) => counted(ctx, f.output) }),
+    output: t.string({
+      nullable: true,
+      description: 'Null until the output is submitted.',
+      resolve: (f, _, ctx) => counted(ctx, f.output),
+    }),
   }),
 });
 

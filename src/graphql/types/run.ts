@@ -28,15 +28,7 @@ import {
   topPSchema,
 } from '../validation.js';
 import { inOrderOf } from '../global-ids.js';
-import {
-  idempotencyKeyArgs,
-  metadataArg,
-  orderArg,
-  ToolInput,
-  ToolRef,
-  toolsArgValidation,
-  toTools,
-} from './common.js';
+import { idempotencyKeyArgs, metadataArg, orderArg, ToolInput, ToolRef, toolsArgValidation, toTools } from './common.js';
 import { MessageRole } from './message.js';
 
 export const RunStatusEnum = builder.enumType('RunStatus', {
@@ -415,4 +407,3 @@ function toCreateRun(input: CreateRunArgs): CreateRunUseCase {
         : { type: format.type as 'auto' | 'text' | 'json_object' },
   };
 }
-

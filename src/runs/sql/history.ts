@@ -57,10 +57,7 @@ export async function threadEventsAfter(
     .select()
     .from(runEvents)
     .where(
-      and(
-        eq(runEvents.threadId, threadId),
-        sql`(${runEvents.threadSeq}, ${runEvents.version}) > (${after.threadSeq}, ${after.version})`,
-      ),
+      and(eq(runEvents.threadId, threadId), sql`(${runEvents.threadSeq}, ${runEvents.version}) > (${after.threadSeq}, ${after.version})`),
     )
     .orderBy(asc(runEvents.threadSeq), asc(runEvents.version))
     .limit(limit);
@@ -68,12 +65,7 @@ export async function threadEventsAfter(
 }
 
 /** The run's events after `afterVersion`, in order, up to `limit`. */
-export async function runEventsAfter(
-  ex: Executor,
-  runId: string,
-  afterVersion: number,
-  limit = 1000,
-): Promise<RunStatusEvent[]> {
+export async function runEventsAfter(ex: Executor, runId: string, afterVersion: number, limit = 1000): Promise<RunStatusEvent[]> {
   const rows = await ex
     .select()
     .from(runEvents)

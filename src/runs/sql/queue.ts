@@ -91,12 +91,7 @@ export function claimStatement(db: Db, announce: AnnounceEvents) {
  * Takes over runs whose worker stopped renewing its lease (it crashed, or hangs): a new
  * claim on the same status, no transition. The caller resumes them.
  */
-export async function takeOverLapsedRuns(
-  ex: Executor,
-  workerId: string,
-  limit: number,
-  leaseSeconds: number,
-): Promise<RunRow[]> {
+export async function takeOverLapsedRuns(ex: Executor, workerId: string, limit: number, leaseSeconds: number): Promise<RunRow[]> {
   const lapsed = ex
     .select({ id: runs.id })
     .from(runs)
@@ -134,13 +129,7 @@ export async function reclaimOwnRuns(
       leaseToken: sql`gen_random_uuid()`,
       leaseExpiresAt: sql`now() + make_interval(secs => ${leaseSeconds})`,
     })
-    .where(
-      and(
-        eq(runs.workerId, workerId),
-        inArray(runs.status, [...LEASED_STATUSES]),
-        notInArray(runs.id, [...executing]),
-      ),
-    )
+    .where(and(eq(runs.workerId, workerId), inArray(runs.status, [...LEASED_STATUSES]), notInArray(runs.id, [...executing])))
     .returning();
 }
 

@@ -9,7 +9,12 @@ import { messages, runs, threads, type MessageRow, type RunRow } from '../../db/
 import type { RunStatus } from '../../domain/run-lifecycle.js';
 
 const runById = preparedPer((ex) =>
-  ex.select().from(runs).where(eq(runs.id, sql.placeholder('runId'))).limit(1).prepare('run_by_id'),
+  ex
+    .select()
+    .from(runs)
+    .where(eq(runs.id, sql.placeholder('runId')))
+    .limit(1)
+    .prepare('run_by_id'),
 );
 
 export async function findRun(ex: Executor, runId: string): Promise<RunRow | undefined> {
@@ -37,12 +42,7 @@ export async function findRunInProject(ex: Executor, projectId: string, runId: s
  * joined to it (lateral), so one statement tells a thread with no runs (its row, with no
  * run) from a missing or foreign thread (no row at all).
  */
-function runsPageOfThread(
-  ex: Executor,
-  plan: KeysetPlan,
-  statuses: readonly RunStatus[] | null | undefined,
-  limit: number | Placeholder,
-) {
+function runsPageOfThread(ex: Executor, plan: KeysetPlan, statuses: readonly RunStatus[] | null | undefined, limit: number | Placeholder) {
   const page = ex
     .select()
     .from(runs)
@@ -149,11 +149,7 @@ export async function listRuns(
   return plan.page(rows);
 }
 
-export async function updateRunMetadata(
-  ex: Executor,
-  runId: string,
-  metadata: Record<string, string>,
-): Promise<RunRow | undefined> {
+export async function updateRunMetadata(ex: Executor, runId: string, metadata: Record<string, string>): Promise<RunRow | undefined> {
   const [run] = await ex.update(runs).set({ metadata }).where(eq(runs.id, runId)).returning();
   return run;
 }

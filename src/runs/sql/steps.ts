@@ -26,16 +26,8 @@ export async function findOpenToolCallsStep(ex: Executor, runId: string): Promis
   return row;
 }
 
-export async function completeRunStep(
-  ex: Executor,
-  stepId: string,
-  at: number,
-  stepDetails: StepDetails,
-): Promise<void> {
-  await ex
-    .update(runSteps)
-    .set({ status: 'completed', completedAt: at, stepDetails })
-    .where(eq(runSteps.id, stepId));
+export async function completeRunStep(ex: Executor, stepId: string, at: number, stepDetails: StepDetails): Promise<void> {
+  await ex.update(runSteps).set({ status: 'completed', completedAt: at, stepDetails }).where(eq(runSteps.id, stepId));
 }
 
 /** Every step of each of these runs, oldest first: one statement for the lot. */

@@ -223,7 +223,10 @@ export function finishRunsStatement(db: Db, to: 'completed' | 'incomplete', anno
             createdAt: at.as('created_at'),
             type: sql`'message_creation'::run_step_type`.as('type'),
             status: sql`'completed'::run_step_status`.as('status'),
-            stepDetails: sql`jsonb_build_object('type', 'message_creation', 'messageCreation', jsonb_build_object('messageId', a.message_id))`.as('step_details'),
+            stepDetails:
+              sql`jsonb_build_object('type', 'message_creation', 'messageCreation', jsonb_build_object('messageId', a.message_id))`.as(
+                'step_details',
+              ),
             lastError: sql`null::jsonb`.as('last_error'),
             completedAt: at.as('completed_at'),
             cancelledAt: sql`null::bigint`.as('cancelled_at'),
@@ -240,7 +243,12 @@ export function finishRunsStatement(db: Db, to: 'completed' | 'incomplete', anno
   return async (finishes: FinishedRun[], now: number) => {
     const rows = await statement.execute({
       at: now,
-      moves: jsonParam(moveRows(to, finishes.map((f) => f.move))),
+      moves: jsonParam(
+        moveRows(
+          to,
+          finishes.map((f) => f.move),
+        ),
+      ),
       answers: jsonParam(
         finishes.map((f) => ({ run_id: f.move.runId, message_id: f.messageId, step_id: f.stepId, content: f.text, usage: f.usage })),
       ),

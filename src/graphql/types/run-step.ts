@@ -6,7 +6,8 @@ import { checkAnswerBudget, counted } from '../answer-budget.js';
 import { builder } from '../builder.js';
 import { inOrderOf } from '../global-ids.js';
 import { orderArg } from './common.js';
-import { RunErrorRef, RunRef, RunUsageRef } from './run.js';
+import { RunRef } from './run.js';
+import { RunErrorRef, RunUsageRef } from './run-parts.js';
 
 const RunStepType = builder.enumType('RunStepType', {
   values: { MESSAGE_CREATION: { value: 'message_creation' }, TOOL_CALLS: { value: 'tool_calls' } } as const,

@@ -1,6 +1,6 @@
 /**
  * Input rules, as zod schemas attached to arguments through plugin-zod. The limits are
- * those of the Assistants API the seeds describe, and the sizes no one tenant may exceed
+ * those of the OpenAI Assistants API, and the sizes no one tenant may exceed
  * (docs/operations.md, Limits).
  */
 import { z } from 'zod';

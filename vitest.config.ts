@@ -5,7 +5,8 @@ import type { Drivers } from './test/support/database.js';
 // The drivers this run can use, from the environment of `npm test`. Each driver is a
 // project that gives its files their drivers (test/support/database.ts), and one vitest
 // run runs them all: `pglite` always, `postgres` with DATABASE_URL (a server on which each
-// file creates and drops a scratch database), `postgres+redis` with REDIS_URL too.
+// file creates and drops a scratch database), `postgres+redis` with REDIS_URL too (Redis
+// beside PostgreSQL, as deployments run it; REDIS_URL alone adds nothing).
 const postgresUrl = process.env.DATABASE_URL || undefined;
 const redisUrl = process.env.REDIS_URL || undefined;
 
@@ -54,7 +55,8 @@ export default defineConfig({
     ],
     setupFiles: ['test/support/driver-environment.ts'],
     // Each file starts its own servers and database. The projects share one pool of
-    // processes, one file per process: as many at a time as there are cores less one.
+    // processes, one file per process, as many at a time as there are cores less one
+    // (vitest's default): one at a time on two cores.
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 60_000,

@@ -16,6 +16,7 @@ import type { ModelProvider } from './engine/providers/provider.js';
 import { scriptedProvider } from './engine/providers/scripted.js';
 import { Worker, type WorkerOptions } from './engine/worker.js';
 import { createInProcessEventBus } from './realtime/event-bus.js';
+import { isStatusEvent } from './domain/run-events.js';
 import { postgresTransport, redisTransport } from './realtime/transport.js';
 import { randomUUID } from 'node:crypto';
 import { runFaces, type RunEngine } from './runs/index.js';
@@ -153,7 +154,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   const unlisten = await transport.subscribe(
     (events) => {
       bus.publish(events);
-      worker?.onEvents(events);
+      worker?.onEvents(events.filter(isStatusEvent));
     },
     () => {
       bus.resyncAll();

@@ -46,9 +46,13 @@ async function checkSameSql(url: string, threadId: string): Promise<void> {
   const database = await openDatabase({ url, poolSize: 1, onQuery: (text) => sent.push(text) });
   // A list announces nothing.
   const announcer: Announcer = {
+    statusLine: () => sql`null`,
+    itemLine: () => sql`null`,
+    deltaLine: () => '',
     inStatement: () => sql`null`,
     inTransaction: async () => {},
     committed: () => {},
+    text: { publish: () => {} },
   };
   try {
     const runs = runFaces({ db: database.db, announcer, clock: () => 0, runExpiresAfterSeconds: 600 }).commands;

@@ -15,6 +15,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import postgres from 'postgres';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { isStatusEvent } from '../../src/domain/run-events.js';
 import { decodeEvents } from '../../src/realtime/event-codec.js';
 import { EVENTS_CHANNEL } from '../../src/realtime/transport.js';
 
@@ -26,7 +27,7 @@ const frame = (id: string, runId: string, version: number, status: string) =>
   JSON.stringify({ id, type: 'next', payload: { data: { runStatusChanged: { runId, version, status: status.toUpperCase() } } } });
 
 await sql.listen(EVENTS_CHANNEL, (payload) => {
-  for (const e of decodeEvents(payload)) {
+  for (const e of decodeEvents(payload).filter(isStatusEvent)) {
     const subscribers = byRun.get(e.runId);
     if (subscribers) for (const [socket, id] of subscribers) socket.send(frame(id, e.runId, e.version, e.status));
   }

@@ -24,6 +24,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { createPubSub, createSchema, createYoga } from 'graphql-yoga';
 import postgres from 'postgres';
 import { WebSocketServer } from 'ws';
+import { isStatusEvent } from '../../src/domain/run-events.js';
 import { decodeEvents } from '../../src/realtime/event-codec.js';
 import { EVENTS_CHANNEL } from '../../src/realtime/transport.js';
 
@@ -42,15 +43,17 @@ const upper = (status: string | null) => (status === null ? null : status.toUppe
 
 // Every process listening hears every commit's events; each goes to its run's topic.
 await sql.listen(EVENTS_CHANNEL, (payload) =>
-  decodeEvents(payload).forEach((e) =>
-    pubsub.publish('runStatusChanged', e.runId, {
-      runId: e.runId,
-      threadId: e.threadId,
-      version: e.version,
-      status: upper(e.status)!,
-      previousStatus: upper(e.previousStatus),
-    }),
-  ),
+  decodeEvents(payload)
+    .filter(isStatusEvent)
+    .forEach((e) =>
+      pubsub.publish('runStatusChanged', e.runId, {
+        runId: e.runId,
+        threadId: e.threadId,
+        version: e.version,
+        status: upper(e.status)!,
+        previousStatus: upper(e.previousStatus),
+      }),
+    ),
 );
 
 const schema = createSchema({

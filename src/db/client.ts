@@ -5,6 +5,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
+import type { SQL } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
@@ -76,4 +77,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   const client = await PGlite.create(dir);
   const db = drizzlePglite(client, { schema, logger: queryLogger(options) }) as unknown as Db;
   return { driver: 'pglite', db, client, close: () => client.close() };
+}
+
+/** The rows of a raw statement, from either driver (postgres.js answers an array, PGlite `{ rows }`). */
+export async function rowsOf<T>(ex: Executor, query: SQL): Promise<T[]> {
+  const result: unknown = await ex.execute(query);
+  return (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as T[];
 }

@@ -66,6 +66,7 @@ export const runStatus = pgEnum('run_status', RUN_STATUSES);
 export const messageRole = pgEnum('message_role', ['user', 'assistant']);
 export const runStepType = pgEnum('run_step_type', ['message_creation', 'tool_calls']);
 export const runStepStatus = pgEnum('run_step_status', ['in_progress', 'cancelled', 'failed', 'completed', 'expired']);
+export const messageStatus = pgEnum('message_status', ['in_progress', 'completed', 'incomplete']);
 
 /**
  * The tenant an object belongs to. Assistants, threads and runs carry it; messages,
@@ -103,12 +104,21 @@ export const messages = pgTable(
       .references(() => threads.id, { onDelete: 'cascade' }),
     createdAt: unixSeconds('created_at').notNull(),
     role: messageRole('role').notNull(),
+    /** The text; while the message is in_progress, the text written so far (it only grows). */
     content: text('content').notNull(),
+    /** in_progress while a run writes it (from its first token), then completed or incomplete. */
+    status: messageStatus('status').notNull().default('completed'),
     runId: text('run_id'),
     assistantId: text('assistant_id'),
     metadata: jsonb('metadata').$type<Metadata>().notNull().default({}),
   },
-  (t) => [index('messages_thread_id_id_idx').on(t.threadId, t.id)],
+  (t) => [
+    index('messages_thread_id_id_idx').on(t.threadId, t.id),
+    // The messages being written (a handful at any time): found by their run when it ends.
+    index('messages_in_progress_idx')
+      .on(t.runId)
+      .where(sql`status = 'in_progress'`),
+  ],
 );
 
 export const runs = pgTable(
@@ -212,6 +222,38 @@ export const runEvents = pgTable(
     primaryKey({ columns: [t.runId, t.version] }),
     // A thread's history in order, for resuming threadRunsChanged from a cursor.
     index('run_events_thread_order_idx').on(t.threadId, t.threadSeq, t.version),
+  ],
+);
+
+/**
+ * What happened inside a run between two status changes: a message created, completed or
+ * left incomplete; a step's status change. An event after the run's status event of
+ * version v is placed at (version v, sub 1, 2, ...): with the status events at sub 0,
+ * (threadSeq, version, sub) orders all of a thread's durable events. Written in the
+ * statement or transaction that made the change, under the run's row lock, so the order
+ * of positions is the order of commits.
+ */
+export const runItemEvents = pgTable(
+  'run_item_events',
+  {
+    runId: text('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    version: integer('version').notNull(),
+    sub: integer('sub').notNull(),
+    threadId: text('thread_id').notNull(),
+    threadSeq: integer('thread_seq').notNull(),
+    /** 'message' or 'step'. */
+    kind: text('kind').$type<'message' | 'step'>().notNull(),
+    /** The message's or the step's id. */
+    itemId: text('item_id').notNull(),
+    /** A message's created / completed / incomplete; a step's new status. */
+    change: text('change').notNull(),
+    at: unixSeconds('at').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.runId, t.version, t.sub] }),
+    index('run_item_events_thread_order_idx').on(t.threadId, t.threadSeq, t.version, t.sub),
   ],
 );
 

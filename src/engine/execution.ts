@@ -10,7 +10,8 @@ import { isTransientDatabaseError } from '../db/errors.js';
 import type { MessageRow, RunRow, RunStepRow } from '../db/schema.js';
 import type { RunUsage } from '../domain/run.js';
 import type { Logger } from '../log.js';
-import type { RunEngine } from '../runs/index.js';
+import { storableText } from '../domain/text.js';
+import type { RunEngine, StreamedMessage } from '../runs/index.js';
 import { ModelError, type ModelProvider, type ModelResult, type PromptMessage } from './providers/provider.js';
 import { promptTokens } from './tokens.js';
 
@@ -60,6 +61,8 @@ export class RunExecution {
       return;
     }
 
+    // The answer streams into its message as the model writes it.
+    const stream = runs.streamMessage(run, leaseToken);
     let result: ModelResult;
     try {
       result = await provider.complete(
@@ -75,8 +78,11 @@ export class RunExecution {
           maxCompletionTokens: run.maxCompletionTokens,
         },
         signal,
+        (piece) => stream.push(piece),
       );
     } catch (error) {
+      // What was written of the message stays, and ends incomplete with the run.
+      await stream.close();
       if (signal.aborted) {
         // Cancelled (or stopped by expiry / shutdown, where this guard simply fails).
         await untilServed(() => runs.transition(run.id, 'cancelled', { usage: earlierUsage }, { ...guard, from: ['cancelling'] }));
@@ -90,11 +96,13 @@ export class RunExecution {
       await untilServed(() => runs.transition(run.id, 'failed', { lastError, usage: earlierUsage }, guard));
       return;
     }
+    const message = await stream.close();
+    if (result.type === 'message') result = { ...result, text: storableText(result.text) };
 
     // The model answered: from here on only the database stands between the answer and the run.
     const total = sumUsage([earlierUsage, result.usage]);
     try {
-      await this.record(claimed, result, total, untilServed);
+      await this.record(claimed, result, total, message, untilServed);
     } catch (error) {
       // Out of reach past the lease: the run is left to be taken over (see the worker).
       if (isTransientDatabaseError(error)) throw error;
@@ -106,17 +114,23 @@ export class RunExecution {
   }
 
   /** Commits what the model answered: the run's end, or the tool calls it waits on. */
-  private async record(claimed: ClaimedRun, result: ModelResult, total: RunUsage, untilServed: UntilServed): Promise<void> {
+  private async record(
+    claimed: ClaimedRun,
+    result: ModelResult,
+    total: RunUsage,
+    message: StreamedMessage,
+    untilServed: UntilServed,
+  ): Promise<void> {
     const { runs } = this;
     const { run, leaseToken } = claimed;
     if (result.type === 'message') {
       // A model that answered before the cancel landed wins (cancelling -> completed).
       // Not moved: expired, or its claim lost, or an earlier attempt of this very write
       // committed before its connection died. There is nothing left to do either way.
-      await untilServed(() => runs.finishWithMessage(run, leaseToken, result, total));
+      await untilServed(() => runs.finishWithMessage(run, leaseToken, result, total, message));
       return;
     }
-    const waiting = await untilServed(() => runs.requireAction(run.id, result.toolCalls, { usage: result.usage, leaseToken }));
+    const waiting = await untilServed(() => runs.requireAction(run.id, result.toolCalls, { usage: result.usage, leaseToken, message }));
     if (waiting) return;
     // Not moved: cancelled while the model chose its calls (the cancel wins), or an earlier
     // attempt of this write committed before its connection died (the run waits for its

@@ -10,6 +10,7 @@ import './types/thread.js';
 import './types/run.js';
 import './types/run-step.js';
 import './types/run-status-event.js';
+import './types/run-events.js';
 import './types/node.js';
 
 export const schema: GraphQLSchema = withPlainNodeIds(withStorableText(builder.toSchema()));

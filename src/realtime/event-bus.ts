@@ -7,18 +7,24 @@
 import { DEFAULTS } from '../config.js';
 import { SubscriptionLaggedError } from '../domain/errors.js';
 import type { RunStatusEvent } from '../domain/run.js';
+import { isStatusEvent, type LiveEvent } from '../domain/run-events.js';
 import { BoundedQueue } from './bounded-queue.js';
 
 /** An event, or word that events may have been lost (the transport reconnected). */
-export type BusItem = { kind: 'event'; event: RunStatusEvent } | { kind: 'resync' };
+export type BusItem<E = RunStatusEvent> = { kind: 'event'; event: E } | { kind: 'resync' };
 
-export type Topic = `run:${string}` | `thread:${string}`;
+/** A run's or a thread's status changes. */
+export type StatusTopic = `run:${string}` | `thread:${string}`;
+/** Everything of a run or a thread: status changes, item events and text deltas. */
+export type ContentTopic = `run-content:${string}` | `thread-content:${string}`;
+export type Topic = StatusTopic | ContentTopic;
 
 export interface RunEventBus {
   /** Events a subscription may have waiting before it is cut off as lagging. */
   readonly capacity: number;
-  publish(events: readonly RunStatusEvent[]): void;
-  subscribe(topic: Topic): BoundedQueue<BusItem>;
+  publish(events: readonly LiveEvent[]): void;
+  subscribe(topic: StatusTopic): BoundedQueue<BusItem>;
+  subscribe(topic: ContentTopic): BoundedQueue<BusItem<LiveEvent>>;
   /** Tells every subscription to catch up from the database. */
   resyncAll(): void;
   /** How many subscriptions listen on the topic now (on every topic, without one). */
@@ -29,19 +35,25 @@ export interface RunEventBus {
 
 /** @param capacity events buffered per subscription before it is cut off as lagging (SUBSCRIPTION_BUFFER). */
 export function createInProcessEventBus(capacity = DEFAULTS.subscriptionBuffer): RunEventBus {
-  const subscribers = new Map<Topic, Set<BoundedQueue<BusItem>>>();
-  const each = (fn: (q: BoundedQueue<BusItem>) => void) => {
+  const subscribers = new Map<Topic, Set<BoundedQueue<BusItem<LiveEvent>>>>();
+  const each = (fn: (q: BoundedQueue<BusItem<LiveEvent>>) => void) => {
     for (const set of subscribers.values()) for (const q of set) fn(q);
   };
   return {
     capacity,
     publish(events) {
+      const to = (topic: Topic, item: BusItem<LiveEvent>) => {
+        const set = subscribers.get(topic);
+        if (set) for (const q of set) q.push(item);
+      };
       for (const event of events) {
-        const item: BusItem = { kind: 'event', event };
-        for (const topic of [`run:${event.runId}`, `thread:${event.threadId}`] as const) {
-          const set = subscribers.get(topic);
-          if (set) for (const q of set) q.push(item);
+        const item: BusItem<LiveEvent> = { kind: 'event', event };
+        if (isStatusEvent(event)) {
+          to(`run:${event.runId}`, item);
+          to(`thread:${event.threadId}`, item);
         }
+        to(`run-content:${event.runId}`, item);
+        to(`thread-content:${event.threadId}`, item);
       }
     },
     resyncAll() {
@@ -58,12 +70,13 @@ export function createInProcessEventBus(capacity = DEFAULTS.subscriptionBuffer):
       each((q) => (total += q.buffered));
       return total;
     },
-    subscribe(topic) {
+    subscribe(topic: Topic) {
       let set = subscribers.get(topic);
       if (!set) subscribers.set(topic, (set = new Set()));
       const queue = new TopicQueue(capacity, subscribers, topic, set);
       set.add(queue);
-      return queue;
+      // A status topic's queue only ever receives status events.
+      return queue as BoundedQueue<BusItem> & BoundedQueue<BusItem<LiveEvent>>;
     },
   };
 }
@@ -71,12 +84,12 @@ export function createInProcessEventBus(capacity = DEFAULTS.subscriptionBuffer):
 const lagging = () => new SubscriptionLaggedError();
 
 /** A subscription's queue, which leaves its topic when it closes (a class: no closures per subscription). */
-class TopicQueue extends BoundedQueue<BusItem> {
+class TopicQueue extends BoundedQueue<BusItem<LiveEvent>> {
   constructor(
     capacity: number,
-    private readonly topics: Map<Topic, Set<BoundedQueue<BusItem>>>,
+    private readonly topics: Map<Topic, Set<BoundedQueue<BusItem<LiveEvent>>>>,
     private readonly topic: Topic,
-    private readonly set: Set<BoundedQueue<BusItem>>,
+    private readonly set: Set<BoundedQueue<BusItem<LiveEvent>>>,
   ) {
     super(capacity, lagging);
   }

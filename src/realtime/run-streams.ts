@@ -225,7 +225,7 @@ export async function threadRunsStream(
  * retries for about 30 s before the stream gives up. Live events wait in the bounded
  * queue; a reader that falls too far behind is cut off as usual.
  */
-async function patiently<T>(read: () => Promise<T>): Promise<T> {
+export async function patiently<T>(read: () => Promise<T>): Promise<T> {
   let delay = 100;
   for (let waited = 0; ; waited += delay, delay = Math.min(delay * 2, 5000)) {
     try {
@@ -260,47 +260,51 @@ interface Direct {
  * waits for live events, an in-order one goes to the sink as the bus pushes it, without
  * waking the generator (which reads the same position when it next runs).
  */
-function guarded(
-  generator: AsyncGenerator<Delivery>,
-  live: BoundedQueue<BusItem>,
+export function guarded<D extends object, E = RunStatusEvent>(
+  generator: AsyncGenerator<D>,
+  live: BoundedQueue<BusItem<E>>,
   resumeAt: () => Record<string, unknown>,
-  direct?: Direct,
-): AsyncIterableIterator<Delivery> {
-  return new GuardedStream(generator, live, resumeAt, direct);
+  direct?: D extends Delivery ? Direct : never,
+): AsyncIterableIterator<D | Lagged> {
+  return new GuardedStream<D, E>(generator, live, resumeAt, direct);
 }
 
+/** A lagging stream's last delivery. */
+export type Lagged = { lagged: SubscriptionLaggedError };
+
 /** {@link guarded}'s iterator: one object per subscription, its steps methods, not closures. */
-class GuardedStream implements AsyncIterableIterator<Delivery> {
+class GuardedStream<D extends object, E> implements AsyncIterableIterator<D | Lagged> {
   private lagged = false;
   private pumping = false;
   /** Unsubscribed: nothing more may be written, even an event already read. */
   private returned = false;
 
   constructor(
-    private readonly generator: AsyncGenerator<Delivery>,
-    private readonly live: BoundedQueue<BusItem>,
+    private readonly generator: AsyncGenerator<D>,
+    private readonly live: BoundedQueue<BusItem<E>>,
     private readonly resumeAt: () => Record<string, unknown>,
     private readonly direct?: Direct,
   ) {
     if (direct) {
-      live.interceptor = this;
-      direct.sink.stream = this;
+      // Direct delivery exists for the status streams only: there D is Delivery and E a status event.
+      (live as unknown as BoundedQueue<BusItem>).interceptor = this as unknown as { intercept(item: BusItem): boolean };
+      direct.sink.stream = this as unknown as AsyncIterableIterator<Delivery>;
     }
   }
 
-  next(): Promise<IteratorResult<Delivery>> {
+  next(): Promise<IteratorResult<D | Lagged>> {
     if (!this.direct || this.pumping) return this.pull();
     this.pumping = true;
     return this.pump(this.direct);
   }
 
-  return(value?: unknown): Promise<IteratorResult<Delivery>> {
+  return(value?: unknown): Promise<IteratorResult<D | Lagged>> {
     this.returned = true;
     this.live.close();
-    return this.generator.return(value as Delivery);
+    return this.generator.return(value as D);
   }
 
-  throw(error?: unknown): Promise<IteratorResult<Delivery>> {
+  throw(error?: unknown): Promise<IteratorResult<D | Lagged>> {
     this.live.close();
     return this.generator.throw(error);
   }
@@ -327,13 +331,13 @@ class GuardedStream implements AsyncIterableIterator<Delivery> {
     return true;
   }
 
-  private cutOff(): IteratorResult<Delivery> {
+  private cutOff(): IteratorResult<D | Lagged> {
     this.live.close();
     this.lagged = true;
     return { value: { lagged: new SubscriptionLaggedError(this.resumeAt()) }, done: false };
   }
 
-  private async pull(): Promise<IteratorResult<Delivery>> {
+  private async pull(): Promise<IteratorResult<D | Lagged>> {
     if (this.lagged) return { value: undefined, done: true };
     try {
       const result = await this.generator.next();
@@ -353,7 +357,7 @@ class GuardedStream implements AsyncIterableIterator<Delivery> {
    * Direct delivery: sends what the generator yields (history, and live events it woke
    * for) until the stream ends, at the pace the socket drains.
    */
-  private async pump(direct: Direct): Promise<IteratorResult<Delivery>> {
+  private async pump(direct: Direct): Promise<IteratorResult<D | Lagged>> {
     for (;;) {
       const result = await this.pull();
       if (result.done || 'lagged' in result.value) return result;
@@ -362,7 +366,7 @@ class GuardedStream implements AsyncIterableIterator<Delivery> {
       if (this.returned) return { value: undefined, done: true };
       let outcome: 'sent' | 'backlogged' | 'gone';
       try {
-        outcome = direct.sink.send(result.value.event, false);
+        outcome = direct.sink.send((result.value as Delivery & { event: RunStatusEvent }).event, false);
       } catch (error) {
         this.live.close();
         void this.generator.return(undefined);

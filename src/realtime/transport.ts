@@ -13,10 +13,10 @@ import { Redis } from 'ioredis';
 import type { Database, Db } from '../db/client.js';
 import { listen, notify } from '../db/notifications.js';
 import { eventOutbox } from '../db/schema.js';
-import type { RunStatusEvent } from '../domain/run.js';
+import type { LiveEvent } from '../domain/run-events.js';
 import type { Logger } from '../log.js';
 import type { Announcer } from '../runs/announcer.js';
-import { decodeEvents, encodeEvents, eventLinesSql, MAX_PAYLOAD_BYTES } from './event-codec.js';
+import { decodeEvents, deltaLine, encodeEvents, itemLineSql, MAX_PAYLOAD_BYTES, statusLineSql } from './event-codec.js';
 
 export const EVENTS_CHANNEL = 'runway_events';
 
@@ -27,7 +27,7 @@ export interface EventTransport extends Announcer {
    * meanwhile is gone, so listeners catch up from `run_events`. Resolves with the way to
    * stop (and let go of the transport's connections).
    */
-  subscribe(onEvents: (events: RunStatusEvent[]) => void, onResync: () => void): Promise<() => Promise<void>>;
+  subscribe(onEvents: (events: LiveEvent[]) => void, onResync: () => void): Promise<() => Promise<void>>;
   /**
    * Resolves once every event announced before the call has been delivered here (or
    * after `timeoutMs`): shutdown uses it so that subscribers see the last transitions.
@@ -36,7 +36,7 @@ export interface EventTransport extends Announcer {
 }
 
 /** One announcement's payload, checked: callers batch at most a few dozen events. */
-function payloadOf(events: readonly RunStatusEvent[]): string {
+function payloadOf(events: readonly LiveEvent[]): string {
   const payload = encodeEvents(events);
   if (Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) {
     throw new Error(`event payload of ${events.length} events exceeds ${MAX_PAYLOAD_BYTES} bytes`);
@@ -77,11 +77,17 @@ function createBarriers() {
 export function postgresTransport(database: Database): EventTransport {
   const barriers = createBarriers();
   return {
-    inStatement: (events) => sql`pg_notify(${EVENTS_CHANNEL}, ${eventLinesSql(events)})`,
+    statusLine: statusLineSql,
+    itemLine: itemLineSql,
+    deltaLine,
+    inStatement: (lines) => sql`pg_notify(${EVENTS_CHANNEL}, ${lines})`,
     async inTransaction(ex, events) {
       if (events.length > 0) await notify(ex, EVENTS_CHANNEL, payloadOf(events));
     },
     committed() {},
+    // In the statement that appended the text: a NOTIFY is as cheap as it gets there, and
+    // arrives in commit order with the message's other events.
+    text: { inStatement: (lines) => sql`pg_notify(${EVENTS_CHANNEL}, ${lines})` },
     subscribe(onEvents, onResync) {
       return listen(
         database,
@@ -116,11 +122,21 @@ export function redisTransport(url: string, channel: string, database: Database,
   const barriers = createBarriers();
   const relay = new OutboxRelay(database.db, (payload) => publisher.publish(channel, payload), log);
   return {
-    inStatement: (events) => sql`runway_outbox_append(${eventLinesSql(events)})`,
+    statusLine: statusLineSql,
+    itemLine: itemLineSql,
+    deltaLine,
+    inStatement: (lines) => sql`runway_outbox_append(${lines})`,
     async inTransaction(ex, events) {
       if (events.length > 0) await ex.execute(sql`select runway_outbox_append(${payloadOf(events)})`);
     },
     committed: () => relay.wake(),
+    // Deltas go straight to Redis after their commit, not through the outbox: one lost
+    // with a dying process is read from the message by whoever missed it.
+    text: {
+      publish(payload) {
+        publisher.publish(channel, payload).catch((error: unknown) => log.debug({ err: error }, 'publishing text to Redis failed'));
+      },
+    },
     async subscribe(onEvents, onResync) {
       // We subscribe ourselves on every (re)connection, and catch up only once Redis has
       // confirmed it: an event published between the two is then in history or heard.

@@ -285,7 +285,7 @@ export class RunCommands {
     const byId = new Map(outputs.map((o) => [o.toolCallId, o.output]));
     const now = this.core.deps.clock();
     const result = await this.runWrites.inSlot(() =>
-      this.core.commit(async (tx) => {
+      this.core.commit(async (tx, items) => {
         // The version guard makes this apply to exactly the action that was validated.
         const moved = await store.transitionRun(tx, runId, 'queued', now, {}, { version: run.version });
         if (!moved) return undefined;
@@ -298,6 +298,15 @@ export class RunCommands {
               function: { ...c.function, output: byId.get(c.id) ?? c.function.output },
             })),
           });
+          items.push(
+            ...(await store.insertItemEvents(
+              tx,
+              moved.run,
+              moved.run.version - 1,
+              [{ kind: 'step', itemId: step.id, change: 'completed' }],
+              now,
+            )),
+          );
         }
         if (request) await recordKey(tx, request, runId, now);
         return moved;

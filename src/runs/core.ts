@@ -9,6 +9,7 @@ import type { RowWriteOptions } from '../db/row-writes.js';
 import type { RunRow } from '../db/schema.js';
 import { NotFoundError } from '../domain/errors.js';
 import type { RunStatusEvent } from '../domain/run.js';
+import { comparePositions, positionOf, type ItemEvent } from '../domain/run-events.js';
 import type { RunStatus } from '../domain/run-lifecycle.js';
 import { threadExists } from '../threads/thread-service.js';
 import type { Announcer } from './announcer.js';
@@ -50,7 +51,7 @@ export class RunCore {
   get statements() {
     if (!this.built) {
       const { db, announcer } = this.deps;
-      const announce: store.AnnounceEvents = (events) => announcer.inStatement(events);
+      const announce: store.AnnounceEvents = announcer;
       // Each statement announces its events as it commits; then the announcer may relay.
       const announced =
         <A extends unknown[], R>(statement: (...args: A) => Promise<R>) =>
@@ -108,13 +109,15 @@ export class RunCore {
     const moved: RunRow[] = [];
     for (let i = 0; i < moves.length; i += MAX_EVENTS_PER_COMMIT) {
       const now = this.deps.clock();
-      const batch = await this.commit(async (tx) => {
+      const batch = await this.commit(async (tx, items) => {
         const batch = await store.transitionRuns(tx, to, now, moves.slice(i, i + MAX_EVENTS_PER_COMMIT));
-        await store.closeOpenSteps(
-          tx,
-          batch.map((m) => m.run.id),
-          to,
-          now,
+        items.push(
+          ...(await store.closeOpenItems(
+            tx,
+            batch.map((m) => m.run),
+            to,
+            now,
+          )),
         );
         return batch;
       });
@@ -124,15 +127,19 @@ export class RunCore {
   }
 
   /**
-   * Runs `work` in a transaction and announces the transitions it made as it commits:
-   * the one place events leave a transaction, so there is one notification per
-   * transaction however many runs it moved.
+   * Runs `work` in a transaction and announces the transitions it made (and the item
+   * events it adds to `items`) as it commits: the one place events leave a transaction,
+   * so there is one notification per transaction however many runs it moved.
    */
-  async commit<T extends Moved | Moved[] | undefined>(work: (tx: Tx) => Promise<T>): Promise<T> {
-    let events: RunStatusEvent[] = [];
+  async commit<T extends Moved | Moved[] | undefined>(work: (tx: Tx, items: ItemEvent[]) => Promise<T>): Promise<T> {
     const result = await this.deps.db.transaction(async (tx) => {
-      const result = await work(tx);
-      events = result === undefined ? [] : Array.isArray(result) ? result.map((r) => r.event) : [result.event];
+      const items: ItemEvent[] = [];
+      const result = await work(tx, items);
+      const moves = result === undefined ? [] : Array.isArray(result) ? result.map((r) => r.event) : [result.event];
+      // In each run's order: what happened inside it before the status change that followed.
+      const events = [...items, ...moves].sort((a, b) =>
+        a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : comparePositions(positionOf(a), positionOf(b)),
+      );
       await this.deps.announcer.inTransaction(tx, events);
       return result;
     });

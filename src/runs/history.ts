@@ -2,10 +2,21 @@
  * The runs' history, for subscriptions: the event that left a run as it is, the events
  * after a position, where a thread's history ends, and the run an event is about.
  */
-import type { RunRow } from '../db/schema.js';
+import { and, desc, eq } from 'drizzle-orm';
+import { messages, runs, runSteps, type MessageRow, type RunRow, type RunStepRow } from '../db/schema.js';
 import type { RunStatusEvent } from '../domain/run.js';
+import { comparePositions, positionOf, type EventPosition, type ItemEvent } from '../domain/run-events.js';
 import type { RunCore } from './core.js';
 import * as store from './sql/index.js';
+
+/** Whose events: one run's, or every run's of a thread. */
+export type EventScope = { runId: string } | { threadId: string };
+
+/** A page of durable events, in order, and whether more may follow it. */
+export interface EventPage {
+  events: (RunStatusEvent | ItemEvent)[];
+  more: boolean;
+}
 
 export class RunHistory {
   constructor(private readonly core: RunCore) {}
@@ -43,4 +54,88 @@ export class RunHistory {
   async eventsAfter(runId: string, afterVersion: number) {
     return store.runEventsAfter(this.core.deps.db, runId, afterVersion);
   }
+
+  /**
+   * Every durable event (status changes and item events) after a position, in order: a
+   * page of at most about `limit`, merged from the two histories (cut where the fuller of
+   * them stopped, so nothing is skipped).
+   */
+  async contentAfter(scope: EventScope, after: EventPosition, limit = 500): Promise<EventPage> {
+    const db = this.core.deps.db;
+    const [statuses, items] = await Promise.all(
+      'runId' in scope
+        ? [store.runEventsAfter(db, scope.runId, after.version, limit), store.runItemsAfter(db, scope.runId, after, limit)]
+        : [store.threadEventsAfter(db, scope.threadId, after, limit), store.threadItemsAfter(db, scope.threadId, after, limit)],
+    );
+    let events: (RunStatusEvent | ItemEvent)[] = [...statuses, ...items].sort((a, b) => comparePositions(positionOf(a), positionOf(b)));
+    // A full page may have more after it: nothing past the earliest such page's end is sure yet.
+    const lists: (RunStatusEvent | ItemEvent)[][] = [statuses, items];
+    const ends = lists.flatMap((list) => (list.length >= limit ? list.slice(-1) : [])).map(positionOf);
+    const cut = ends.sort(comparePositions)[0];
+    if (cut) events = events.filter((e) => comparePositions(positionOf(e), cut) <= 0);
+    return { events, more: cut !== undefined };
+  }
+
+  /**
+   * Where a live stream of the run starts without a cursor: the run, the event that left it
+   * as it is, the last item event after that, and the message it is writing (if any).
+   */
+  async runNow(run: RunRow): Promise<{ event: RunStatusEvent; position: EventPosition; writing: MessageRow | undefined }> {
+    const db = this.core.deps.db;
+    const [event, sub, writing] = await Promise.all([
+      this.currentEvent(run),
+      store.lastSubOf(db, run.id, run.version),
+      store.inProgressMessage(db, run.id),
+    ]);
+    return { event, position: { threadSeq: run.threadSeq, version: run.version, sub }, writing };
+  }
+
+  /** The thread's latest run, if it has any. */
+  async latestRun(threadId: string): Promise<RunRow | undefined> {
+    const [run] = await this.core.deps.db.select().from(runs).where(eq(runs.threadId, threadId)).orderBy(desc(runs.id)).limit(1);
+    return run;
+  }
+
+  /** The message a run of this thread is writing now, if any (a thread has one active run). */
+  async messageBeingWritten(scope: EventScope): Promise<MessageRow | undefined> {
+    const where = 'runId' in scope ? eq(messages.runId, scope.runId) : eq(messages.threadId, scope.threadId);
+    const [row] = await this.core.deps.db
+      .select()
+      .from(messages)
+      .where(and(where, eq(messages.status, 'in_progress')))
+      .limit(1);
+    return row;
+  }
+
+  /**
+   * A message, for the events about it. Every subscriber of an event asks at once, so
+   * reads of one message are shared while in flight.
+   */
+  message(messageId: string): Promise<MessageRow | undefined> {
+    return shared(this.messageReads, messageId, async () => {
+      const [row] = await this.core.deps.db.select().from(messages).where(eq(messages.id, messageId)).limit(1);
+      return row;
+    });
+  }
+
+  /** A step, for the events about it (reads shared as for messages). */
+  step(stepId: string): Promise<RunStepRow | undefined> {
+    return shared(this.stepReads, stepId, async () => {
+      const [row] = await this.core.deps.db.select().from(runSteps).where(eq(runSteps.id, stepId)).limit(1);
+      return row;
+    });
+  }
+
+  private readonly messageReads = new Map<string, Promise<MessageRow | undefined>>();
+  private readonly stepReads = new Map<string, Promise<RunStepRow | undefined>>();
+}
+
+/** One read per key while it is in flight, shared by every caller. */
+function shared<T>(reads: Map<string, Promise<T>>, key: string, read: () => Promise<T>): Promise<T> {
+  let pending = reads.get(key);
+  if (!pending) {
+    pending = read().finally(() => reads.delete(key));
+    reads.set(key, pending);
+  }
+  return pending;
 }

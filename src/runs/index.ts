@@ -23,3 +23,4 @@ export type { RunDeps } from './core.js';
 export type { CreateRunInput, StepPageKey } from './commands.js';
 export { RunCommands, RunEngine, RunHistory };
 export { MAX_CLAIM } from './run-engine.js';
+export type { MessageStream, StreamedMessage } from './message-streams.js';

@@ -10,6 +10,7 @@ import { newId } from '../domain/ids.js';
 import type { RunUsage, ToolCall } from '../domain/run.js';
 import type { RunStatus } from '../domain/run-lifecycle.js';
 import { MAX_EVENTS_PER_COMMIT, type Moved, type RunCore } from './core.js';
+import { MessageWriter, type MessageStream, type StreamedMessage } from './message-streams.js';
 import * as store from './sql/index.js';
 
 /** The most runs one claim takes. */
@@ -17,10 +18,12 @@ export const MAX_CLAIM = MAX_EVENTS_PER_COMMIT;
 
 /** A model's answer, as the engine commits it. */
 type Answer = { text: string; usage: RunUsage; truncated: boolean };
-type Finish = { run: RunRow; leaseToken: string; answer: Answer; totalUsage: RunUsage };
+type Finish = { run: RunRow; leaseToken: string; answer: Answer; totalUsage: RunUsage; message: StreamedMessage | undefined };
 
 export class RunEngine {
-  constructor(private readonly core: RunCore) {}
+  constructor(private readonly core: RunCore) {
+    this.messageWriter = new MessageWriter(core, core.deps.announcer);
+  }
 
   /** Any project's run: for the engine, which serves them all. */
   async getById(runId: string): Promise<RunRow | undefined> {
@@ -34,11 +37,11 @@ export class RunEngine {
   async requireAction(
     runId: string,
     toolCalls: ToolCall[],
-    options: { usage?: RunUsage; leaseToken?: string } = {},
+    options: { usage?: RunUsage; leaseToken?: string; message?: StreamedMessage } = {},
   ): Promise<RunRow | undefined> {
-    const { usage, leaseToken } = options;
+    const { usage, leaseToken, message } = options;
     const now = this.core.deps.clock();
-    const result = await this.core.commit(async (tx) => {
+    const result = await this.core.commit(async (tx, items) => {
       const moved = await store.transitionRun(
         tx,
         runId,
@@ -48,8 +51,11 @@ export class RunEngine {
         leaseToken === undefined ? {} : { leaseToken },
       );
       if (!moved) return undefined;
+      // Text the model wrote before it chose to call tools is a message of its own, done.
+      if (message?.started) items.push(...(await store.endStreamedMessage(tx, moved.run, message, now)));
+      const stepId = newId('step');
       await store.insertRunStep(tx, {
-        id: newId('step'),
+        id: stepId,
         runId,
         threadId: moved.run.threadId,
         assistantId: moved.run.assistantId,
@@ -62,6 +68,15 @@ export class RunEngine {
         },
         usage: usage ?? null,
       });
+      items.push(
+        ...(await store.insertItemEvents(
+          tx,
+          moved.run,
+          moved.run.version - 1,
+          [{ kind: 'step', itemId: stepId, change: 'in_progress' }],
+          now,
+        )),
+      );
       return moved;
     });
     return result?.run;
@@ -147,9 +162,25 @@ export class RunEngine {
    * are committed together (one statement and one notification for the completed ones,
    * another for those cut short at maxCompletionTokens: see db/batches).
    */
-  finishWithMessage(run: RunRow, leaseToken: string, answer: Answer, totalUsage: RunUsage): Promise<RunRow | undefined> {
-    return this.finishes({ run, leaseToken, answer, totalUsage });
+  finishWithMessage(
+    run: RunRow,
+    leaseToken: string,
+    answer: Answer,
+    totalUsage: RunUsage,
+    message?: StreamedMessage,
+  ): Promise<RunRow | undefined> {
+    return this.finishes({ run, leaseToken, answer, totalUsage, message });
   }
+
+  /**
+   * The run's answer as the model writes it: its message opens at the first piece and
+   * grows as pieces come (see message-streams). Close it before the finish.
+   */
+  streamMessage(run: RunRow, leaseToken: string): MessageStream {
+    return this.messageWriter.open(run, leaseToken);
+  }
+
+  private readonly messageWriter: MessageWriter;
 
   private readonly finishes = batched<Finish, RunRow | undefined>((batch) => this.writeFinishes(batch), {
     // Every event of a batch travels in one notification.
@@ -173,8 +204,9 @@ export class RunEngine {
             },
             guard: { leaseToken: f.leaseToken },
           },
-          messageId: newId('msg'),
-          stepId: newId('step'),
+          messageId: f.message?.messageId ?? newId('msg'),
+          stepId: f.message?.stepId ?? newId('step'),
+          started: f.message?.started ?? false,
           text: f.answer.text,
           usage: f.answer.usage,
         })),

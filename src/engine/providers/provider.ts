@@ -42,5 +42,5 @@ export class ModelError extends Error {
 export interface ModelProvider {
   readonly name: string;
   handles(model: string): boolean;
-  complete(request: ModelRequest, signal: AbortSignal): Promise<ModelResult>;
+  complete(request: ModelRequest, signal: AbortSignal, onText?: (delta: string) => void): Promise<ModelResult>;
 }

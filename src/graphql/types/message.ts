@@ -9,6 +9,11 @@ export const MessageRole = builder.enumType('MessageRole', {
   values: { USER: { value: 'user' }, ASSISTANT: { value: 'assistant' } } as const,
 });
 
+export const MessageStatusEnum = builder.enumType('MessageStatus', {
+  description: 'IN_PROGRESS while a run writes it (from its first token), then COMPLETED, or INCOMPLETE when the run stopped first.',
+  values: { IN_PROGRESS: { value: 'in_progress' }, COMPLETED: { value: 'completed' }, INCOMPLETE: { value: 'incomplete' } } as const,
+});
+
 export const MessageRef = builder.node(builder.objectRef<MessageRow>('Message'), {
   id: { resolve: (m) => m.id },
   loadMany: async (ids, ctx) => inOrderOf(ids, await ctx.threads.messagesInProject(ctx.projectId, ids)),
@@ -16,7 +21,11 @@ export const MessageRef = builder.node(builder.objectRef<MessageRow>('Message'),
     object: t.string({ resolve: () => 'thread.message' }),
     threadId: t.exposeID('threadId'),
     role: t.field({ type: MessageRole, resolve: (m) => m.role }),
-    text: t.string({ description: "The message's text.", resolve: (m, _, ctx) => counted(ctx, m.content) }),
+    text: t.string({
+      description: "The message's text; while IN_PROGRESS, the text written so far.",
+      resolve: (m, _, ctx) => counted(ctx, m.content),
+    }),
+    status: t.field({ type: MessageStatusEnum, resolve: (m) => m.status }),
     runId: t.exposeID('runId', { nullable: true, description: 'The run that wrote it, for assistant messages.' }),
     assistantId: t.exposeID('assistantId', { nullable: true }),
     metadata: t.field({ type: 'JSONObject', resolve: (m, _, ctx) => countedJson(ctx, m.metadata) }),

@@ -3,6 +3,7 @@ import { runStatusStream, threadRunsStream, encodeEventCursor, type Delivery } f
 import type { RunStatusEvent } from '../../domain/run.js';
 import { builder } from '../builder.js';
 import { RunRef, RunStatusEnum } from './run.js';
+import { RunEventRef } from './run-event.js';
 
 type EventDelivery = Extract<Delivery, { event: unknown }>;
 
@@ -20,8 +21,9 @@ export const EVENT_FIELDS = {
   at: (e: RunStatusEvent) => e.at,
 } as const;
 
-const RunStatusEventRef = builder.objectRef<EventDelivery>('RunStatusEvent').implement({
+export const RunStatusEventRef = builder.objectRef<EventDelivery>('RunStatusEvent').implement({
   description: 'One status change of a run (or, first in runStatusChanged without afterVersion, its current state).',
+  interfaces: [RunEventRef],
   fields: (t) => ({
     runId: t.id({ resolve: (p) => EVENT_FIELDS.runId(p.event) }),
     threadId: t.id({ resolve: (p) => EVENT_FIELDS.threadId(p.event) }),

@@ -2,15 +2,18 @@
  * What every single-statement transition shares: the changed runs, their event rows, and
  * the one expression that announces them.
  */
-import { getTableColumns, sql, type SQL, type SQLWrapper, type WithSubquery } from 'drizzle-orm';
+import { getTableColumns, sql, type SQLWrapper, type WithSubquery } from 'drizzle-orm';
 import type { WithSubqueryWithSelection } from 'drizzle-orm/pg-core';
 import type { Db } from '../../db/client.js';
-import { runEvents, runs, type RunRow } from '../../db/schema.js';
-import type { EventColumns } from '../announcer.js';
+import { runEvents, runItemEvents, runs, type RunRow } from '../../db/schema.js';
+import type { Announcer } from '../announcer.js';
 import { eventOf } from './history.js';
 
-/** An expression announcing the event rows a statement wrote, given their columns (Announcer.inStatement). */
-export type AnnounceEvents = (events: EventColumns) => SQL;
+/** What a statement needs to announce the event rows it writes. */
+export type AnnounceEvents = Pick<Announcer, 'statusLine' | 'itemLine' | 'inStatement'>;
+
+/** A CTE that inserted item events and returned their rows. */
+export type InsertedItems = WithSubqueryWithSelection<typeof runItemEvents._.columns, string>;
 
 /** The runs columns, to select from a CTE that returned whole rows. */
 const RUN_COLUMNS = Object.keys(getTableColumns(runs)) as (keyof RunRow)[];
@@ -27,7 +30,7 @@ type ChangedRuns = WithSubqueryWithSelection<typeof runs._.columns, 'changed'>;
 
 export function changedRunsWithEvents(
   db: Db,
-  ctes: { before?: WithSubquery[]; changed: ChangedRuns; after?: WithSubquery[] },
+  ctes: { before?: WithSubquery[]; changed: ChangedRuns; after?: WithSubquery[]; items?: InsertedItems },
   at: SQLWrapper,
   announce: AnnounceEvents,
 ) {
@@ -50,7 +53,7 @@ export function changedRunsWithEvents(
       )
       .returning(),
   );
-  const announced = sql`(select ${announce({
+  const statusLine = announce.statusLine({
     runId: events.runId,
     threadId: events.threadId,
     threadSeq: events.threadSeq,
@@ -58,10 +61,21 @@ export function changedRunsWithEvents(
     status: events.toStatus,
     previousStatus: events.fromStatus,
     at: events.at,
-  })} from ${events})`;
+  });
+  const { items } = ctes;
+  // The lines of every event the statement wrote, in their order: a run's item events
+  // come before the status change that follows them.
+  const lines = items
+    ? sql`(select string_agg(l.line, E'\n' order by l.run_id, l.version, l.sub) from (
+        select ${statusLine} as line, ${events.runId} as run_id, ${events.version} as version, 0 as sub from ${events}
+        union all
+        select ${announce.itemLine(items)} as line, ${items.runId}, ${items.version}, ${items.sub} from ${items}
+      ) l)`
+    : sql`(select string_agg(${statusLine}, E'\n' order by ${events.runId}, ${events.version}) from ${events})`;
+  const announced = sql`(select ${announce.inStatement(lines)})`;
   const columns = Object.fromEntries(RUN_COLUMNS.map((k) => [k, changed[k]])) as unknown as ChangedRuns['_']['selectedFields'];
   return db
-    .with(...(ctes.before ?? []), changed, ...(ctes.after ?? []), events)
+    .with(...(ctes.before ?? []), changed, ...(ctes.after ?? []), ...(items ? [items] : []), events)
     .select({ ...columns, announced: announced.as('announced') })
     .from(changed);
 }

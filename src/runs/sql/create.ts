@@ -124,6 +124,7 @@ export function createRunsStatement(db: Db, announce: AnnounceEvents) {
             createdAt: r('created_at', 'created_at'),
             role: sql`m.role`.as('role'),
             content: sql`m.content`.as('content'),
+            status: sql`'completed'::message_status`.as('status'),
             runId: none('text', 'run_id'),
             assistantId: none('text', 'assistant_id'),
             metadata: sql`m.metadata`.as('metadata'),

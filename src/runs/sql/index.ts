@@ -9,4 +9,5 @@ export * from './runs.js';
 export * from './transitions.js';
 export * from './history.js';
 export * from './steps.js';
+export * from './items.js';
 export * from './queue.js';

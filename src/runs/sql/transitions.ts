@@ -2,12 +2,12 @@
  * Status changes: the one guarded UPDATE every move goes through, the engine's finish of
  * answered runs, and the end of open steps.
  */
-import { and, eq, getTableColumns, inArray, sql, type SQL, type SQLWrapper } from 'drizzle-orm';
+import { and, eq, getTableColumns, sql, type SQL, type SQLWrapper } from 'drizzle-orm';
 import type { Db, Executor } from '../../db/client.js';
 import { jsonParam } from '../../db/json-param.js';
-import { messages, runEvents, runs, runSteps, type RunRow } from '../../db/schema.js';
+import { messages, runEvents, runItemEvents, runs, runSteps, type RunRow } from '../../db/schema.js';
 import type { IncompleteDetails, RequiredAction, RunError, RunStatusEvent, RunUsage } from '../../domain/run.js';
-import { isTerminal, sourcesOf, LEASED_STATUSES, openStepsEnd, requiredData, stampOf, type RunStatus } from '../../domain/run-lifecycle.js';
+import { isTerminal, sourcesOf, LEASED_STATUSES, requiredData, stampOf, type RunStatus } from '../../domain/run-lifecycle.js';
 import { changedRunsWithEvents, withEvents, type AnnounceEvents } from './changes.js';
 import { eventOf, toEventRow } from './history.js';
 
@@ -173,6 +173,8 @@ export interface FinishedRun {
   move: RunMove;
   messageId: string;
   stepId: string;
+  /** Whether the message and its step were opened as the answer streamed (then they are ended, not created). */
+  started: boolean;
   text: string;
   /** The usage of this model call (the run's total is in move.data.usage). */
   usage: RunUsage;
@@ -181,15 +183,17 @@ export interface FinishedRun {
 /**
  * The engine's end of a run that the model answered, for many runs in one statement
  * (built once): the runs move to `to` (guarded by their lease tokens), and each run that
- * moved gets its assistant message and its MESSAGE_CREATION step, its event, and the
- * statement one notification. A run whose guard failed (cancelled, expired, its claim
+ * moved gets its assistant message (created, or ended if it was opened as the answer
+ * streamed) and its MESSAGE_CREATION step, their events before its status change, and
+ * the statement one notification. A run whose guard failed (cancelled, expired, its claim
  * lost) gets nothing written, so a repeated model call never records a second message.
  */
 export function finishRunsStatement(db: Db, to: 'completed' | 'incomplete', announce: AnnounceEvents) {
   const ph = sql.placeholder;
   const at = sql`${ph('at')}::bigint`;
+  const messageEnd = to === 'completed' ? 'completed' : 'incomplete';
   const changed = db.$with('changed').as(movesUpdate(db, to, at, ph('moves')).returning(getTableColumns(runs)));
-  const answer = sql`jsonb_to_recordset(${ph('answers')}::jsonb) as a(run_id text, message_id text, step_id text, content text, usage jsonb)`;
+  const answer = sql`jsonb_to_recordset(${ph('answers')}::jsonb) as a(run_id text, message_id text, step_id text, started boolean, content text, usage jsonb)`;
   const written = db.$with('written').as(
     db
       .insert(messages)
@@ -201,6 +205,7 @@ export function finishRunsStatement(db: Db, to: 'completed' | 'incomplete', anno
             createdAt: at.as('created_at'),
             role: sql`'assistant'::message_role`.as('role'),
             content: sql`a.content`.as('content'),
+            status: sql.raw(`'${messageEnd}'::message_status`).as('status'),
             runId: changed.id,
             assistantId: changed.assistantId,
             metadata: sql`'{}'::jsonb`.as('metadata'),
@@ -208,6 +213,7 @@ export function finishRunsStatement(db: Db, to: 'completed' | 'incomplete', anno
           .from(changed)
           .innerJoin(answer, sql`a.run_id = ${changed.id}`),
       )
+      .onConflictDoUpdate({ target: messages.id, set: { content: sql`excluded.content`, status: sql`excluded.status` } })
       .returning({ id: messages.id }),
   );
   const steps = db.$with('steps').as(
@@ -237,9 +243,27 @@ export function finishRunsStatement(db: Db, to: 'completed' | 'incomplete', anno
           .from(changed)
           .innerJoin(answer, sql`a.run_id = ${changed.id}`),
       )
+      .onConflictDoUpdate({
+        target: runSteps.id,
+        set: { status: sql`excluded.status`, completedAt: sql`excluded.completed_at`, usage: sql`excluded.usage` },
+      })
       .returning({ id: runSteps.id }),
   );
-  const statement = changedRunsWithEvents(db, { changed, after: [written, steps] }, at, announce).prepare(`finish_runs_${to}`);
+  // The item events, after the run's last status change (version - 1 once moved): a
+  // message opened while streaming is ended; one that was not is created and ended at once.
+  const items = db.$with('items', getTableColumns(runItemEvents)).as(
+    sql`insert into run_item_events (run_id, version, sub, thread_id, thread_seq, kind, item_id, change, at)
+      select ${changed.id}, ${changed.version} - 1,
+        coalesce((select max(e.sub) from run_item_events e where e.run_id = ${changed.id} and e.version = ${changed.version} - 1), 0)
+          + row_number() over (partition by ${changed.id} order by v.n),
+        ${changed.threadId}, ${changed.threadSeq}, v.kind, case when v.kind = 'step' then a.step_id else a.message_id end, v.change, ${at}
+      from ${changed} join ${answer} on a.run_id = ${changed.id}
+      cross join (values (1, 'step', 'in_progress', false), (2, 'message', 'created', false),
+                         (3, 'message', '${sql.raw(messageEnd)}', true), (4, 'step', 'completed', true)) as v(n, kind, change, always)
+      where v.always or not a.started
+      returning *`,
+  );
+  const statement = changedRunsWithEvents(db, { changed, after: [written, steps], items }, at, announce).prepare(`finish_runs_${to}`);
   return async (finishes: FinishedRun[], now: number) => {
     const rows = await statement.execute({
       at: now,
@@ -250,22 +274,16 @@ export function finishRunsStatement(db: Db, to: 'completed' | 'incomplete', anno
         ),
       ),
       answers: jsonParam(
-        finishes.map((f) => ({ run_id: f.move.runId, message_id: f.messageId, step_id: f.stepId, content: f.text, usage: f.usage })),
+        finishes.map((f) => ({
+          run_id: f.move.runId,
+          message_id: f.messageId,
+          step_id: f.stepId,
+          started: f.started,
+          content: f.text,
+          usage: f.usage,
+        })),
       ),
     });
     return withEvents(rows, () => now);
   };
-}
-
-/**
- * Steps follow their run: when runs end, their open steps end with them, as the
- * lifecycle says (a completed run has none open).
- */
-export async function closeOpenSteps(ex: Executor, runIds: readonly string[], runStatus: RunStatus, at: number): Promise<void> {
-  const end = openStepsEnd(runStatus);
-  if (!end || runIds.length === 0) return;
-  await ex
-    .update(runSteps)
-    .set({ status: end.status, [end.stamp]: at })
-    .where(and(inArray(runSteps.runId, [...runIds]), eq(runSteps.status, 'in_progress')));
 }

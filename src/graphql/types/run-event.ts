@@ -1,0 +1,37 @@
+/**
+ * The RunEvent interface: what every event of the live run streams has (a cursor to
+ * resume from, the run, the thread, a time). Its implementations are RunStatusEvent
+ * (run-status-event.ts) and the content events of run-events.ts.
+ */
+import type { ItemEvent } from '../../domain/run-events.js';
+import { encodeContentCursor, type ContentDelivery, type DeliveredDelta } from '../../realtime/content-streams.js';
+import { builder } from '../builder.js';
+
+export type DeltaDelivery = { delta: DeliveredDelta };
+
+export const isDelta = (p: ContentDelivery): p is DeltaDelivery => 'delta' in p;
+export const itemOf = (p: ContentDelivery): ItemEvent | undefined => ('event' in p && 'kind' in p.event ? p.event : undefined);
+
+export const RunEventRef = builder.interfaceRef<ContentDelivery>('RunEvent').implement({
+  description:
+    'Something that happened to a run: a status change, a message created or ended, a step status change, or text added to the message being written.',
+  fields: (t) => ({
+    cursor: t.string({
+      description: 'Where this event stands: resume runEvents or threadEvents with after, mid-message too.',
+      resolve: (p) =>
+        isDelta(p) ? p.delta.cursor : 'kind' in p.event ? encodeContentCursor(p.event) : encodeContentCursor({ ...p.event, sub: 0 }),
+    }),
+    runId: t.id({ resolve: (p) => (isDelta(p) ? p.delta.runId : p.event.runId) }),
+    threadId: t.id({ resolve: (p) => (isDelta(p) ? p.delta.threadId : p.event.threadId) }),
+    at: t.int({
+      description: 'Unix seconds of the event (of a delta: when it was delivered).',
+      resolve: (p) => (isDelta(p) ? Math.floor(Date.now() / 1000) : p.event.at),
+    }),
+  }),
+  resolveType: (p) => {
+    if (isDelta(p)) return 'MessageDeltaEvent';
+    const item = itemOf(p);
+    if (!item) return 'RunStatusEvent';
+    return item.kind === 'message' ? 'MessageEvent' : 'RunStepEvent';
+  },
+});

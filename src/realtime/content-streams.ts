@@ -1,0 +1,264 @@
+/**
+ * The live content of runs: runEvents (one run) and threadEvents (every run of a thread)
+ * deliver status changes, message and step events, and the text of the message being
+ * written as deltas, in the order they happened, resumable from any event's cursor,
+ * mid-message too, on any process.
+ *
+ * Durable events (status and item events) have positions (threadSeq, version, sub); the
+ * stream keeps the last one it delivered and fills any gap from history, as the status
+ * streams do. Text has no position of its own: the stream keeps how much of the message
+ * being written it has delivered, and a delta that does not continue exactly there (one
+ * was missed, or it was too long to carry) is completed from the message row, which holds
+ * at least the text of every delta announced. Before a message's COMPLETED (or
+ * INCOMPLETE) event, whatever text the subscriber has not had yet comes as a last delta,
+ * so the deltas always add up to the final text.
+ */
+import type { MessageRow, RunRow } from '../db/schema.js';
+import { BadUserInputError, NotFoundError } from '../domain/errors.js';
+import type { RunStatusEvent } from '../domain/run.js';
+import { comparePositions, positionOf, type EventPosition, type ItemEvent, type LiveEvent, type TextDelta } from '../domain/run-events.js';
+import { isTerminal } from '../domain/run-lifecycle.js';
+import type { EventScope } from '../runs/history.js';
+import { guarded, patiently, type Lagged, type StreamDeps } from './run-streams.js';
+import type { BusItem } from './event-bus.js';
+
+/** Text delivered: `text` goes at `index` of the message's text. */
+export interface DeliveredDelta {
+  runId: string;
+  threadId: string;
+  messageId: string;
+  index: number;
+  text: string;
+  /** Where a resume continues from: the last durable event delivered, and the text's end. */
+  cursor: string;
+}
+
+/** What runEvents and threadEvents yield. */
+export type ContentDelivery =
+  { event: RunStatusEvent; run?: RunRow | undefined } | { event: ItemEvent; message?: MessageRow | undefined } | { delta: DeliveredDelta };
+
+const CURSOR = /^e2:(\d{1,9}):(\d{1,9}):(\d{1,9})(?::(\d{1,12}))?$/;
+const STATUS_CURSOR = /^e1:(\d{1,9}):(\d{1,9})$/;
+
+/** A durable event's cursor (`offset`: a delta's, with where its text ended). */
+export function encodeContentCursor(p: EventPosition, offset?: number): string {
+  const text = `e2:${p.threadSeq}:${p.version}:${p.sub}${offset === undefined ? '' : `:${offset}`}`;
+  return Buffer.from(text).toString('base64url');
+}
+
+/** Any event's cursor: a status event's (of either subscription family), an item event's, a delta's. */
+export function decodeContentCursor(cursor: string): { position: EventPosition; offset: number | undefined } {
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  const status = STATUS_CURSOR.exec(text);
+  if (status) return { position: { threadSeq: Number(status[1]), version: Number(status[2]), sub: 0 }, offset: undefined };
+  const match = CURSOR.exec(text);
+  if (!match) throw new BadUserInputError("Argument 'after' is not a valid event cursor.", { argument: 'after' });
+  return {
+    position: { threadSeq: Number(match[1]), version: Number(match[2]), sub: Number(match[3]) },
+    offset: match[4] === undefined ? undefined : Number(match[4]),
+  };
+}
+
+/** runEvents: the run's content, completing after its terminal status. */
+export async function runContentStream(
+  deps: StreamDeps,
+  threadId: string,
+  runId: string,
+  after?: string | null,
+): Promise<AsyncIterableIterator<ContentDelivery | Lagged>> {
+  const live = deps.bus.subscribe(`run-content:${runId}`);
+  try {
+    const resume = after != null ? decodeContentCursor(after) : undefined;
+    const run = await deps.runs.getInProject(deps.projectId, runId);
+    if (!run || run.threadId !== threadId) throw new NotFoundError('run', runId);
+    return guarded(new ContentStream(deps, { runId }, live, true).run(run, resume), live, () => ({}));
+  } catch (error) {
+    live.close();
+    throw error;
+  }
+}
+
+/** threadEvents: the content of every run of the thread; never completes by itself. */
+export async function threadContentStream(
+  deps: StreamDeps,
+  threadId: string,
+  after?: string | null,
+): Promise<AsyncIterableIterator<ContentDelivery | Lagged>> {
+  const live = deps.bus.subscribe(`thread-content:${threadId}`);
+  try {
+    const resume = after != null ? decodeContentCursor(after) : undefined;
+    const thread = await deps.threads.get(deps.projectId, threadId);
+    if (!thread) throw new NotFoundError('thread', threadId);
+    const latest = resume ? undefined : await deps.history.latestRun(threadId);
+    return guarded(new ContentStream(deps, { threadId }, live, false).run(latest, resume), live, () => ({}));
+  } catch (error) {
+    live.close();
+    throw error;
+  }
+}
+
+/** The message the subscriber is receiving the text of, and how much of it it has. */
+interface Writing {
+  messageId: string;
+  runId: string;
+  threadId: string;
+  delivered: number;
+}
+
+class ContentStream {
+  private position: EventPosition = { threadSeq: 0, version: 0, sub: 0 };
+  /** Whether the event at `position` ended its run (the thread's next event is then the next run's first). */
+  private runEnded = false;
+  private writing: Writing | undefined;
+  /**
+   * Resuming: the subscriber had the events up to the cursor, so the first message it sees
+   * end (or find being written) without its CREATED, it had the text of up to `offset` (a
+   * delta's cursor), or none of it.
+   */
+  private resumedText: { offset: number } | undefined;
+  private done = false;
+
+  constructor(
+    private readonly deps: StreamDeps,
+    private readonly scope: EventScope,
+    private readonly live: AsyncIterable<BusItem<LiveEvent>>,
+    /** Whether the stream ends with its run (runEvents). */
+    private readonly endsWithRun: boolean,
+  ) {}
+
+  async *run(
+    start: RunRow | undefined,
+    resume: { position: EventPosition; offset: number | undefined } | undefined,
+  ): AsyncGenerator<ContentDelivery> {
+    if (resume) {
+      this.position = resume.position;
+      this.resumedText = { offset: resume.offset ?? 0 };
+      yield* this.catchUp();
+      if (this.done) return;
+      // The message being written: the rest of its text.
+      const message = await patiently(() => this.deps.history.messageBeingWritten(this.scope));
+      if (message) {
+        this.follow(message.id, message.runId ?? '', message.threadId);
+        if (this.writing?.messageId === message.id) yield* this.textFrom(message.content);
+      }
+    } else if (start) {
+      // The run's current state first, then the text written so far.
+      const now = await this.deps.history.runNow(start);
+      this.position = now.position;
+      this.runEnded = isTerminal(start.status);
+      yield { event: now.event, run: start.version === now.event.version ? start : undefined };
+      if (this.endsWithRun && this.runEnded) return;
+      if (now.writing) {
+        this.writing = { messageId: now.writing.id, runId: start.id, threadId: start.threadId, delivered: 0 };
+        yield* this.textFrom(now.writing.content);
+      }
+    }
+    for await (const item of this.live) {
+      if (item.kind === 'resync') {
+        yield* this.catchUp();
+        yield* this.refill();
+      } else if ('kind' in item.event && item.event.kind === 'delta') {
+        yield* this.onDelta(item.event);
+      } else {
+        const event = item.event as RunStatusEvent | ItemEvent;
+        const at = positionOf(event);
+        if (comparePositions(at, this.position) <= 0) continue; // seen already
+        if (this.isNext(at)) yield* this.deliver(event);
+        else yield* this.catchUp(); // a gap (or an event ahead of one): history has both
+      }
+      if (this.done) return;
+    }
+  }
+
+  /** The durable event right after `position`: the next item of its version, the run's next status, the next run's first. */
+  private isNext(p: EventPosition): boolean {
+    const at = this.position;
+    if (p.threadSeq === at.threadSeq)
+      return (p.version === at.version && p.sub === at.sub + 1) || (p.version === at.version + 1 && p.sub === 0);
+    return this.runEnded && p.threadSeq === at.threadSeq + 1 && p.version === 1 && p.sub === 0;
+  }
+
+  /** Everything durable after `position`, from history, page after page. */
+  private async *catchUp(): AsyncGenerator<ContentDelivery> {
+    for (;;) {
+      const page = await patiently(() => this.deps.history.contentAfter(this.scope, this.position));
+      for (const event of page.events) {
+        if (comparePositions(positionOf(event), this.position) <= 0) continue;
+        yield* this.deliver(event);
+        if (this.done) return;
+      }
+      if (!page.more) return;
+    }
+  }
+
+  private async *deliver(event: RunStatusEvent | ItemEvent): AsyncGenerator<ContentDelivery> {
+    this.position = positionOf(event);
+    if (!('kind' in event)) {
+      this.runEnded = isTerminal(event.status);
+      yield { event };
+      if (this.endsWithRun && this.runEnded) this.done = true;
+      return;
+    }
+    if (event.kind === 'step') {
+      yield { event };
+      return;
+    }
+    if (event.change === 'created') {
+      this.resumedText = undefined;
+      this.writing = { messageId: event.messageId, runId: event.runId, threadId: event.threadId, delivered: 0 };
+      yield { event };
+      return;
+    }
+    // The message ended: whatever text the subscriber lacks comes first.
+    this.follow(event.messageId, event.runId, event.threadId);
+    const message = await patiently(() => this.deps.history.message(event.messageId));
+    if (message && this.writing?.messageId === event.messageId) yield* this.textFrom(message.content);
+    if (this.writing?.messageId === event.messageId) this.writing = undefined;
+    yield { event, message };
+  }
+
+  /** A message met without its CREATED: followed from where the resume cursor left its text. */
+  private follow(messageId: string, runId: string, threadId: string): void {
+    if (this.writing?.messageId === messageId || !this.resumedText) return;
+    this.writing = { messageId, runId, threadId, delivered: this.resumedText.offset };
+    this.resumedText = undefined;
+  }
+
+  private async *onDelta(delta: TextDelta): AsyncGenerator<ContentDelivery> {
+    if (this.writing?.messageId !== delta.messageId) {
+      // Its CREATED has not reached us (a transport that orders them apart, or a gap):
+      // history has it, if it is committed; text of a message we do not follow is skipped.
+      yield* this.catchUp();
+      if (this.writing?.messageId !== delta.messageId) return;
+    }
+    const writing = this.writing;
+    const end = delta.index + delta.length;
+    if (end <= writing.delivered) return; // had it
+    if (delta.text === null || delta.index > writing.delivered) {
+      yield* this.refill(); // missed some, or not carried: the row has it all
+      return;
+    }
+    yield this.text(writing, delta.text.slice(writing.delivered - delta.index));
+  }
+
+  /** The text of the message being written, re-read: what the subscriber lacks of it. */
+  private async *refill(): AsyncGenerator<ContentDelivery> {
+    const writing = this.writing;
+    if (!writing) return;
+    const message = await patiently(() => this.deps.history.message(writing.messageId));
+    if (message && this.writing === writing) yield* this.textFrom(message.content);
+  }
+
+  /** What the subscriber lacks of `content`, the message's text as read. */
+  private *textFrom(content: string): Generator<ContentDelivery> {
+    const writing = this.writing;
+    if (writing && content.length > writing.delivered) yield this.text(writing, content.slice(writing.delivered));
+  }
+
+  private text(writing: Writing, text: string): ContentDelivery {
+    const index = writing.delivered;
+    writing.delivered += text.length;
+    const { messageId, runId, threadId } = writing;
+    return { delta: { runId, threadId, messageId, index, text, cursor: encodeContentCursor(this.position, writing.delivered) } };
+  }
+}

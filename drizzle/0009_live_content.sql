@@ -13,6 +13,7 @@ CREATE TABLE "run_item_events" (
 );
 --> statement-breakpoint
 ALTER TABLE "messages" ADD COLUMN "status" "message_status" DEFAULT 'completed' NOT NULL;--> statement-breakpoint
+ALTER TABLE "run_events" ADD COLUMN "run_state" jsonb;--> statement-breakpoint
 ALTER TABLE "run_item_events" ADD CONSTRAINT "run_item_events_run_id_runs_id_fk" FOREIGN KEY ("run_id") REFERENCES "public"."runs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "run_item_events_thread_order_idx" ON "run_item_events" USING btree ("thread_id","thread_seq","version","sub");--> statement-breakpoint
 CREATE INDEX "messages_in_progress_idx" ON "messages" USING btree ("run_id") WHERE status = 'in_progress';

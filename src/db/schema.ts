@@ -217,6 +217,12 @@ export const runEvents = pgTable(
     fromStatus: runStatus('from_status'),
     toStatus: runStatus('to_status').notNull(),
     at: unixSeconds('at').notNull(),
+    /**
+     * What of the run this change left as it is, of the fields that change with the status
+     * (see runs/sql/history.ts's RUN_STATE), written by the statement that made the change:
+     * an event's `run` is the run as of the event, not as of its delivery.
+     */
+    runState: jsonb('run_state').$type<RunState>(),
   },
   (t) => [
     primaryKey({ columns: [t.runId, t.version] }),
@@ -336,6 +342,23 @@ export const eventOutbox = pgTable('event_outbox', {
   payload: text('payload').notNull(),
   createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
 });
+
+/** The fields of a run that a status change may change. */
+export type RunState = Pick<
+  typeof runs.$inferSelect,
+  | 'status'
+  | 'previousStatus'
+  | 'version'
+  | 'requiredAction'
+  | 'lastError'
+  | 'expiresAt'
+  | 'startedAt'
+  | 'cancelledAt'
+  | 'failedAt'
+  | 'completedAt'
+  | 'incompleteDetails'
+  | 'usage'
+>;
 
 export type AssistantRow = typeof assistants.$inferSelect;
 export type ThreadRow = typeof threads.$inferSelect;

@@ -6,8 +6,9 @@
  * can send an event with one string concatenation instead of an execution, three async
  * iterator layers and a promise per write.
  *
- * Anything else (fragments, directives, the `run` field, another root field) gets no
- * projection and is executed per event as GraphQL does.
+ * So does `run { id status version }` (any of the Run fields an event carries: the run
+ * as the event left it). Anything else (fragments, directives, other fields of `run`,
+ * another root field) gets no projection and is executed per event as GraphQL does.
  */
 import {
   execute,
@@ -60,7 +61,7 @@ function compile(schema: GraphQLSchema, document: DocumentNode, operationName: s
   if (!EVENT_ROOT_FIELDS.has(root.name.value) || !root.selectionSet) return undefined;
   const eventType = schema.getType('RunStatusEvent') as GraphQLObjectType | undefined;
   if (!eventType) return undefined;
-  const writers = fieldWriters(eventType, root.selectionSet);
+  const writers = fieldWriters(eventType, root.selectionSet, EVENT_FIELDS, schema);
   if (!writers) return undefined;
 
   const head = `{"data":{${JSON.stringify((root.alias ?? root.name).value)}:{`;
@@ -75,14 +76,31 @@ function compile(schema: GraphQLSchema, document: DocumentNode, operationName: s
   };
 }
 
+type Read = (e: RunStatusEvent) => unknown;
+
+/** The Run fields an event carries (its `run` selected with only these is projected too). */
+const RUN_READS: Record<string, Read> = {
+  id: (e) => e.runId,
+  threadId: (e) => e.threadId,
+  status: (e) => e.status,
+  version: (e) => e.version,
+  object: () => 'thread.run',
+};
+
+/** Fields of a type whose value is an object the event describes: the type's reads there. */
+const NESTED: Record<string, { typeName: string; reads: Record<string, Read> }> = { run: { typeName: 'Run', reads: RUN_READS } };
+
 /** One writer per response key, in the order graphql-js collects them; undefined if a selection is not a plain event field. */
-function fieldWriters(type: GraphQLObjectType, selectionSet: SelectionSetNode): Array<(e: RunStatusEvent) => string> | undefined {
+function fieldWriters(
+  type: GraphQLObjectType,
+  selectionSet: SelectionSetNode,
+  reads: Record<string, Read> = EVENT_FIELDS,
+  schema?: GraphQLSchema,
+): Array<(e: RunStatusEvent) => string> | undefined {
   const fields = type.getFields();
   const writers = new Map<string, (e: RunStatusEvent) => string>();
   for (const selection of selectionSet.selections) {
-    if (selection.kind !== Kind.FIELD || selection.directives?.length || selection.arguments?.length || selection.selectionSet) {
-      return undefined;
-    }
+    if (selection.kind !== Kind.FIELD || selection.directives?.length || selection.arguments?.length) return undefined;
     const key = (selection.alias ?? selection.name).value;
     if (writers.has(key)) continue; // the same field again (validation allows nothing else)
     const name = selection.name.value;
@@ -92,7 +110,16 @@ function fieldWriters(type: GraphQLObjectType, selectionSet: SelectionSetNode): 
       writers.set(key, () => value);
       continue;
     }
-    const read = EVENT_FIELDS[name as keyof typeof EVENT_FIELDS];
+    if (selection.selectionSet) {
+      const nested = reads === EVENT_FIELDS ? NESTED[name] : undefined;
+      const nestedType = nested && schema?.getType(nested.typeName);
+      if (!nested || !nestedType || !('getFields' in nestedType)) return undefined;
+      const inner = fieldWriters(nestedType as GraphQLObjectType, selection.selectionSet, nested.reads, schema);
+      if (!inner) return undefined;
+      writers.set(key, (e) => `${prefix}{${inner.map((write) => write(e)).join(',')}}`);
+      continue;
+    }
+    const read = reads[name];
     const leaf = fields[name] && getNamedType(fields[name].type);
     if (!read || !isLeafType(leaf)) return undefined;
     const serialize = (leaf as GraphQLLeafType).serialize.bind(leaf);

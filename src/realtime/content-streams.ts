@@ -71,7 +71,8 @@ export async function runContentStream(
     const resume = after != null ? decodeContentCursor(after) : undefined;
     const run = await deps.runs.getInProject(deps.projectId, runId);
     if (!run || run.threadId !== threadId) throw new NotFoundError('run', runId);
-    return guarded(new ContentStream(deps, { runId }, live, true).run(run, resume), live, () => ({}));
+    const stream = new ContentStream(deps, { runId }, live, true);
+    return guarded(stream.run(run, resume), live, () => ({ lastCursor: stream.cursor() }));
   } catch (error) {
     live.close();
     throw error;
@@ -90,7 +91,8 @@ export async function threadContentStream(
     const thread = await deps.threads.get(deps.projectId, threadId);
     if (!thread) throw new NotFoundError('thread', threadId);
     const latest = resume ? undefined : await deps.history.latestRun(threadId);
-    return guarded(new ContentStream(deps, { threadId }, live, false).run(latest, resume), live, () => ({}));
+    const stream = new ContentStream(deps, { threadId }, live, false);
+    return guarded(stream.run(latest, resume), live, () => ({ lastCursor: stream.cursor() }));
   } catch (error) {
     live.close();
     throw error;
@@ -168,6 +170,11 @@ class ContentStream {
       }
       if (this.done) return;
     }
+  }
+
+  /** Where a resume continues from now: the last durable event delivered, and the text delivered since. */
+  cursor(): string {
+    return encodeContentCursor(this.position, this.writing?.delivered);
   }
 
   /** The durable event right after `position`: the next item of its version, the run's next status, the next run's first. */

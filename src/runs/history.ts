@@ -36,17 +36,12 @@ export class RunHistory {
   }
 
   /**
-   * The run for an event's `run` field. Every subscriber of an event asks at once, so
-   * the reads of one (run, version) are shared while they are in flight.
+   * The run for an event's `run` field: as that event's change left it. Every subscriber
+   * of an event asks at once, so the reads of one (run, version) are shared while they
+   * are in flight.
    */
   runForEvent(runId: string, version: number): Promise<RunRow | undefined> {
-    const key = `${runId}:${version}`;
-    let pending = this.eventReads.get(key);
-    if (!pending) {
-      pending = store.findRun(this.core.deps.db, runId).finally(() => this.eventReads.delete(key));
-      this.eventReads.set(key, pending);
-    }
-    return pending;
+    return shared(this.eventReads, `${runId}:${version}`, () => store.findRunAsOf(this.core.deps.db, runId, version));
   }
 
   private readonly eventReads = new Map<string, Promise<RunRow | undefined>>();

@@ -27,6 +27,9 @@ const projected = [
   'subscription($t: ID!) { threadRunsChanged(threadId: $t) { runId threadId version cursor previousStatus status at __typename } }',
   'subscription S($r: ID!) { changed: runStatusChanged(runId: $r, afterVersion: 2) { v: version status s: status version } }',
   'subscription($t: ID!, $a: String) { threadRunsChanged(threadId: $t, after: $a) { at at cursor kind: __typename } }',
+  // the run as the event left it, of the fields the event carries: what a client cache keys and updates
+  'subscription($r: ID!) { runStatusChanged(runId: $r) { version run { __typename id status version threadId object } } }',
+  'subscription($t: ID!) { threadRunsChanged(threadId: $t) { cursor r: run { id s: status } } }',
 ];
 
 describe('an operation that selects only event fields', () => {
@@ -55,8 +58,9 @@ describe('an operation that selects only event fields', () => {
 
 describe('any other operation is executed per event', () => {
   it.each([
-    // the run, read from the database per event
-    'subscription($r: ID!) { runStatusChanged(runId: $r) { version run { id status } } }',
+    // a field of the run the event does not carry: read from the database per event
+    'subscription($r: ID!) { runStatusChanged(runId: $r) { version run { id status startedAt } } }',
+    'subscription($r: ID!) { runStatusChanged(runId: $r) { version run { id ... on Run { status } } } }',
     // fragments and directives: left to GraphQL's own field collection
     'subscription($r: ID!) { runStatusChanged(runId: $r) { ...F } } fragment F on RunStatusEvent { version }',
     'subscription($r: ID!) { runStatusChanged(runId: $r) { ... on RunStatusEvent { version } } }',

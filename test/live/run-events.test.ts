@@ -334,3 +334,29 @@ describe('threadEvents', () => {
     expect((missing.events[0] as any).errors[0].extensions.code).toBe('NOT_FOUND');
   });
 });
+
+describe('RunStatusEvent.run', () => {
+  it('is the run as that change left it, even when delivered later', async () => {
+    const { runId } = await newRun(t);
+    const { run, leaseToken } = await claim(runId);
+    const stream = t.app.engine.streamMessage(run, leaseToken);
+    await finish(run, leaseToken, 'done', stream);
+    // Replayed from history after the run completed: each event carries its own state.
+    const sub = collect(
+      t.wsClient(),
+      `subscription($runId: ID!) { runStatusChanged(runId: $runId, afterVersion: 0) { version status run { id status version startedAt completedAt usage { totalTokens } } } }`,
+      { runId },
+    );
+    await sub.done;
+    const events = sub.events.map((r: any) => r.data.runStatusChanged);
+    expect(events.map((e) => [e.version, e.status, e.run.version, e.run.status])).toEqual([
+      [1, 'QUEUED', 1, 'QUEUED'],
+      [2, 'IN_PROGRESS', 2, 'IN_PROGRESS'],
+      [3, 'COMPLETED', 3, 'COMPLETED'],
+    ]);
+    expect(events[0].run).toMatchObject({ startedAt: null, completedAt: null, usage: null });
+    expect(events[1].run.startedAt).toEqual(expect.any(Number));
+    expect(events[1].run.completedAt).toBeNull();
+    expect(events[2].run).toMatchObject({ completedAt: expect.any(Number), usage: { totalTokens: 2 } });
+  });
+});

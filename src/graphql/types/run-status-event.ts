@@ -1,5 +1,7 @@
 /** RunStatusEvent and the two subscriptions that deliver it. */
 import { runStatusStream, threadRunsStream, encodeEventCursor, type Delivery } from '../../realtime/run-streams.js';
+import { Kind, type FieldNode } from 'graphql';
+import type { RunRow } from '../../db/schema.js';
 import type { RunStatusEvent } from '../../domain/run.js';
 import { builder } from '../builder.js';
 import { RunRef, RunStatusEnum } from './run.js';
@@ -41,9 +43,10 @@ export const RunStatusEventRef = builder.objectRef<EventDelivery>('RunStatusEven
     run: t.field({
       type: RunRef,
       description:
-        'The run as this change left it when the server has that state at hand (the first event of runStatusChanged); otherwise the run as it is when the event is delivered, which may be later.',
-      resolve: async (p, _, ctx) => {
+        "The run as this change left it (its version is the event's). Selecting only id, threadId, status and version of it costs no read.",
+      resolve: async (p, _, ctx, info) => {
         if (p.run && p.run.version === p.event.version) return p.run;
+        if (fromEventAlone(info.fieldNodes)) return runOfEvent(p.event);
         const run = await ctx.history.runForEvent(p.event.runId, p.event.version);
         if (!run) throw new Error(`run ${p.event.runId} vanished`);
         return run;
@@ -51,6 +54,33 @@ export const RunStatusEventRef = builder.objectRef<EventDelivery>('RunStatusEven
     }),
   }),
 });
+
+/** The Run fields an event carries: a selection of only these is served from the event. */
+export const RUN_FIELDS_OF_EVENT = new Set(['__typename', 'object', 'id', 'threadId', 'status', 'version']);
+
+const aloneByNodes = new WeakMap<readonly FieldNode[], boolean>();
+
+/** Whether the `run` selection asks only for what the event carries (plain fields, no fragments or directives). */
+function fromEventAlone(nodes: readonly FieldNode[]): boolean {
+  let alone = aloneByNodes.get(nodes);
+  if (alone === undefined) {
+    alone = nodes.every((node) =>
+      (node.selectionSet?.selections ?? []).every(
+        (s) => s.kind === Kind.FIELD && !s.directives?.length && !s.selectionSet && RUN_FIELDS_OF_EVENT.has(s.name.value),
+      ),
+    );
+    aloneByNodes.set(nodes, alone);
+  }
+  return alone;
+}
+
+/**
+ * The run as the event tells it: the fields of RUN_FIELDS_OF_EVENT only, for a selection
+ * of no others (the rest of a RunRow is never read).
+ */
+export function runOfEvent(e: RunStatusEvent): RunRow {
+  return { id: e.runId, threadId: e.threadId, status: e.status, version: e.version } as RunRow;
+}
 
 /** A lagging stream's last delivery becomes its SUBSCRIPTION_LAGGED error. */
 function eventOrLagged(p: Delivery): EventDelivery {

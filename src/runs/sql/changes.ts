@@ -7,7 +7,7 @@ import type { WithSubqueryWithSelection } from 'drizzle-orm/pg-core';
 import type { Db } from '../../db/client.js';
 import { runEvents, runItemEvents, runs, type RunRow } from '../../db/schema.js';
 import type { Announcer } from '../announcer.js';
-import { eventOf } from './history.js';
+import { eventOf, RUN_STATE } from './history.js';
 
 /** What a statement needs to announce the event rows it writes. */
 export type AnnounceEvents = Pick<Announcer, 'statusLine' | 'itemLine' | 'inStatement'>;
@@ -48,6 +48,10 @@ export function changedRunsWithEvents(
             fromStatus: changed.previousStatus,
             toStatus: changed.status,
             at: sql`${at}::bigint`.as('at'),
+            runState: sql`jsonb_build_object(${sql.join(
+              RUN_STATE.map((k) => sql`${sql.raw(`'${k}'`)}, ${changed[k]}`),
+              sql`, `,
+            )})`.as('run_state'),
           })
           .from(changed),
       )

@@ -3,7 +3,7 @@
  */
 import { and, asc, desc, eq, gt, sql } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
-import { runEvents, type RunRow } from '../../db/schema.js';
+import { runEvents, runs, type RunRow, type RunState } from '../../db/schema.js';
 import type { RunStatusEvent } from '../../domain/run.js';
 
 /** The event of the transition that left `run` as it is. */
@@ -19,7 +19,32 @@ export function eventOf(run: RunRow, at: number): RunStatusEvent {
   };
 }
 
-export function toEventRow(e: RunStatusEvent) {
+/** The fields of a run a status change may change: what an event keeps of the run it left. */
+export const RUN_STATE = [
+  'status',
+  'previousStatus',
+  'version',
+  'requiredAction',
+  'lastError',
+  'expiresAt',
+  'startedAt',
+  'cancelledAt',
+  'failedAt',
+  'completedAt',
+  'incompleteDetails',
+  'usage',
+] as const satisfies readonly (keyof RunState)[];
+
+export function runStateOf(run: RunRow): RunState {
+  return Object.fromEntries(RUN_STATE.map((k) => [k, run[k]])) as RunState;
+}
+
+/** The run as of an event: as it is now, with what the event's change left of it. */
+export function runAsOf(run: RunRow, state: RunState | null | undefined): RunRow {
+  return state ? { ...run, ...state } : run;
+}
+
+export function toEventRow(e: RunStatusEvent, run?: RunRow) {
   return {
     runId: e.runId,
     threadId: e.threadId,
@@ -28,6 +53,7 @@ export function toEventRow(e: RunStatusEvent) {
     fromStatus: e.previousStatus,
     toStatus: e.status,
     at: e.at,
+    runState: run ? runStateOf(run) : null,
   };
 }
 
@@ -92,4 +118,15 @@ export async function lastThreadPosition(ex: Executor, threadId: string): Promis
     .orderBy(desc(runEvents.threadSeq), desc(runEvents.version))
     .limit(1);
   return row ?? { threadSeq: 0, version: 0 };
+}
+
+/** The run as the event of this version left it (as it is now, when that event has no record of it). */
+export async function findRunAsOf(ex: Executor, runId: string, version: number): Promise<RunRow | undefined> {
+  const [row] = await ex
+    .select({ run: runs, state: runEvents.runState })
+    .from(runs)
+    .leftJoin(runEvents, and(eq(runEvents.runId, runs.id), eq(runEvents.version, version)))
+    .where(eq(runs.id, runId))
+    .limit(1);
+  return row && runAsOf(row.run, row.state);
 }

@@ -73,7 +73,7 @@ export async function transitionRuns(
   const moved = await movesUpdate(ex, to, sql`${at}::bigint`, sql`${jsonParam(rows)}`).returning(getTableColumns(runs));
   if (moved.length === 0) return [];
   const results = moved.map((run) => ({ run, event: eventOf(run, at) }));
-  await ex.insert(runEvents).values(results.map((r) => toEventRow(r.event)));
+  await ex.insert(runEvents).values(results.map((r) => toEventRow(r.event, r.run)));
   return results;
 }
 

@@ -7,9 +7,9 @@ import { DEFAULT_PAGE_SIZE, planKeysetPage, type Page, type PageArgs, type SortO
 import { batched } from '../db/batches.js';
 import { isItemSpecificError, isUniqueViolation } from '../db/errors.js';
 import { rowWrites, type RowWrites } from '../db/row-writes.js';
-import type { RunRow, RunStepRow } from '../db/schema.js';
+import type { AssistantRow, RunRow, RunStepRow } from '../db/schema.js';
 import { findAssistant } from '../assistants/assistant-service.js';
-import { BadUserInputError, InvalidRunStateError, NotFoundError, ThreadHasActiveRunError } from '../domain/errors.js';
+import { BadUserInputError, InvalidRunStateError, NotFoundError, ThreadHasActiveRunError, type DomainError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { Metadata, ResponseFormat, Tool, ToolCall, ToolChoice, ToolOutput, TruncationStrategy } from '../domain/run.js';
 import { cancelMove, type RunStatus } from '../domain/run-lifecycle.js';
@@ -35,6 +35,14 @@ export interface CreateRunInput {
   parallelToolCalls?: boolean | null;
   responseFormat?: ResponseFormat | null;
 }
+
+/**
+ * What a run asked for runs with: its assistant, and the model and tools it overrides or
+ * takes from it; or why no run can be made of the input (the assistant, when found, too).
+ */
+type RunSettings =
+  | { invalid: DomainError; assistant: AssistantRow | undefined }
+  | { invalid: undefined; assistant: AssistantRow; model: string; tools: Tool[] };
 
 /** A page of a run's steps: which run, and the page's arguments (oldest first by default). */
 export interface StepPageKey extends PageArgs {
@@ -112,64 +120,18 @@ export class RunCommands {
     input: CreateRunInput,
     request: IdempotentRequest | undefined,
   ): Promise<RunRow> {
-    const { db, clock, runExpiresAfterSeconds } = this.core.deps;
-    const now = clock();
-    // Assistants never change once created: read outside the run's statement.
-    const assistant = await findAssistant(db, projectId, input.assistantId);
-    const model = input.model ?? assistant?.model;
-    const tools = input.tools ?? assistant?.tools ?? [];
-    const forced = input.toolChoice && 'function' in input.toolChoice ? input.toolChoice.function.name : null;
-    const invalid = !assistant
-      ? new NotFoundError('assistant', input.assistantId)
-      : this.core.deps.modelSupported && !this.core.deps.modelSupported(model ?? '')
-        ? new BadUserInputError(
-            `Invalid input: model: no model provider serves '${model}' (use 'scripted' or 'scripted-*', or configure OPENAI_BASE_URL / OPENAI_API_KEY).`,
-            { fields: ['input.model'] },
-          )
-        : forced && !tools.some((t) => t.function.name === forced)
-          ? new BadUserInputError(`Invalid input: input.toolChoice.function.name: '${forced}' is not one of the run's tools.`, {
-              fields: ['input.toolChoice.function.name'],
-            })
-          : undefined;
-    if (invalid) {
+    const settings = await this.runSettings(projectId, input);
+    if (settings.invalid) {
       // Reported in this order, as clients have always seen: a missing thread, a missing
       // assistant, a thread busy with another run, then what is wrong with the input.
       await this.core.requireThread(projectId, threadId);
-      const active = assistant && (await findActiveRunId(db, threadId));
+      const active = settings.assistant && (await findActiveRunId(this.core.deps.db, threadId));
       if (active) throw new ThreadHasActiveRunError(threadId, active);
-      throw invalid;
+      throw settings.invalid;
     }
-    // Both known from here: a missing assistant is reported above, and its model is required.
-    if (!assistant || model === undefined) throw new Error('createRun: no assistant or model past the input checks');
     let created: Moved | undefined | typeof AGAIN;
     try {
-      const run: store.NewRun = {
-        id: newId('run'),
-        projectId,
-        threadId,
-        assistantId: assistant.id,
-        createdAt: now,
-        expiresAt: now + runExpiresAfterSeconds,
-        model,
-        instructions: input.instructions ?? assistant.instructions ?? '',
-        additionalInstructions: input.additionalInstructions ?? null,
-        tools,
-        metadata: input.metadata ?? {},
-        // As the Assistants API: "If not set, defaults to 1."
-        temperature: input.temperature ?? 1,
-        topP: input.topP ?? 1,
-        maxPromptTokens: input.maxPromptTokens ?? null,
-        maxCompletionTokens: input.maxCompletionTokens ?? null,
-        truncationStrategy: input.truncationStrategy ?? { type: 'auto', lastMessages: null },
-        toolChoice: input.toolChoice ?? { mode: 'auto' },
-        parallelToolCalls: input.parallelToolCalls ?? true,
-        responseFormat: input.responseFormat ?? { type: 'auto' },
-        messages: (input.additionalMessages ?? []).map((m) => {
-          const { id, role, content, metadata } = newMessage(threadId, now, m);
-          return { id, role, content, metadata };
-        }),
-        idempotency: request ? { key: request.key, fingerprint: request.fingerprint } : null,
-      };
+      const run = this.newRun(projectId, threadId, this.core.deps.clock(), input, settings, request);
       // A second run asked for on one thread in one batch waits for the next batch.
       do {
         created = await this.creations(run);
@@ -185,6 +147,72 @@ export class RunCommands {
       throw await this.busy(threadId);
     }
     return created.run;
+  }
+
+  /**
+   * What `input` asks for: its assistant (read outside any write: assistants never change
+   * once created), the model and tools, and whether a provider serves that model and the
+   * tools hold the function the input forces.
+   */
+  private async runSettings(projectId: string, input: CreateRunInput): Promise<RunSettings> {
+    const assistant = await findAssistant(this.core.deps.db, projectId, input.assistantId);
+    if (!assistant) return { invalid: new NotFoundError('assistant', input.assistantId), assistant };
+    const model = input.model ?? assistant.model;
+    const tools = input.tools ?? assistant.tools ?? [];
+    const forced = input.toolChoice && 'function' in input.toolChoice ? input.toolChoice.function.name : null;
+    const { modelSupported } = this.core.deps;
+    if (modelSupported && !modelSupported(model)) {
+      const invalid = new BadUserInputError(
+        `Invalid input: model: no model provider serves '${model}' (use 'scripted' or 'scripted-*', or configure OPENAI_BASE_URL / OPENAI_API_KEY).`,
+        { fields: ['input.model'] },
+      );
+      return { invalid, assistant };
+    }
+    if (forced && !tools.some((t) => t.function.name === forced)) {
+      const invalid = new BadUserInputError(`Invalid input: input.toolChoice.function.name: '${forced}' is not one of the run's tools.`, {
+        fields: ['input.toolChoice.function.name'],
+      });
+      return { invalid, assistant };
+    }
+    return { invalid: undefined, assistant, model, tools };
+  }
+
+  /** The run `input` asks for on the thread, queued now, with the Assistants API's defaults. */
+  private newRun(
+    projectId: string,
+    threadId: string,
+    now: number,
+    input: CreateRunInput,
+    { assistant, model, tools }: RunSettings & { invalid: undefined },
+    request: IdempotentRequest | undefined,
+  ): store.NewRun {
+    return {
+      id: newId('run'),
+      projectId,
+      threadId,
+      assistantId: assistant.id,
+      createdAt: now,
+      expiresAt: now + this.core.deps.runExpiresAfterSeconds,
+      model,
+      instructions: input.instructions ?? assistant.instructions ?? '',
+      additionalInstructions: input.additionalInstructions ?? null,
+      tools,
+      metadata: input.metadata ?? {},
+      // As the Assistants API: "If not set, defaults to 1."
+      temperature: input.temperature ?? 1,
+      topP: input.topP ?? 1,
+      maxPromptTokens: input.maxPromptTokens ?? null,
+      maxCompletionTokens: input.maxCompletionTokens ?? null,
+      truncationStrategy: input.truncationStrategy ?? { type: 'auto', lastMessages: null },
+      toolChoice: input.toolChoice ?? { mode: 'auto' },
+      parallelToolCalls: input.parallelToolCalls ?? true,
+      responseFormat: input.responseFormat ?? { type: 'auto' },
+      messages: (input.additionalMessages ?? []).map((m) => {
+        const { id, role, content, metadata } = newMessage(threadId, now, m);
+        return { id, role, content, metadata };
+      }),
+      idempotency: request ? { key: request.key, fingerprint: request.fingerprint } : null,
+    };
   }
 
   /** The error for a thread found busy: which run it is only completes the message. */

@@ -1,4 +1,5 @@
 import type { ThreadRow } from '../../db/schema.js';
+import type { CreateThreadInput as CreateThreadUseCase } from '../../threads/thread-service.js';
 import { checkAnswerBudget, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
 import { inOrderOf } from '../global-ids.js';
@@ -53,18 +54,18 @@ builder.mutationFields((t) => ({
   createThread: t.field({
     type: ThreadRef,
     args: { input: t.arg({ type: CreateThreadInput }), ...idempotencyKeyArgs },
-    resolve: (_, { input, idempotencyKey }, ctx) =>
-      ctx.threads.create(
-        ctx.projectId,
-        {
-          metadata: input?.metadata as Record<string, string> | null | undefined,
-          messages: input?.messages?.map((m) => ({
-            role: m.role,
-            content: m.content,
-            metadata: m.metadata as Record<string, string> | null | undefined,
-          })),
-        },
-        idempotencyKey,
-      ),
+    resolve: (_, { input, idempotencyKey }, ctx) => ctx.threads.create(ctx.projectId, toCreateThread(input), idempotencyKey),
   }),
 }));
+
+/** A new thread's input for the use cases. */
+function toCreateThread(input: typeof CreateThreadInput.$inferInput | null | undefined): CreateThreadUseCase {
+  return {
+    metadata: input?.metadata as Record<string, string> | null | undefined,
+    messages: input?.messages?.map((m) => ({
+      role: m.role,
+      content: m.content,
+      metadata: m.metadata as Record<string, string> | null | undefined,
+    })),
+  };
+}

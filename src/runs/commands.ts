@@ -14,7 +14,7 @@ import { newId } from '../domain/ids.js';
 import type { Metadata, ResponseFormat, Tool, ToolCall, ToolChoice, ToolOutput, TruncationStrategy } from '../domain/run.js';
 import { cancelMove, type RunStatus } from '../domain/run-lifecycle.js';
 import { idempotentRequest, once, recordKey, type IdempotentRequest } from '../idempotency/idempotency.js';
-import { findActiveRunId, newMessage } from '../threads/thread-service.js';
+import { findActiveRunId, insertThread, newMessage, type CreateThreadInput } from '../threads/thread-service.js';
 import { MAX_EVENTS_PER_COMMIT, type Moved, type RunCore } from './core.js';
 import * as store from './sql/index.js';
 
@@ -34,6 +34,15 @@ export interface CreateRunInput {
   toolChoice?: ToolChoice | null;
   parallelToolCalls?: boolean | null;
   responseFormat?: ResponseFormat | null;
+}
+
+/**
+ * A new thread and a run on it (the Assistants API's createThreadAndRun): the thread's
+ * messages and metadata, and every option of createRun but those that add to an
+ * existing thread.
+ */
+export interface CreateThreadAndRunInput extends Omit<CreateRunInput, 'additionalInstructions' | 'additionalMessages'> {
+  thread?: CreateThreadInput | null;
 }
 
 /**
@@ -213,6 +222,44 @@ export class RunCommands {
       }),
       idempotency: request ? { key: request.key, fingerprint: request.fingerprint } : null,
     };
+  }
+
+  /**
+   * A new thread, with its messages in the order given, and a run on it: one transaction,
+   * so a run that cannot be created (the input, the database) leaves no thread and no
+   * message behind. The run's QUEUED event is announced as the transaction commits, as
+   * createRun's is. With an idempotency key, a retry gets the first run.
+   */
+  async createThreadAndRun(projectId: string, input: CreateThreadAndRunInput, idempotencyKey?: string | null): Promise<RunRow> {
+    const request = idempotentRequest(projectId, idempotencyKey, 'createThreadAndRun', input);
+    return once(
+      this.core.deps.db,
+      request,
+      () => this.createThreadAndRunOnce(projectId, input, request),
+      (id) => this.getInProject(projectId, id),
+    );
+  }
+
+  private async createThreadAndRunOnce(
+    projectId: string,
+    { thread, ...input }: CreateThreadAndRunInput,
+    request: IdempotentRequest | undefined,
+  ): Promise<RunRow> {
+    const settings = await this.runSettings(projectId, input);
+    if (settings.invalid) throw settings.invalid;
+    const now = this.core.deps.clock();
+    const created = await this.core.commit(async (tx) => {
+      const { id: threadId } = await insertThread(tx, projectId, now, thread ?? {});
+      // The key goes in through recordKey: the statement would record it as createRun's.
+      const run = this.newRun(projectId, threadId, now, input, settings, undefined);
+      // First: a concurrent request with the same key waits here, then fails and reads ours.
+      if (request) await recordKey(tx, request, run.id, now);
+      const [created] = await store.createRunsIn(tx, [run]);
+      // A thread of this transaction has no other run: it takes this one.
+      if (!created) throw new Error(`createThreadAndRun: the new thread ${threadId} took no run`);
+      return created;
+    });
+    return created.run;
   }
 
   /** The error for a thread found busy: which run it is only completes the message. */

@@ -20,6 +20,6 @@ export function runFaces(deps: RunDeps): RunFaces {
 }
 
 export type { RunDeps } from './core.js';
-export type { CreateRunInput, StepPageKey } from './commands.js';
+export type { CreateRunInput, CreateThreadAndRunInput, StepPageKey } from './commands.js';
 export { RunCommands, RunEngine, RunHistory };
 export { MAX_CLAIM } from './run-engine.js';

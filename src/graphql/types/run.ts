@@ -3,7 +3,7 @@ import type { InputFieldBuilder, InputShapeFromFields } from '@pothos/core';
 import type { RunRow } from '../../db/schema.js';
 import type { ToolChoice } from '../../domain/run.js';
 import { RUN_STATUSES, type RunStatus } from '../../domain/run-lifecycle.js';
-import type { CreateRunInput as CreateRunUseCase } from '../../runs/index.js';
+import type { CreateRunInput as CreateRunUseCase, CreateThreadAndRunInput } from '../../runs/index.js';
 import { checkAnswerBudget, counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
 import { enumName } from '../enum-names.js';
@@ -151,7 +151,10 @@ export const AdditionalMessageInput = builder.inputType('AdditionalMessageInput'
 
 type Types = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;
 
-/** The run's options, as the mutations that create runs take them: one definition, so all validate alike. */
+/**
+ * The run's options, as createRun and createThreadAndRun take them: one definition, so
+ * both validate alike.
+ */
 export const runOptionFields = (t: InputFieldBuilder<Types, 'InputObject'>) => ({
   assistantId: t.id({ required: true }),
   model: t.string({ description: "Overrides the assistant's model." }),
@@ -259,8 +262,8 @@ builder.mutationFields((t) => ({
 type CreateRunArgs = typeof CreateRunInput.$inferInput;
 /** The run's options as a GraphQL input carries them (see runOptionFields). */
 export type RunOptionArgs = InputShapeFromFields<ReturnType<typeof runOptionFields>>;
-/** ... and as the use cases take them. */
-type RunOptions = Omit<CreateRunUseCase, 'additionalInstructions' | 'additionalMessages'>;
+/** ... and as the use cases take them (createThreadAndRun's input, its thread aside). */
+type RunOptions = Omit<CreateThreadAndRunInput, 'thread'>;
 
 function toCreateRun(input: CreateRunArgs): CreateRunUseCase {
   return {

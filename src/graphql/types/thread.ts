@@ -5,7 +5,7 @@ import { builder } from '../builder.js';
 import { inOrderOf } from '../global-ids.js';
 import { idempotencyKeyArgs, metadataArg, orderArg } from './common.js';
 import { CreateMessageInput, MessageConnection, MessageRef } from './message.js';
-import { RunConnection, RunRef, runListArgs } from './run.js';
+import { RunConnection, runListArgs, runOptionFields, RunRef, toRunOptions } from './run.js';
 
 export const ThreadRef = builder.node(builder.objectRef<ThreadRow>('Thread'), {
   id: { resolve: (th) => th.id },
@@ -50,11 +50,27 @@ builder.queryFields((t) => ({
   }),
 }));
 
+const CreateThreadAndRunInput = builder.inputType('CreateThreadAndRunInput', {
+  description: "A new thread and a run on it: the run's options are createRun's, less what adds to an existing thread.",
+  fields: (t) => ({
+    thread: t.field({ type: CreateThreadInput, description: 'The new thread: its messages, in order, and metadata.' }),
+    ...runOptionFields(t),
+  }),
+});
+
 builder.mutationFields((t) => ({
   createThread: t.field({
     type: ThreadRef,
     args: { input: t.arg({ type: CreateThreadInput }), ...idempotencyKeyArgs },
     resolve: (_, { input, idempotencyKey }, ctx) => ctx.threads.create(ctx.projectId, toCreateThread(input), idempotencyKey),
+  }),
+  createThreadAndRun: t.field({
+    type: RunRef,
+    description:
+      "Creates a thread with its messages and a run on it, in one transaction: a run that cannot be created leaves no thread. The new thread is the run's `threadId`.",
+    args: { input: t.arg({ type: CreateThreadAndRunInput, required: true }), ...idempotencyKeyArgs },
+    resolve: (_, { input, idempotencyKey }, ctx) =>
+      ctx.runs.createThreadAndRun(ctx.projectId, { ...toRunOptions(input), thread: toCreateThread(input.thread) }, idempotencyKey),
   }),
 }));
 

@@ -15,7 +15,8 @@ import { preparedPer } from '../db/prepared.js';
 import { idempotencyKeys } from '../db/schema.js';
 import { BadUserInputError } from '../domain/errors.js';
 
-export type IdempotentOperation = 'createAssistant' | 'createThread' | 'createMessage' | 'createRun' | 'submitToolOutputs';
+export type IdempotentOperation =
+  'createAssistant' | 'createThread' | 'createMessage' | 'createRun' | 'createThreadAndRun' | 'submitToolOutputs';
 
 /** A request made under an idempotency key. */
 export interface IdempotentRequest {

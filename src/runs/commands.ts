@@ -7,14 +7,14 @@ import { DEFAULT_PAGE_SIZE, planKeysetPage, type Page, type PageArgs, type SortO
 import { batched } from '../db/batches.js';
 import { isItemSpecificError, isUniqueViolation } from '../db/errors.js';
 import { rowWrites, type RowWrites } from '../db/row-writes.js';
-import type { RunRow, RunStepRow } from '../db/schema.js';
+import type { AssistantRow, RunRow, RunStepRow } from '../db/schema.js';
 import { findAssistant } from '../assistants/assistant-service.js';
-import { BadUserInputError, InvalidRunStateError, NotFoundError, ThreadHasActiveRunError } from '../domain/errors.js';
+import { BadUserInputError, InvalidRunStateError, NotFoundError, ThreadHasActiveRunError, type DomainError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { Metadata, ResponseFormat, Tool, ToolCall, ToolChoice, ToolOutput, TruncationStrategy } from '../domain/run.js';
 import { cancelMove, type RunStatus } from '../domain/run-lifecycle.js';
 import { idempotentRequest, once, recordKey, type IdempotentRequest } from '../idempotency/idempotency.js';
-import { findActiveRunId, newMessage } from '../threads/thread-service.js';
+import { findActiveRunId, insertThread, newMessage, type CreateThreadInput } from '../threads/thread-service.js';
 import { MAX_EVENTS_PER_COMMIT, type Moved, type RunCore } from './core.js';
 import * as store from './sql/index.js';
 
@@ -35,6 +35,23 @@ export interface CreateRunInput {
   parallelToolCalls?: boolean | null;
   responseFormat?: ResponseFormat | null;
 }
+
+/**
+ * A new thread and a run on it (the Assistants API's createThreadAndRun): the thread's
+ * messages and metadata, and every option of createRun but those that add to an
+ * existing thread.
+ */
+export interface CreateThreadAndRunInput extends Omit<CreateRunInput, 'additionalInstructions' | 'additionalMessages'> {
+  thread?: CreateThreadInput | null;
+}
+
+/**
+ * What a run asked for runs with: its assistant, and the model and tools it overrides or
+ * takes from it; or why no run can be made of the input (the assistant, when found, too).
+ */
+type RunSettings =
+  | { invalid: DomainError; assistant: AssistantRow | undefined }
+  | { invalid: undefined; assistant: AssistantRow; model: string; tools: Tool[] };
 
 /** A page of a run's steps: which run, and the page's arguments (oldest first by default). */
 export interface StepPageKey extends PageArgs {
@@ -112,64 +129,18 @@ export class RunCommands {
     input: CreateRunInput,
     request: IdempotentRequest | undefined,
   ): Promise<RunRow> {
-    const { db, clock, runExpiresAfterSeconds } = this.core.deps;
-    const now = clock();
-    // Assistants never change once created: read outside the run's statement.
-    const assistant = await findAssistant(db, projectId, input.assistantId);
-    const model = input.model ?? assistant?.model;
-    const tools = input.tools ?? assistant?.tools ?? [];
-    const forced = input.toolChoice && 'function' in input.toolChoice ? input.toolChoice.function.name : null;
-    const invalid = !assistant
-      ? new NotFoundError('assistant', input.assistantId)
-      : this.core.deps.modelSupported && !this.core.deps.modelSupported(model ?? '')
-        ? new BadUserInputError(
-            `Invalid input: model: no model provider serves '${model}' (use 'scripted' or 'scripted-*', or configure OPENAI_BASE_URL / OPENAI_API_KEY).`,
-            { fields: ['input.model'] },
-          )
-        : forced && !tools.some((t) => t.function.name === forced)
-          ? new BadUserInputError(`Invalid input: input.toolChoice.function.name: '${forced}' is not one of the run's tools.`, {
-              fields: ['input.toolChoice.function.name'],
-            })
-          : undefined;
-    if (invalid) {
+    const settings = await this.runSettings(projectId, input);
+    if (settings.invalid) {
       // Reported in this order, as clients have always seen: a missing thread, a missing
       // assistant, a thread busy with another run, then what is wrong with the input.
       await this.core.requireThread(projectId, threadId);
-      const active = assistant && (await findActiveRunId(db, threadId));
+      const active = settings.assistant && (await findActiveRunId(this.core.deps.db, threadId));
       if (active) throw new ThreadHasActiveRunError(threadId, active);
-      throw invalid;
+      throw settings.invalid;
     }
-    // Both known from here: a missing assistant is reported above, and its model is required.
-    if (!assistant || model === undefined) throw new Error('createRun: no assistant or model past the input checks');
     let created: Moved | undefined | typeof AGAIN;
     try {
-      const run: store.NewRun = {
-        id: newId('run'),
-        projectId,
-        threadId,
-        assistantId: assistant.id,
-        createdAt: now,
-        expiresAt: now + runExpiresAfterSeconds,
-        model,
-        instructions: input.instructions ?? assistant.instructions ?? '',
-        additionalInstructions: input.additionalInstructions ?? null,
-        tools,
-        metadata: input.metadata ?? {},
-        // As the Assistants API: "If not set, defaults to 1."
-        temperature: input.temperature ?? 1,
-        topP: input.topP ?? 1,
-        maxPromptTokens: input.maxPromptTokens ?? null,
-        maxCompletionTokens: input.maxCompletionTokens ?? null,
-        truncationStrategy: input.truncationStrategy ?? { type: 'auto', lastMessages: null },
-        toolChoice: input.toolChoice ?? { mode: 'auto' },
-        parallelToolCalls: input.parallelToolCalls ?? true,
-        responseFormat: input.responseFormat ?? { type: 'auto' },
-        messages: (input.additionalMessages ?? []).map((m) => {
-          const { id, role, content, metadata } = newMessage(threadId, now, m);
-          return { id, role, content, metadata };
-        }),
-        idempotency: request ? { key: request.key, fingerprint: request.fingerprint } : null,
-      };
+      const run = this.newRun(projectId, threadId, this.core.deps.clock(), input, settings, request);
       // A second run asked for on one thread in one batch waits for the next batch.
       do {
         created = await this.creations(run);
@@ -184,6 +155,110 @@ export class RunCommands {
       await this.core.requireThread(projectId, threadId);
       throw await this.busy(threadId);
     }
+    return created.run;
+  }
+
+  /**
+   * What `input` asks for: its assistant (read outside any write: assistants never change
+   * once created), the model and tools, and whether a provider serves that model and the
+   * tools hold the function the input forces.
+   */
+  private async runSettings(projectId: string, input: CreateRunInput): Promise<RunSettings> {
+    const assistant = await findAssistant(this.core.deps.db, projectId, input.assistantId);
+    if (!assistant) return { invalid: new NotFoundError('assistant', input.assistantId), assistant };
+    const model = input.model ?? assistant.model;
+    const tools = input.tools ?? assistant.tools ?? [];
+    const forced = input.toolChoice && 'function' in input.toolChoice ? input.toolChoice.function.name : null;
+    const { modelSupported } = this.core.deps;
+    if (modelSupported && !modelSupported(model)) {
+      const invalid = new BadUserInputError(
+        `Invalid input: model: no model provider serves '${model}' (use 'scripted' or 'scripted-*', or configure OPENAI_BASE_URL / OPENAI_API_KEY).`,
+        { fields: ['input.model'] },
+      );
+      return { invalid, assistant };
+    }
+    if (forced && !tools.some((t) => t.function.name === forced)) {
+      const invalid = new BadUserInputError(`Invalid input: input.toolChoice.function.name: '${forced}' is not one of the run's tools.`, {
+        fields: ['input.toolChoice.function.name'],
+      });
+      return { invalid, assistant };
+    }
+    return { invalid: undefined, assistant, model, tools };
+  }
+
+  /** The run `input` asks for on the thread, queued now, with the Assistants API's defaults. */
+  private newRun(
+    projectId: string,
+    threadId: string,
+    now: number,
+    input: CreateRunInput,
+    { assistant, model, tools }: RunSettings & { invalid: undefined },
+    request: IdempotentRequest | undefined,
+  ): store.NewRun {
+    return {
+      id: newId('run'),
+      projectId,
+      threadId,
+      assistantId: assistant.id,
+      createdAt: now,
+      expiresAt: now + this.core.deps.runExpiresAfterSeconds,
+      model,
+      instructions: input.instructions ?? assistant.instructions ?? '',
+      additionalInstructions: input.additionalInstructions ?? null,
+      tools,
+      metadata: input.metadata ?? {},
+      // As the Assistants API: "If not set, defaults to 1."
+      temperature: input.temperature ?? 1,
+      topP: input.topP ?? 1,
+      maxPromptTokens: input.maxPromptTokens ?? null,
+      maxCompletionTokens: input.maxCompletionTokens ?? null,
+      truncationStrategy: input.truncationStrategy ?? { type: 'auto', lastMessages: null },
+      toolChoice: input.toolChoice ?? { mode: 'auto' },
+      parallelToolCalls: input.parallelToolCalls ?? true,
+      responseFormat: input.responseFormat ?? { type: 'auto' },
+      messages: (input.additionalMessages ?? []).map((m) => {
+        const { id, role, content, metadata } = newMessage(threadId, now, m);
+        return { id, role, content, metadata };
+      }),
+      idempotency: request ? { key: request.key, fingerprint: request.fingerprint } : null,
+    };
+  }
+
+  /**
+   * A new thread, with its messages in the order given, and a run on it: one transaction,
+   * so a run that cannot be created (the input, the database) leaves no thread and no
+   * message behind. The run's QUEUED event is announced as the transaction commits, as
+   * createRun's is. With an idempotency key, a retry gets the first run.
+   */
+  async createThreadAndRun(projectId: string, input: CreateThreadAndRunInput, idempotencyKey?: string | null): Promise<RunRow> {
+    const request = idempotentRequest(projectId, idempotencyKey, 'createThreadAndRun', input);
+    return once(
+      this.core.deps.db,
+      request,
+      () => this.createThreadAndRunOnce(projectId, input, request),
+      (id) => this.getInProject(projectId, id),
+    );
+  }
+
+  private async createThreadAndRunOnce(
+    projectId: string,
+    { thread, ...input }: CreateThreadAndRunInput,
+    request: IdempotentRequest | undefined,
+  ): Promise<RunRow> {
+    const settings = await this.runSettings(projectId, input);
+    if (settings.invalid) throw settings.invalid;
+    const now = this.core.deps.clock();
+    const created = await this.core.commit(async (tx) => {
+      const { id: threadId } = await insertThread(tx, projectId, now, thread ?? {});
+      // The key goes in through recordKey: the statement would record it as createRun's.
+      const run = this.newRun(projectId, threadId, now, input, settings, undefined);
+      // First: a concurrent request with the same key waits here, then fails and reads ours.
+      if (request) await recordKey(tx, request, run.id, now);
+      const [created] = await store.createRunsIn(tx, [run]);
+      // A thread of this transaction has no other run: it takes this one.
+      if (!created) throw new Error(`createThreadAndRun: the new thread ${threadId} took no run`);
+      return created;
+    });
     return created.run;
   }
 

@@ -20,7 +20,7 @@ export function runFaces(deps: RunDeps): RunFaces {
 }
 
 export type { RunDeps } from './core.js';
-export type { CreateRunInput, StepPageKey } from './commands.js';
+export type { CreateRunInput, CreateThreadAndRunInput, StepPageKey } from './commands.js';
 export { RunCommands, RunEngine, RunHistory };
 export { MAX_CLAIM } from './run-engine.js';
 export type { MessageStream, StreamedMessage } from './message-streams.js';

@@ -3,7 +3,7 @@
  * conflicts with createRun's update lock: a message can never slip in beside an active run.
  */
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import type { Db, Executor } from '../db/client.js';
+import type { Db, Executor, Tx } from '../db/client.js';
 import { preparedPer } from '../db/prepared.js';
 import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
 import { messages, runs, threads, type MessageRow, type ThreadRow } from '../db/schema.js';
@@ -37,16 +37,7 @@ export class ThreadService {
     const request = idempotentRequest(projectId, idempotencyKey, 'createThread', input);
     const create = () =>
       db.transaction(async (tx) => {
-        const [thread] = await tx
-          .insert(threads)
-          .values({ id: newId('thread'), projectId, createdAt: now, metadata: input.metadata ?? {} })
-          .returning();
-        if (!thread) throw new Error('insert returned no row');
-        // A statement takes at most 65,535 parameters (six a message): a long list goes in parts.
-        const rows = (input.messages ?? []).map((m) => newMessage(thread.id, now, m));
-        for (let i = 0; i < rows.length; i += MESSAGES_PER_INSERT) {
-          await tx.insert(messages).values(rows.slice(i, i + MESSAGES_PER_INSERT));
-        }
+        const thread = await insertThread(tx, projectId, now, input);
         if (request) await recordKey(tx, request, thread.id, now);
         return thread;
       });
@@ -151,6 +142,24 @@ const threadIdInProject = preparedPer((ex) =>
     .where(and(eq(threads.id, sql.placeholder('id')), eq(threads.projectId, sql.placeholder('projectId'))))
     .prepare('thread_id_in_project'),
 );
+
+/**
+ * Writes a new thread and its messages (in the order given) in the caller's transaction:
+ * createThread's, or one that also creates the thread's first run.
+ */
+export async function insertThread(tx: Tx, projectId: string, now: number, input: CreateThreadInput): Promise<ThreadRow> {
+  const [thread] = await tx
+    .insert(threads)
+    .values({ id: newId('thread'), projectId, createdAt: now, metadata: input.metadata ?? {} })
+    .returning();
+  if (!thread) throw new Error('insert returned no row');
+  // A statement takes at most 65,535 parameters (six a message): a long list goes in parts.
+  const rows = (input.messages ?? []).map((m) => newMessage(thread.id, now, m));
+  for (let i = 0; i < rows.length; i += MESSAGES_PER_INSERT) {
+    await tx.insert(messages).values(rows.slice(i, i + MESSAGES_PER_INSERT));
+  }
+  return thread;
+}
 
 /** Whether the thread exists in this project. */
 export async function threadExists(ex: Executor, projectId: string, id: string): Promise<boolean> {

@@ -124,6 +124,14 @@ const PROBES: Probe[] = [
     missing: () => ({ t: B.thread, a: nowhere.assistant }),
   },
   {
+    name: "createThreadAndRun (with A's assistant)",
+    kind: 'mutation',
+    query:
+      'mutation($a: ID!) { createThreadAndRun(input: { assistantId: $a, thread: { messages: [{ role: USER, content: "hi" }] } }) { id } }',
+    foreign: () => ({ a: A.assistant }),
+    missing: () => ({ a: nowhere.assistant }),
+  },
+  {
     name: 'createMessage',
     kind: 'mutation',
     query: 'mutation($t: ID!) { createMessage(threadId: $t, input: { role: USER, content: "hi" }) { id } }',

@@ -38,6 +38,8 @@ export interface TestAppOptions {
   /** Run the engine's worker (off by default: lifecycle tests move runs by hand). */
   worker?: boolean;
   workerConcurrency?: number;
+  /** How often the worker looks for queued runs it was not woken for. @default 200 ms */
+  workerPollMs?: number;
   leaseSeconds?: number;
   openai?: { baseURL: string; apiKey: string; maxRetries: number };
   subscriptionBuffer?: number;
@@ -92,7 +94,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       ...(options.authCacheMs === undefined ? {} : { authCacheMs: options.authCacheMs }),
       ...(options.onQuery ? { onQuery: options.onQuery } : {}),
       worker: options.worker
-        ? { pollMs: 200, concurrency: options.workerConcurrency ?? 8, leaseSeconds: options.leaseSeconds ?? 30 }
+        ? { pollMs: options.workerPollMs ?? 200, concurrency: options.workerConcurrency ?? 8, leaseSeconds: options.leaseSeconds ?? 30 }
         : false,
     },
   );

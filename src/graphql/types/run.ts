@@ -1,8 +1,9 @@
 /** The Run type, its inputs, and the run queries and mutations (the objects it carries: run-parts.ts). */
+import type { InputFieldBuilder, InputShapeFromFields } from '@pothos/core';
 import type { RunRow } from '../../db/schema.js';
 import type { ToolChoice } from '../../domain/run.js';
 import { RUN_STATUSES, type RunStatus } from '../../domain/run-lifecycle.js';
-import type { CreateRunInput as CreateRunUseCase } from '../../runs/index.js';
+import type { CreateRunInput as CreateRunUseCase, CreateThreadAndRunInput } from '../../runs/index.js';
 import { checkAnswerBudget, counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
 import { enumName } from '../enum-names.js';
@@ -148,11 +149,31 @@ export const AdditionalMessageInput = builder.inputType('AdditionalMessageInput'
   }),
 });
 
+type Types = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;
+
+/**
+ * The run's options, as createRun and createThreadAndRun take them: one definition, so
+ * both validate alike.
+ */
+export const runOptionFields = (t: InputFieldBuilder<Types, 'InputObject'>) => ({
+  assistantId: t.id({ required: true }),
+  model: t.string({ description: "Overrides the assistant's model." }),
+  instructions: t.string({ description: "Overrides the assistant's instructions.", validate: { schema: instructionsSchema } }),
+  tools: t.field({ type: [ToolInput], validate: toolsArgValidation, description: "Overrides the assistant's tools." }),
+  metadata: t.field({ type: 'JSONObject', validate: metadataArg }),
+  temperature: t.float({ validate: { schema: temperatureSchema } }),
+  topP: t.float({ validate: { schema: topPSchema } }),
+  maxPromptTokens: t.int({ validate: { schema: tokenLimitSchema } }),
+  maxCompletionTokens: t.int({ validate: { schema: tokenLimitSchema } }),
+  truncationStrategy: t.field({ type: TruncationStrategyInput }),
+  toolChoice: t.field({ type: ToolChoiceInput }),
+  parallelToolCalls: t.boolean(),
+  responseFormat: t.field({ type: ResponseFormatInput }),
+});
+
 const CreateRunInput = builder.inputType('CreateRunInput', {
   fields: (t) => ({
-    assistantId: t.id({ required: true }),
-    model: t.string({ description: "Overrides the assistant's model." }),
-    instructions: t.string({ description: "Overrides the assistant's instructions.", validate: { schema: instructionsSchema } }),
+    ...runOptionFields(t),
     additionalInstructions: t.string({
       description: 'Appended to the instructions for this run only.',
       validate: { schema: instructionsSchema },
@@ -161,16 +182,6 @@ const CreateRunInput = builder.inputType('CreateRunInput', {
       type: [AdditionalMessageInput],
       description: 'Added to the thread before the run is created.',
     }),
-    tools: t.field({ type: [ToolInput], validate: toolsArgValidation, description: "Overrides the assistant's tools." }),
-    metadata: t.field({ type: 'JSONObject', validate: metadataArg }),
-    temperature: t.float({ validate: { schema: temperatureSchema } }),
-    topP: t.float({ validate: { schema: topPSchema } }),
-    maxPromptTokens: t.int({ validate: { schema: tokenLimitSchema } }),
-    maxCompletionTokens: t.int({ validate: { schema: tokenLimitSchema } }),
-    truncationStrategy: t.field({ type: TruncationStrategyInput }),
-    toolChoice: t.field({ type: ToolChoiceInput }),
-    parallelToolCalls: t.boolean(),
-    responseFormat: t.field({ type: ResponseFormatInput }),
   }),
 });
 
@@ -249,8 +260,25 @@ builder.mutationFields((t) => ({
 }));
 
 type CreateRunArgs = typeof CreateRunInput.$inferInput;
+/** The run's options as a GraphQL input carries them (see runOptionFields). */
+export type RunOptionArgs = InputShapeFromFields<ReturnType<typeof runOptionFields>>;
+/** ... and as the use cases take them (createThreadAndRun's input, its thread aside). */
+type RunOptions = Omit<CreateThreadAndRunInput, 'thread'>;
 
 function toCreateRun(input: CreateRunArgs): CreateRunUseCase {
+  return {
+    ...toRunOptions(input),
+    additionalInstructions: input.additionalInstructions,
+    additionalMessages: input.additionalMessages?.map((m) => ({
+      role: m.role,
+      content: m.content,
+      metadata: m.metadata as Record<string, string> | null | undefined,
+    })),
+  };
+}
+
+/** The run's options for the use cases, GraphQL's enums and explicit nulls translated. */
+export function toRunOptions(input: RunOptionArgs): RunOptions {
   const tools = toTools(input.tools);
   const choice = input.toolChoice;
   let toolChoice: ToolChoice | null = null;
@@ -261,12 +289,6 @@ function toCreateRun(input: CreateRunArgs): CreateRunUseCase {
     assistantId: String(input.assistantId),
     model: input.model,
     instructions: input.instructions,
-    additionalInstructions: input.additionalInstructions,
-    additionalMessages: input.additionalMessages?.map((m) => ({
-      role: m.role,
-      content: m.content,
-      metadata: m.metadata as Record<string, string> | null | undefined,
-    })),
     tools,
     metadata: input.metadata as Record<string, string> | null | undefined,
     temperature: input.temperature,

@@ -1,10 +1,11 @@
 import type { ThreadRow } from '../../db/schema.js';
+import type { CreateThreadInput as CreateThreadUseCase } from '../../threads/thread-service.js';
 import { checkAnswerBudget, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
 import { inOrderOf } from '../global-ids.js';
 import { idempotencyKeyArgs, metadataArg, orderArg } from './common.js';
 import { CreateMessageInput, MessageConnection, MessageRef } from './message.js';
-import { RunConnection, RunRef, runListArgs } from './run.js';
+import { RunConnection, runListArgs, runOptionFields, RunRef, toRunOptions } from './run.js';
 
 export const ThreadRef = builder.node(builder.objectRef<ThreadRow>('Thread'), {
   id: { resolve: (th) => th.id },
@@ -49,22 +50,38 @@ builder.queryFields((t) => ({
   }),
 }));
 
+const CreateThreadAndRunInput = builder.inputType('CreateThreadAndRunInput', {
+  description: "A new thread and a run on it: the run's options are createRun's, less what adds to an existing thread.",
+  fields: (t) => ({
+    thread: t.field({ type: CreateThreadInput, description: 'The new thread: its messages, in order, and metadata.' }),
+    ...runOptionFields(t),
+  }),
+});
+
 builder.mutationFields((t) => ({
   createThread: t.field({
     type: ThreadRef,
     args: { input: t.arg({ type: CreateThreadInput }), ...idempotencyKeyArgs },
+    resolve: (_, { input, idempotencyKey }, ctx) => ctx.threads.create(ctx.projectId, toCreateThread(input), idempotencyKey),
+  }),
+  createThreadAndRun: t.field({
+    type: RunRef,
+    description:
+      "Creates a thread with its messages and a run on it, in one transaction: a run that cannot be created leaves no thread. The new thread is the run's `threadId`.",
+    args: { input: t.arg({ type: CreateThreadAndRunInput, required: true }), ...idempotencyKeyArgs },
     resolve: (_, { input, idempotencyKey }, ctx) =>
-      ctx.threads.create(
-        ctx.projectId,
-        {
-          metadata: input?.metadata as Record<string, string> | null | undefined,
-          messages: input?.messages?.map((m) => ({
-            role: m.role,
-            content: m.content,
-            metadata: m.metadata as Record<string, string> | null | undefined,
-          })),
-        },
-        idempotencyKey,
-      ),
+      ctx.runs.createThreadAndRun(ctx.projectId, { ...toRunOptions(input), thread: toCreateThread(input.thread) }, idempotencyKey),
   }),
 }));
+
+/** A new thread's input for the use cases. */
+function toCreateThread(input: typeof CreateThreadInput.$inferInput | null | undefined): CreateThreadUseCase {
+  return {
+    metadata: input?.metadata as Record<string, string> | null | undefined,
+    messages: input?.messages?.map((m) => ({
+      role: m.role,
+      content: m.content,
+      metadata: m.metadata as Record<string, string> | null | undefined,
+    })),
+  };
+}

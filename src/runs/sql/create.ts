@@ -3,7 +3,7 @@
  * threads at once.
  */
 import { and, eq, sql } from 'drizzle-orm';
-import type { Db } from '../../db/client.js';
+import type { Db, Tx } from '../../db/client.js';
 import { jsonParam } from '../../db/json-param.js';
 import { ACTIVE_STATUS_LIST, idempotencyKeys, messages, runs, threads, type RunRow } from '../../db/schema.js';
 import type { Metadata, ResponseFormat, RunStatusEvent, Tool, ToolChoice, TruncationStrategy } from '../../domain/run.js';
@@ -93,6 +93,24 @@ function newRunRecord(run: NewRun) {
  * requires it, and fails at start if a column is added and not here).
  */
 export function createRunsStatement(db: Db, announce: AnnounceEvents) {
+  const statement = createRunsQuery(db, announce).prepare('create_runs');
+  return async (values: NewRun[]): Promise<{ run: RunRow; event: RunStatusEvent }[]> =>
+    withEvents(await statement.execute({ runs: runsParam(values) }), (run) => run.createdAt);
+}
+
+/**
+ * The same statement in an open transaction that announces the events itself as it
+ * commits (RunCore.commit): runs created with other writes, such as a new thread and
+ * its first run. Built per call (not prepared); it counts its events, announcing none.
+ */
+export async function createRunsIn(tx: Tx, values: NewRun[]): Promise<{ run: RunRow; event: RunStatusEvent }[]> {
+  const rows = await createRunsQuery(tx, () => sql`count(*)`).execute({ runs: runsParam(values) });
+  return withEvents(rows, (run) => run.createdAt);
+}
+
+const runsParam = (values: NewRun[]) => jsonParam(values.map(newRunRecord));
+
+function createRunsQuery(db: Db, announce: AnnounceEvents) {
   const input = sql`jsonb_to_recordset(${sql.placeholder('runs')}::jsonb) as r(${sql.raw(NEW_RUN_COLUMNS)})`;
   const r = (column: string, as: string) => sql`r.${sql.raw(column)}`.as(as);
   const none = (type: string, column: string) => sql`null::${sql.raw(type)}`.as(column);
@@ -203,11 +221,5 @@ export function createRunsStatement(db: Db, announce: AnnounceEvents) {
   );
   // Each run's first event is at its creation.
   const at = sql`"changed"."created_at"`;
-  const statement = changedRunsWithEvents(db, { before: [thread, added], changed: created, after: [keys] }, at, announce).prepare(
-    'create_runs',
-  );
-  return async (values: NewRun[]): Promise<{ run: RunRow; event: RunStatusEvent }[]> => {
-    const rows = await statement.execute({ runs: jsonParam(values.map(newRunRecord)) });
-    return withEvents(rows, (run) => run.createdAt);
-  };
+  return changedRunsWithEvents(db, { before: [thread, added], changed: created, after: [keys] }, at, announce);
 }

@@ -9,6 +9,7 @@ import { Writable } from 'node:stream';
 import { count, isNull, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { messages, runs, threads } from '../../src/db/schema.js';
+import { isStatusEvent } from '../../src/domain/run-events.js';
 import type { RunStatusEvent } from '../../src/domain/run.js';
 import { createLogger } from '../../src/log.js';
 import { createAssistant, createThread, RUN_FIELDS, WEATHER_TOOL } from '../support/fixtures.js';
@@ -313,7 +314,7 @@ describe("the run's QUEUED event", () => {
     const heard: RunStatusEvent[] = [];
     const publish = bus.publish;
     bus.publish = (events) => {
-      heard.push(...events);
+      heard.push(...events.filter(isStatusEvent));
       publish(events);
     };
     try {

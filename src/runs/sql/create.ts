@@ -104,7 +104,8 @@ export function createRunsStatement(db: Db, announce: AnnounceEvents) {
  * its first run. Built per call (not prepared); it counts its events, announcing none.
  */
 export async function createRunsIn(tx: Tx, values: NewRun[]): Promise<{ run: RunRow; event: RunStatusEvent }[]> {
-  const rows = await createRunsQuery(tx, () => sql`count(*)`).execute({ runs: runsParam(values) });
+  const counting: AnnounceEvents = { statusLine: () => sql`''`, itemLine: () => sql`''`, inStatement: () => sql`count(*)` };
+  const rows = await createRunsQuery(tx, counting).execute({ runs: runsParam(values) });
   return withEvents(rows, (run) => run.createdAt);
 }
 

@@ -50,6 +50,26 @@ async function lastMessage(threadId: string) {
   return data.thread.messages.nodes[0];
 }
 
+/** Waits until the thread's last message is the answer being written, with `text` so far. */
+async function untilWritten(threadId: string, text: string) {
+  const deadline = Date.now() + 10_000;
+  let last: any;
+  while (Date.now() < deadline) {
+    const data = await t.ok(`query($t: ID!) { thread(id: $t) { messages(first: 1) { nodes { role text status } } } }`, { t: threadId });
+    last = data.thread.messages.nodes[0];
+    if (last.role === 'ASSISTANT' && last.text === text) return last;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`the last message stayed ${JSON.stringify(last)}`);
+}
+
+/** A promise the test settles, to hold the endpoint's response open until then. */
+function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((r) => (open = r));
+  return { opened, open };
+}
+
 describe('the openai provider', () => {
   it("streams an answer into the thread, with the endpoint's usage, and maps the request", async () => {
     upstream.reply({ kind: 'stream', chunks: textChunks('It is sunny in Paris.'), usage: { prompt_tokens: 21, completion_tokens: 7 } });
@@ -165,14 +185,19 @@ describe('the openai provider', () => {
     });
   }
 
-  it('fails with SERVER_ERROR when the stream is cut before the answer ends', async () => {
-    // Held a moment first: cut at once, the connection may go before its headers are read.
-    upstream.reply({ kind: 'stream', chunks: textChunks('It is sunny in', null), holdMs: 300, end: 'cut' });
+  it('fails with SERVER_ERROR when the stream is cut before the answer ends, the text written so far INCOMPLETE', async () => {
+    const held = gate();
+    upstream.reply({ kind: 'stream', chunks: textChunks('It is sunny in', null), until: held.opened, end: 'cut' });
     const run = await startRun();
+    try {
+      expect(await untilWritten(run.threadId, 'It is sunny in')).toMatchObject({ status: 'IN_PROGRESS' });
+    } finally {
+      held.open();
+    }
     const failed = await run.until('FAILED');
     expect(failed.lastError.code).toBe('SERVER_ERROR');
-    expect(failed.lastError.message).toMatch(/broke off the stream/);
-    expect((await lastMessage(run.threadId)).role).toBe('USER'); // nothing half-written
+    expect(failed.lastError.message).toMatch(/^The model endpoint broke off the stream: terminated/);
+    expect(await untilWritten(run.threadId, 'It is sunny in')).toMatchObject({ status: 'INCOMPLETE' });
   });
 
   it('fails with SERVER_ERROR when the endpoint cannot be reached', async () => {
@@ -198,10 +223,11 @@ describe('the openai provider', () => {
     }
   });
 
-  it('cancels promptly while the answer is streaming', async () => {
-    upstream.reply({ kind: 'stream', chunks: textChunks('Part of an answ'), holdMs: 20_000 });
+  it('cancels promptly while the answer is streaming, the text written so far INCOMPLETE', async () => {
+    const held = gate();
+    upstream.reply({ kind: 'stream', chunks: textChunks('Part of an answ', null), until: held.opened });
     const run = await startRun();
-    await eventually(() => upstream.requests.length === 1);
+    await untilWritten(run.threadId, 'Part of an answ');
     const started = Date.now();
     const cancel = await t.ok(`mutation($t: ID!, $r: ID!) { cancelRun(threadId: $t, runId: $r) { status } }`, {
       t: run.threadId,
@@ -210,7 +236,8 @@ describe('the openai provider', () => {
     expect(cancel.cancelRun.status).toBe('CANCELLING');
     await run.until('CANCELLED');
     expect(Date.now() - started).toBeLessThan(5000);
-    expect((await lastMessage(run.threadId)).role).toBe('USER'); // nothing half-written
+    held.open();
+    expect(await untilWritten(run.threadId, 'Part of an answ')).toMatchObject({ status: 'INCOMPLETE' });
   });
 });
 
@@ -238,13 +265,6 @@ describe('the text the openai provider passes on as the answer streams', () => {
       () => (settled = true),
     );
     return { pieces, result, settled: () => settled };
-  }
-
-  /** A promise the test settles, to hold the endpoint's response open until then. */
-  function gate() {
-    let open!: () => void;
-    const opened = new Promise<void>((r) => (open = r));
-    return { opened, open };
   }
 
   /** Whether a string holds half a surrogate pair (on its own). */

@@ -14,7 +14,7 @@
  * as in a model's input.
  */
 import { availableParallelism } from 'node:os';
-import { countTokens as countPiecewise, decode, encode } from 'gpt-tokenizer';
+import { countTokens as countPiecewise, decode, decodeGenerator, encode } from 'gpt-tokenizer';
 import { decoder as sharedDecoder } from 'gpt-tokenizer/BytePairEncodingCore';
 import { O200K_TOKEN_SPLIT_REGEX } from 'gpt-tokenizer/encodingParams/constants';
 import { Piscina } from 'piscina';
@@ -116,11 +116,72 @@ function decodeCut(tokens: number[]): string {
   return text;
 }
 
+/**
+ * A text cut at `limit` tokens as {@link Cut}, with the pieces a model streams it in:
+ * one per token, but for a character whose bytes span tokens, which comes whole in the
+ * piece of the token that completes it. Piece `i` is `text.slice(ends[i - 1] ?? 0,
+ * ends[i])`, so the pieces make up `text` exactly and none splits a surrogate pair; it
+ * took `tokenEnds[i] - (tokenEnds[i - 1] ?? 0)` tokens. (Tokens at the end of a cut that
+ * complete no character belong to no piece, as they belong to no text.)
+ */
+export interface TokenPieces extends Cut {
+  /** Where each piece ends in `text`, in UTF-16 code units. */
+  ends: Uint32Array;
+  /** How many tokens the answer has taken once each piece is out. */
+  tokenEnds: Uint32Array;
+}
+
+/** {@link tokenPieces}, synchronous: mind the text's size. */
+export function tokenPiecesNow(text: string, limit: number | null): TokenPieces {
+  const ends: number[] = [];
+  const tokenEnds: number[] = [];
+  let chars = 0;
+  let tokens = 0;
+  let truncated = false;
+  for (const part of boundedParts(text)) {
+    let partTokens = encode(part, PLAIN_TEXT);
+    if (limit != null && tokens + partTokens.length > limit) {
+      partTokens = partTokens.slice(0, limit - tokens);
+      truncated = true;
+    }
+    // gpt-tokenizer's streaming decode holds back a character's bytes until the token
+    // that completes it: what it yields after the n-th token is that token's piece. Only
+    // the lengths are kept, the text sliced from the input, so a lone surrogate there
+    // (which decoding would turn into U+FFFD, one code unit as well) stays as it was.
+    let decoded = 0;
+    const counted = (function* () {
+      for (const token of partTokens) {
+        decoded++;
+        yield token;
+      }
+    })();
+    for (const piece of decodeGenerator(counted)) {
+      chars += piece.length;
+      ends.push(chars);
+      tokenEnds.push(tokens + decoded);
+    }
+    tokens += partTokens.length;
+    if (truncated) {
+      // The bytes of a character the cut split stay in gpt-tokenizer's shared decoder: dropped (see decodeCut).
+      sharedDecoder.decode();
+      break;
+    }
+  }
+  return {
+    text: truncated ? text.slice(0, chars) : text,
+    tokens,
+    truncated,
+    ends: Uint32Array.from(ends),
+    tokenEnds: Uint32Array.from(tokenEnds),
+  };
+}
+
 /** What the pool's threads run (see tokens-thread.ts). */
 export const threadTasks = {
   count: (text: string): number => countTokensNow(text),
   countAll: (texts: string[]): number => texts.reduce((sum, text) => sum + countTokensNow(text), 0),
   cut: ({ text, limit }: { text: string; limit: number | null }): Cut => cutAtTokensNow(text, limit),
+  pieces: ({ text, limit }: { text: string; limit: number | null }): TokenPieces => tokenPiecesNow(text, limit),
 };
 
 let pool: Piscina | undefined;
@@ -155,6 +216,15 @@ export async function countTokens(text: string): Promise<number> {
 export async function cutAtTokens(text: string, limit: number | null): Promise<Cut> {
   if (text.length <= INLINE_CHARS) return cutAtTokensNow(text, limit);
   return tokenPool().run({ text, limit }, { name: 'cut' }) as Promise<Cut>;
+}
+
+/**
+ * The text cut at `limit` tokens (none: whole) and the pieces a model streams it in, off
+ * the event loop when the text is long. Its text and tokens are those of {@link cutAtTokens}.
+ */
+export async function tokenPieces(text: string, limit: number | null): Promise<TokenPieces> {
+  if (text.length <= INLINE_CHARS) return tokenPiecesNow(text, limit);
+  return tokenPool().run({ text, limit }, { name: 'pieces' }) as Promise<TokenPieces>;
 }
 
 /** Tokens of a chat prompt: contents plus a few per message for the framing, as OpenAI counts. */

@@ -1,9 +1,12 @@
 /**
  * The openai provider against a local endpoint that speaks the Chat Completions wire
  * format (no real upstream is reachable here): request mapping, streamed answers and
- * tool calls, usage, and each upstream failure's run error.
+ * tool calls, usage, and each upstream failure's run error; and, called directly, the
+ * text it passes on while the answer streams.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createOpenAIProvider } from '../../src/engine/providers/openai.js';
+import { ModelError, type ModelRequest } from '../../src/engine/providers/provider.js';
 import { createAssistant, createRun, createThread, RUN_FIELDS } from '../support/fixtures.js';
 import { startFakeOpenAI, textChunks, toolCallChunks, type FakeOpenAI } from '../support/fake-openai.js';
 import { eventually, startTestApp, type TestApp } from '../support/test-app.js';
@@ -45,6 +48,26 @@ async function startRun(input: Record<string, unknown> = {}, message = 'What is 
 async function lastMessage(threadId: string) {
   const data = await t.ok(`query($t: ID!) { thread(id: $t) { messages(first: 1) { nodes { role text runId } } } }`, { t: threadId });
   return data.thread.messages.nodes[0];
+}
+
+/** Waits until the thread's last message is the answer being written, with `text` so far. */
+async function untilWritten(threadId: string, text: string) {
+  const deadline = Date.now() + 10_000;
+  let last: any;
+  while (Date.now() < deadline) {
+    const data = await t.ok(`query($t: ID!) { thread(id: $t) { messages(first: 1) { nodes { role text status } } } }`, { t: threadId });
+    last = data.thread.messages.nodes[0];
+    if (last.role === 'ASSISTANT' && last.text === text) return last;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`the last message stayed ${JSON.stringify(last)}`);
+}
+
+/** A promise the test settles, to hold the endpoint's response open until then. */
+function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((r) => (open = r));
+  return { opened, open };
 }
 
 describe('the openai provider', () => {
@@ -162,6 +185,21 @@ describe('the openai provider', () => {
     });
   }
 
+  it('fails with SERVER_ERROR when the stream is cut before the answer ends, the text written so far INCOMPLETE', async () => {
+    const held = gate();
+    upstream.reply({ kind: 'stream', chunks: textChunks('It is sunny in', null), until: held.opened, end: 'cut' });
+    const run = await startRun();
+    try {
+      expect(await untilWritten(run.threadId, 'It is sunny in')).toMatchObject({ status: 'IN_PROGRESS' });
+    } finally {
+      held.open();
+    }
+    const failed = await run.until('FAILED');
+    expect(failed.lastError.code).toBe('SERVER_ERROR');
+    expect(failed.lastError.message).toMatch(/^The model endpoint broke off the stream: terminated/);
+    expect(await untilWritten(run.threadId, 'It is sunny in')).toMatchObject({ status: 'INCOMPLETE' });
+  });
+
   it('fails with SERVER_ERROR when the endpoint cannot be reached', async () => {
     const closed = await startFakeOpenAI();
     await closed.close(); // nothing listens on its port any more
@@ -185,10 +223,11 @@ describe('the openai provider', () => {
     }
   });
 
-  it('cancels promptly while the answer is streaming', async () => {
-    upstream.reply({ kind: 'stream', chunks: textChunks('Part of an answ'), holdMs: 20_000 });
+  it('cancels promptly while the answer is streaming, the text written so far INCOMPLETE', async () => {
+    const held = gate();
+    upstream.reply({ kind: 'stream', chunks: textChunks('Part of an answ', null), until: held.opened });
     const run = await startRun();
-    await eventually(() => upstream.requests.length === 1);
+    await untilWritten(run.threadId, 'Part of an answ');
     const started = Date.now();
     const cancel = await t.ok(`mutation($t: ID!, $r: ID!) { cancelRun(threadId: $t, runId: $r) { status } }`, {
       t: run.threadId,
@@ -197,6 +236,132 @@ describe('the openai provider', () => {
     expect(cancel.cancelRun.status).toBe('CANCELLING');
     await run.until('CANCELLED');
     expect(Date.now() - started).toBeLessThan(5000);
-    expect((await lastMessage(run.threadId)).role).toBe('USER'); // nothing half-written
+    held.open();
+    expect(await untilWritten(run.threadId, 'Part of an answ')).toMatchObject({ status: 'INCOMPLETE' });
+  });
+});
+
+describe('the text the openai provider passes on as the answer streams', () => {
+  const provider = () => createOpenAIProvider({ baseURL: upstream.baseURL, apiKey: 'sk-test', maxRetries: 0 });
+  const request: ModelRequest = {
+    model: 'gpt-test',
+    messages: [{ role: 'user', content: 'What is the weather in Paris?' }],
+    tools: [],
+    toolChoice: null,
+    parallelToolCalls: true,
+    responseFormat: null,
+    temperature: null,
+    topP: null,
+    maxCompletionTokens: null,
+  };
+
+  /** Calls the provider, keeping the pieces it passes on and whether the call has settled. */
+  function call(signal = new AbortController().signal) {
+    const pieces: string[] = [];
+    let settled = false;
+    const result = provider().complete(request, signal, (delta) => void pieces.push(delta));
+    void result.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    return { pieces, result, settled: () => settled };
+  }
+
+  /** Whether a string holds half a surrogate pair (on its own). */
+  const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+  it('passes each delta on as it arrives, in order, while the endpoint still holds the response open', async () => {
+    const text = 'It is sunny in Paris, 22 degrees at noon.';
+    const held = gate();
+    upstream.reply({ kind: 'stream', chunks: textChunks(text), until: held.opened, usage: { prompt_tokens: 9, completion_tokens: 11 } });
+    const c = call();
+    try {
+      await eventually(() => c.pieces.join('') === text);
+      expect(c.settled()).toBe(false); // the endpoint has not ended its response
+      expect(c.pieces).toEqual(text.match(/.{1,4}/gs)); // the deltas as sent, the empty first one left out
+    } finally {
+      held.open();
+    }
+    const result = await c.result;
+    expect(result).toEqual({ type: 'message', text, usage: { promptTokens: 9, completionTokens: 11, totalTokens: 20 }, truncated: false });
+    expect(c.pieces.join('')).toBe(text);
+  });
+
+  it('never splits a character: not a surrogate pair split between deltas, nor UTF-8 split on the wire', async () => {
+    // Four code units a delta: 'abc' and the first half of 😀, then its second half...
+    const text = 'abc😀d 👩‍👩‍👧‍👦 日本語 𝒳!';
+    upstream.reply({ kind: 'stream', chunks: textChunks(text) });
+    const split = call();
+    expect(await split.result).toMatchObject({ type: 'message', text });
+    expect(split.pieces.join('')).toBe(text);
+    expect(split.pieces.filter((p) => !p || LONE_SURROGATE.test(p))).toEqual([]);
+    expect(split.pieces[0]).toBe('abc');
+    expect(split.pieces[1]).toBe('😀d ');
+
+    upstream.reply({ kind: 'stream', chunks: textChunks(text), byteByByte: true });
+    const bytes = call();
+    expect(await bytes.result).toMatchObject({ type: 'message', text });
+    expect(bytes.pieces.join('')).toBe(text);
+    expect(bytes.pieces.filter((p) => !p || LONE_SURROGATE.test(p) || p.includes('\ufffd'))).toEqual([]);
+  });
+
+  it('passes on what the model writes before it decides to call tools; the result is the tool calls', async () => {
+    const [first, ...calls] = toolCallChunks([{ id: 'call_p', name: 'get_weather', arguments: '{"city":"Paris"}' }]);
+    const preamble = textChunks('Let me look that up.', null).slice(1);
+    upstream.reply({ kind: 'stream', chunks: [first!, ...preamble, ...calls] });
+    const c = call();
+    expect(await c.result).toMatchObject({
+      type: 'tool_calls',
+      toolCalls: [{ id: 'call_p', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }],
+    });
+    expect(c.pieces.join('')).toBe('Let me look that up.');
+  });
+
+  const cuts: [string, { end: 'cut' | 'close' | 'done' }, RegExp][] = [
+    ['the connection is cut', { end: 'cut' }, /^The model endpoint broke off the stream: terminated/],
+    ['the response ends early, in good order', { end: 'close' }, /^The model endpoint ended the stream before the answer was finished/],
+    ['[DONE] comes, but no finish_reason ever did', { end: 'done' }, /^The model endpoint ended the stream before the answer was finished/],
+  ];
+  for (const [how, reply, message] of cuts) {
+    it(`rejects with server_error, after passing on the text sent, when ${how} before the answer ends`, async () => {
+      const held = gate();
+      upstream.reply({ kind: 'stream', chunks: textChunks('It is sunny in', null), until: held.opened, ...reply });
+      const c = call();
+      // The text sent is passed on, and only then does the stream end.
+      await eventually(() => c.pieces.join('') === 'It is sunny in');
+      held.open();
+      const error = await c.result.catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ModelError);
+      expect(error).toMatchObject({ code: 'server_error', message: expect.stringMatching(message) });
+      expect(c.pieces.join('')).toBe('It is sunny in');
+    });
+  }
+
+  it("rejects with server_error and the endpoint's message when the stream carries an error", async () => {
+    const chunks = [
+      ...textChunks('It is sunny', null),
+      { error: { message: 'The server had an error while streaming.', type: 'server_error' } },
+    ];
+    upstream.reply({ kind: 'stream', chunks });
+    const c = call();
+    await expect(c.result).rejects.toMatchObject({ code: 'server_error', message: 'The server had an error while streaming.' });
+    expect(c.pieces.join('')).toBe('It is sunny');
+  });
+
+  it('rejects promptly with the reason when aborted mid-stream', async () => {
+    const held = gate();
+    upstream.reply({ kind: 'stream', chunks: textChunks('Part of an answ', null), until: held.opened });
+    const controller = new AbortController();
+    const c = call(controller.signal);
+    try {
+      await eventually(() => c.pieces.join('') === 'Part of an answ');
+      const reason = new Error('cancelled');
+      const aborted = performance.now();
+      controller.abort(reason);
+      await expect(c.result).rejects.toBe(reason);
+      expect(performance.now() - aborted).toBeLessThan(500);
+    } finally {
+      held.open();
+    }
   });
 });

@@ -14,6 +14,9 @@ import {
   cutAtTokensNow,
   INLINE_CHARS,
   promptTokens,
+  tokenPieces,
+  tokenPiecesNow,
+  type TokenPieces,
 } from '../../src/engine/tokens.js';
 
 afterAll(async () => {
@@ -114,6 +117,97 @@ describe('counting', () => {
       // About 15 ms at worst on this machine's kind. CPU time, not wall time: other
       // processes keeping this one off a loaded machine's cores do not count.
       expect((user + system) / 1000, kind).toBeLessThan(40);
+    }
+  });
+});
+
+/** The pieces' texts, with the tokens each took. */
+function piecesOf({ text, ends, tokenEnds }: TokenPieces): { text: string; tokens: number }[] {
+  return Array.from(ends, (end, i) => ({
+    text: text.slice(i === 0 ? 0 : ends[i - 1], end),
+    tokens: tokenEnds[i]! - (i === 0 ? 0 : tokenEnds[i - 1]!),
+  }));
+}
+
+/** Whether a string holds half a surrogate pair (on its own). */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+describe('the pieces of a streamed answer', () => {
+  it('are one token each, joined the text, for plain text', () => {
+    const s = 'The quick brown fox jumps over the lazy dog, twice: the quick brown fox!';
+    const answer = tokenPiecesNow(s, null);
+    const pieces = piecesOf(answer);
+    expect(pieces.map((p) => p.text)).toEqual(encode(s).map((token) => decode([token])));
+    expect(pieces.every((p) => p.tokens === 1)).toBe(true);
+    expect(answer).toMatchObject({ text: s, tokens: libraryCount(s), truncated: false });
+  });
+
+  it('give a character whose bytes span tokens whole, in the piece of the token that completes it', () => {
+    const s = '👩‍👩‍👧‍👦 🎉 日本語 𝒳';
+    const answer = tokenPiecesNow(s, null);
+    const pieces = piecesOf(answer);
+    expect(pieces.map((p) => p.text).join('')).toBe(s);
+    expect(pieces.reduce((sum, p) => sum + p.tokens, 0)).toBe(libraryCount(s));
+    expect(pieces.length).toBeLessThan(libraryCount(s)); // some characters took several tokens
+    for (const p of pieces) {
+      expect(p.text.length).toBeGreaterThan(0);
+      expect(p.text).not.toMatch(LONE_SURROGATE);
+      expect(p.text).not.toContain('\ufffd');
+    }
+    // Each piece is the text its tokens decode to, whole characters at last.
+    let at = 0;
+    const tokens = encode(s);
+    for (const p of pieces) {
+      expect(decode(tokens.slice(at, at + p.tokens))).toBe(p.text);
+      at += p.tokens;
+    }
+  });
+
+  it('keep a lone surrogate as the text has it, where decoding would give U+FFFD', () => {
+    const s = 'broken \ud83d pair, and \ude00 its other half';
+    expect(decode(encode(s))).not.toBe(s);
+    expect(
+      piecesOf(tokenPiecesNow(s, null))
+        .map((p) => p.text)
+        .join(''),
+    ).toBe(s);
+    const cut = tokenPiecesNow(s, 6);
+    expect(cut).toMatchObject({ tokens: 6, truncated: true });
+    expect(cut.text).toContain('\ud83d');
+    expect(s.startsWith(cut.text)).toBe(true);
+    expect(
+      piecesOf(cut)
+        .map((p) => p.text)
+        .join(''),
+    ).toBe(cut.text);
+  });
+
+  it('cut where cutAtTokens cuts, with its text and count, any text, any limit', () => {
+    const texts = [...ORDINARY.slice(0, 3), ORDINARY[6]!, ORDINARY[7]!, ...Object.values(HOSTILE).map((make) => make(3000))];
+    for (const s of texts) {
+      const total = countTokensNow(s);
+      for (const limit of [null, 1, 2, 7, Math.floor(total / 3), total - 1, total, total + 1]) {
+        const answer = tokenPiecesNow(s, limit);
+        const { text, tokens, truncated } = cutAtTokensNow(s, limit);
+        expect({ text: answer.text, tokens: answer.tokens, truncated: answer.truncated }).toEqual({ text, tokens, truncated });
+        const pieces = piecesOf(answer);
+        expect(pieces.map((p) => p.text).join('')).toBe(text);
+        expect(pieces.every((p) => p.text.length > 0 && p.tokens > 0 && !LONE_SURROGATE.test(p.text))).toBe(true);
+        expect(answer.tokenEnds.at(-1) ?? 0).toBeLessThanOrEqual(tokens);
+      }
+    }
+  });
+
+  it("are the same from the pool's threads for a long text", async () => {
+    const s = `echo: ${HOSTILE['letters, accents, CJK and emoji mixed']!(INLINE_CHARS * 4)}`;
+    for (const limit of [null, 1000]) {
+      const fromPool = await tokenPieces(s, limit);
+      const here = tokenPiecesNow(s, limit);
+      expect({ ...fromPool, ends: Array.from(fromPool.ends), tokenEnds: Array.from(fromPool.tokenEnds) }).toEqual({
+        ...here,
+        ends: Array.from(here.ends),
+        tokenEnds: Array.from(here.tokenEnds),
+      });
     }
   });
 });

@@ -1,14 +1,30 @@
 /**
  * A stand-in for an OpenAI-compatible endpoint, on a real port, speaking the Chat
  * Completions wire format: SSE `data:` chunks with content and tool_calls deltas, a usage
- * chunk, `data: [DONE]`, and JSON error bodies with HTTP statuses. Each request takes the
- * next scripted reply; every request body is kept for inspection.
+ * chunk, `data: [DONE]`, and JSON error bodies with HTTP statuses; or a stream that ends
+ * badly. Each request takes the next scripted reply; every request body is kept for
+ * inspection.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export type Reply =
-  | { kind: 'stream'; chunks: object[]; usage?: { prompt_tokens: number; completion_tokens: number }; holdMs?: number }
+  | {
+      kind: 'stream';
+      chunks: object[];
+      usage?: { prompt_tokens: number; completion_tokens: number };
+      /** After the chunks, the response stays open this long... */
+      holdMs?: number;
+      /** ...or until this settles. */
+      until?: Promise<unknown>;
+      /**
+       * How the stream ends: the usage chunk and `data: [DONE]` (`done`, the default); the
+       * response closed in good order with neither (`close`); the connection cut (`cut`).
+       */
+      end?: 'done' | 'close' | 'cut';
+      /** Each chunk written a byte at a time, so characters are split on the wire. */
+      byteByByte?: boolean;
+    }
   | { kind: 'error'; status: number; message: string };
 
 export interface FakeOpenAI {
@@ -20,13 +36,16 @@ export interface FakeOpenAI {
 
 const base = { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: 'gpt-test' };
 
-/** Chunks of a streamed text answer, a few characters per chunk. */
-export function textChunks(text: string, finishReason: 'stop' | 'length' = 'stop'): object[] {
+/**
+ * Chunks of a streamed text answer, four UTF-16 code units per chunk (so a surrogate pair
+ * may straddle two, as JSON escapes), and the chunk that says why it ended (none: `null`).
+ */
+export function textChunks(text: string, finishReason: 'stop' | 'length' | null = 'stop'): object[] {
   const parts = text.match(/.{1,4}/gs) ?? [];
   return [
     { ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] },
     ...parts.map((p) => ({ ...base, choices: [{ index: 0, delta: { content: p }, finish_reason: null }] })),
-    { ...base, choices: [{ index: 0, delta: {}, finish_reason: finishReason }] },
+    ...(finishReason ? [{ ...base, choices: [{ index: 0, delta: {}, finish_reason: finishReason }] }] : []),
   ];
 }
 
@@ -73,9 +92,21 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     open.add(res);
     res.on('close', () => open.delete(res));
-    for (const chunk of reply.chunks) res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+    for (const chunk of reply.chunks) {
+      const event = Buffer.from(`data: ${JSON.stringify(chunk)}\n\n`);
+      if (!reply.byteByByte) res.write(event);
+      else {
+        for (const byte of event) {
+          res.write(Buffer.of(byte));
+          await new Promise((r) => setImmediate(r));
+        }
+      }
+    }
     if (reply.holdMs) await new Promise((r) => setTimeout(r, reply.holdMs));
+    if (reply.until) await reply.until.catch(() => {});
     if (res.destroyed) return;
+    if (reply.end === 'cut') return void res.destroy();
+    if (reply.end === 'close') return void res.end();
     if (reply.usage) {
       const u = reply.usage;
       res.write(

@@ -1,12 +1,14 @@
 /**
  * Any OpenAI-compatible Chat Completions endpoint, through the official `openai` client
  * (it owns the wire format, SSE parsing, retries with backoff and typed HTTP errors).
- * Streams the completion and folds the deltas into one answer or one set of tool calls.
+ * Streams the completion, passes its text on as it arrives, and folds the deltas into one
+ * answer or one set of tool calls. A stream that stops before the endpoint said why the
+ * answer ended (a finish_reason) was cut, whatever the connection did: a server_error.
  */
 import OpenAI from 'openai';
 import type { ChatCompletionCreateParamsStreaming, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import type { RunErrorCode, ToolCall } from '../../domain/run.js';
-import { ModelError, type ModelProvider, type ModelRequest, type ModelResult } from './provider.js';
+import { ModelError, type ModelProvider, type ModelRequest, type ModelResult, type OnText } from './provider.js';
 
 export interface OpenAIProviderOptions {
   baseURL?: string | undefined;
@@ -31,15 +33,19 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): ModelProvi
     // Whatever the scripted model does not take: the endpoint decides what it serves.
     handles: (model) => !(model === 'scripted' || model.startsWith('scripted-')),
 
-    async complete(request, signal) {
+    async complete(request, signal, onText) {
+      let stream;
       try {
-        const stream = await client.chat.completions.create(toParams(request), { signal });
-        const result = await collect(stream);
-        // An aborted stream can end quietly: a cut answer is not a finished one.
-        signal.throwIfAborted();
-        return result;
+        stream = await client.chat.completions.create(toParams(request), { signal });
       } catch (error) {
-        throw toModelError(error, signal);
+        signal.throwIfAborted(); // the caller knows why
+        throw toModelError(error, 'Model endpoint failed');
+      }
+      try {
+        return await collect(stream, signal, onText);
+      } catch (error) {
+        signal.throwIfAborted();
+        throw toModelError(error, 'The model endpoint broke off the stream');
       }
     },
   };
@@ -104,12 +110,32 @@ function toMessage(m: ModelRequest['messages'][number]): ChatCompletionMessagePa
   }
 }
 
-/** Folds a completion stream: text deltas appended, tool calls assembled by index. */
-async function collect(stream: AsyncIterable<OpenAI.Chat.Completions.ChatCompletionChunk>): Promise<ModelResult> {
+/**
+ * Folds a completion stream: text deltas appended (and passed to `onText` as they come),
+ * tool calls assembled by index.
+ */
+async function collect(
+  stream: AsyncIterable<OpenAI.Chat.Completions.ChatCompletionChunk>,
+  signal: AbortSignal,
+  onText: OnText | undefined,
+): Promise<ModelResult> {
   let text = '';
   let finishReason: string | null = null;
   const calls: ToolCall[] = [];
   let usage = { promptTokens: 0, completionTokens: 0, totalTokens: 0 };
+  // The SDK hands over whole strings, but a delta is JSON: an endpoint may end one with
+  // the first half of a surrogate pair (`"\ud83d"`) and begin the next with the second.
+  // That half waits for its pair, so no piece splits a character.
+  let half = '';
+  const pass = (content: string) => {
+    let piece = half + content;
+    half = '';
+    if (isHighSurrogate(piece.charCodeAt(piece.length - 1))) {
+      half = piece.slice(-1);
+      piece = piece.slice(0, -1);
+    }
+    if (piece) onText?.(piece);
+  };
   for await (const chunk of stream) {
     if (chunk.usage) {
       usage = {
@@ -120,7 +146,10 @@ async function collect(stream: AsyncIterable<OpenAI.Chat.Completions.ChatComplet
     }
     const choice = chunk.choices[0];
     if (!choice) continue;
-    if (choice.delta.content) text += choice.delta.content;
+    if (choice.delta.content) {
+      text += choice.delta.content;
+      pass(choice.delta.content);
+    }
     for (const delta of choice.delta.tool_calls ?? []) {
       const call = (calls[delta.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } });
       if (delta.id) call.id = delta.id;
@@ -129,24 +158,42 @@ async function collect(stream: AsyncIterable<OpenAI.Chat.Completions.ChatComplet
     }
     if (choice.finish_reason) finishReason = choice.finish_reason;
   }
+  // An aborted stream ends quietly: a cut answer is not a finished one.
+  signal.throwIfAborted();
+  // So does one whose connection closed in good order before the answer was done (the
+  // SDK reads the end of the body as the end of the stream, [DONE] or not).
+  if (finishReason == null) throw new ModelError('server_error', 'The model endpoint ended the stream before the answer was finished.');
+  if (half) onText?.(half); // a lone half it is, then: the text has it too
   const toolCalls = calls.filter(Boolean);
   if (toolCalls.length > 0 && finishReason !== 'length') return { type: 'tool_calls', toolCalls, usage };
   return { type: 'message', text, usage, truncated: finishReason === 'length' };
 }
 
-/** HTTP 429 -> rate_limit_exceeded; 400 -> invalid_prompt; 5xx, network, the rest -> server_error. */
-function toModelError(error: unknown, signal: AbortSignal): unknown {
-  if (signal.aborted) return error; // the caller knows why
+/**
+ * HTTP 429 -> rate_limit_exceeded; 400 -> invalid_prompt; 5xx, an error event in the
+ * stream, network, a cut stream, the rest -> server_error. `failed` opens the message of
+ * an error that is not the endpoint's own.
+ */
+function toModelError(error: unknown, failed: string): unknown {
+  if (error instanceof ModelError) return error;
   if (error instanceof OpenAI.APIError) {
     const code: RunErrorCode = error.status === 429 ? 'rate_limit_exceeded' : error.status === 400 ? 'invalid_prompt' : 'server_error';
     return new ModelError(code, upstreamMessage(error));
   }
-  if (error instanceof Error) return new ModelError('server_error', `Model endpoint failed: ${error.message}`);
-  return new ModelError('server_error', 'Model endpoint failed.');
+  if (error instanceof Error) {
+    // fetch says only "terminated" of a connection cut mid-body; its cause says how.
+    const cause = error.cause instanceof Error && error.cause.message ? ` (${error.cause.message})` : '';
+    return new ModelError('server_error', `${failed}: ${error.message}${cause}`);
+  }
+  return new ModelError('server_error', `${failed}.`);
 }
 
 function upstreamMessage(error: InstanceType<typeof OpenAI.APIError>): string {
   const body = error.error as { message?: unknown } | undefined;
   if (body && typeof body.message === 'string') return body.message;
   return error.message;
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
 }

@@ -39,8 +39,32 @@ export class ModelError extends Error {
   }
 }
 
+/**
+ * Receives the answer's text as the model produces it (see {@link ModelProvider.complete}).
+ * Called synchronously by the provider: it should be quick and must not throw.
+ */
+export type OnText = (delta: string) => void;
+
 export interface ModelProvider {
   readonly name: string;
   handles(model: string): boolean;
-  complete(request: ModelRequest, signal: AbortSignal, onText?: (delta: string) => void): Promise<ModelResult>;
+  /**
+   * Asks the model for its answer to `request`; `signal` aborts the call (it then rejects
+   * with the signal's reason).
+   *
+   * `onText`, if given, is called with each new piece of the answer's text, in order, as
+   * soon as the provider has it:
+   * - the pieces of a `'message'` result, joined, are its `text` exactly (a length-cut
+   *   answer's too: its pieces stop where the text does);
+   * - a piece is never empty and never splits a character: no half of a surrogate pair,
+   *   no U+FFFD standing for the part of a UTF-8 sequence that has not arrived yet;
+   * - a `'tool_calls'` result is announced by no piece of its own: its calls come in the
+   *   result. Text a model writes before it decides to call tools (an OpenAI model may say
+   *   "Let me look that up" first) is passed on as it comes, and the result is still
+   *   `'tool_calls'`, which carries no text: what the caller was shown is not part of it;
+   * - if the call fails or is aborted after some pieces, `complete` rejects as it would
+   *   have without them ({@link ModelError}, or the signal's reason): the pieces were an
+   *   answer in the making, never a finished one.
+   */
+  complete(request: ModelRequest, signal: AbortSignal, onText?: OnText): Promise<ModelResult>;
 }

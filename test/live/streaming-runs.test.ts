@@ -110,3 +110,28 @@ describe('a scripted run with a pace', () => {
     ).toEqual(['CANCELLING', 'INCOMPLETE', 'CANCELLED']);
   });
 });
+
+describe('an answer that is ready at once (no pace)', () => {
+  it('is written by the run\'s finish alone: no statement to open or append to its message', async () => {
+    const sent: string[] = [];
+    const counted = await startTestApp({ worker: true, onQuery: (sql) => sent.push(sql) });
+    try {
+      const assistantId = await createAssistant(counted);
+      const data = await counted.ok<any>('mutation { createThread(input: { messages: [{ role: USER, content: "Hello 🎉" }] }) { id } }');
+      const threadId = data.createThread.id;
+      const sub = collect(counted.wsClient(), THREAD_EVENTS, { threadId });
+      await new Promise((r) => setTimeout(r, 100));
+      sent.length = 0;
+      await createRun(counted, threadId, { assistantId });
+      await eventually(() => sub.events.some((e: any) => e.data.threadEvents.status === 'COMPLETED'), 10_000);
+      sub.stop();
+      const events = sub.events.map((e: any) => e.data.threadEvents);
+      expect(assemble(events)).toBe('echo: Hello 🎉');
+      expect(events.map((e) => e.kind ?? e.status).filter(Boolean)).toEqual(['QUEUED', 'IN_PROGRESS', 'CREATED', 'COMPLETED', 'COMPLETED']);
+      expect(sent.filter((s) => /insert into messages \(id, thread_id, created_at, role, content, status/.test(s))).toEqual([]);
+      expect(sent.filter((s) => /update messages m set content/.test(s))).toEqual([]);
+    } finally {
+      await counted.close();
+    }
+  });
+});

@@ -22,7 +22,7 @@ const blocks = [...section.matchAll(/```graphql\n([\s\S]*?)```/g)].map((m) => m[
 const variablesShown = [...section.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1]!) as Record<string, string>);
 
 it('has the first run in the README', () => {
-  expect(blocks).toHaveLength(10);
+  expect(blocks).toHaveLength(12);
 });
 
 it('shows the variables pane with every variable the operations use, and no other', () => {
@@ -33,7 +33,10 @@ it('shows the variables pane with every variable the operations use, and no othe
 
 it('works when pasted block by block', async () => {
   const vars: Record<string, any> = {};
-  const [assistant, thread, subscribe, createRun, inspect, submit, read, addSleep, createRun2, cancel] = blocks as [string, ...string[]];
+  const [assistant, thread, subscribe, createRun, inspect, submit, read, addSleep, createRun2, cancel, watchContent, addPaced] = blocks as [
+    string,
+    ...string[],
+  ];
 
   vars.assistantId = (await t.ok(assistant)).createAssistant.id;
   vars.threadId = (await t.ok(thread!)).createThread.id;
@@ -75,6 +78,21 @@ it('works when pasted block by block', async () => {
     'CANCELLED',
   ]);
 
+  // The answer, token by token, in a subscription of its own.
+  const contentPositioned = latestRunRead(vars.threadId);
+  const content = collect(t.wsClient(), watchContent!, { threadId: vars.threadId });
+  await contentPositioned;
+  await t.ok(addPaced!, vars);
+  vars.runId = (await t.ok(createRun2!, vars)).createRun.id;
+  await eventually(() => content.events.some((e) => e.data!.threadEvents.status === 'COMPLETED'), 15_000);
+  content.stop();
+  const events = content.events.map((e) => e.data!.threadEvents);
+  const deltas = events.filter((e) => e.__typename === 'MessageDeltaEvent');
+  expect(deltas.length).toBeGreaterThan(5);
+  const completed = events.find((e) => e.__typename === 'MessageEvent' && e.kind === 'COMPLETED');
+  expect(deltas.map((d) => d.text).join('')).toBe('echo: pace 50\nTell me a story about 🐙 octopuses.');
+  expect(completed.message.status).toBe('COMPLETED');
+
   // The ids shown in the variables pane look like the ones the operations returned.
   const prefixes = (v: Record<string, unknown>) => Object.fromEntries(Object.entries(v).map(([k, id]) => [k, String(id).split('_')[0]]));
   expect(prefixes(vars)).toEqual(prefixes(variablesShown[0]!));
@@ -92,6 +110,22 @@ function startingPositionRead(threadId: string): Promise<void> {
         resolve();
       }
       return position;
+    };
+  });
+}
+
+/** Resolves once a threadEvents subscription on the thread has read where to start (its latest run). */
+function latestRunRead(threadId: string): Promise<void> {
+  const history = t.app.services.history;
+  const read = history.latestRun.bind(history);
+  return new Promise((resolve) => {
+    history.latestRun = async (id) => {
+      const run = await read(id);
+      if (id === threadId) {
+        history.latestRun = read;
+        resolve();
+      }
+      return run;
     };
   });
 }

@@ -120,7 +120,7 @@ export class RunEngine {
 
   /** Runs whose worker's lease lapsed, now claimed by this worker (no transition). */
   async takeOver(workerId: string, limit: number, leaseSeconds: number): Promise<RunRow[]> {
-    return store.takeOverLapsedRuns(this.core.deps.db, workerId, limit, leaseSeconds);
+    return this.abandoning(await store.takeOverLapsedRuns(this.core.deps.db, workerId, limit, leaseSeconds));
   }
 
   /**
@@ -128,7 +128,27 @@ export class RunEngine {
    * its connection died), claimed again under new tokens (no transition).
    */
   async reclaimOwn(workerId: string, executing: readonly string[], leaseSeconds: number): Promise<RunRow[]> {
-    return store.reclaimOwnRuns(this.core.deps.db, workerId, executing, leaseSeconds);
+    return this.abandoning(await store.reclaimOwnRuns(this.core.deps.db, workerId, executing, leaseSeconds));
+  }
+
+  /**
+   * Runs claimed anew without a transition: a message their earlier execution was writing
+   * is ended (incomplete) before the new execution writes its own.
+   */
+  private async abandoning(taken: RunRow[]): Promise<RunRow[]> {
+    if (taken.length === 0) return taken;
+    const now = this.core.deps.clock();
+    await this.core.commit(async (tx, items) => {
+      items.push(
+        ...(await store.endAbandonedMessages(
+          tx,
+          taken.map((r) => r.id),
+          now,
+        )),
+      );
+      return undefined;
+    });
+    return taken;
   }
 
   async renewLease(runId: string, leaseToken: string, leaseSeconds: number): Promise<RunRow | undefined> {

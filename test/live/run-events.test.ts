@@ -237,6 +237,44 @@ describe('runEvents while the answer streams', () => {
   });
 });
 
+describe('a run taken over from a worker that stopped mid-message', () => {
+  it('ends the message it left INCOMPLETE (its step FAILED) before the new execution writes its own', async () => {
+    const { runId, threadId } = await newRun(t);
+    const claimed = (await t.app.engine.claim('dying-worker', 50, 1)).find((r) => r.id === runId)!;
+    const stream = t.app.engine.streamMessage(claimed, claimed.leaseToken!);
+    stream.push('Half of an ans');
+    await until(async () => (await readMessages(threadId))[0]?.text === 'Half of an ans');
+    // The worker dies (its stream is never closed); its lease lapses.
+    await new Promise((r) => setTimeout(r, 1500));
+    const sub = collect(t.wsClient(), RUN_EVENTS, { threadId, runId });
+    await eventually(() => sub.events.length === 2);
+    const [taken] = await t.app.engine.takeOver('next-worker', 1, 30);
+    expect(taken?.id).toBe(runId);
+    const again = t.app.engine.streamMessage(taken!, taken!.leaseToken!);
+    again.push('A whole answer.');
+    await finish(taken!, taken!.leaseToken!, 'A whole answer.', again);
+    await sub.done;
+    const events = eventsOf(sub);
+    expect(events.map(shape).filter((s) => s !== 'delta')).toEqual([
+      'IN_PROGRESS',
+      'message INCOMPLETE',
+      'step MESSAGE_CREATION FAILED',
+      'step MESSAGE_CREATION IN_PROGRESS',
+      'message CREATED',
+      'message COMPLETED',
+      'step MESSAGE_CREATION COMPLETED',
+      'COMPLETED',
+    ]);
+    // The subscriber had the first message's text so far, then the second's.
+    const deltas = events.filter((e) => e.__typename === 'MessageDeltaEvent');
+    expect(deltas.map((d) => d.text).join('|')).toBe('Half of an ans|A whole answer.');
+    expect((await readMessages(threadId)).slice(0, 2)).toEqual([
+      { role: 'ASSISTANT', status: 'COMPLETED', text: 'A whole answer.' },
+      { role: 'ASSISTANT', status: 'INCOMPLETE', text: 'Half of an ans' },
+    ]);
+  });
+});
+
 describe('step events of a tool-call run', () => {
   it('the TOOL_CALLS step opens before REQUIRES_ACTION and completes before the run is QUEUED again', async () => {
     const { runId, threadId } = await newRun(t);

@@ -112,7 +112,7 @@ describe('a scripted run with a pace', () => {
 });
 
 describe('an answer that is ready at once (no pace)', () => {
-  it('is written by the run\'s finish alone: no statement to open or append to its message', async () => {
+  it("is written by the run's finish alone: no statement to open or append to its message", async () => {
     const sent: string[] = [];
     const counted = await startTestApp({ worker: true, onQuery: (sql) => sent.push(sql) });
     try {

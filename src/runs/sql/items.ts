@@ -11,7 +11,7 @@
 import { and, asc, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import { rowsOf, type Executor } from '../../db/client.js';
 import { jsonParam } from '../../db/json-param.js';
-import { messages, runItemEvents, runSteps, type RunRow } from '../../db/schema.js';
+import { messages, runItemEvents, runs, runSteps, type RunRow } from '../../db/schema.js';
 import type { EventPosition, ItemEvent, MessageChange, StepStatus } from '../../domain/run-events.js';
 import { openStepsEnd, type RunStatus } from '../../domain/run-lifecycle.js';
 import type { AnnounceEvents } from './changes.js';
@@ -292,4 +292,40 @@ export async function endStreamedMessage(
     ],
     at,
   );
+}
+
+/**
+ * Ends the messages a run's earlier execution left being written (its worker died or lost
+ * its claim: the run was taken over, and its new execution writes a message of its own):
+ * each becomes incomplete, its step failed, with their events. Locks the runs.
+ */
+export async function endAbandonedMessages(ex: Executor, runIds: readonly string[], at: number): Promise<ItemEvent[]> {
+  if (runIds.length === 0) return [];
+  // The runs first, as every other writer of their items locks them (no deadlock).
+  const locked = await ex
+    .select({ id: runs.id, threadId: runs.threadId, threadSeq: runs.threadSeq, version: runs.version })
+    .from(runs)
+    .where(inArray(runs.id, [...runIds]))
+    .orderBy(asc(runs.id))
+    .for('update');
+  const left = await ex
+    .update(messages)
+    .set({ status: 'incomplete' })
+    .where(and(inArray(messages.runId, [...runIds]), eq(messages.status, 'in_progress')))
+    .returning({ id: messages.id, runId: messages.runId });
+  if (left.length === 0) return [];
+  const steps = await ex
+    .update(runSteps)
+    .set({ status: 'failed', failedAt: at, lastError: { code: 'server_error', message: 'The worker writing this message stopped.' } })
+    .where(and(inArray(runSteps.runId, [...runIds]), eq(runSteps.status, 'in_progress'), eq(runSteps.type, 'message_creation')))
+    .returning({ id: runSteps.id, runId: runSteps.runId });
+  const events: ItemEvent[] = [];
+  for (const run of locked) {
+    const changes: ItemChange[] = [
+      ...left.filter((m) => m.runId === run.id).map((m) => ({ kind: 'message' as const, itemId: m.id, change: 'incomplete' as const })),
+      ...steps.filter((st) => st.runId === run.id).map((st) => ({ kind: 'step' as const, itemId: st.id, change: 'failed' as const })),
+    ];
+    events.push(...(await insertItemEvents(ex, run, run.version, changes, at)));
+  }
+  return events;
 }

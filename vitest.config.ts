@@ -23,6 +23,7 @@ const REDIS_ONLY = 'test/**/*.redis.test.ts';
 const FAN_OUT = [
   'test/realtime/live-events.test.ts',
   'test/live/run-events.test.ts',
+  'test/live/direct-content.test.ts',
   'test/graphql/create-thread-and-run.test.ts',
   'test/realtime/multi-process.pg.test.ts',
   'test/graphql/subscriptions.test.ts',

@@ -18,10 +18,16 @@ import { newRun } from '../support/fixtures.js';
 import { collect, eventually, startTestApp, type TestApp } from '../support/test-app.js';
 
 let t: TestApp;
-/** One whose subscribers may have 5 events waiting (slow readers are cut off early), and whose operations may have 64 aliases. */
+/**
+ * One whose subscribers may have 5 events waiting (slow readers are cut off early), whose
+ * operations may have 64 aliases, and whose answers (each event's) at most 8 KB.
+ */
 let small: TestApp;
 beforeAll(async () => {
-  [t, small] = await Promise.all([startTestApp(), startTestApp({ subscriptionBuffer: 5, queryLimits: { maxAliases: 64 } })]);
+  [t, small] = await Promise.all([
+    startTestApp(),
+    startTestApp({ subscriptionBuffer: 5, queryLimits: { maxAliases: 64 }, maxResponseBytes: 8192 }),
+  ]);
 });
 afterAll(async () => {
   await Promise.all([t?.close(), small?.close()]);
@@ -174,6 +180,47 @@ describe('runEvents written straight to the socket', () => {
     expect(events[completed].message.text).toBe(pieces.join(''));
     expect(events.at(-1)).toMatchObject({ __typename: 'RunStatusEvent', status: 'COMPLETED' });
     client.socket.close();
+  });
+});
+
+describe('what runEvents written straight to the socket hold', () => {
+  it('is let go at once on unsubscribe, and when the socket closes', async () => {
+    const [a, b] = await Promise.all([newRun(t), newRun(t)]);
+    const client = await rawClient(t);
+    client.subscribe(runEvents(SCALARS), { threadId: a.threadId, runId: a.runId }, 'a');
+    client.subscribe(runEvents(SCALARS), { threadId: b.threadId, runId: b.runId }, 'b');
+    await eventually(() => client.nexts('a').length === 1 && client.nexts('b').length === 1);
+    const listening = (runId: string) => t.app.services.bus.subscriberCount(`run-content:${runId}`);
+    expect([listening(a.runId), listening(b.runId)]).toEqual([1, 1]);
+    client.socket.send(JSON.stringify({ id: 'a', type: 'complete' }));
+    await eventually(() => listening(a.runId) === 0);
+    expect(listening(b.runId)).toBe(1);
+    client.socket.close();
+    await eventually(() => listening(b.runId) === 0);
+  });
+
+  it('answers an executed delivery that is too large with RESPONSE_TOO_LARGE, as execution does', async () => {
+    const { runId, threadId } = await newRun(small);
+    const operations = [runEvents(WITH_MESSAGE, false, TEXT), runEvents(WITH_MESSAGE, true, TEXT)];
+    const clients = await Promise.all(operations.map(() => rawClient(small)));
+    clients.forEach((c, i) => c.subscribe(operations[i]!, { threadId, runId }));
+    await eventually(() => clients.every((c) => c.nexts().length === 1));
+    const { run, leaseToken } = await claim(small, runId);
+    const stream = small.app.engine.streamMessage(run, leaseToken);
+    const pieces = ['x'.repeat(1000), 'y'.repeat(1000), 'z'.repeat(1000)];
+    for (const [i, piece] of pieces.entries()) {
+      for (let k = 0; k < 3; k++) stream.push(piece); // 3 KB a delta: not counted, as in execution
+      await written(stream);
+      await eventually(() => clients.every((c) => deltaCount(c) === i + 1));
+    }
+    await finish(small, run, leaseToken, pieces.map((p) => p.repeat(3)).join(''), stream);
+    await eventually(() => clients.every((c) => c.completed()));
+    const [direct, executed] = clients.map((c) => c.nexts());
+    expect(direct).toEqual(executed);
+    // The COMPLETED message event carries the 9 KB text: over the 8 KB an answer may take.
+    const completed = clients[0]!.payloads().find((p) => p.errors);
+    expect(completed).toMatchObject({ data: null, errors: [{ extensions: { code: 'RESPONSE_TOO_LARGE' } }] });
+    for (const c of clients) c.socket.close();
   });
 });
 

@@ -63,8 +63,9 @@ export function checkAnswerBudget(context: GraphQLContext): void {
 /**
  * Gives every operation (and every event of a subscription) its budget, and answers one
  * that spent it with RESPONSE_TOO_LARGE alone. An envelop plugin: the fast path, yoga's
- * path and the websocket all execute through it. A subscription whose events go straight
- * to the socket (see event-projection.ts) resolves no field of its events, so it needs none.
+ * path and the websocket all execute through it. A subscription whose events all go
+ * straight to the socket (see event-projection.ts) resolves no field of its events, so it
+ * needs none; one whose sink leaves some deliveries to execution has them budgeted here.
  */
 export function useAnswerBudget(maxBytes: number): Plugin {
   const tooLarge = (): ExecutionResult => ({
@@ -98,7 +99,7 @@ export function useAnswerBudget(maxBytes: number): Plugin {
     },
     onSubscribe({ args }) {
       const context = args.contextValue as unknown as GraphQLContext;
-      if (context.direct) return;
+      if (context.direct && !context.direct.writes) return;
       context.answer = new AnswerBudget(maxBytes);
       return afterSubscribe;
     },

@@ -28,4 +28,4 @@ export interface Caller {
  * websocket, for an operation whose events it can project, a sink that sends them as they
  * come; and the bytes the answer being built may still take.
  */
-export type GraphQLContext = Services & Caller & { direct?: DirectSink | undefined; answer?: AnswerBudget | undefined };
+export type GraphQLContext = Services & Caller & { direct?: DirectSink<unknown> | undefined; answer?: AnswerBudget | undefined };

@@ -19,7 +19,7 @@ import type { RunStatusEvent } from '../domain/run.js';
 import { comparePositions, positionOf, type EventPosition, type ItemEvent, type LiveEvent, type TextDelta } from '../domain/run-events.js';
 import { isTerminal } from '../domain/run-lifecycle.js';
 import type { EventScope } from '../runs/history.js';
-import { guarded, patiently, type Lagged, type StreamDeps } from './run-streams.js';
+import { guarded, patiently, sinkWrites, type Direct, type DirectSink, type Lagged, type StreamDeps } from './run-streams.js';
 import type { BusItem } from './event-bus.js';
 
 /** Text delivered: `text` goes at `index` of the message's text. */
@@ -31,6 +31,8 @@ export interface DeliveredDelta {
   text: string;
   /** Where a resume continues from: the last durable event delivered, and the text's end. */
   cursor: string;
+  /** Unix seconds when the stream delivered it (a delta is not stored: this is its time). */
+  at: number;
 }
 
 /** What runEvents and threadEvents yield. */
@@ -72,7 +74,7 @@ export async function runContentStream(
     const run = await deps.runs.getInProject(deps.projectId, runId);
     if (!run || run.threadId !== threadId) throw new NotFoundError('run', runId);
     const stream = new ContentStream(deps, { runId }, live, true);
-    return guarded(stream.run(run, resume), live, () => ({ lastCursor: stream.cursor() }));
+    return guarded(stream.run(run, resume), live, () => ({ lastCursor: stream.cursor() }), directOf(deps, stream));
   } catch (error) {
     live.close();
     throw error;
@@ -92,12 +94,24 @@ export async function threadContentStream(
     if (!thread) throw new NotFoundError('thread', threadId);
     const latest = resume ? undefined : await deps.history.latestRun(threadId);
     const stream = new ContentStream(deps, { threadId }, live, false);
-    return guarded(stream.run(latest, resume), live, () => ({ lastCursor: stream.cursor() }));
+    return guarded(stream.run(latest, resume), live, () => ({ lastCursor: stream.cursor() }), directOf(deps, stream));
   } catch (error) {
     live.close();
     throw error;
   }
 }
+
+/**
+ * A content stream's direct delivery: the sink takes the deliveries themselves, and a live
+ * delta that continues the text exactly is written as the bus pushes it (the hot path of
+ * a streamed answer); anything else wakes the generator.
+ */
+function directOf(deps: StreamDeps, stream: ContentStream): Direct<ContentDelivery, ContentDelivery, LiveEvent> | undefined {
+  const sink: DirectSink<ContentDelivery> | undefined = deps.direct;
+  return sink && { sink, written: itself, take: (item, s) => stream.take(item, s), ends: never };
+}
+const itself = (d: ContentDelivery) => d;
+const never = () => false;
 
 /** The message the subscriber is receiving the text of, and how much of it it has. */
 interface Writing {
@@ -170,6 +184,23 @@ class ContentStream {
       }
       if (this.done) return;
     }
+  }
+
+  /**
+   * A live delta that continues exactly the text delivered so far, as its delivery, if the
+   * sink writes it: the text delivered then includes it. Anything else (a durable event, a
+   * delta that needs history or the row) is left to the generator: undefined, nothing moved.
+   */
+  take(item: BusItem<LiveEvent>, sink: DirectSink<ContentDelivery>): ContentDelivery | undefined {
+    if (item.kind !== 'event' || !('kind' in item.event) || item.event.kind !== 'delta') return undefined;
+    const delta = item.event;
+    const writing = this.writing;
+    if (writing?.messageId !== delta.messageId || delta.text === null) return undefined;
+    if (delta.index > writing.delivered || delta.index + delta.length <= writing.delivered) return undefined;
+    const delivery = this.piece(writing, delta.text.slice(writing.delivered - delta.index));
+    if (!sinkWrites(sink, delivery)) return undefined;
+    writing.delivered += delivery.delta.text.length;
+    return delivery;
   }
 
   /** Where a resume continues from now: the last durable event delivered, and the text delivered since. */
@@ -262,10 +293,18 @@ class ContentStream {
     if (writing && content.length > writing.delivered) yield this.text(writing, content.slice(writing.delivered));
   }
 
+  /** `text` delivered as the continuation of the message: the subscriber has it now. */
   private text(writing: Writing, text: string): ContentDelivery {
-    const index = writing.delivered;
+    const delivery = this.piece(writing, text);
     writing.delivered += text.length;
+    return delivery;
+  }
+
+  /** The delivery of `text` as the continuation of what the subscriber has of the message. */
+  private piece(writing: Writing, text: string): { delta: DeliveredDelta } {
+    const index = writing.delivered;
     const { messageId, runId, threadId } = writing;
-    return { delta: { runId, threadId, messageId, index, text, cursor: encodeContentCursor(this.position, writing.delivered) } };
+    const cursor = encodeContentCursor(this.position, index + text.length);
+    return { delta: { runId, threadId, messageId, index, text, cursor, at: Math.floor(Date.now() / 1000) } };
   }
 }

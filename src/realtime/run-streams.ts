@@ -20,21 +20,32 @@ export interface StreamDeps {
   threads: ThreadService;
   /** The subscriber's project: another project's run or thread is NOT_FOUND. */
   projectId: string;
-  /** Where events go straight to the subscriber, skipping execution per event (see guarded). */
-  direct?: DirectSink | undefined;
+  /**
+   * Where events go straight to the subscriber, skipping execution per event (see
+   * guarded). graphql-ws.ts makes it for the operation's root field, so it takes what that
+   * field's stream delivers: status events, or content deliveries.
+   */
+  direct?: DirectSink<unknown> | undefined;
 }
 
 /**
- * Writes events straight to their subscriber (the websocket, for an operation whose
- * result it can project).
+ * Writes a stream's items (status events, or content deliveries) straight to their
+ * subscriber (the websocket, for an operation whose result it can project).
  */
-export interface DirectSink {
+export interface DirectSink<T = RunStatusEvent> {
   /**
-   * Writes the event: 'sent'; 'gone' when the socket has closed; for a live event (sent as
+   * Writes the item: 'sent'; 'gone' when the socket has closed; for a live item (sent as
    * the bus pushes it), 'backlogged' when it went out but the subscriber is too far behind
    * reading, so the stream ends as lagging after what was sent.
    */
-  send(event: RunStatusEvent, live: boolean): 'sent' | 'backlogged' | 'gone';
+  send(item: T, live: boolean): 'sent' | 'backlogged' | 'gone';
+  /**
+   * Whether the sink writes this item; one it does not (its selection needs more than the
+   * item carries) goes to the consumer, graphql-ws, which executes and sends it like any
+   * subscription's event, and the stream writes nothing more until the consumer asks for
+   * the next: so every item is written after all the earlier ones. Without it: all.
+   */
+  writes?(item: T): boolean;
   /**
    * Something to wait on before writing a replayed event while the socket has too much
    * unsent; undefined when there is room. History is paced by the reader this way (live
@@ -42,8 +53,11 @@ export interface DirectSink {
    */
   room(): Promise<void> | undefined;
   /** The stream that writes to this sink, once the subscription created it. */
-  stream?: AsyncIterableIterator<Delivery>;
+  stream?: AsyncIterableIterator<unknown>;
 }
+
+/** Whether the sink writes the item itself (else its consumer executes it). */
+export const sinkWrites = <T>(sink: DirectSink<T>, item: T): boolean => !sink.writes || sink.writes(item);
 
 /** What a subscription yields: an event (with the run when the stream has it at hand), or the end of a lagging one. */
 export type Delivery = { event: RunStatusEvent; run?: RunRow } | { lagged: SubscriptionLaggedError };
@@ -135,8 +149,9 @@ export async function runStatusStream(
       }
     }
   }
-  const direct = deps.direct && {
+  const direct: Direct<Delivery, RunStatusEvent> | undefined = deps.direct && {
     sink: deps.direct,
+    written: eventOf,
     take(item: BusItem) {
       const event = nextInOrder(item);
       if (event) position = event.version;
@@ -208,8 +223,9 @@ export async function threadRunsStream(
       yield* catchUp();
     }
   }
-  const direct = deps.direct && {
+  const direct: Direct<Delivery, RunStatusEvent> | undefined = deps.direct && {
     sink: deps.direct,
+    written: eventOf,
     take(item: BusItem) {
       if (item.kind !== 'event' || !isNext(item.event)) return undefined;
       advance(item.event);
@@ -237,13 +253,25 @@ export async function patiently<T>(read: () => Promise<T>): Promise<T> {
   }
 }
 
-/** A stream's direct delivery: the sink, and how the stream takes a live item in order. */
-interface Direct {
-  sink: DirectSink;
-  /** The item's event if it is the next in order (the stream's position moves past it), else undefined. */
-  take(item: BusItem): RunStatusEvent | undefined;
-  /** Whether the stream ends with this event. */
-  ends(event: RunStatusEvent): boolean;
+/** What the status streams' sinks are given of a delivery: its event. */
+const eventOf = (d: Delivery): RunStatusEvent => (d as { event: RunStatusEvent }).event;
+
+/**
+ * A stream's direct delivery: the sink, what of a delivery `D` it writes (`T`), and how
+ * the stream takes a live bus item (`BusItem<E>`) in order.
+ */
+export interface Direct<D, T, E = T> {
+  sink: DirectSink<T>;
+  /** What the sink is given of a delivery the generator yields. */
+  written(delivery: D): T;
+  /**
+   * The live item as the sink's, if it is the next in order, needs nothing read, and the
+   * sink writes it (`sinkWrites`): the stream's position moves past it. Else undefined,
+   * and nothing moved (the generator handles the item).
+   */
+  take(item: BusItem<E>, sink: DirectSink<T>): T | undefined;
+  /** Whether the stream ends with this item. */
+  ends(item: T): boolean;
 }
 
 /**
@@ -254,28 +282,29 @@ interface Direct {
  * - an unsubscribe frees the stream at once. An async generator's return() waits while
  *   the generator awaits (here: the next event, which may never come), so the queue is
  *   closed first, which ends that wait.
- * With a direct sink, the events themselves go to the sink as they come, and the
- * consumer's first next() settles only at the end: done, or the lagged delivery (the
- * queue overflowed, or the sink reports its subscriber backlogged). While the generator
- * waits for live events, an in-order one goes to the sink as the bus pushes it, without
- * waking the generator (which reads the same position when it next runs).
+ * With a direct sink, the deliveries themselves go to the sink as they come, and the
+ * consumer's next() settles only at the end (done, or the lagged delivery: the queue
+ * overflowed, or the sink reports its subscriber backlogged) or with a delivery the sink
+ * does not write, which the consumer executes and sends before it asks for the next.
+ * While the generator waits for live events, an in-order one the sink writes goes to it
+ * as the bus pushes it, without waking the generator (which reads the same position
+ * when it next runs).
  */
-export function guarded<D extends object, E = RunStatusEvent>(
+export function guarded<D extends object, E = RunStatusEvent, T = never>(
   generator: AsyncGenerator<D>,
   live: BoundedQueue<BusItem<E>>,
   resumeAt: () => Record<string, unknown>,
-  direct?: D extends Delivery ? Direct : never,
+  direct?: Direct<D, T, E>,
 ): AsyncIterableIterator<D | Lagged> {
-  return new GuardedStream<D, E>(generator, live, resumeAt, direct);
+  return new GuardedStream<D, E, T>(generator, live, resumeAt, direct);
 }
 
 /** A lagging stream's last delivery. */
 export type Lagged = { lagged: SubscriptionLaggedError };
 
 /** {@link guarded}'s iterator: one object per subscription, its steps methods, not closures. */
-class GuardedStream<D extends object, E> implements AsyncIterableIterator<D | Lagged> {
+class GuardedStream<D extends object, E, T> implements AsyncIterableIterator<D | Lagged> {
   private lagged = false;
-  private pumping = false;
   /** Unsubscribed: nothing more may be written, even an event already read. */
   private returned = false;
 
@@ -283,19 +312,16 @@ class GuardedStream<D extends object, E> implements AsyncIterableIterator<D | La
     private readonly generator: AsyncGenerator<D>,
     private readonly live: BoundedQueue<BusItem<E>>,
     private readonly resumeAt: () => Record<string, unknown>,
-    private readonly direct?: Direct,
+    private readonly direct?: Direct<D, T, E>,
   ) {
     if (direct) {
-      // Direct delivery exists for the status streams only: there D is Delivery and E a status event.
-      (live as unknown as BoundedQueue<BusItem>).interceptor = this as unknown as { intercept(item: BusItem): boolean };
-      direct.sink.stream = this as unknown as AsyncIterableIterator<Delivery>;
+      live.interceptor = this;
+      direct.sink.stream = this;
     }
   }
 
   next(): Promise<IteratorResult<D | Lagged>> {
-    if (!this.direct || this.pumping) return this.pull();
-    this.pumping = true;
-    return this.pump(this.direct);
+    return this.direct ? this.pump(this.direct) : this.pull();
   }
 
   return(value?: unknown): Promise<IteratorResult<D | Lagged>> {
@@ -313,16 +339,16 @@ class GuardedStream<D extends object, E> implements AsyncIterableIterator<D | La
     return this;
   }
 
-  /** The bus's in-order live event, sent on the spot while the generator waits (direct only). */
-  intercept(item: BusItem): boolean {
+  /** The bus's in-order live item, sent on the spot while the generator waits (direct only). */
+  intercept(item: BusItem<E>): boolean {
     const direct = this.direct;
     if (!direct || this.returned) return false;
-    const event = direct.take(item);
-    if (!event) return false;
+    const taken = direct.take(item, direct.sink);
+    if (taken === undefined) return false;
     try {
-      const outcome = direct.sink.send(event, true);
+      const outcome = direct.sink.send(taken, true);
       if (outcome === 'sent') {
-        if (direct.ends(event)) this.live.end();
+        if (direct.ends(taken)) this.live.end();
       } else if (outcome === 'gone') this.live.close();
       else this.live.fail(new SubscriptionLaggedError()); // the generator's wait fails; pull() cuts it off
     } catch (error) {
@@ -355,18 +381,21 @@ class GuardedStream<D extends object, E> implements AsyncIterableIterator<D | La
 
   /**
    * Direct delivery: sends what the generator yields (history, and live events it woke
-   * for) until the stream ends, at the pace the socket drains.
+   * for) until the stream ends, at the pace the socket drains; a delivery the sink does
+   * not write is handed to the consumer instead, and sending resumes at its next next().
    */
-  private async pump(direct: Direct): Promise<IteratorResult<D | Lagged>> {
+  private async pump(direct: Direct<D, T, E>): Promise<IteratorResult<D | Lagged>> {
     for (;;) {
       const result = await this.pull();
       if (result.done || 'lagged' in result.value) return result;
+      const item = direct.written(result.value);
+      if (!sinkWrites(direct.sink, item)) return result;
       const room = direct.sink.room();
       if (room) await room;
       if (this.returned) return { value: undefined, done: true };
       let outcome: 'sent' | 'backlogged' | 'gone';
       try {
-        outcome = direct.sink.send((result.value as Delivery & { event: RunStatusEvent }).event, false);
+        outcome = direct.sink.send(item, false);
       } catch (error) {
         this.live.close();
         void this.generator.return(undefined);

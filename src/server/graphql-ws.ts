@@ -10,7 +10,7 @@ import type { Authenticator } from '../auth/authenticator.js';
 import { isDatabaseUnavailable } from '../db/errors.js';
 import type { Caller, GraphQLContext, Services } from '../graphql/context.js';
 import { codedError, maskError } from '../graphql/errors.js';
-import { eventProjection } from '../graphql/event-projection.js';
+import { contentProjection, eventProjection } from '../graphql/event-projection.js';
 import { directSink } from './websocket.js';
 import type { RunwayYoga } from './yoga-context.js';
 
@@ -108,10 +108,16 @@ export function graphqlWsHandlers(options: GraphqlWsHandlerOptions): ServerOptio
       };
       const errors = validate(args.schema, args.document);
       if (errors.length) return errors;
-      // An operation whose result is a plain projection of each event gets its events
-      // written straight to the socket (see graphql/event-projection.ts).
-      const project = eventProjection(args.schema, args.document, args.operationName);
-      if (project) (args.contextValue as GraphQLContext).direct = directSink(ctx.extra.socket, id, project, services.bus.capacity);
+      // An operation whose result is a plain projection of each event (of some of a
+      // content stream's deliveries) gets them written straight to the socket (see
+      // graphql/event-projection.ts); the others are executed and sent as usual, in order.
+      const { socket } = ctx.extra;
+      const events = eventProjection(args.schema, args.document, args.operationName);
+      const content = events ? undefined : contentProjection(args.schema, args.document, args.operationName);
+      const direct = events
+        ? directSink(socket, id, events, services.bus.capacity)
+        : content && directSink(socket, id, content, services.bus.capacity);
+      if (direct) (args.contextValue as GraphQLContext).direct = direct;
       return args;
     },
   };

@@ -18,7 +18,6 @@ import type { IncomingMessage } from 'node:http';
 import type { Logger } from '../log.js';
 import { CloseCode, handleProtocols, makeServer, type ServerOptions } from 'graphql-ws';
 import { WebSocket, type RawData, type WebSocketServer } from 'ws';
-import type { EventProjection } from '../graphql/event-projection.js';
 import type { DirectSink } from '../realtime/run-streams.js';
 
 /** Unsent bytes on a socket beyond which a delivery waits for its write to finish. */
@@ -147,21 +146,29 @@ class Connection {
 const ROOM_POLL_MS = 20;
 
 /**
+ * A subscription's result JSON per item (graphql/event-projection.ts), for the items it
+ * `writes` (all without it).
+ */
+export type Projection<T> = ((item: T) => string) & { writes?(item: T): boolean };
+
+/**
  * A subscription's events written straight to its socket as graphql-ws `next` messages
  * (the same bytes graphql-ws would write for that result). A live event goes out at
  * once; the subscriber is backlogged once `capacity` live events in a row found bytes
  * still unsent on the socket (the bound the event queue gives a subscription read
  * through graphql-ws). A replayed event waits, like graphql-ws's sends, while the socket
- * has `HIGH_WATER_BYTES` unsent.
+ * has `HIGH_WATER_BYTES` unsent. Items the projection does not write are left to
+ * graphql-ws (see DirectSink.writes).
  */
-export function directSink(socket: WebSocket, id: string, project: EventProjection, capacity: number): DirectSink {
+export function directSink<T>(socket: WebSocket, id: string, project: Projection<T>, capacity: number): DirectSink<T> {
   const head = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
   let waiting = 0;
   const hasRoom = () => socket.readyState !== WebSocket.OPEN || socket.bufferedAmount < HIGH_WATER_BYTES;
   return {
-    send(event, live) {
+    ...(project.writes ? { writes: project.writes } : {}),
+    send(item, live) {
       if (socket.readyState !== WebSocket.OPEN) return 'gone';
-      socket.send(head + project(event) + '}');
+      socket.send(head + project(item) + '}');
       if (!live) return 'sent';
       waiting = socket.bufferedAmount > 0 ? waiting + 1 : 0;
       return waiting >= capacity ? 'backlogged' : 'sent';

@@ -5,9 +5,12 @@
  */
 import { execute, parse } from 'graphql';
 import { describe, expect, it } from 'vitest';
+import type { RunRow } from '../../src/db/schema.js';
 import type { RunStatusEvent } from '../../src/domain/run.js';
-import { eventProjection } from '../../src/graphql/event-projection.js';
+import type { MessageEvent, StepEvent } from '../../src/domain/run-events.js';
+import { contentProjection, eventProjection } from '../../src/graphql/event-projection.js';
 import { schema } from '../../src/graphql/schema.js';
+import { encodeContentCursor, type ContentDelivery } from '../../src/realtime/content-streams.js';
 
 const events: RunStatusEvent[] = [
   { runId: 'run_01', threadId: 'thread_01', threadSeq: 3, version: 1, status: 'queued', previousStatus: null, at: 1_790_000_000 },
@@ -30,6 +33,8 @@ const projected = [
   // the run as the event left it, of the fields the event carries: what a client cache keys and updates
   'subscription($r: ID!) { runStatusChanged(runId: $r) { version run { __typename id status version threadId object } } }',
   'subscription($t: ID!) { threadRunsChanged(threadId: $t) { cursor r: run { id s: status } } }',
+  // the same field twice: its selections merge, as graphql-js merges them
+  'subscription($r: ID!) { runStatusChanged(runId: $r) { version run { id } status run { status id threadId } } }',
 ];
 
 describe('an operation that selects only event fields', () => {
@@ -78,5 +83,168 @@ describe('any other operation is executed per event', () => {
       subscription S($r: ID!) { runStatusChanged(runId: $r) { version } }`);
     expect(eventProjection(schema, document, 'Q')).toBeUndefined();
     expect(eventProjection(schema, document, 'S')!(events[1]!)).toBe('{"data":{"runStatusChanged":{"version":7}}}');
+  });
+});
+
+const thread = { runId: 'run_01', threadId: 'thread_01', threadSeq: 4 };
+const message = (change: MessageEvent['change'], sub: number): MessageEvent => ({
+  ...thread,
+  kind: 'message',
+  messageId: 'msg_01',
+  change,
+  version: 2,
+  sub,
+  at: 1_790_000_200 + sub,
+});
+const step = (status: StepEvent['status'], sub: number): StepEvent => ({
+  ...thread,
+  kind: 'step',
+  stepId: 'step_01',
+  status,
+  version: 2,
+  sub,
+  at: 1_790_000_300 + sub,
+});
+const delta = (index: number, text: string): ContentDelivery => ({
+  delta: {
+    ...thread,
+    messageId: 'msg_01',
+    index,
+    text,
+    cursor: encodeContentCursor({ threadSeq: 4, version: 2, sub: 2 }, index + text.length),
+    at: 1_790_000_400,
+  },
+});
+
+/** One delivery of each kind a content stream yields, texts of every sort. */
+const deliveries: ContentDelivery[] = [
+  { event: events[0]! },
+  {
+    event: { ...events[1]!, threadId: 'thread_01', runId: 'run_01' },
+    run: { id: 'run_01', threadId: 'thread_01', status: 'requires_action', version: 7 } as RunRow,
+  },
+  { event: step('in_progress', 1) },
+  { event: message('created', 2) },
+  delta(0, 'Hello, "world" \\ \n\t'),
+  delta(19, '👩‍👩‍👧‍👦 🎉 日本語 𝒳 é'),
+  delta(40, '\u2028\u2029\u0000\u001f\ud800 </script>'),
+  { event: message('completed', 3) },
+  { event: message('incomplete', 4) },
+  { event: step('completed', 5) },
+  { event: step('cancelled', 6) },
+  { event: { ...events[0]!, version: 3, status: 'completed', previousStatus: 'in_progress', threadId: 'thread_01' } },
+];
+
+const typeOf = (d: ContentDelivery) =>
+  'delta' in d
+    ? 'MessageDeltaEvent'
+    : !('kind' in d.event)
+      ? 'RunStatusEvent'
+      : d.event.kind === 'message'
+        ? 'MessageEvent'
+        : 'RunStepEvent';
+
+const RUN = '$t: ID!, $r: ID!, $a: String';
+const runEvents = (selection: string, rest = '') =>
+  `subscription(${RUN}) { runEvents(threadId: $t, runId: $r, after: $a) { ${selection} } } ${rest}`;
+const threadEvents = (selection: string, rest = '') => `subscription($t: ID!) { threadEvents(threadId: $t) { ${selection} } } ${rest}`;
+const ALL = ['RunStatusEvent', 'MessageEvent', 'MessageDeltaEvent', 'RunStepEvent'];
+
+/** Operations, and the RunEvent types each gets a projection for (the others are executed). */
+const contentOperations: Array<[string, string[]]> = [
+  [runEvents('cursor runId threadId at __typename'), ALL],
+  [
+    runEvents(`__typename cursor
+      ... on RunStatusEvent { status version previousStatus run { id status version threadId object __typename } }
+      ... on MessageEvent { kind }
+      ... on MessageDeltaEvent { messageId index text }
+      ... on RunStepEvent { runId at }`),
+    ALL,
+  ],
+  // aliases, fragments on the interface, a field again inside a fragment (first place counts)
+  [
+    threadEvents(`t: __typename ... on MessageDeltaEvent { i: index } c: cursor
+      ... on RunEvent { at r: runId c: cursor }
+      ... on MessageDeltaEvent { s: text i: index m: messageId }
+      ... on RunStatusEvent { st: status, again: status, run { v: version } run { s: status } }
+      ... on MessageEvent { k: kind kind }`),
+    ALL,
+  ],
+  // named fragments: nested, on the interface and on each type, one spread twice
+  [
+    runEvents(
+      '...Common ...Delta ...Common ... on MessageEvent { ...Message } ...Step ...Status',
+      `fragment Common on RunEvent { cursor at ... on RunEvent { threadId } }
+       fragment Delta on MessageDeltaEvent { text ...Common index }
+       fragment Message on MessageEvent { kind __typename }
+       fragment Step on RunStepEvent { __typename runId }
+       fragment Status on RunStatusEvent { status run { id } }`,
+    ),
+    ALL,
+  ],
+  // a type with nothing selected for it completes as {}
+  [runEvents('... on MessageDeltaEvent { text }'), ALL],
+  [threadEvents('... on RunStatusEvent { status } ... on MessageEvent { kind }'), ALL],
+  // what a delivery does not carry: executed for that type, projected for the others
+  [
+    runEvents('cursor ... on MessageEvent { kind message { id text status } } ... on MessageDeltaEvent { index text }'),
+    ['RunStatusEvent', 'MessageDeltaEvent', 'RunStepEvent'],
+  ],
+  [
+    runEvents('__typename ... on RunStepEvent { step { id status } } ... on RunStatusEvent { run { id startedAt } }'),
+    ['MessageEvent', 'MessageDeltaEvent'],
+  ],
+  [runEvents('at ... on RunStatusEvent { status run { ... on Run { id } } }'), ['MessageEvent', 'MessageDeltaEvent', 'RunStepEvent']],
+];
+
+describe('a runEvents or threadEvents operation', () => {
+  it.each(contentOperations)('is written per type as GraphQL execution would answer it: %s', async (query, projectedTypes) => {
+    const document = parse(query);
+    const project = contentProjection(schema, document, undefined);
+    expect(project).toBeDefined();
+    expect(eventProjection(schema, document, undefined)).toBeUndefined();
+    const written = new Set<string>();
+    for (const delivery of deliveries) {
+      if (!project!.writes(delivery)) continue;
+      written.add(typeOf(delivery));
+      const executed = await execute({
+        schema,
+        document,
+        rootValue: delivery,
+        contextValue: {},
+        variableValues: { t: 'thread_01', r: 'run_01' },
+      });
+      expect(executed.errors).toBeUndefined();
+      expect(project!(delivery)).toBe(JSON.stringify(executed));
+    }
+    expect([...written].sort()).toEqual([...projectedTypes].sort());
+  });
+
+  it("reads a delta's time from the delivery, as its resolver does (not from the clock at writing)", async () => {
+    const document = parse(runEvents('at'));
+    const late = delta(0, 'x');
+    const executed = await execute({
+      schema,
+      document,
+      rootValue: late,
+      contextValue: {},
+      variableValues: { t: 'thread_01', r: 'run_01' },
+    });
+    expect(JSON.stringify(executed)).toBe('{"data":{"runEvents":{"at":1790000400}}}');
+    expect(contentProjection(schema, document, undefined)!(late)).toBe('{"data":{"runEvents":{"at":1790000400}}}');
+  });
+
+  it.each([
+    // directives anywhere, even constant ones: left to GraphQL's own collection
+    runEvents('cursor ... on MessageDeltaEvent @include(if: true) { text }'),
+    runEvents('cursor text: cursor @skip(if: false)'),
+    runEvents('...F', 'fragment F on RunEvent @include(if: true) { cursor }'),
+    'subscription($t: ID!, $r: ID!) { runEvents(threadId: $t, runId: $r) @include(if: true) { cursor } }',
+    // nothing any delivery carries
+    runEvents(
+      '... on MessageEvent { message { id } } ... on RunStepEvent { step { id } } ... on RunStatusEvent { run { createdAt } } ... on MessageDeltaEvent { m: __typename } __typename @skip(if: false)',
+    ),
+  ])('is executed per delivery when no type can be written: %s', (query) => {
+    expect(contentProjection(schema, parse(query), undefined)).toBeUndefined();
   });
 });

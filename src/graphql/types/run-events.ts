@@ -11,10 +11,26 @@ import { builder } from '../builder.js';
 import type { GraphQLContext } from '../context.js';
 import { MessageRef } from './message.js';
 import { RunStepRef } from './run-step.js';
-import { RunEventRef, type DeltaDelivery } from './run-event.js';
+import { RunEventRef, RUN_EVENT_FIELDS, type DeltaDelivery } from './run-event.js';
 
-type MessageDelivery = { event: MessageEvent; message?: MessageRow | undefined };
+export type MessageDelivery = { event: MessageEvent; message?: MessageRow | undefined };
 type StepDelivery = { event: StepEvent };
+
+/**
+ * The scalar fields of MessageEvent and MessageDeltaEvent, each a function of the
+ * delivery alone: the resolvers below and the websocket's direct delivery
+ * (graphql/event-projection.ts) both read them here.
+ */
+export const MESSAGE_EVENT_FIELDS = {
+  ...RUN_EVENT_FIELDS,
+  kind: (p: MessageDelivery) => p.event.change,
+} as const;
+export const MESSAGE_DELTA_FIELDS = {
+  ...RUN_EVENT_FIELDS,
+  messageId: (p: DeltaDelivery) => p.delta.messageId,
+  index: (p: DeltaDelivery) => p.delta.index,
+  text: (p: DeltaDelivery) => p.delta.text,
+} as const;
 
 const MessageEventKind = builder.enumType('MessageEventKind', {
   values: { CREATED: { value: 'created' }, COMPLETED: { value: 'completed' }, INCOMPLETE: { value: 'incomplete' } } as const,
@@ -25,7 +41,7 @@ builder.objectRef<MessageDelivery>('MessageEvent').implement({
     'A message of the run created (IN_PROGRESS, no text yet: the text follows as MessageDeltaEvents), completed or left incomplete.',
   interfaces: [RunEventRef],
   fields: (t) => ({
-    kind: t.field({ type: MessageEventKind, resolve: (p) => p.event.change }),
+    kind: t.field({ type: MessageEventKind, resolve: MESSAGE_EVENT_FIELDS.kind }),
     message: t.field({
       type: MessageRef,
       description: 'The message as this event left it (CREATED: empty and IN_PROGRESS).',
@@ -39,9 +55,9 @@ builder.objectRef<DeltaDelivery>('MessageDeltaEvent').implement({
     "Text added to the message being written: `text` goes at `index` (in UTF-16 code units, JavaScript's string indexes) of the message's text. The deltas of a message, put at their indexes, make its final text exactly.",
   interfaces: [RunEventRef],
   fields: (t) => ({
-    messageId: t.id({ resolve: (p) => p.delta.messageId }),
-    index: t.int({ resolve: (p) => p.delta.index }),
-    text: t.string({ resolve: (p) => p.delta.text }),
+    messageId: t.id({ resolve: MESSAGE_DELTA_FIELDS.messageId }),
+    index: t.int({ resolve: MESSAGE_DELTA_FIELDS.index }),
+    text: t.string({ resolve: MESSAGE_DELTA_FIELDS.text }),
   }),
 });
 

@@ -70,6 +70,8 @@ describe('a scripted run with a pace', () => {
     let sub = watch();
     await new Promise((r) => setTimeout(r, 100));
     await createRun(t, threadId, { assistantId });
+    // From the first event on, every drop leaves a cursor to resume from.
+    await eventually(() => sub.events.length > 0);
     let resumes = 0;
     for (;;) {
       await new Promise((r) => setTimeout(r, 5 + Math.random() * 25));

@@ -230,7 +230,10 @@ class ContentStream {
   }
 
   private async *deliver(event: RunStatusEvent | ItemEvent): AsyncGenerator<ContentDelivery> {
-    this.position = positionOf(event);
+    const ending = 'kind' in event && event.kind === 'message' && event.change !== 'created';
+    // A message's end moves the position only after the text sent before it (whose cursor
+    // must resume before the end, not past it).
+    if (!ending) this.position = positionOf(event);
     if (!('kind' in event)) {
       this.runEnded = isTerminal(event.status);
       yield { event };
@@ -252,6 +255,7 @@ class ContentStream {
     const message = await patiently(() => this.deps.history.message(event.messageId));
     if (message && this.writing?.messageId === event.messageId) yield* this.textFrom(message.content);
     if (this.writing?.messageId === event.messageId) this.writing = undefined;
+    this.position = positionOf(event);
     yield { event, message };
   }
 

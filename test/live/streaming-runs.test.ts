@@ -132,6 +132,15 @@ describe('an answer that is ready at once (no pace)', () => {
       expect(events.map((e) => e.kind ?? e.status).filter(Boolean)).toEqual(['QUEUED', 'IN_PROGRESS', 'CREATED', 'COMPLETED', 'COMPLETED']);
       expect(sent.filter((s) => /insert into messages \(id, thread_id, created_at, role, content, status/.test(s))).toEqual([]);
       expect(sent.filter((s) => /update messages m set content/.test(s))).toEqual([]);
+      // The text sent before the message's end resumes before that end, not past it.
+      const delta = events.find((e) => e.__typename === 'MessageDeltaEvent');
+      const resumed = collect(counted.wsClient(), THREAD_EVENTS, { threadId, after: delta.cursor });
+      await eventually(() => resumed.events.some((e: any) => e.data.threadEvents.status === 'COMPLETED'));
+      resumed.stop();
+      expect(resumed.events.map((e: any) => e.data.threadEvents.kind ?? e.data.threadEvents.status).filter(Boolean)).toEqual([
+        'COMPLETED',
+        'COMPLETED',
+      ]);
     } finally {
       await counted.close();
     }

@@ -157,7 +157,9 @@ class ContentStream {
         this.follow(message.id, message.runId ?? '', message.threadId);
         if (this.writing?.messageId === message.id) yield* this.textFrom(message.content);
       }
-    } else if (start) {
+    } else if (!start) {
+      this.runEnded = true; // a thread without runs: its first event is its first run's QUEUED
+    } else {
       // The run's current state first, then the text written so far.
       const now = await this.deps.history.runNow(start);
       this.position = now.position;

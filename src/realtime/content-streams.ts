@@ -162,6 +162,7 @@ class ContentStream {
     } else {
       // The run's current state first, then the text written so far.
       const now = await this.deps.history.runNow(start);
+      start = now.run;
       this.position = now.position;
       this.runEnded = isTerminal(start.status);
       yield { event: now.event, run: start.version === now.event.version ? start : undefined };

@@ -75,14 +75,18 @@ export class RunHistory {
    * Where a live stream of the run starts without a cursor: the run, the event that left it
    * as it is, the last item event after that, and the message it is writing (if any).
    */
-  async runNow(run: RunRow): Promise<{ event: RunStatusEvent; position: EventPosition; writing: MessageRow | undefined }> {
-    const db = this.core.deps.db;
-    const [event, sub, writing] = await Promise.all([
-      this.currentEvent(run),
-      store.lastSubOf(db, run.id, run.version),
-      store.inProgressMessage(db, run.id),
-    ]);
-    return { event, position: { threadSeq: run.threadSeq, version: run.version, sub }, writing };
+  async runNow(start: RunRow): Promise<{ run: RunRow; event: RunStatusEvent; position: EventPosition; writing: MessageRow | undefined }> {
+    // One snapshot: a message opened or ended between separate reads would leave the
+    // position and the text disagreeing.
+    const [run, sub, writing] = await this.core.deps.db.transaction(
+      async (tx) => {
+        const [run = start] = await tx.select().from(runs).where(eq(runs.id, start.id));
+        return [run, await store.lastSubOf(tx, run.id, run.version), await store.inProgressMessage(tx, run.id)] as const;
+      },
+      { isolationLevel: 'repeatable read', accessMode: 'read only' },
+    );
+    const event = await this.currentEvent(run);
+    return { run, event, position: { threadSeq: run.threadSeq, version: run.version, sub }, writing };
   }
 
   /** The thread's latest run, if it has any. */

@@ -50,7 +50,8 @@
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379 npm run bench:stream
  *   BENCH_TRANSPORTS=notify,redis   BENCH_RUNS=200 BENCH_SUBSCRIBERS_PER_RUN=5 BENCH_TOKENS=200 BENCH_TOKEN_MS=40
- *   BENCH_WARMUP_SECONDS=5 BENCH_SECONDS=25 BENCH_SLICE_SECONDS=5 BENCH_RESUMES=1000 (0: no resume phase)
+ *   BENCH_WARMUP_SECONDS=5 BENCH_SECONDS=25 BENCH_SLICE_SECONDS=5 BENCH_RESUMES=1000
+ *   BENCH_PHASES=runway,resume,bare-ws   (which phases to run; they run in this order)
  *   BENCH_PROFILE=/tmp/prof   (a CPU profile of the gateway and the floor over the measured window, through
  *                              the inspector, and their top functions by self time)
  *   BENCH_DOCS=0   (print only: leave docs/performance.md as it is)
@@ -91,6 +92,14 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 25);
 const SLICE_SECONDS = Number(process.env.BENCH_SLICE_SECONDS ?? 5);
 const RESUMES = Number(process.env.BENCH_RESUMES ?? 1000);
 const PROFILE = process.env.BENCH_PROFILE;
+const PHASE_NAMES = ['runway', 'resume', 'bare-ws'] as const;
+const PHASES = new Set(
+  (process.env.BENCH_PHASES ?? PHASE_NAMES.join(',')).split(',').map((p) => {
+    if (!PHASE_NAMES.includes(p as (typeof PHASE_NAMES)[number]))
+      throw new Error(`BENCH_PHASES: unknown phase '${p}' (known: ${PHASE_NAMES.join(', ')})`);
+    return p;
+  }),
+);
 /** A run (and so a subscription) that has not ended after this is given up on. */
 const RUN_TIMEOUT_MS = 60_000;
 /** The resume phase ends after this even if fewer drops were made. */
@@ -722,9 +731,10 @@ async function onTransport(transport: 'notify' | 'redis', admin: postgres.Sql, d
   });
 
   const phases: PhaseResult[] = [];
-  phases.push(await measureDelivery(setup(gateway), 'runway', gateway));
-  const resume = RESUMES > 0 ? await checkResumes(setup(gateway), gateway) : undefined;
+  if (PHASES.has('runway')) phases.push(await measureDelivery(setup(gateway), 'runway', gateway));
+  const resume = PHASES.has('resume') && RESUMES > 0 ? await checkResumes(setup(gateway), gateway) : undefined;
   await gateway.kill('SIGKILL');
+  if (!PHASES.has('bare-ws')) return { transport, phases, resume } satisfies TransportResult;
 
   const floor = await startServerProcess(
     'bench/stream/bare-ws-server.ts',

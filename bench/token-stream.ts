@@ -536,6 +536,9 @@ async function driveLanes(
     const mine = sockets.slice(i * PER_RUN, (i + 1) * PER_RUN);
     // The first runs are TOKENS/8..TOKENS tokens long: later runs start (and end) spread over time.
     let tokens = Math.round(TOKENS / 8 + ((TOKENS * 7) / 8) * ((i + 1) / RUNS));
+    // Nor do they all start in the same millisecond: a thousand subscriptions at once is a
+    // burst no chat service sees.
+    await sleep((i * 1000) / RUNS);
     while (!stopping) {
       const run = await setup.driver.services.runs.createThreadAndRun('default', {
         assistantId: setup.assistantId,
@@ -796,7 +799,7 @@ function printResults(all: TransportResult[], load: { before: number; after: num
     for (const p of phases) {
       const cells = names.map((n) => (p.cpu.has(n) ? `${((100 * p.cpu.get(n)!) / (p.seconds * 1000)).toFixed(0)}%` : '-'));
       results.print(
-        `| ${TRANSPORT_NAMES[transport]} | ${p.target === 'runway' ? 'Runway gateway' : 'bare-ws floor'} | ${cells.join(' | ')} |`,
+        `| ${TRANSPORT_NAMES[transport]} | ${p.target === 'runway' ? 'Runway gateway' : 'bare-ws floor'} | ${cells.join(' | ')} | ${p.commitsPerSecond.toFixed(0)} |`,
       );
     }
   }

@@ -39,7 +39,7 @@
  *   start where the text so far ends), against the final message text read from the
  *   database once the run completed.
  * - `resume`: the same load, plus a subscriber per run that drops its connection
- *   (terminate, no close handshake) at random moments (every 0.3-2.5 s), reconnects
+ *   (terminate, no close handshake) 0.3-2.5 s after each (re)subscription's first event, reconnects
  *   after 0-100 ms and resubscribes with `after` = the last cursor it received; until
  *   BENCH_RESUMES (1,000) drops in all. Its text, joined the same way, against the final
  *   text.
@@ -239,6 +239,35 @@ function keepLog(server: RunwayProcess, name: string): void {
   log(`${name}'s log: ${file}`);
 }
 
+/**
+ * With BENCH_PROFILE: what the sessions of the bench's database are doing, sampled every
+ * 100 ms (state and wait event, and the statement's start); the function returned stops
+ * and prints the most frequent.
+ */
+function sampleWaits(admin: postgres.Sql, dbName: string): () => Promise<void> {
+  if (!PROFILE) return async () => {};
+  const seen = new Map<string, number>();
+  let samples = 0;
+  let running = true;
+  const sampling = (async () => {
+    while (running) {
+      const rows = await admin<{ what: string }[]>`
+        select concat_ws(' | ', state, wait_event_type || ':' || wait_event, left(regexp_replace(query, '\s+', ' ', 'g'), 70)) as what
+        from pg_stat_activity where datname = ${dbName} and pid <> pg_backend_pid() and state <> 'idle'`;
+      samples++;
+      for (const { what } of rows) seen.set(what, (seen.get(what) ?? 0) + 1);
+      await sleep(100);
+    }
+  })();
+  return async () => {
+    running = false;
+    await sampling;
+    console.log(`\nBusy sessions of the bench database, sampled ${samples} times (mean sessions in each state):`);
+    for (const [what, n] of [...seen].sort((a, b) => b[1] - a[1]).slice(0, 12))
+      console.log(`  ${(n / samples).toFixed(2).padStart(6)}  ${what}`);
+  };
+}
+
 // ---------------------------------------------------------------------------------------
 // The model stand-in
 
@@ -311,12 +340,15 @@ class Tally {
   /** Announcements heard in the window that carried deltas, and the deltas they carried. */
   announcements = 0;
   announcedDeltas = 0;
+  /** Of them, deltas announced without their text (a piece over 1,500 bytes: every subscriber reads it from the row). */
+  uncarried = 0;
 
   /** An announcement's deltas as a plain listener on the transport heard them: how long after their tokens were sent. */
-  heard(texts: string[], at: number): void {
-    if (at < this.from || at >= this.to || texts.length === 0) return;
+  heard(texts: string[], uncarried: number, at: number): void {
+    if (at < this.from || at >= this.to || texts.length + uncarried === 0) return;
     this.announcements++;
-    this.announcedDeltas += texts.length;
+    this.announcedDeltas += texts.length + uncarried;
+    this.uncarried += uncarried;
     for (const text of texts) for (const m of text.matchAll(STAMP)) this.announced.push(at - Number(m[1]));
   }
 
@@ -399,31 +431,42 @@ function follow(socket: GraphqlSocket, threadId: string, runId: string, tally: T
 }
 
 interface ResumeCount {
-  /** Drops made (each followed by a resume with the last cursor). */
+  /** Drops made, each followed by a resume with the last cursor received. */
   drops: number;
   /** Of them, while the message was being written: some text received, its COMPLETED not yet. */
   midMessage: number;
-  /** Drops before any event (no cursor yet): subscribed again from the start, not counted as resumes. */
-  restarts: number;
   checked: number;
   differing: number;
+  /** Resuming subscribers whose first subscription came after their run had ended (see LATE). */
+  late: number;
 }
 
 /**
- * A subscriber that drops its connection at random moments and resumes with its last
- * cursor, to the run's end: its text, or undefined as for {@link follow}.
+ * A subscriber that drops its connection (no close handshake) at a random moment 0.3-2.5 s
+ * after each (re)subscription delivered its first event, reconnects after 0-100 ms and
+ * resumes with the last cursor it received, to the run's end: its text, or undefined as
+ * for {@link follow}; LATE.
  */
-async function followResuming(url: string, threadId: string, runId: string, tally: Tally, count: ResumeCount): Promise<string | undefined> {
+async function followResuming(
+  url: string,
+  threadId: string,
+  runId: string,
+  tally: Tally,
+  count: ResumeCount,
+): Promise<string | undefined | typeof LATE> {
   let text = '';
   let cursor: string | undefined;
   let broken = false;
   let messageDone = false;
+  let events = 0;
+  let statusEvents = 0;
   const deadline = performance.now() + RUN_TIMEOUT_MS;
   for (;;) {
     const socket = await GraphqlSocket.open(url).catch((error: unknown) => (tally.error(error), undefined));
     if (!socket) return undefined;
     const outcome = await new Promise<'complete' | 'failed' | 'drop'>((resolve) => {
       let settled = false;
+      let dropTimer: NodeJS.Timeout | undefined;
       const finish = (o: 'complete' | 'failed' | 'drop') => {
         if (settled) return;
         settled = true;
@@ -431,16 +474,12 @@ async function followResuming(url: string, threadId: string, runId: string, tall
         clearTimeout(deadlineTimer);
         resolve(o);
       };
-      const dropTimer = setTimeout(
-        () => {
-          if (count.drops >= RESUMES) return; // enough: this one follows to the end
-          count.drops++;
-          if (cursor === undefined) count.restarts++;
-          else if (text.length > 0 && !messageDone) count.midMessage++;
-          finish('drop');
-        },
-        300 + Math.random() * 2200,
-      );
+      const drop = () => {
+        if (count.drops >= RESUMES) return; // enough: this one follows to the end
+        count.drops++;
+        if (text.length > 0 && !messageDone) count.midMessage++;
+        finish('drop');
+      };
       const deadlineTimer = setTimeout(() => (tally.stuck++, finish('failed')), Math.max(0, deadline - performance.now()));
       socket.subscribe(
         RESUMING,
@@ -452,8 +491,11 @@ async function followResuming(url: string, threadId: string, runId: string, tall
               tally.error(payload.errors);
               return finish('failed');
             }
+            dropTimer ??= setTimeout(drop, 300 + Math.random() * 2200);
             const e = payload.data.runEvents;
             cursor = e.cursor;
+            events++;
+            if (e.__typename === 'RunStatusEvent') statusEvents++;
             if (e.__typename === 'MessageEvent' && e.kind !== 'CREATED') messageDone = true;
             if (e.__typename !== 'MessageDeltaEvent') return;
             if (e.index !== text.length && !broken) {
@@ -471,12 +513,9 @@ async function followResuming(url: string, threadId: string, runId: string, tall
         },
       );
     });
-    if (outcome !== 'drop') {
-      socket.terminate();
-      return outcome === 'complete' && !broken ? text : undefined;
-    }
     socket.terminate();
-    if (cursor === undefined) text = ''; // no cursor yet: from the start again
+    if (outcome === 'complete' && events === 1 && statusEvents === 1) return LATE;
+    if (outcome !== 'drop') return outcome === 'complete' && !broken ? text : undefined;
     await sleep(Math.random() * 100);
   }
 }
@@ -496,6 +535,10 @@ interface Setup {
   refreshWatched(): Promise<void>;
   /** Where the transport's plain listener in this process counts what it hears (undefined: nowhere). */
   listenInto(tally: Tally | undefined): void;
+  /** The worker process (profiled too, with BENCH_PROFILE). */
+  worker: RunwayProcess;
+  /** With BENCH_PROFILE: samples what the bench database's sessions wait on; the function returned prints it. */
+  sampleWaits(): () => Promise<void>;
 }
 
 interface PhaseResult {
@@ -561,7 +604,8 @@ async function driveLanes(
         if (text === undefined || text !== final.text) tally.differing++;
         if (text !== undefined && text !== final.text) tally.explain(difference(run.id, text, final.text));
       }
-      if (resuming) {
+      if (resumed === LATE) resuming!.count.late++;
+      else if (resuming) {
         resuming.count.checked++;
         if (resumed === undefined || resumed !== final.text) resuming.count.differing++;
         if (resumed !== undefined && resumed !== final.text) tally.explain(`resuming: ${difference(run.id, resumed, final.text)}`);
@@ -584,6 +628,8 @@ async function measureDelivery(setup: Setup, target: PhaseResult['target'], serv
 
   const pid = server.child.pid!;
   const stopProfile = await profile(server, target);
+  const stopWorkerProfile = await profile(setup.worker, `${target}-phase-worker`);
+  const stopWaits = setup.sampleWaits();
   await setup.refreshWatched();
   const slices: number[] = [];
   const commitsBefore = await setup.commits();
@@ -605,6 +651,8 @@ async function measureDelivery(setup: Setup, target: PhaseResult['target'], serv
   const seconds = (wallNow() - tally.from) / 1000;
   const commits = (await setup.commits()) - commitsBefore;
   await stopProfile();
+  await stopWorkerProfile();
+  await stopWaits();
 
   log(`${target}: window over; the runs under way finish`);
   stop();
@@ -619,7 +667,7 @@ async function checkResumes(setup: Setup, gateway: RunwayProcess): Promise<{ cou
   log(`resume: ${RUNS * PER_RUN} subscribers and ${RUNS} resuming ones, until ${RESUMES} drops`);
   const sockets = await openSockets(gateway.url!, RUNS * PER_RUN);
   const tally = new Tally(SLICE_SECONDS * 1000);
-  const count: ResumeCount = { drops: 0, midMessage: 0, restarts: 0, checked: 0, differing: 0 };
+  const count: ResumeCount = { drops: 0, midMessage: 0, checked: 0, differing: 0, late: 0 };
   const started = performance.now();
   const enough = (async () => {
     while (count.drops < RESUMES && performance.now() - started < RESUME_PHASE_MAX_MS) await sleep(200);
@@ -681,8 +729,13 @@ async function onTransport(transport: 'notify' | 'redis', admin: postgres.Sql, d
     const at = wallNow();
     if (!listening) return;
     const texts: string[] = [];
-    for (const e of decodeEvents(payload)) if ('kind' in e && e.kind === 'delta' && e.text !== null) texts.push(e.text);
-    listening.heard(texts, at);
+    let uncarried = 0;
+    for (const e of decodeEvents(payload)) {
+      if (!('kind' in e) || e.kind !== 'delta') continue;
+      if (e.text === null) uncarried++;
+      else texts.push(e.text);
+    }
+    listening.heard(texts, uncarried, at);
   };
   if (transport === 'notify') {
     const listener = await sql.listen(EVENTS_CHANNEL, heard);
@@ -705,7 +758,7 @@ async function onTransport(transport: 'notify' | 'redis', admin: postgres.Sql, d
   const inspect = PROFILE ? ['--inspect=127.0.0.1:0'] : [];
   const worker = await startRunwayProcess(
     { ...env, ROLE: 'worker', WORKER_CONCURRENCY: String(RUNS + 16), DATABASE_ENGINE_POOL_SIZE: '10' },
-    [],
+    inspect,
     true,
   );
   defer(async () => (await worker.kill('SIGKILL'), keepLog(worker, `${dbName}-worker`)));
@@ -730,6 +783,8 @@ async function onTransport(transport: 'notify' | 'redis', admin: postgres.Sql, d
     watched: watched(server),
     listenInto: (tally) => void (listening = tally),
     refreshWatched: async () => void (postgresPids = await backends()),
+    worker,
+    sampleWaits: () => sampleWaits(admin, dbName),
     commits: async () => Number((await admin`select xact_commit from pg_stat_database where datname = ${dbName}`)[0]!.xact_commit),
   });
 
@@ -771,7 +826,7 @@ function printResults(all: TransportResult[], load: { before: number; after: num
       `Load average (1 min) ${load.before.toFixed(1)} before, ${load.after.toFixed(1)} after.\n`,
   );
   results.print(
-    '| transport | server | deltas delivered/s | tokens per delta | announcements by the worker/s (deltas each) | token (worker) -> announced, p50 / p99 | token (worker) -> subscriber p50 | p99 | max | server CPU per delta, median of slices (range) | texts differing from the final message |',
+    '| transport | server | deltas delivered/s | tokens per delta | announcements by the worker/s (deltas each; % without text) | token (worker) -> announced, p50 / p99 | token (worker) -> subscriber p50 | p99 | max | server CPU per delta, median of slices (range) | texts differing from the final message |',
   );
   results.print('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const { transport, phases } of all) {
@@ -786,7 +841,7 @@ function printResults(all: TransportResult[], load: { before: number; after: num
           ? `${t.differing} of ${t.checked} (no catch-up, by design)`
           : `**${t.differing}** of ${t.checked}${t.stuck ? `, ${t.stuck} cut off` : ''}${errors ? `; errors: ${errors}` : ''}${t.late ? ` (${t.late} more subscribed after their run ended)` : ''}`;
       results.print(
-        `| ${TRANSPORT_NAMES[transport]} | ${p.target === 'runway' ? 'Runway gateway' : 'bare-ws floor'} | ${(t.deltas / p.seconds).toFixed(0)} | ${(t.tokens / Math.max(1, t.deltas)).toFixed(2)} | ${(t.announcements / p.seconds).toFixed(0)} (${(t.announcedDeltas / Math.max(1, t.announcements)).toFixed(1)}) | ${ms(quantile(announced, 0.5))} / ${ms(quantile(announced, 0.99))} | ${ms(quantile(sorted, 0.5))} | ${ms(quantile(sorted, 0.99))} | ${ms(sorted.at(-1) ?? NaN)} | ${us(median(p.cpuPerDeltaUs))} (${range}) | ${integrity} |`,
+        `| ${TRANSPORT_NAMES[transport]} | ${p.target === 'runway' ? 'Runway gateway' : 'bare-ws floor'} | ${(t.deltas / p.seconds).toFixed(0)} | ${(t.tokens / Math.max(1, t.deltas)).toFixed(2)} | ${(t.announcements / p.seconds).toFixed(0)} (${(t.announcedDeltas / Math.max(1, t.announcements)).toFixed(1)}; ${((100 * t.uncarried) / Math.max(1, t.announcedDeltas)).toFixed(0)}%) | ${ms(quantile(announced, 0.5))} / ${ms(quantile(announced, 0.99))} | ${ms(quantile(sorted, 0.5))} | ${ms(quantile(sorted, 0.99))} | ${ms(sorted.at(-1) ?? NaN)} | ${us(median(p.cpuPerDeltaUs))} (${range}) | ${integrity} |`,
       );
     }
   }
@@ -828,7 +883,7 @@ function printResults(all: TransportResult[], load: { before: number; after: num
       const c = resume.count;
       const errors = [...resume.tally.errors].map(([k, n]) => `${n} ${k}`).join(', ');
       results.print(
-        `| ${TRANSPORT_NAMES[transport]} | ${c.drops - c.restarts}${c.restarts ? ` (+${c.restarts} before any event)` : ''} | ${c.midMessage} | ${c.checked} | **${c.differing}**${errors ? ` (errors: ${errors})` : ''}; the other subscribers: ${resume.tally.differing} of ${resume.tally.checked} | ${resume.seconds.toFixed(0)} |`,
+        `| ${TRANSPORT_NAMES[transport]} | ${c.drops} | ${c.midMessage} | ${c.checked}${c.late ? ` (+${c.late} subscribed after their run ended)` : ''} | **${c.differing}**${errors ? ` (errors: ${errors})` : ''}; the other subscribers: ${resume.tally.differing} of ${resume.tally.checked} | ${resume.seconds.toFixed(0)} |`,
       );
     }
   }

@@ -21,8 +21,9 @@
  * once the run completed the next one starts; the first runs are 1..200 tokens long, so
  * that the runs end spread over time, not all at once.
  *
- * Latency: every chunk's content is its send time (`⟨t=1765000000000.123⟩ `, on the clock
- * every process of this machine shares); the subscriber parses every one out of each
+ * Latency: every chunk's content is its send time (`⟨123456.7⟩`: ms on the clock every
+ * process of this machine shares, modulo 1,000 s, so that a token is not six times as
+ * long as a real one); the subscriber parses every one out of each
  * delta (a delta carries whatever the worker's group commit took: one token or several)
  * and takes its arrival time minus the send time. On loopback, the stand-in's write is
  * read by the worker within a fraction of a millisecond (unless the worker's event loop
@@ -114,7 +115,12 @@ const DELTAS = `subscription($t: ID!, $r: ID!) { runEvents(threadId: $t, runId: 
 /** The resuming subscriber's: the same, and every event's cursor (and whether the message completed). */
 const RESUMING = `subscription($t: ID!, $r: ID!, $after: String) { runEvents(threadId: $t, runId: $r, after: $after) {
   __typename cursor ... on MessageDeltaEvent { index text } ... on MessageEvent { kind } } }`;
-const STAMP = /⟨t=(\d+\.\d+)⟩/g;
+const STAMP = /⟨(\d+\.\d)⟩/g;
+
+/** The send times of the tokens in `text`, a delta that arrived at `at` (wallNow): a stamp is the time modulo 1,000 s. */
+function* readStamps(text: string, at: number): Generator<number> {
+  for (const m of text.matchAll(STAMP)) yield at - ((((at - Number(m[1])) % 1e6) + 1e6) % 1e6);
+}
 
 // ---------------------------------------------------------------------------------------
 // CPU time, from /proc
@@ -329,8 +335,7 @@ class Tally {
     this.deltas++;
     const slice = Math.floor((at - this.from) / this.sliceMs);
     this.deltasPerSlice[slice] = (this.deltasPerSlice[slice] ?? 0) + 1;
-    for (const m of text.matchAll(STAMP)) {
-      const sent = Number(m[1]);
+    for (const sent of readStamps(text, at)) {
       this.tokens++;
       if (sent < subscribedAt) this.tokensBeforeSubscribing++;
       else this.latencies.push(at - sent);
@@ -349,7 +354,7 @@ class Tally {
     this.announcements++;
     this.announcedDeltas += texts.length + uncarried;
     this.uncarried += uncarried;
-    for (const text of texts) for (const m of text.matchAll(STAMP)) this.announced.push(at - Number(m[1]));
+    for (const text of texts) for (const sent of readStamps(text, at)) this.announced.push(at - sent);
   }
 
   /** Says why a subscriber's text was wrong (the first few, on stderr). */

@@ -6,9 +6,10 @@
  *
  * Every answer is TOKENS tokens (or the number the last user message asks for, as in
  * "Answer in 37 tokens."), one chunk every TOKEN_MS milliseconds, each chunk's content
- * being its own send time: `⟨t=1765000000000.123⟩ ` (performance.timeOrigin +
- * performance.now(), in ms: the same clock in every process of this machine). A
- * subscriber that finds it in a delta knows how long the token took from here to there.
+ * being its own send time: `⟨123456.7⟩` (performance.timeOrigin + performance.now(), in
+ * ms, the same clock in every process of this machine, modulo 1,000 s: about as long as
+ * two or three real tokens, where the whole time would be as long as six). A subscriber
+ * that finds it in a delta knows how long the token took from here to there.
  *
  *   PORT=0 TOKENS=200 TOKEN_MS=40 node --import tsx bench/stream/model-server.ts
  *
@@ -25,8 +26,8 @@ const base = { id: 'chatcmpl-bench', object: 'chat.completion.chunk', created: M
 const chunk = (delta: object, finishReason: string | null = null) =>
   `data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta, finish_reason: finishReason }] })}\n\n`;
 
-/** The token a chunk carries: when it was sent. */
-const stamp = () => `⟨t=${(performance.timeOrigin + performance.now()).toFixed(3)}⟩ `;
+/** The token a chunk carries: when it was sent (see readStamps in token-stream.ts). */
+const stamp = () => `⟨${((performance.timeOrigin + performance.now()) % 1e6).toFixed(1)}⟩`;
 
 /** How many tokens the last user message asks for, else TOKENS. */
 function tokensAsked(body: any): number {

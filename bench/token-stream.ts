@@ -29,7 +29,10 @@
  * read by the worker within a fraction of a millisecond (unless the worker's event loop
  * is busy: that wait is part of what is measured), so this is "token received by the
  * worker -> delta at the subscriber". Tokens sent before the subscriber subscribed (they
- * reach it in the run's first delta, the text so far) are not counted as latency.
+ * reach it in the run's first delta, the text so far) are not counted as latency; it is
+ * also given without the tokens of each subscription's first delta (live delivery alone,
+ * not a subscription's start). A plain listener on the transport in this process times
+ * the announcements too: up to there is the worker's and the database's share.
  *
  * Phases, per transport:
  * - `runway`: BENCH_WARMUP_SECONDS (5), then BENCH_SECONDS (25) measured, then the runs
@@ -216,7 +219,47 @@ async function profile(server: RunwayProcess, name: string): Promise<() => Promi
     log(`profile: ${file}`);
     console.log(`\nTop functions by self time, ${name} (${file}):`);
     for (const line of topFunctions(profile, 25)) console.log(`  ${line}`);
+    console.log(`Self time by package (node's own code by the function's caller's package):`);
+    for (const line of byPackage(profile, 12)) console.log(`  ${line}`);
   };
+}
+
+/**
+ * Self time by where the code comes from: a package of node_modules, a folder of Runway's
+ * own (dist/src/...), the garbage collector, idle; node's own functions (socket writes,
+ * streams, buffers) are counted to the nearest caller that is not node's.
+ */
+function byPackage(profile: any, count: number): string[] {
+  const byNode = new Map<number, any>(profile.nodes.map((n: any) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const origin = (url: string): string | undefined => {
+    if (!url || url.startsWith('node:')) return undefined;
+    const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1];
+    if (pkg) return pkg;
+    const own = /\/dist\/((?:src|bench)\/[^/]+)/.exec(url)?.[1];
+    return own ? `runway ${own}` : url;
+  };
+  const self = new Map<string, number>();
+  let total = 0;
+  profile.samples.forEach((nodeId: number, i: number) => {
+    const dt = profile.timeDeltas[i] ?? 0;
+    let id: number | undefined = nodeId;
+    let key: string | undefined;
+    const name = byNode.get(nodeId)!.callFrame.functionName;
+    if (['(garbage collector)', '(idle)', '(program)'].includes(name)) key = name;
+    while (!key && id !== undefined) {
+      key = origin(byNode.get(id)!.callFrame.url);
+      id = parent.get(id);
+    }
+    key ??= '(node, no caller)';
+    self.set(key, (self.get(key) ?? 0) + dt);
+    total += dt;
+  });
+  return [...self.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, count)
+    .map(([key, us]) => `${((100 * us) / total).toFixed(1).padStart(5)}%  ${key}`);
 }
 
 /** The functions a profile spent most of its samples in, by self time. */
@@ -310,6 +353,8 @@ class Tally {
   readonly latencies: number[] = [];
   deltas = 0;
   tokens = 0;
+  /** The same, of the tokens in deltas after a subscription's first (live delivery, not the subscription's start). */
+  readonly liveLatencies: number[] = [];
   /** Send time to the moment a plain listener in this process heard the token announced (NOTIFY or Redis), ms. */
   readonly announced: number[] = [];
   /** Tokens in the window that were sent before their subscriber subscribed. */
@@ -330,7 +375,8 @@ class Tally {
 
   constructor(readonly sliceMs: number) {}
 
-  delta(text: string, at: number, subscribedAt: number): void {
+  /** `first`: the subscription's first delta (the text so far, as the subscription started). */
+  delta(text: string, at: number, subscribedAt: number, first: boolean): void {
     if (at < this.from || at >= this.to) return;
     this.deltas++;
     const slice = Math.floor((at - this.from) / this.sliceMs);
@@ -338,7 +384,10 @@ class Tally {
     for (const sent of readStamps(text, at)) {
       this.tokens++;
       if (sent < subscribedAt) this.tokensBeforeSubscribing++;
-      else this.latencies.push(at - sent);
+      else {
+        this.latencies.push(at - sent);
+        if (!first) this.liveLatencies.push(at - sent);
+      }
     }
   }
 
@@ -419,7 +468,7 @@ function follow(socket: GraphqlSocket, threadId: string, runId: string, tally: T
             tally.explain(`${runId}: a delta at index ${e.index} after ${text.length} characters`);
           }
           text += e.text;
-          tally.delta(e.text, at, subscribedAt);
+          tally.delta(e.text, at, subscribedAt, text.length === e.text.length);
         },
         error(errors) {
           clearTimeout(timer);
@@ -831,14 +880,15 @@ function printResults(all: TransportResult[], load: { before: number; after: num
       `Load average (1 min) ${load.before.toFixed(1)} before, ${load.after.toFixed(1)} after.\n`,
   );
   results.print(
-    '| transport | server | deltas delivered/s | tokens per delta | announcements by the worker/s (deltas each; % without text) | token (worker) -> announced, p50 / p99 | token (worker) -> subscriber p50 | p99 | max | server CPU per delta, median of slices (range) | texts differing from the final message |',
+    '| transport | server | deltas delivered/s | tokens per delta | announcements by the worker/s (deltas each; % without text) | token (worker) -> announced, p50 / p99 | token (worker) -> subscriber p50 | p99 | max | after the first delta p50 / p99 | server CPU per delta, median of slices (range) | texts differing from the final message |',
   );
-  results.print('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  results.print('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const { transport, phases } of all) {
     for (const p of phases) {
       const t = p.tally;
       const sorted = t.latencies.sort((a, b) => a - b);
       const announced = t.announced.sort((a, b) => a - b);
+      const live = t.liveLatencies.sort((a, b) => a - b);
       const range = `${us(Math.min(...p.cpuPerDeltaUs))}-${us(Math.max(...p.cpuPerDeltaUs))}`;
       const errors = [...t.errors].map(([k, n]) => `${n} ${k}`).join(', ');
       const integrity =
@@ -846,7 +896,7 @@ function printResults(all: TransportResult[], load: { before: number; after: num
           ? `${t.differing} of ${t.checked} (no catch-up, by design)`
           : `**${t.differing}** of ${t.checked}${t.stuck ? `, ${t.stuck} cut off` : ''}${errors ? `; errors: ${errors}` : ''}${t.late ? ` (${t.late} more subscribed after their run ended)` : ''}`;
       results.print(
-        `| ${TRANSPORT_NAMES[transport]} | ${p.target === 'runway' ? 'Runway gateway' : 'bare-ws floor'} | ${(t.deltas / p.seconds).toFixed(0)} | ${(t.tokens / Math.max(1, t.deltas)).toFixed(2)} | ${(t.announcements / p.seconds).toFixed(0)} (${(t.announcedDeltas / Math.max(1, t.announcements)).toFixed(1)}; ${((100 * t.uncarried) / Math.max(1, t.announcedDeltas)).toFixed(0)}%) | ${ms(quantile(announced, 0.5))} / ${ms(quantile(announced, 0.99))} | ${ms(quantile(sorted, 0.5))} | ${ms(quantile(sorted, 0.99))} | ${ms(sorted.at(-1) ?? NaN)} | ${us(median(p.cpuPerDeltaUs))} (${range}) | ${integrity} |`,
+        `| ${TRANSPORT_NAMES[transport]} | ${p.target === 'runway' ? 'Runway gateway' : 'bare-ws floor'} | ${(t.deltas / p.seconds).toFixed(0)} | ${(t.tokens / Math.max(1, t.deltas)).toFixed(2)} | ${(t.announcements / p.seconds).toFixed(0)} (${(t.announcedDeltas / Math.max(1, t.announcements)).toFixed(1)}; ${((100 * t.uncarried) / Math.max(1, t.announcedDeltas)).toFixed(0)}%) | ${ms(quantile(announced, 0.5))} / ${ms(quantile(announced, 0.99))} | ${ms(quantile(sorted, 0.5))} | ${ms(quantile(sorted, 0.99))} | ${ms(sorted.at(-1) ?? NaN)} | ${ms(quantile(live, 0.5))} / ${ms(quantile(live, 0.99))} | ${us(median(p.cpuPerDeltaUs))} (${range}) | ${integrity} |`,
       );
     }
   }

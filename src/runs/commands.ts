@@ -7,51 +7,19 @@ import { DEFAULT_PAGE_SIZE, planKeysetPage, type Page, type PageArgs, type SortO
 import { batched } from '../db/batches.js';
 import { isItemSpecificError, isUniqueViolation } from '../db/errors.js';
 import { rowWrites, type RowWrites } from '../db/row-writes.js';
-import type { AssistantRow, RunRow, RunStepRow } from '../db/schema.js';
+import type { RunRow, RunStepRow } from '../db/schema.js';
 import { findAssistant } from '../assistants/assistant-service.js';
-import { BadUserInputError, InvalidRunStateError, NotFoundError, ThreadHasActiveRunError, type DomainError } from '../domain/errors.js';
+import { BadUserInputError, InvalidRunStateError, NotFoundError, ThreadHasActiveRunError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
-import type { Metadata, ResponseFormat, Tool, ToolCall, ToolChoice, ToolOutput, TruncationStrategy } from '../domain/run.js';
+import type { Metadata, ToolOutput } from '../domain/run.js';
 import { cancelMove, type RunStatus } from '../domain/run-lifecycle.js';
 import { idempotentRequest, once, recordKey, type IdempotentRequest } from '../idempotency/idempotency.js';
-import { findActiveRunId, insertThread, newMessage, type CreateThreadInput } from '../threads/thread-service.js';
+import { findActiveRunId, insertThread, newMessage } from '../threads/thread-service.js';
 import { MAX_EVENTS_PER_COMMIT, type Moved, type RunCore } from './core.js';
+import { checkToolOutputs, type CreateRunInput, type CreateThreadAndRunInput, type RunSettings } from './run-input.js';
 import * as store from './sql/index.js';
 
-export interface CreateRunInput {
-  assistantId: string;
-  model?: string | null;
-  instructions?: string | null;
-  additionalInstructions?: string | null;
-  additionalMessages?: { role: 'user' | 'assistant'; content: string; metadata?: Metadata | null }[] | null;
-  tools?: Tool[] | null;
-  metadata?: Metadata | null;
-  temperature?: number | null;
-  topP?: number | null;
-  maxPromptTokens?: number | null;
-  maxCompletionTokens?: number | null;
-  truncationStrategy?: TruncationStrategy | null;
-  toolChoice?: ToolChoice | null;
-  parallelToolCalls?: boolean | null;
-  responseFormat?: ResponseFormat | null;
-}
-
-/**
- * A new thread and a run on it (the Assistants API's createThreadAndRun): the thread's
- * messages and metadata, and every option of createRun but those that add to an
- * existing thread.
- */
-export interface CreateThreadAndRunInput extends Omit<CreateRunInput, 'additionalInstructions' | 'additionalMessages'> {
-  thread?: CreateThreadInput | null;
-}
-
-/**
- * What a run asked for runs with: its assistant, and the model and tools it overrides or
- * takes from it; or why no run can be made of the input (the assistant, when found, too).
- */
-type RunSettings =
-  | { invalid: DomainError; assistant: AssistantRow | undefined }
-  | { invalid: undefined; assistant: AssistantRow; model: string; tools: Tool[] };
+export type { CreateRunInput, CreateThreadAndRunInput } from './run-input.js';
 
 /** A page of a run's steps: which run, and the page's arguments (oldest first by default). */
 export interface StepPageKey extends PageArgs {
@@ -436,31 +404,4 @@ export class RunCommands {
 /** The turn a client's write to a run waits for (project names hold no ':'). */
 function turnOf(projectId: string, runId: string): string {
   return `${projectId}:${runId}`;
-}
-
-/** Exactly one output per pending call: no missing, unknown or repeated id. */
-function checkToolOutputs(calls: ToolCall[], outputs: ToolOutput[]): void {
-  const pending = new Set(calls.map((c) => c.id));
-  const seen = new Set<string>();
-  const repeated = new Set<string>();
-  const unknown: string[] = [];
-  for (const { toolCallId } of outputs) {
-    if (!pending.has(toolCallId)) unknown.push(toolCallId);
-    else if (seen.has(toolCallId)) repeated.add(toolCallId);
-    seen.add(toolCallId);
-  }
-  const missing = [...pending].filter((id) => !seen.has(id));
-  const problems = [
-    missing.length ? `missing outputs for tool calls ${missing.join(', ')}` : '',
-    unknown.length ? `unknown tool call ids ${unknown.join(', ')}` : '',
-    repeated.size ? `repeated tool call ids ${[...repeated].join(', ')}` : '',
-  ].filter(Boolean);
-  if (problems.length) {
-    throw new BadUserInputError(`Invalid toolOutputs: ${problems.join('; ')}.`, {
-      argument: 'toolOutputs',
-      missing,
-      unknown,
-      repeated: [...repeated],
-    });
-  }
 }

@@ -9,8 +9,13 @@
 type WellFormed = string & { isWellFormed(): boolean; toWellFormed(): string };
 
 export function storableText(text: string): string {
-  const whole = (text as WellFormed).isWellFormed() ? text : (text as WellFormed).toWellFormed();
+  const whole = wellFormed(text);
   return whole.includes('\u0000') ? whole.replaceAll('\u0000', '\ufffd') : whole;
+}
+
+/** The text with each lone surrogate replaced by U+FFFD. */
+export function wellFormed(text: string): string {
+  return (text as WellFormed).isWellFormed() ? text : (text as WellFormed).toWellFormed();
 }
 
 /** Whether the text ends with the first half of a surrogate pair (its other half may follow). */

@@ -26,12 +26,10 @@ import {
   type GraphQLSchema,
 } from 'graphql';
 import { BadUserInputError } from '../domain/errors.js';
+import { storableText, wellFormed } from '../domain/text.js';
 
 const NUL = '\u0000';
 
-/** ES2024's well-formed string methods (Node 20 has them; the project's lib is ES2023). */
-type WellFormed = string & { isWellFormed(): boolean; toWellFormed(): string };
-const wellFormed = (text: string) => ((text as WellFormed).isWellFormed() ? text : (text as WellFormed).toWellFormed());
 
 /** What a scalar's values are held to, by scalar name. */
 const SCALAR_RULES: Record<string, 'text' | 'id' | 'json'> = { String: 'text', ID: 'id', JSONObject: 'json' };
@@ -107,7 +105,7 @@ function checked(value: unknown, type: GraphQLInputType, path: Path): unknown {
         return wellFormed(value);
       case 'id':
         if (typeof value !== 'string') return value;
-        return wellFormed(value.includes(NUL) ? value.replaceAll(NUL, '\ufffd') : value);
+        return storableText(value);
       case 'json':
         if (jsonHoldsNul(value)) throw new Unstorable(path, true);
         return value;

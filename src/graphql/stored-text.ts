@@ -30,7 +30,6 @@ import { storableText, wellFormed } from '../domain/text.js';
 
 const NUL = '\u0000';
 
-
 /** What a scalar's values are held to, by scalar name. */
 const SCALAR_RULES: Record<string, 'text' | 'id' | 'json'> = { String: 'text', ID: 'id', JSONObject: 'json' };
 

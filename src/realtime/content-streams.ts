@@ -111,6 +111,8 @@ function directOf(deps: StreamDeps, stream: ContentStream): Direct<ContentDelive
   return sink && { sink, written: itself, take: (item, s) => stream.take(item, s), ends: never };
 }
 const itself = (d: ContentDelivery) => d;
+/** A row read for a message's end must show it ended, with all its text. */
+const hasEnded = (row: MessageRow) => row.status !== 'in_progress';
 const never = () => false;
 
 /** The message the subscriber is receiving the text of, and how much of it it has. */
@@ -255,7 +257,7 @@ class ContentStream {
     }
     // The message ended: whatever text the subscriber lacks comes first.
     this.follow(event.messageId, event.runId, event.threadId);
-    const message = await patiently(() => this.deps.history.message(event.messageId));
+    const message = await patiently(() => this.deps.history.message(event.messageId, hasEnded));
     if (message && this.writing?.messageId === event.messageId) yield* this.textFrom(message.content);
     if (this.writing?.messageId === event.messageId) this.writing = undefined;
     this.position = positionOf(event);
@@ -280,17 +282,17 @@ class ContentStream {
     const end = delta.index + delta.length;
     if (end <= writing.delivered) return; // had it
     if (delta.text === null || delta.index > writing.delivered) {
-      yield* this.refill(); // missed some, or not carried: the row has it all
+      yield* this.refill(end); // missed some, or not carried: the row has it all
       return;
     }
     yield this.text(writing, delta.text.slice(writing.delivered - delta.index));
   }
 
-  /** The text of the message being written, re-read: what the subscriber lacks of it. */
-  private async *refill(): AsyncGenerator<ContentDelivery> {
+  /** The text of the message being written, re-read (at least `length` of it): what the subscriber lacks of it. */
+  private async *refill(length = 0): AsyncGenerator<ContentDelivery> {
     const writing = this.writing;
     if (!writing) return;
-    const message = await patiently(() => this.deps.history.message(writing.messageId));
+    const message = await patiently(() => this.deps.history.message(writing.messageId, (row) => row.content.length >= length));
     if (message && this.writing === writing) yield* this.textFrom(message.content);
   }
 

@@ -41,7 +41,7 @@ export class RunHistory {
    * are in flight.
    */
   runForEvent(runId: string, version: number): Promise<RunRow | undefined> {
-    return shared(this.eventReads, `${runId}:${version}`, () => store.findRunAsOf(this.core.deps.db, runId, version));
+    return shared(this.eventReads, `${runId}:${version}`, undefined, () => store.findRunAsOf(this.core.deps.db, runId, version));
   }
 
   private readonly eventReads = new Map<string, Promise<RunRow | undefined>>();
@@ -108,18 +108,20 @@ export class RunHistory {
 
   /**
    * A message, for the events about it. Every subscriber of an event asks at once, so
-   * reads of one message are shared while in flight.
+   * reads of one message are shared while in flight. A read in flight may have begun before
+   * the change the caller heard of committed: `current` says whether a row shows it, and a
+   * row that does not is read again, alone.
    */
-  message(messageId: string): Promise<MessageRow | undefined> {
-    return shared(this.messageReads, messageId, async () => {
+  message(messageId: string, current?: (row: MessageRow) => boolean): Promise<MessageRow | undefined> {
+    return shared(this.messageReads, messageId, current, async () => {
       const [row] = await this.core.deps.db.select().from(messages).where(eq(messages.id, messageId)).limit(1);
       return row;
     });
   }
 
   /** A step, for the events about it (reads shared as for messages). */
-  step(stepId: string): Promise<RunStepRow | undefined> {
-    return shared(this.stepReads, stepId, async () => {
+  step(stepId: string, current?: (row: RunStepRow) => boolean): Promise<RunStepRow | undefined> {
+    return shared(this.stepReads, stepId, current, async () => {
       const [row] = await this.core.deps.db.select().from(runSteps).where(eq(runSteps.id, stepId)).limit(1);
       return row;
     });
@@ -129,12 +131,21 @@ export class RunHistory {
   private readonly stepReads = new Map<string, Promise<RunStepRow | undefined>>();
 }
 
-/** One read per key while it is in flight, shared by every caller. */
-function shared<T>(reads: Map<string, Promise<T>>, key: string, read: () => Promise<T>): Promise<T> {
+/**
+ * One read per key while it is in flight, shared by every caller; a caller for whom the
+ * shared row is not `current` (the read began before what it heard of) reads alone.
+ */
+export async function shared<T extends object>(
+  reads: Map<string, Promise<T | undefined>>,
+  key: string,
+  current: ((row: T) => boolean) | undefined,
+  read: () => Promise<T | undefined>,
+): Promise<T | undefined> {
   let pending = reads.get(key);
   if (!pending) {
     pending = read().finally(() => reads.delete(key));
     reads.set(key, pending);
   }
-  return pending;
+  const row = await pending;
+  return row && current && !current(row) ? read() : row;
 }

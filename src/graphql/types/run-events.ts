@@ -80,7 +80,9 @@ async function messageAsOf(p: MessageDelivery, ctx: GraphQLContext): Promise<Mes
 }
 
 async function stepAsOf(p: StepDelivery, ctx: GraphQLContext): Promise<RunStepRow> {
-  const step = await ctx.history.step(p.event.stepId);
+  // A step's row shows at least the status its event gave it (a shared read may predate it).
+  const ended = p.event.status !== 'in_progress';
+  const step = await ctx.history.step(p.event.stepId, (row) => !ended || row.status !== 'in_progress');
   if (!step) throw new Error(`step ${p.event.stepId} vanished`);
   return { ...step, status: p.event.status };
 }

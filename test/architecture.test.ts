@@ -17,7 +17,7 @@ const LAYERS: string[][] = [
   ['assistants', 'threads'],
   ['runs'],
   ['engine', 'realtime'],
-  ['graphql'],
+  ['graphql', 'rest'],
   ['auth'],
   ['server'],
 ];

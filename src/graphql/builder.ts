@@ -6,7 +6,7 @@ import { JSONObjectResolver } from 'graphql-scalars';
 import type { GraphQLContext } from './context.js';
 import { validationError } from './errors.js';
 import { decodeGlobalID, encodeGlobalID, nodeTypeOf } from './global-ids.js';
-import { pageSizeSchema } from './validation.js';
+import { pageSizeSchema } from '../domain/input-rules.js';
 
 export const builder = new SchemaBuilder<{
   Context: GraphQLContext;

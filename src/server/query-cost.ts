@@ -24,7 +24,7 @@ import {
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { codedError, httpStatus } from '../graphql/errors.js';
-import { LIMITS } from '../graphql/validation.js';
+import { LIMITS } from '../domain/input-rules.js';
 
 type Variables = Readonly<Record<string, unknown>> | null | undefined;
 /** A fragment's cost is the same wherever it is spread: worked out once per request. */

@@ -6,7 +6,7 @@
  * overflowing a stack.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LIMITS } from '../../src/graphql/validation.js';
+import { LIMITS } from '../../src/domain/input-rules.js';
 import { createAssistant, createRun, createThread, WEATHER_TOOL } from '../support/fixtures.js';
 import WebSocket from 'ws';
 import { eventually, startTestApp, type GraphQLResponse, type TestApp } from '../support/test-app.js';

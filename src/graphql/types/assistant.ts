@@ -1,7 +1,7 @@
 import type { AssistantRow } from '../../db/schema.js';
 import { counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
-import { instructionsSchema } from '../validation.js';
+import { instructionsSchema } from '../../domain/input-rules.js';
 import { idempotencyKeyArgs, metadataArg, ToolInput, ToolRef, toolsArgValidation, toTools } from './common.js';
 
 export const AssistantRef = builder.node(builder.objectRef<AssistantRow>('Assistant'), {

@@ -9,7 +9,7 @@ import {
   jsonSchemaObjectSchema,
   LIMITS,
   metadataSchema,
-} from '../validation.js';
+} from '../../domain/input-rules.js';
 
 export const SortOrder = builder.enumType('SortOrder', {
   values: { ASC: { value: 'asc' }, DESC: { value: 'desc' } } as const,

@@ -1,7 +1,7 @@
 import type { MessageRow } from '../../db/schema.js';
 import { counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
-import { messageContentSchema } from '../validation.js';
+import { messageContentSchema } from '../../domain/input-rules.js';
 import { inOrderOf } from '../global-ids.js';
 import { idempotencyKeyArgs, metadataArg } from './common.js';
 

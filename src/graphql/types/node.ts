@@ -6,7 +6,7 @@
  */
 import { builder } from '../builder.js';
 import { nodeTypeOf } from '../global-ids.js';
-import { LIMITS } from '../validation.js';
+import { LIMITS } from '../../domain/input-rules.js';
 
 const named = (id: string | number) => (nodeTypeOf(String(id)) ? String(id) : null);
 

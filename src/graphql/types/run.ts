@@ -18,7 +18,7 @@ import {
   tokenLimitSchema,
   toolOutputSchema,
   topPSchema,
-} from '../validation.js';
+} from '../../domain/input-rules.js';
 import { inOrderOf } from '../global-ids.js';
 import { idempotencyKeyArgs, metadataArg, orderArg, ToolInput, ToolRef, toolsArgValidation, toTools } from './common.js';
 import { MessageRole } from './message.js';

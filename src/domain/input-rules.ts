@@ -1,5 +1,6 @@
 /**
- * Input rules, as zod schemas attached to arguments through plugin-zod. The limits are
+ * Input rules, as zod schemas: attached to GraphQL arguments through plugin-zod, and to
+ * REST request bodies; one implementation for both. The limits are
  * those of the OpenAI Assistants API, and the sizes no one tenant may exceed
  * (docs/operations.md, Limits).
  */

@@ -43,7 +43,7 @@ export const ERROR_CODES = {
   NOT_FOUND: {
     status: 404,
     retryable: false,
-    meaning: "No such assistant, thread, run or message in the caller's project (`kind`, `id`).",
+    meaning: "No such assistant, thread, run, message or run step in the caller's project (`kind`, `id`).",
     from: 'runway',
   },
   INVALID_RUN_STATE: {

@@ -1,7 +1,7 @@
 import type { AssistantRow } from '../../db/schema.js';
 import { counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
-import { instructionsSchema } from '../../domain/input-rules.js';
+import { assistantDescriptionSchema, assistantNameSchema, instructionsSchema, modelSchema } from '../../domain/input-rules.js';
 import { idempotencyKeyArgs, metadataArg, ToolInput, ToolRef, toolsArgValidation, toTools } from './common.js';
 
 export const AssistantRef = builder.node(builder.objectRef<AssistantRow>('Assistant'), {
@@ -22,9 +22,9 @@ export const AssistantRef = builder.node(builder.objectRef<AssistantRow>('Assist
 
 const CreateAssistantInput = builder.inputType('CreateAssistantInput', {
   fields: (t) => ({
-    model: t.string({ required: true, validate: { minLength: [1, { message: 'must not be empty' }] } }),
-    name: t.string({ validate: { maxLength: 256 } }),
-    description: t.string({ validate: { maxLength: 512 } }),
+    model: t.string({ required: true, validate: { schema: modelSchema } }),
+    name: t.string({ validate: { schema: assistantNameSchema } }),
+    description: t.string({ validate: { schema: assistantDescriptionSchema } }),
     instructions: t.string({ validate: { schema: instructionsSchema } }),
     tools: t.field({ type: [ToolInput], validate: toolsArgValidation }),
     metadata: t.field({ type: 'JSONObject', validate: metadataArg }),

@@ -3,7 +3,8 @@
  * HTTP and websockets, and REST writes against the same budget as mutations. In the
  * postgres+redis project the counters are in Redis.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { contractFetch } from '../support/openapi.js';
 import { startTestApp, type GraphQLResponse, type TestApp, type TestClient } from '../support/test-app.js';
 
 const KEY_A = 'rate-limit-key-a-0123456789';
@@ -84,8 +85,11 @@ describe('mutations', () => {
 });
 
 describe('REST writes', () => {
+  // Every answer held to OpenAI's OpenAPI description.
+  const contract = contractFetch();
+  afterEach(() => expect(contract.violations).toEqual([]));
   const rest = (method: string, path: string) =>
-    fetch(`${t.restUrl}${path}`, {
+    contract.fetch(`${t.restUrl}${path}`, {
       method,
       headers: { authorization: `Bearer ${KEY_D}`, ...(method === 'POST' ? { 'content-type': 'application/json' } : {}) },
       body: method === 'POST' ? '{}' : undefined,

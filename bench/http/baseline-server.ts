@@ -1,7 +1,9 @@
 /**
  * The baseline: a bare node:http + postgres.js handler that answers the benchmark's
  * operations with the same SQL Runway runs and the same JSON it returns. No GraphQL, no
- * framework: what the hardware and the database allow. Routed by operationName.
+ * framework: what the hardware and the database allow. GraphQL operations are routed by
+ * operationName; the REST reads (GET /v1/threads/{t}/runs/{r} and GET
+ * /v1/threads/{t}/runs) by path, answered as OpenAI's objects written out by hand.
  *
  *   DATABASE_URL=... PORT=0 node --import tsx bench/http/baseline-server.ts
  */
@@ -9,7 +11,7 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import postgres from 'postgres';
 import { monotonicFactory } from 'ulid';
-import { RUNS_PAGE } from './baseline-sql.js';
+import { FIRST_RUNS_OF_THREAD_DESC, RUN_IN_PROJECT, RUNS_PAGE } from './baseline-sql.js';
 import { BENCH_PROJECT } from './seed.js';
 
 // The same pool settings as Runway's (src/db/client.ts): 10 connections, one query in flight on each.
@@ -115,13 +117,115 @@ const handlers: Record<string, (v: Row) => Promise<unknown>> = {
   },
 };
 
+/** A run as the Assistants API sends it (RunObject), its fields in Runway's order. */
+const runObject = (r: Row) => ({
+  id: r.id,
+  object: 'thread.run',
+  created_at: Number(r.created_at),
+  thread_id: r.thread_id,
+  assistant_id: r.assistant_id,
+  status: r.status,
+  required_action: r.required_action && {
+    type: 'submit_tool_outputs',
+    submit_tool_outputs: {
+      tool_calls: r.required_action.submitToolOutputs.toolCalls.map((c: Row) => ({
+        id: c.id,
+        type: 'function',
+        function: { name: c.function.name, arguments: c.function.arguments },
+      })),
+    },
+  },
+  last_error: r.last_error && { code: r.last_error.code, message: r.last_error.message },
+  expires_at: seconds(r.expires_at),
+  started_at: seconds(r.started_at),
+  cancelled_at: seconds(r.cancelled_at),
+  failed_at: seconds(r.failed_at),
+  completed_at: seconds(r.completed_at),
+  incomplete_details: r.incomplete_details && { reason: r.incomplete_details.reason },
+  model: r.model,
+  instructions: r.instructions,
+  tools: r.tools.map((t: Row) => ({
+    type: 'function',
+    function: withDefined(t.function, ['name', 'description', 'parameters', 'strict']),
+  })),
+  metadata: r.metadata,
+  usage: r.usage && { prompt_tokens: r.usage.promptTokens, completion_tokens: r.usage.completionTokens, total_tokens: r.usage.totalTokens },
+  temperature: r.temperature,
+  top_p: r.top_p,
+  max_prompt_tokens: r.max_prompt_tokens,
+  max_completion_tokens: r.max_completion_tokens,
+  truncation_strategy: r.truncation_strategy && {
+    type: r.truncation_strategy.type,
+    last_messages: r.truncation_strategy.lastMessages ?? null,
+  },
+  tool_choice: !r.tool_choice
+    ? null
+    : 'mode' in r.tool_choice
+      ? r.tool_choice.mode
+      : { type: 'function', function: { name: r.tool_choice.function.name } },
+  parallel_tool_calls: r.parallel_tool_calls,
+  response_format: !r.response_format
+    ? null
+    : r.response_format.type === 'auto'
+      ? 'auto'
+      : r.response_format.type !== 'json_schema'
+        ? { type: r.response_format.type }
+        : { type: 'json_schema', json_schema: withDefined(r.response_format.jsonSchema, ['name', 'description', 'schema', 'strict']) },
+});
+const seconds = (v: string | null) => (v === null ? null : Number(v));
+/** `keys` of `o` in that order, those that are neither null nor undefined. */
+const withDefined = (o: Row, keys: string[]) => Object.fromEntries(keys.filter((k) => o[k] != null).map((k) => [k, o[k]]));
+
+const notFound = (kind: string, id: string) => ({
+  status: 404,
+  body: { error: { message: `No ${kind} found with id '${id}'.`, type: 'invalid_request_error', param: null, code: null } },
+});
+
+/** GET /v1/threads/{t}/runs/{r} and GET /v1/threads/{t}/runs[?limit=n]: Runway's statements, text for text. */
+async function restRead(path: string, search: string): Promise<{ status: number; body: unknown }> {
+  const [, v1, threads, threadId, runs, runId, more] = path.split('/');
+  if (v1 !== 'v1' || threads !== 'threads' || !threadId || runs !== 'runs' || more !== undefined) {
+    return { status: 404, body: { error: { message: 'unknown path', type: 'invalid_request_error', param: null, code: null } } };
+  }
+  if (runId) {
+    const [r] = await sql.unsafe(RUN_IN_PROJECT, [runId, BENCH_PROJECT, 1], { prepare: true });
+    return r && r.thread_id === threadId ? { status: 200, body: runObject(r) } : notFound('run', runId);
+  }
+  const limit = Number(/(?:^|&)limit=(\d+)/.exec(search)?.[1] ?? 20);
+  const rows = await sql.unsafe(FIRST_RUNS_OF_THREAD_DESC, [limit + 1, threadId, BENCH_PROJECT], { prepare: true });
+  if (!rows.length) return notFound('thread', threadId);
+  const data = rows
+    .filter((r) => r.id !== null)
+    .slice(0, limit)
+    .map(runObject);
+  return {
+    status: 200,
+    body: { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: rows.length > limit },
+  };
+}
+
 function send(res: ServerResponse, status: number, body: unknown) {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) }).end(text);
 }
 
+/** The REST answers' headers, as Runway sends them. */
+function sendJson(res: ServerResponse, status: number, body: unknown) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+}
+
 const server = createServer((req, res) => {
   if (req.url === '/health') return send(res, 200, { status: 'ok' });
+  if (req.method === 'GET') {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    restRead(q < 0 ? url : url.slice(0, q), q < 0 ? '' : url.slice(q + 1)).then(
+      ({ status, body }) => sendJson(res, status, body),
+      () => sendJson(res, 500, { error: { message: 'server error', type: 'server_error', param: null, code: null } }),
+    );
+    return;
+  }
   const chunks: Buffer[] = [];
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type postgres from 'postgres';
 import { openDatabase, type DatabaseOptions } from '../../src/db/client.js';
 import { migrate } from '../../src/db/migrate.js';
-import { body, type Ids, type Read, type Scenario } from './operations.js';
+import { body, type Ids, type Read, type RestRead, type Scenario } from './operations.js';
 import { BENCH_PROJECT } from './seed.js';
 import { nodeCommand } from '../../test/support/processes.js';
 
@@ -27,7 +27,10 @@ export interface Settings {
 
 export interface Target {
   name: string;
+  /** The GraphQL endpoint. */
   url: string;
+  /** Scheme, host and port: where the REST paths (/v1/...) go. */
+  origin: string;
   pid: number;
   key?: string;
 }
@@ -48,7 +51,7 @@ export interface Sample {
 /** What a load process sends. */
 export type LoadSpec =
   /** Reads: a random [threadId, runId] pair of the JSON file per request. */
-  | { scenario: Read; idsFile: string }
+  | { scenario: Read | RestRead; idsFile: string }
   /** createRun: the JSON file's thread ids, each once, from `offset` on. */
   | { scenario: 'create'; threadsFile: string; offset: number; assistantId: string };
 
@@ -133,7 +136,7 @@ async function start(
       (r) => r.ok,
       () => false,
     );
-    if (ok) return { child, target: { name, url: `${base}/graphql`, pid: child.pid! }, stop };
+    if (ok) return { child, target: { name, url: `${base}/graphql`, origin: base, pid: child.pid! }, stop };
     if (waited > 60_000) {
       await stop();
       throw new Error(`${label} did not start`);
@@ -179,12 +182,23 @@ export async function post(target: Target, scenario: Scenario, ids: Ids, first =
   return res.json();
 }
 
+/** A REST GET's answer: status and body text (the bytes are compared, not only the JSON's value). */
+export async function getText(target: Target, path: string): Promise<{ status: number; text: string }> {
+  const res = await fetch(`${target.origin}${path}`, { headers: target.key ? { authorization: `Bearer ${target.key}` } : {} });
+  return { status: res.status, text: await res.text() };
+}
+
 /** One autocannon run against `target`, in a process of its own. */
 export function load(target: Target, spec: LoadSpec, seconds: number, connections: number): Promise<Sample> {
   const before = cpuMs(target.pid);
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'bench/http/load.ts', JSON.stringify({ url: target.url, key: target.key, seconds, connections, ...spec })],
+    [
+      '--import',
+      'tsx',
+      'bench/http/load.ts',
+      JSON.stringify({ url: target.url, origin: target.origin, key: target.key, seconds, connections, ...spec }),
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   let out = '';

@@ -11,6 +11,9 @@
  *
  * Scenarios (BENCH_SCENARIOS, comma-separated; they run in this order whatever the order given):
  *   run, runs, nested   reads: run(threadId, runId), runs(threadId, first: 20), thread -> runs -> steps
+ *   rest-run, rest-runs the REST API's reads: GET /v1/threads/{t}/runs/{r}, GET /v1/threads/{t}/runs?limit=20
+ *                       (same answer bytes from both, same statements as Runway's handler; their
+ *                       own table, bench:rest)
  *   create              createRun(threadId, { assistantId }) { id status }, each request on a
  *                       fresh thread (BENCH_CREATE_THREADS of them are seeded)
  *   pglite              the same three reads with Runway on embedded PGlite (seeded in a
@@ -22,7 +25,7 @@
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench
  *   BENCH_SECONDS=5 BENCH_ROUNDS=3 BENCH_CONNECTIONS=50 BENCH_THREADS=1000 BENCH_RUNS_PER_THREAD=100
- *   BENCH_SCENARIOS=run,runs,nested,create,growth   (the default)
+ *   BENCH_SCENARIOS=run,runs,nested,rest-run,rest-runs,create,growth   (the default)
  *   BENCH_PGLITE=1             (adds pglite)
  *   BENCH_PGLITE_THREADS=1000  (pglite's data set: the first that many of the threads; default BENCH_THREADS)
  *   BENCH_CREATE_THREADS=200000
@@ -33,7 +36,7 @@
  *   BENCH_DOCS=0               (print only: leave docs/performance.md as it is)
  *
  * Each table is also written into docs/performance.md (bench/results.ts): the main one as
- * bench:http, then bench:pglite, bench:growth and bench:soak, each when it was measured.
+ * bench:http, the REST reads as bench:rest, then bench:pglite, bench:growth and bench:soak, each when it was measured.
  */
 import { isDeepStrictEqual } from 'node:util';
 import postgres from 'postgres';
@@ -41,6 +44,7 @@ import { measureCreate } from './create.js';
 import { measureGrowth } from './growth.js';
 import {
   fmt,
+  getText,
   interleaved,
   load,
   log,
@@ -57,13 +61,14 @@ import {
   type Settings,
   type Target,
 } from './harness.js';
-import { READS } from './operations.js';
+import { isRestRead, READS, REST_READ_NAMES, REST_READS } from './operations.js';
+import { checkRestStatements } from './rest-statements.js';
 import { measurePglite } from './pglite.js';
 import { postgresRunner, seed } from './seed.js';
 import { recordResults } from '../results.js';
 import { buildRunway } from '../../test/support/processes.js';
 
-const ORDER = ['run', 'runs', 'nested', 'create', 'pglite', 'growth'] as const;
+const ORDER = ['run', 'runs', 'nested', 'rest-run', 'rest-runs', 'create', 'pglite', 'growth'] as const;
 type ScenarioName = (typeof ORDER)[number];
 
 const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -80,7 +85,7 @@ const CREATE_THREADS = Number(process.env.BENCH_CREATE_THREADS ?? 200_000);
 const GROWTH_ROWS = Number(process.env.BENCH_GROWTH_ROWS ?? 1_000_000);
 
 function scenarios(): Set<ScenarioName> {
-  const asked = (process.env.BENCH_SCENARIOS ?? 'run,runs,nested,create,growth').split(',').filter(Boolean);
+  const asked = (process.env.BENCH_SCENARIOS ?? 'run,runs,nested,rest-run,rest-runs,create,growth').split(',').filter(Boolean);
   if (process.env.BENCH_PGLITE === '1') asked.push('pglite');
   const unknown = asked.filter((s) => !ORDER.includes(s as ScenarioName));
   if (unknown.length) throw new Error(`unknown BENCH_SCENARIOS: ${unknown.join(', ')} (known: ${ORDER.join(', ')})`);
@@ -150,6 +155,18 @@ async function onMainDataSet(chosen: Set<ScenarioName>, admin: postgres.Sql, def
       throw new Error(`${scenario}: responses differ\nbaseline: ${JSON.stringify(a)}\nrunway:   ${JSON.stringify(b)}`);
   }
   if (reads.length) log(`both servers give the same JSON for ${reads.join(', ')}`);
+  const restReads = REST_READ_NAMES.filter((s) => chosen.has(s));
+  if (restReads.length) {
+    // The same bytes (field order included) and the same statements.
+    for (const scenario of restReads) {
+      const path = REST_READS[scenario]({ threadId, runId });
+      const [a, b] = await Promise.all(targets.map((t) => getText(t, path)));
+      if (a!.status !== 200 || a!.text !== b!.text)
+        throw new Error(`${scenario}: answers differ\nbaseline: ${a!.status} ${a!.text}\nrunway:   ${b!.status} ${b!.text}`);
+    }
+    await checkRestStatements(databaseUrl, restReads, { threadId, runId });
+    log(`both servers give the same bytes and send the same SQL for ${restReads.join(', ')}`);
+  }
 
   const rows: string[] = [];
   for (const scenario of reads) {
@@ -157,6 +174,24 @@ async function onMainDataSet(chosen: Set<ScenarioName>, admin: postgres.Sql, def
       load(t, { scenario, idsFile }, seconds, settings.connections),
     );
     rows.push(compareRow(scenario, samples));
+  }
+  const restRows: string[] = [];
+  for (const scenario of restReads) {
+    const samples = await interleaved(targets, settings, scenario, (t, seconds) =>
+      load(t, { scenario, idsFile }, seconds, settings.connections),
+    );
+    restRows.push(compareRow(scenario, samples));
+  }
+  if (restRows.length) {
+    printAndRecord(
+      'rest',
+      [
+        `\nRunway's REST reads (/v1) vs bare node:http + postgres.js, ${THREADS * RUNS_PER_THREAD} runs, ${settings.connections} connections, ${settings.rounds} interleaved rounds of ${settings.seconds} s (medians)\n`,
+        '| scenario | Runway req/s | baseline req/s | ratio | p99 Runway / baseline | CPU ms/req Runway / baseline |',
+        '| --- | --- | --- | --- | --- | --- |',
+        ...restRows,
+      ].join('\n'),
+    );
   }
   // After the reads: the runs it creates (queued, in threads of their own) grow the table.
   if (chosen.has('create')) {
@@ -207,7 +242,7 @@ async function main() {
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
   try {
-    const onMain = ['run', 'runs', 'nested', 'create', 'pglite'].some((s) => chosen.has(s as ScenarioName));
+    const onMain = ['run', 'runs', 'nested', 'create', 'pglite'].some((s) => chosen.has(s as ScenarioName)) || [...chosen].some(isRestRead);
     if (onMain || SOAK_MINUTES > 0) await onMainDataSet(chosen, admin, defer);
     if (chosen.has('growth')) printAndRecord('growth', await measureGrowth(admin, serverUrl, settings, GROWTH_ROWS, defer));
   } finally {

@@ -4,19 +4,22 @@
  *
  *   node --import tsx bench/http/load.ts '{"url":...,"scenario":"run","seconds":5,"connections":50,"idsFile":...}'
  *   node --import tsx bench/http/load.ts '{"url":...,"scenario":"create",...,"threadsFile":...,"offset":0,"assistantId":...}'
+ *   node --import tsx bench/http/load.ts '{"origin":...,"scenario":"rest-run",...,"idsFile":...}'
  *
  * Reads pick a random [threadId, runId] pair per request. create takes the next thread of
  * its list for every request, so no thread is asked twice (a thread holds one active run
  * at a time), and checks every answer is a queued run: a failed createRun is still HTTP 200.
+ * REST reads are GETs of a path made per request, sent to the origin.
  */
 import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
-import { body, type Ids, type Scenario } from './operations.js';
+import { body, isRestRead, REST_READS, type Ids, type RestRead, type Scenario } from './operations.js';
 
 const args = JSON.parse(process.argv[2]!) as {
   url: string;
+  origin: string;
   key?: string;
-  scenario: Scenario;
+  scenario: Scenario | RestRead;
   seconds: number;
   connections: number;
   idsFile?: string;
@@ -50,17 +53,21 @@ if (args.scenario === 'create') {
   };
 }
 
+const scenario = args.scenario;
+const auth = args.key ? { authorization: `Bearer ${args.key}` } : {};
+const request: autocannon.Request = isRestRead(scenario)
+  ? { setupRequest: (req) => ({ ...req, path: REST_READS[scenario](pick()) }) }
+  : { setupRequest: (req) => ({ ...req, body: body(scenario, pick()) }), ...(onResponse ? { onResponse } : {}) };
 const result = await autocannon({
-  url: args.url,
-  method: 'POST',
+  url: isRestRead(scenario) ? args.origin : args.url,
+  method: isRestRead(scenario) ? 'GET' : 'POST',
   connections: args.connections,
   duration: args.seconds,
-  headers: {
-    'content-type': 'application/json',
-    accept: 'application/graphql-response+json, application/json',
-    ...(args.key ? { authorization: `Bearer ${args.key}` } : {}),
-  },
-  requests: [{ setupRequest: (req) => ({ ...req, body: body(args.scenario, pick()) }), ...(onResponse ? { onResponse } : {}) }],
+  // What the official client sends with a GET (its other headers name the client and platform).
+  headers: isRestRead(scenario)
+    ? { accept: 'application/json', 'openai-beta': 'assistants=v2', ...auth }
+    : { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json', ...auth },
+  requests: [request],
 });
 console.log(
   JSON.stringify({

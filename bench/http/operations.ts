@@ -30,6 +30,21 @@ export type Scenario = keyof typeof OPERATIONS;
 export type Read = Exclude<Scenario, 'create'>;
 export const READS: readonly Read[] = ['run', 'runs', 'nested'];
 
+/**
+ * The same reads on the REST API (OpenAI's Assistants v2 paths, under /v1): a GET each,
+ * its path made per request. The baseline routes them by path.
+ */
+export const REST_READS = {
+  /** GET /v1/threads/{thread_id}/runs/{run_id}: a run, as `runs.retrieve` reads it. */
+  'rest-run': ({ threadId, runId }: Ids) => `/v1/threads/${threadId}/runs/${runId}`,
+  /** GET /v1/threads/{thread_id}/runs?limit=20: the newest page, as `runs.list` reads it. */
+  'rest-runs': ({ threadId }: Ids) => `/v1/threads/${threadId}/runs?limit=20`,
+} as const;
+
+export type RestRead = keyof typeof REST_READS;
+export const REST_READ_NAMES = Object.keys(REST_READS) as RestRead[];
+export const isRestRead = (scenario: string): scenario is RestRead => scenario in REST_READS;
+
 /** What one request is about: a thread, and the run (run) or the assistant (create). */
 export interface Ids {
   threadId: string;

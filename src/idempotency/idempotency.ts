@@ -123,8 +123,10 @@ export async function once<T>(
  * is gone, and a retry of the request that created one creates it anew.
  */
 export async function forgetResults(ex: Executor, projectId: string, resultIds: readonly string[] | SQL): Promise<void> {
-  const ids = Array.isArray(resultIds) ? [...resultIds] : (resultIds as SQL);
-  await ex.delete(idempotencyKeys).where(and(eq(idempotencyKeys.projectId, projectId), inArray(idempotencyKeys.resultId, ids)));
+  const named = Array.isArray(resultIds)
+    ? inArray(idempotencyKeys.resultId, [...resultIds])
+    : sql`${idempotencyKeys.resultId} in (${resultIds as SQL})`;
+  await ex.delete(idempotencyKeys).where(and(eq(idempotencyKeys.projectId, projectId), named));
 }
 
 /** The most keys one sweep deletes. */

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assistants } from '../../src/db/schema.js';
 import { newId } from '../../src/domain/ids.js';
 import { createRun, createThread, RUN_FIELDS, WEATHER_TOOL } from '../support/fixtures.js';
-import { startTestApp, type GraphQLResponse, type TestApp, type TestClient } from '../support/test-app.js';
+import { startTestApp, until, type GraphQLResponse, type TestApp, type TestClient } from '../support/test-app.js';
 
 const KEY_A = 'assistants-project-a-key-0123';
 const KEY_B = 'assistants-project-b-key-0123';
@@ -330,14 +330,3 @@ describe('a run is made from its assistant as it is now', () => {
     expect((await a.ok(`query($t: ID!) { runs(threadId: $t) { nodes { id } } }`, { t: threadId })).runs.nodes).toEqual([]);
   });
 });
-
-/** Polls `check` until it returns something, failing after `ms`. */
-async function until<T>(check: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

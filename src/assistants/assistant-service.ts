@@ -77,6 +77,11 @@ export class AssistantService {
     return findAssistant(this.deps.db, projectId, id, { fresh: true });
   }
 
+  /** Those of these assistants that are in this project (a node lookup), in no particular order: one statement. */
+  async manyInProject(projectId: string, ids: readonly string[]): Promise<AssistantRow[]> {
+    return assistantsInProject(this.deps.db).execute({ ids: [...ids], projectId });
+  }
+
   /** A page of the project's assistants, as the Assistants API lists them (object ids as cursors, newest first by default). */
   listAssistants(projectId: string, args: ListArgs = {}): Promise<ListPage<AssistantRow>> {
     return readList(args, 'asst', (pageArgs) => this.page(projectId, pageArgs));
@@ -142,6 +147,14 @@ const assistantInProject = preparedPer((ex) =>
     .from(assistants)
     .where(and(eq(assistants.id, sql.placeholder('id')), eq(assistants.projectId, sql.placeholder('projectId'))))
     .prepare('assistant_in_project'),
+);
+
+const assistantsInProject = preparedPer((ex) =>
+  ex
+    .select()
+    .from(assistants)
+    .where(and(sql`${assistants.id} = any(${sql.placeholder('ids')}::text[])`, eq(assistants.projectId, sql.placeholder('projectId'))))
+    .prepare('assistants_in_project'),
 );
 
 /**

@@ -138,6 +138,9 @@ describe('every read is one statement, its project check included', () => {
     const many = await counted(() => t.ok(`query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, { ids }));
     expect(many.count).toBe(4); // runs, threads, messages, steps
     expect(many.result.nodes).toEqual([...ids.slice(0, 5).map((id) => ({ id })), null, null]);
+    const assistants = [await createAssistant(t), await createAssistant(t), 'asst_missing'];
+    const three = await counted(() => t.ok(`query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, { ids: assistants }));
+    expect(three).toMatchObject({ count: 1, result: { nodes: [{ id: assistants[0] }, { id: assistants[1] }, null] } });
   });
 });
 

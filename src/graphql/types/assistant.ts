@@ -1,13 +1,14 @@
 import type { AssistantRow } from '../../db/schema.js';
 import { checkAnswerBudget, counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
+import { inOrderOf } from '../global-ids.js';
 import { assistantDescriptionSchema, assistantNameSchema, instructionsSchema, modelSchema } from '../../domain/input-rules.js';
 import { DeletionRef, idempotencyKeyArgs, metadataArg, orderArg, ToolInput, ToolRef, toolsArgValidation, toTools } from './common.js';
 
 export const AssistantRef = builder.node(builder.objectRef<AssistantRow>('Assistant'), {
   id: { resolve: (a) => a.id },
-  // Read as it is now: another process may have modified it.
-  loadOne: (id, ctx) => ctx.assistants.get(ctx.projectId, id),
+  // Read as they are now (another process may have modified them): one statement for all.
+  loadMany: async (ids, ctx) => inOrderOf(ids, await ctx.assistants.manyInProject(ctx.projectId, ids)),
   fields: (t) => ({
     object: t.string({ resolve: () => 'assistant' }),
     createdAt: t.exposeInt('createdAt'),

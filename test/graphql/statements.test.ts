@@ -163,7 +163,7 @@ it('creates a run in two statements: the assistant, then one that writes the run
   expect(statements[0]).toMatch(/from "assistants"/);
   expect(statements[1]).toMatch(/^with "thread" as \(update "threads"/);
   // It announces its own event: a NOTIFY, or with Redis a row of the outbox (published after the commit).
-  expect(statements[1]).toContain(drivers.redisUrl ? 'runway_outbox_append' : 'pg_notify');
+  expect(statements[1]).toContain(drivers.redisUrl ? 'runway_outbox_append' : 'runway_notify');
   const data = await t.ok(`query($t: ID!) { thread(id: $t) { messages(order: ASC) { nodes { text } } } }`, { t: fresh });
   expect(data.thread.messages.nodes.map((m: any) => m.text)).toEqual(['Hello', 'one more thing']);
   expect(await t.app.services.history.eventsAfter(run.id, 0)).toEqual([

@@ -37,6 +37,10 @@ export const metadataSchema = z
   });
 
 export const pageSizeSchema = z.number().int().min(1).max(LIMITS.pageSize);
+/** An assistant's model: checked against the model providers when a run is made, never empty. */
+export const modelSchema = z.string().min(1, 'must not be empty');
+export const assistantNameSchema = z.string().max(256);
+export const assistantDescriptionSchema = z.string().max(512);
 export const temperatureSchema = z.number().min(0).max(2);
 export const topPSchema = z.number().min(0).max(1);
 export const tokenLimitSchema = z.number().int().min(LIMITS.minTokenLimit);

@@ -127,6 +127,12 @@ const FIXED = {
    * whose database is gone must hear "not ready" in time, not wait for the pool to give up.
    */
   readyTimeoutMs: 2000,
+  /**
+   * What the REST API tells the official clients' poll helpers (`createAndPoll`...) to wait
+   * before they read a run not yet settled again (`openai-poll-after-ms`; 5 s without it).
+   * A read is cheap, and a scripted run or a tool call's turn takes milliseconds.
+   */
+  restPollAfterMs: 250,
 } as const;
 
 export type QueryLimits = { maxDepth: number; maxCost: number; maxAliases: number; maxTokens: number; maxDirectives: number };
@@ -159,6 +165,7 @@ export type Config = Readonly<{
   maxResponseBytes: number;
   maxBatch: number;
   readyTimeoutMs: number;
+  restPollAfterMs: number;
   rateLimits: RateLimits;
   subscriptionBuffer: number;
   websocket: WebsocketLimits;

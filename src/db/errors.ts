@@ -1,3 +1,5 @@
+import { ResourceBusyError, ServiceUnavailableError } from '../domain/errors.js';
+
 /**
  * Recognizes PostgreSQL errors whichever driver raised them: postgres.js and PGlite both
  * expose the SQLSTATE as `code`, and drizzle wraps them (the original is in `cause`).
@@ -98,4 +100,14 @@ export function isTransientDatabaseError(error: unknown): boolean {
   if (isDatabaseUnavailable(error)) return true;
   const code = findPgError(error)?.code;
   return code === '40001' || code === '40P01' || code === '55P03' || code === '57014';
+}
+
+/**
+ * A database error the client can act on, as the domain error it means (unreachable:
+ * retry later; busy: retry shortly); any other error as it is. Every transport reports
+ * database errors through this.
+ */
+export function databaseVerdict(error: unknown): unknown {
+  if (isDatabaseUnavailable(error)) return new ServiceUnavailableError();
+  return isResourceBusy(error) ? new ResourceBusyError() : error;
 }

@@ -26,7 +26,7 @@ export class BadUserInputError extends DomainError {
 
 export class NotFoundError extends DomainError {
   /** The message depends only on the kind of object and its id, never on why it is missing. */
-  constructor(kind: 'assistant' | 'thread' | 'run' | 'message', id: string) {
+  constructor(kind: 'assistant' | 'thread' | 'run' | 'message' | 'step', id: string) {
     super('NOT_FOUND', `No ${kind} found with id '${id}'.`, { kind, id });
   }
 }

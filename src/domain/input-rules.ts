@@ -37,10 +37,12 @@ export const metadataSchema = z
   });
 
 export const pageSizeSchema = z.number().int().min(1).max(LIMITS.pageSize);
-/** An assistant's model: checked against the model providers when a run is made, never empty. */
+/** An assistant's (or a run's) model: any name a provider may serve, never empty. */
 export const modelSchema = z.string().min(1, 'must not be empty');
 export const assistantNameSchema = z.string().max(256);
 export const assistantDescriptionSchema = z.string().max(512);
+/** A run's or an assistant's tools, at most LIMITS.tools of them. */
+export const TOO_MANY_TOOLS = `at most ${LIMITS.tools} tools`;
 export const temperatureSchema = z.number().min(0).max(2);
 export const topPSchema = z.number().min(0).max(1);
 export const tokenLimitSchema = z.number().int().min(LIMITS.minTokenLimit);
@@ -61,6 +63,40 @@ export const toolOutputSchema = z
   .refine((s) => s.length * 3 <= LIMITS.toolOutputBytes || Buffer.byteLength(s) <= LIMITS.toolOutputBytes, {
     message: `must be at most ${LIMITS.toolOutputBytes} bytes (512 KB) of UTF-8`,
   });
+
+/** How many of the thread's last messages a `last_messages` truncation keeps. */
+export const lastMessagesSchema = z.number().int().min(1, 'must be at least 1');
+
+/**
+ * A rule on a whole object, past its fields' own rules: each transport checks it on the
+ * object as it maps it (an input type's `validate` in GraphQL, a body schema's refinement
+ * in REST), and names the field its own way.
+ */
+export interface ObjectRule<T> {
+  readonly holds: (value: T) => boolean;
+  readonly message: string;
+  /** The field the rule is about, as the use cases name it. */
+  readonly path: readonly string[];
+}
+
+/** A refinement's options for the rule: a copy, since zod rewrites the object it is given. */
+export function refineOptions(rule: ObjectRule<never>): { message: string; path: string[] } {
+  return { message: rule.message, path: [...rule.path] };
+}
+
+/** A truncation strategy (`{ type, lastMessages }`, as the use cases take it) of type `last_messages` says how many. */
+export const truncationStrategyRule: ObjectRule<{ type: string; lastMessages?: number | null }> = Object.freeze({
+  holds: (s: { type: string; lastMessages?: number | null }) => s.type !== 'last_messages' || s.lastMessages != null,
+  message: 'required when type is last_messages',
+  path: ['lastMessages'],
+});
+
+/** A response format (`{ type, jsonSchema }`) has its JSON schema with type `json_schema`, and only with it. */
+export const responseFormatRule: ObjectRule<{ type: string; jsonSchema?: unknown }> = Object.freeze({
+  holds: (f: { type: string; jsonSchema?: unknown }) => (f.type === 'json_schema') === (f.jsonSchema != null),
+  message: 'required with type json_schema, and allowed only with it',
+  path: ['jsonSchema'],
+});
 
 /**
  * A JSON Schema given as a JSON object (a tool's parameters, a response format's schema).

@@ -1,4 +1,5 @@
 import type { AssistantService } from '../assistants/assistant-service.js';
+import type { Caller } from '../domain/caller.js';
 import type { AnswerBudget } from './answer-budget.js';
 import type { RunEventBus } from '../realtime/event-bus.js';
 import type { DirectSink } from '../realtime/run-streams.js';
@@ -16,12 +17,7 @@ export interface Services {
   bus: RunEventBus;
 }
 
-/** Who is asking: the project every lookup is confined to, and the key (for rate limits). */
-export interface Caller {
-  projectId: string;
-  /** The API key's id (never the key), or "local" in open local mode. */
-  keyId: string;
-}
+export type { Caller } from '../domain/caller.js';
 
 /**
  * What every resolver gets: the use cases and the caller, never a database handle; on the

@@ -7,9 +7,9 @@ import { GraphQLError } from 'graphql';
 import { maskError as yogaMaskError } from 'graphql-yoga';
 import type { Plugin } from 'graphql-yoga';
 import type { ZodError } from 'zod';
-import { isDatabaseUnavailable, isResourceBusy } from '../db/errors.js';
+import { databaseVerdict } from '../db/errors.js';
 import { ERROR_CODES, type ErrorCode } from '../domain/error-codes.js';
-import { DomainError, InvalidRunStateError, ResourceBusyError, ServiceUnavailableError } from '../domain/errors.js';
+import { DomainError, InvalidRunStateError } from '../domain/errors.js';
 import { enumName } from './enum-names.js';
 
 /**
@@ -74,15 +74,6 @@ export function maskError(error: unknown, message: string): Error {
   if (located && !located.originalError) return located as Error; // parse and validation errors
   // A bug: the client learns nothing of it; yoga logs the original error whole.
   return yogaMaskError(error, message, false);
-}
-
-/**
- * A database error the client can act on, as the domain error it means (unreachable:
- * retry later; busy: retry shortly); any other error as it is.
- */
-function databaseVerdict(error: unknown): unknown {
-  if (isDatabaseUnavailable(error)) return new ServiceUnavailableError();
-  return isResourceBusy(error) ? new ResourceBusyError() : error;
 }
 
 /**

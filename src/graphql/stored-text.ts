@@ -26,7 +26,7 @@ import {
   type GraphQLSchema,
 } from 'graphql';
 import { BadUserInputError } from '../domain/errors.js';
-import { storableText, wellFormed } from '../domain/text.js';
+import { nulInJson, storableText, wellFormed } from '../domain/text.js';
 
 const NUL = '\u0000';
 
@@ -58,25 +58,6 @@ function holdsText(type: GraphQLInputType, seen = new Map<string, boolean>()): b
   return holds;
 }
 
-/** Whether a JSON value holds a NUL in a key or a string, walked without recursion (any depth). */
-function jsonHoldsNul(value: unknown): boolean {
-  const pending = [value];
-  while (pending.length) {
-    const next = pending.pop();
-    if (typeof next === 'string') {
-      if (next.includes(NUL)) return true;
-    } else if (Array.isArray(next)) {
-      for (const item of next) pending.push(item);
-    } else if (next !== null && typeof next === 'object') {
-      for (const key in next) {
-        if (key.includes(NUL)) return true;
-        pending.push((next as Record<string, unknown>)[key]);
-      }
-    }
-  }
-  return false;
-}
-
 /**
  * The value, checked: the same value when nothing needed changing (the common case
  * allocates nothing), a copy with its ids made unmatchable, or a throw.
@@ -106,7 +87,7 @@ function checked(value: unknown, type: GraphQLInputType, path: Path): unknown {
         if (typeof value !== 'string') return value;
         return storableText(value);
       case 'json':
-        if (jsonHoldsNul(value)) throw new Unstorable(path, true);
+        if (nulInJson(value)) throw new Unstorable(path, true);
         return value;
       default:
         return value;

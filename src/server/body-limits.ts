@@ -1,9 +1,10 @@
 /**
  * What a request body must be before anything reads it: of a known length (411), no
- * longer than MAX_BODY_BYTES (413), and UTF-8 (415).
+ * longer than MAX_BODY_BYTES (413), and UTF-8 (415). Each API answers a refusal in its
+ * own dialect (server.ts picks it by path).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { sendError } from './http-answers.js';
+import type { IncomingMessage } from 'node:http';
+import type { ErrorCode } from '../domain/error-codes.js';
 
 /**
  * A body's charset, when its Content-Type names one other than UTF-8: bodies are read as
@@ -14,25 +15,24 @@ export function foreignCharset(contentType: string | undefined): string | undefi
   return charset === undefined || /^utf-?8$/i.test(charset) ? undefined : charset;
 }
 
-/** Refuses a POST whose body is not acceptable; true if it did (the answer is written). */
+/** Why a body is refused, before it is read. */
+export interface BodyRefusal {
+  code: ErrorCode;
+  message: string;
+}
+
+const refused = (code: ErrorCode, message: string): BodyRefusal => ({ code, message });
+
+/** The refusal of a POST whose body is not acceptable, or undefined. */
 export function bodyLimits(maxBodyBytes: number) {
-  return function refused(req: IncomingMessage, res: ServerResponse): boolean {
-    if (req.method !== 'POST') return false;
+  return function refusal(req: IncomingMessage): BodyRefusal | undefined {
+    if (req.method !== 'POST') return undefined;
     const length = req.headers['content-length'];
-    // A body of unknown length could be endless: GraphQL clients always send one.
-    if (length === undefined) {
-      sendError(res, 'LENGTH_REQUIRED', 'A Content-Length header is required.');
-      return true;
-    }
-    if (Number(length) > maxBodyBytes) {
-      sendError(res, 'PAYLOAD_TOO_LARGE', `Request bodies are limited to ${maxBodyBytes} bytes.`);
-      return true;
-    }
+    // A body of unknown length could be endless: GraphQL and OpenAI clients always send one.
+    if (length === undefined) return refused('LENGTH_REQUIRED', 'A Content-Length header is required.');
+    if (Number(length) > maxBodyBytes) return refused('PAYLOAD_TOO_LARGE', `Request bodies are limited to ${maxBodyBytes} bytes.`);
     const charset = foreignCharset(req.headers['content-type']);
-    if (charset !== undefined) {
-      sendError(res, 'UNSUPPORTED_MEDIA_TYPE', `Request bodies must be UTF-8, not '${charset.slice(0, 40)}'.`);
-      return true;
-    }
-    return false;
+    if (charset !== undefined) return refused('UNSUPPORTED_MEDIA_TYPE', `Request bodies must be UTF-8, not '${charset.slice(0, 40)}'.`);
+    return undefined;
   };
 }

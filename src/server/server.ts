@@ -1,16 +1,17 @@
 /**
- * One node:http server for everything on one path: GraphQL over HTTP (yoga), GraphiQL,
- * and graphql-ws websockets. The websocket path runs operations through
- * `yoga.getEnveloped`, so both transports share the same schema, context, plugins and
- * error masking. What the node handler does before GraphQL (request ids, health, body
- * limits, authentication, the fast path) is a named step each, in its own file.
+ * One node:http server for everything: GraphQL over HTTP (yoga), GraphiQL and graphql-ws
+ * websockets on one path, and OpenAI's Assistants REST API under `/v1`. The websocket path
+ * runs operations through `yoga.getEnveloped`, so both GraphQL transports share the same
+ * schema, context, plugins and error masking; REST calls the same use cases, and counts
+ * against the same rate limits. What the node handler does before an API (request ids,
+ * health, body limits, authentication, the fast path) is a named step each, in its own file.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type Plugin } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
-import type { QueryLimits, RateLimits, WebsocketLimits } from '../config.js';
+import { DEFAULTS, type QueryLimits, type RateLimits, type WebsocketLimits } from '../config.js';
 import type { GraphQLContext, Services } from '../graphql/context.js';
 import { maskError, useInputErrorCodes, useUnavailableStatus } from '../graphql/errors.js';
 import { useAnswerBudget } from '../graphql/answer-budget.js';
@@ -18,14 +19,18 @@ import { useDirectSubscriptions } from '../graphql/event-projection.js';
 import { schema } from '../graphql/schema.js';
 import { createLogger, type Logger } from '../log.js';
 import type { Authenticator } from '../auth/authenticator.js';
+import { createRestApi, REST_PREFIX } from '../rest/api.js';
+import { RestError, sendRestError } from '../rest/errors.js';
 import { bodyLimits } from './body-limits.js';
 import { useCsrfPrevention } from './csrf.js';
 import { serveGraphqlHttp } from './graphql-http.js';
+import { sendError } from './http-answers.js';
 import { graphqlWsHandlers } from './graphql-ws.js';
 import { protectionPlugins } from './protection.js';
-import { useRateLimits, type SharedCounters } from './rate-limits.js';
+import { createRateLimiters, useRateLimits, type SharedCounters } from './rate-limits.js';
 import { createReadiness } from './readiness.js';
 import { requestLog } from './request-log.js';
+import { serveRestHttp } from './rest-http.js';
 import { serveGraphqlWs } from './websocket.js';
 import { requestContext, type RequestContext, type Transport } from './yoga-context.js';
 
@@ -53,6 +58,8 @@ export interface ServerOptions {
   rateLimits: RateLimits;
   /** Shares rate-limit counters between gateway processes. */
   sharedCounters?: SharedCounters | undefined;
+  /** What the REST API tells clients polling a run to wait (`openai-poll-after-ms`). @default DEFAULTS.restPollAfterMs */
+  restPollAfterMs?: number;
 }
 
 export interface RunwayServer {
@@ -80,6 +87,8 @@ export const SERVICE_RESTART = 1012;
 export function buildServer(options: ServerOptions): RunwayServer {
   const { services, authenticator, queryLimits, websocket: limits } = options;
   const log = options.logger ?? createLogger();
+  // One set of counters: GraphQL mutations and REST writes spend the same budget.
+  const rateLimiters = createRateLimiters(options.rateLimits, options.sharedCounters);
 
   const yoga = createYoga<RequestContext, GraphQLContext & Transport>({
     schema,
@@ -99,7 +108,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
       useDirectSubscriptions(),
       useInputErrorCodes(),
       useUnavailableStatus(),
-      useRateLimits(options.rateLimits, options.sharedCounters) as Plugin,
+      useRateLimits(rateLimiters) as Plugin,
       ...protectionPlugins(queryLimits, options.production),
       useAnswerBudget(options.maxResponseBytes),
       // Requests a browser could send cross-site without a preflight must carry a
@@ -120,12 +129,27 @@ export function buildServer(options: ServerOptions): RunwayServer {
   // The node handler: each step answers the request itself (and returns) or passes it on.
   const stamp = requestLog(log);
   const readiness = createReadiness(options.ready ?? (async () => true), options.readyTimeoutMs);
-  const refusedBody = bodyLimits(options.maxBodyBytes);
+  const bodyRefusal = bodyLimits(options.maxBodyBytes);
   const graphqlHttp = serveGraphqlHttp({ yoga, services, authenticator, maxTokens: queryLimits.maxTokens, log });
+  const countWrite = rateLimiters.mutations;
+  const restApi = createRestApi({
+    services,
+    limitWrites: countWrite && ((keyId) => countWrite(keyId, 1)),
+    maxResponseBytes: options.maxResponseBytes,
+    pollAfterMs: options.restPollAfterMs ?? DEFAULTS.restPollAfterMs,
+    log,
+  });
+  const restHttp = serveRestHttp({ api: restApi, authenticator, log });
   const http = createServer((req, res) => {
     const path = req.url?.split('?')[0];
     stamp(req, res, path);
-    if (readiness.answer(path, res) || refusedBody(req, res)) return;
+    if (readiness.answer(path, res)) return;
+    const rest = path?.startsWith(REST_PREFIX) ? path : undefined;
+    // Each API refuses a body in its own dialect.
+    const refused = bodyRefusal(req);
+    if (refused && rest) return void sendRestError(res, new RestError(refused.code, refused.message));
+    if (refused) return sendError(res, refused.code, refused.message);
+    if (rest) return restHttp(req, res, rest);
     graphqlHttp(req, res, path);
   });
 

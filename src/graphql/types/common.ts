@@ -10,6 +10,7 @@ import {
   jsonSchemaObjectSchema,
   LIMITS,
   metadataSchema,
+  TOO_MANY_TOOLS,
 } from '../../domain/input-rules.js';
 
 export const SortOrder = builder.enumType('SortOrder', {
@@ -74,7 +75,7 @@ export const ToolInput = builder.inputType('ToolInput', {
 });
 
 export const toolsArgValidation = {
-  maxLength: [LIMITS.tools, { message: `at most ${LIMITS.tools} tools` }] as [number, { message: string }],
+  maxLength: [LIMITS.tools, { message: TOO_MANY_TOOLS }] as [number, { message: string }],
 };
 
 /** Drops GraphQL's explicit nulls so stored tools hold only what was given. */

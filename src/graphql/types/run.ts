@@ -12,12 +12,16 @@ import {
   instructionsSchema,
   JSON_SCHEMA_LIMITS,
   jsonSchemaObjectSchema,
+  lastMessagesSchema,
   messageContentSchema,
   metadataSchema,
+  refineOptions,
+  responseFormatRule,
   temperatureSchema,
   tokenLimitSchema,
   toolOutputSchema,
   topPSchema,
+  truncationStrategyRule,
 } from '../../domain/input-rules.js';
 import { inOrderOf } from '../global-ids.js';
 import { idempotencyKeyArgs, metadataArg, orderArg, ToolInput, ToolRef, toolsArgValidation, toTools } from './common.js';
@@ -96,12 +100,9 @@ export const runListArgs = builder.args((t) => ({
 const TruncationStrategyInput = builder.inputType('TruncationStrategyInput', {
   fields: (t) => ({
     type: t.field({ type: TruncationType, required: true }),
-    lastMessages: t.int({ validate: { min: [1, { message: 'must be at least 1' }] } }),
+    lastMessages: t.int({ validate: { schema: lastMessagesSchema } }),
   }),
-  validate: [
-    (s) => s.type !== 'last_messages' || s.lastMessages != null,
-    { message: 'lastMessages is required when type is LAST_MESSAGES', path: ['lastMessages'] },
-  ],
+  validate: [(s) => truncationStrategyRule.holds(s), refineOptions(truncationStrategyRule)],
 });
 
 const ToolChoiceFunctionInput = builder.inputType('ToolChoiceFunctionInput', {
@@ -135,10 +136,7 @@ const ResponseFormatInput = builder.inputType('ResponseFormatInput', {
     type: t.field({ type: ResponseFormatType, required: true }),
     jsonSchema: t.field({ type: JsonSchemaFormatInput, description: 'Required for JSON_SCHEMA, else not allowed.' }),
   }),
-  validate: [
-    (f) => (f.type === 'json_schema') === (f.jsonSchema != null),
-    { message: 'jsonSchema is required with type JSON_SCHEMA and allowed only with it', path: ['jsonSchema'] },
-  ],
+  validate: [(f) => responseFormatRule.holds(f), refineOptions(responseFormatRule)],
 });
 
 export const AdditionalMessageInput = builder.inputType('AdditionalMessageInput', {

@@ -1,0 +1,163 @@
+/**
+ * The endpoints: one entry each, a method and OpenAI's path to a handler that translates
+ * the request (bodies.ts, lists.ts), calls a use case and converts what it returns
+ * (wire.ts). The rules are the use cases' and the input rules'; nothing here decides what
+ * is allowed. An endpoint is added with one entry (`endpoint('DELETE')` for deletes).
+ */
+import type { z } from 'zod';
+import type { AssistantService } from '../assistants/assistant-service.js';
+import type { Caller } from '../domain/caller.js';
+import { NotFoundError, ThreadHasActiveRunError } from '../domain/errors.js';
+import type { RunCommands } from '../runs/index.js';
+import type { ThreadService } from '../threads/thread-service.js';
+import {
+  createAssistantBody,
+  createMessageBody,
+  createRunBody,
+  createThreadAndRunBody,
+  createThreadBody,
+  modifyRunBody,
+  submitToolOutputsBody,
+} from './bodies.js';
+import { invalidInput, RestError } from './errors.js';
+import { listArgs, pageObject } from './lists.js';
+import type { Method, PathParams, Route } from './router.js';
+import { assistantObject, messageObject, runObject, runStepObject, threadObject } from './wire.js';
+
+/** The use cases the endpoints call (GraphQL's Services has them all). */
+export interface RestServices {
+  runs: RunCommands;
+  threads: ThreadService;
+  assistants: AssistantService;
+}
+
+/** What a handler gets of a request. */
+export interface RestRequest {
+  caller: Caller;
+  /** The path's parameters, by the names the pattern gives them. */
+  params: Record<string, string>;
+  query: URLSearchParams;
+  /** The JSON body of a POST (`{}` when it has none). */
+  body: unknown;
+  /** The `Idempotency-Key` header, checked. */
+  idempotencyKey: string | undefined;
+  services: RestServices;
+}
+
+/** Answers with the object the API sends (status 200). */
+export type Handler = (request: RestRequest) => Promise<unknown>;
+
+/** A handler of one pattern: its `params` are those the pattern names. */
+type Endpoint<P extends string> = (request: RestRequest & { params: PathParams<P> }) => Promise<unknown>;
+
+// The router gives a handler the parameters its pattern names (router.ts): the cast says no more.
+const endpoint =
+  (method: Method) =>
+  <P extends string>(pattern: P, handler: Endpoint<P>): Route<Handler> => ({ method, pattern, handler: handler as Handler });
+const get = endpoint('GET');
+const post = endpoint('POST');
+
+export const routes: Route<Handler>[] = [
+  post('/v1/assistants', async ({ caller, body, idempotencyKey, services }) =>
+    assistantObject(await services.assistants.create(caller.projectId, parsed(createAssistantBody, body), idempotencyKey)),
+  ),
+  get('/v1/assistants/{assistant_id}', async ({ caller, params: p, services }) =>
+    assistantObject(found(await services.assistants.get(caller.projectId, p.assistant_id), 'assistant', p.assistant_id)),
+  ),
+
+  post('/v1/threads', async ({ caller, body, idempotencyKey, services }) =>
+    threadObject(await services.threads.create(caller.projectId, parsed(createThreadBody, body), idempotencyKey)),
+  ),
+  get('/v1/threads/{thread_id}', async ({ caller, params: p, services }) =>
+    threadObject(found(await services.threads.get(caller.projectId, p.thread_id), 'thread', p.thread_id)),
+  ),
+
+  post('/v1/threads/{thread_id}/messages', async ({ caller, params: p, body, idempotencyKey, services }) => {
+    const input = parsed(createMessageBody, body);
+    return messageObject(
+      await services.threads.createMessage(caller.projectId, p.thread_id, input, idempotencyKey).catch(asAddingMessages),
+    );
+  }),
+  get('/v1/threads/{thread_id}/messages', async ({ caller, params: p, query, services }) => {
+    // The use case has no such filter yet: refused rather than ignored (every message would be listed).
+    if (query.has('run_id')) throw new RestError('BAD_USER_INPUT', 'Listing messages by run_id is not served yet.', 'run_id');
+    const args = listArgs(query);
+    found(await services.threads.get(caller.projectId, p.thread_id), 'thread', p.thread_id);
+    return pageObject(await services.threads.listMessages(p.thread_id, args), args, messageObject);
+  }),
+
+  post('/v1/threads/runs', async ({ caller, body, idempotencyKey, services }) => {
+    const { input, stream } = parsed(createThreadAndRunBody, body);
+    notStreamed(stream);
+    return runObject(await services.runs.createThreadAndRun(caller.projectId, input, idempotencyKey));
+  }),
+  post('/v1/threads/{thread_id}/runs', async ({ caller, params: p, body, idempotencyKey, services }) => {
+    const { input, stream } = parsed(createRunBody, body);
+    notStreamed(stream);
+    return runObject(await services.runs.create(caller.projectId, p.thread_id, input, idempotencyKey));
+  }),
+  get('/v1/threads/{thread_id}/runs', async ({ caller, params: p, query, services }) => {
+    const args = listArgs(query);
+    return pageObject(await services.runs.list(caller.projectId, p.thread_id, args), args, runObject);
+  }),
+  get('/v1/threads/{thread_id}/runs/{run_id}', async ({ caller, params: p, services }) =>
+    runObject(await requireRun(services, caller, p.thread_id, p.run_id)),
+  ),
+  post('/v1/threads/{thread_id}/runs/{run_id}', async ({ caller, params: p, body, services }) => {
+    const { metadata } = parsed(modifyRunBody, body);
+    if (metadata === undefined) return runObject(await requireRun(services, caller, p.thread_id, p.run_id));
+    return runObject(await services.runs.modify(caller.projectId, p.thread_id, p.run_id, metadata ?? {}));
+  }),
+  post('/v1/threads/{thread_id}/runs/{run_id}/cancel', async ({ caller, params: p, services }) =>
+    runObject(await services.runs.cancel(caller.projectId, p.thread_id, p.run_id)),
+  ),
+  post('/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs', async ({ caller, params: p, body, idempotencyKey, services }) => {
+    const { outputs, stream } = parsed(submitToolOutputsBody, body);
+    notStreamed(stream);
+    return runObject(await services.runs.submitToolOutputs(caller.projectId, p.thread_id, p.run_id, outputs, idempotencyKey));
+  }),
+
+  get('/v1/threads/{thread_id}/runs/{run_id}/steps', async ({ caller, params: p, query, services }) => {
+    const args = listArgs(query);
+    await requireRun(services, caller, p.thread_id, p.run_id);
+    const [page = Promise.reject(new Error('stepPages answered no page'))] = services.runs.stepPages([{ ...args, runId: p.run_id }]);
+    return pageObject(await page, args, runStepObject);
+  }),
+  get('/v1/threads/{thread_id}/runs/{run_id}/steps/{step_id}', async ({ caller, params: p, services }) =>
+    runStepObject(found(await services.runs.getStep(caller.projectId, p.thread_id, p.run_id, p.step_id), 'step', p.step_id)),
+  ),
+];
+
+/** The body as the schema maps it, or BAD_USER_INPUT naming the field at fault. */
+function parsed<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
+  const result = schema.safeParse(body);
+  if (!result.success) throw invalidInput(result.error);
+  return result.data;
+}
+
+function found<T>(row: T | undefined, kind: ConstructorParameters<typeof NotFoundError>[0], id: string): T {
+  if (row === undefined) throw new NotFoundError(kind, id);
+  return row;
+}
+
+/** The run, or NOT_FOUND for the run, or for its thread when that is what is missing. */
+async function requireRun(services: RestServices, caller: Caller, threadId: string, runId: string) {
+  const run = await services.runs.get(caller.projectId, threadId, runId);
+  if (run) return run;
+  found(await services.threads.get(caller.projectId, threadId), 'thread', threadId);
+  throw new NotFoundError('run', runId);
+}
+
+/** The API's words for a message refused beside an active run. */
+function asAddingMessages(error: unknown): never {
+  if (error instanceof ThreadHasActiveRunError && error.details['runId']) {
+    const { threadId, runId } = error.details as { threadId: string; runId: string };
+    throw new RestError('THREAD_HAS_ACTIVE_RUN', `Can't add messages to ${threadId} while a run ${runId} is active.`);
+  }
+  throw error;
+}
+
+/** Streamed answers (server-sent events) are not served yet. */
+function notStreamed(stream: boolean): void {
+  if (stream) throw new RestError('BAD_USER_INPUT', 'Streaming (stream: true) is not served yet: poll the run instead.', 'stream');
+}

@@ -27,6 +27,8 @@ export interface TestApp extends TestClient {
   app: App;
   url: string;
   wsUrl: string;
+  /** The REST API's base URL (`http://127.0.0.1:<port>/v1`), for the official client's `baseURL`. */
+  restUrl: string;
   /** A client that sends this API key (the app's own methods send `options.apiKey`). */
   withKey(key: string | undefined): TestClient;
   close(): Promise<void>;
@@ -101,6 +103,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const port = await app.server.start(0, '127.0.0.1');
   const url = `http://127.0.0.1:${port}/graphql`;
   const wsUrl = `ws://127.0.0.1:${port}/graphql`;
+  const restUrl = `http://127.0.0.1:${port}/v1`;
   const clients: Client[] = [];
 
   function withKey(key: string | undefined): TestClient {
@@ -138,6 +141,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     app,
     url,
     wsUrl,
+    restUrl,
     ...withKey(options.apiKey),
     withKey,
     async close() {

@@ -85,13 +85,17 @@ async function stepEvents(event: StepEvent, reads: StreamReads): Promise<Assista
   ];
 }
 
-/** The step as it was begun: in progress, with no end, and its calls (if any) to come as deltas. */
+/**
+ * The step as it was begun: in progress, with no end and no usage yet (the API's is null
+ * while a step is in progress), and its calls (if any) to come as deltas.
+ */
 function stepBegun(row: RunStepRow): RunStepRow {
   const details = row.stepDetails.type === 'tool_calls' ? { type: 'tool_calls' as const, toolCalls: [] } : row.stepDetails;
   return {
     ...row,
     status: 'in_progress',
     stepDetails: details,
+    usage: null,
     completedAt: null,
     failedAt: null,
     cancelledAt: null,

@@ -187,6 +187,23 @@ describe('a streamed run, read raw', () => {
     expect(deltaText(second)).toBe('get_weather: 22°C ☀️');
   });
 
+  it('streams a retried request (the same Idempotency-Key) the same run, from its start, each event as it was', async () => {
+    const threadId = await threadSaying(ASTRAL);
+    const send = () =>
+      fetch(`${t.restUrl}/threads/${threadId}/runs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': `retry-${threadId}` },
+        body: JSON.stringify({ assistant_id: assistantId, stream: true }),
+      });
+    const first = await new EventReader(await send()).all();
+    const again = await new EventReader(await send()).all();
+    for (const e of again) expectStreamEvent(e);
+    expect(namesOf(again)).toEqual(namesOf(first));
+    expect(again[0]!.data).toEqual(first[0]!.data);
+    expect(again[0]!.data.status).toBe('queued');
+    expect(deltaText(again)).toBe(deltaText(first));
+  });
+
   it('answers a refused request as JSON with its status, as without stream', async () => {
     const missing = await post('/threads/thread_00000000000000000000000000/runs', { assistant_id: assistantId, stream: true });
     expect(missing.status).toBe(404);

@@ -3,8 +3,9 @@
  * HTTP (REST) transport answers it with, and whether the client may send the same request
  * again. Every layer takes its codes from here (a code not listed does not compile), and
  * each transport maps them to what it speaks: the GraphQL endpoint sets HTTP statuses only
- * for the refusals GraphQL over HTTP allows (see docs/errors.md), a REST face answers every
- * code with its status.
+ * for the refusals GraphQL over HTTP allows (see docs/errors.md), the REST face (`/v1`)
+ * answers every code with its status, but where OpenAI's Assistants API, whose wire format
+ * it speaks, answers otherwise (src/rest/errors.ts).
  *
  * `retryable`: the same request, unchanged, may succeed later without the client doing
  * anything else (after `retryAfterSeconds` where the error gives it). A request refused for

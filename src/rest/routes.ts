@@ -1,8 +1,10 @@
 /**
- * The endpoints: one line each, a method and OpenAI's path to a handler that translates
- * the request, calls a use case and converts what it returns (wire.ts). The rules are the
- * use cases' and the input rules'; nothing here decides what is allowed.
+ * The endpoints: one entry each, a method and OpenAI's path to a handler that translates
+ * the request (bodies.ts, lists.ts), calls a use case and converts what it returns
+ * (wire.ts). The rules are the use cases' and the input rules'; nothing here decides what
+ * is allowed. An endpoint is added with one entry (`endpoint('DELETE')` for deletes).
  */
+import type { z } from 'zod';
 import type { AssistantService } from '../assistants/assistant-service.js';
 import type { Caller } from '../domain/caller.js';
 import { NotFoundError, ThreadHasActiveRunError } from '../domain/errors.js';
@@ -22,7 +24,6 @@ import { listArgs, pageObject } from './lists.js';
 import { streamFromCreation, streamFromSubmission, type StreamServices } from './run-events-sse.js';
 import type { Method, PathParams, Route } from './router.js';
 import { assistantObject, messageObject, runObject, runStepObject, threadObject } from './wire.js';
-import type { z } from 'zod';
 
 /** The use cases the endpoints call, and what streamed runs read (GraphQL's Services has them all). */
 export interface RestServices extends StreamServices {

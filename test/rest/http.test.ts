@@ -75,13 +75,15 @@ describe('open local mode', () => {
     const none = await call('POST', '/threads', {});
     const any = await call('GET', `/threads/${none.body.id}`, undefined, { authorization: 'Bearer whatever-it-is' });
     expect([none.status, any.status]).toEqual([200, 200]);
+    // Stamped and logged as every request is (request-log.ts).
+    expect(none.headers.get('x-request-id')).toMatch(/^[\w.-]+$/);
     expect(await t.ok(`query($id: ID!) { thread(id: $id) { id } }`, { id: none.body.id })).toEqual({ thread: { id: none.body.id } });
   });
 
   it('asks no CSRF header of a JSON POST, and grants no cross-origin preflight', async () => {
     const posted = await call('POST', '/threads', {}, { origin: 'https://elsewhere.example' });
     expect(posted.status).toBe(200);
-    const preflight = await fetch(`${t.restUrl}/threads`, {
+    const preflight = await contract.fetch(`${t.restUrl}/threads`, {
       method: 'OPTIONS',
       headers: { origin: 'https://elsewhere.example', 'access-control-request-method': 'POST' },
     });

@@ -1,7 +1,7 @@
 /**
  * A gateway whose database cannot be reached (it reaches PostgreSQL through a proxy that
  * refuses it for a while): every transport answers SERVICE_UNAVAILABLE with when to
- * retry (HTTP: 503 and Retry-After), never a masked internal error; /ready says not
+ * retry (HTTP: 503 and Retry-After; REST in OpenAI's error shape), never a masked internal error; /ready says not
  * ready, quickly, even while the pool waits on a connection; and all is well again soon
  * after the database is back. (PGlite cannot be cut off: PostgreSQL only.)
  */
@@ -15,6 +15,7 @@ import { migrate } from '../../src/db/migrate.js';
 import { createLogger } from '../../src/log.js';
 import { DEFAULTS } from '../../src/config.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/database.js';
+import { expectMatches } from '../support/openapi.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 const UNAVAILABLE = { code: 'SERVICE_UNAVAILABLE', retryAfterSeconds: 2 };
@@ -89,6 +90,16 @@ describe('a gateway whose database cannot be reached', () => {
     });
   }
 
+  /** A REST request: its status, Retry-After and body. */
+  async function rest(method: string, path: string, authorization = `Bearer ${key}`) {
+    const res = await fetch(url.replace('/graphql', `/v1${path}`), {
+      method,
+      headers: { authorization, ...(method === 'POST' ? { 'content-type': 'application/json' } : {}) },
+      body: method === 'POST' ? '{}' : undefined,
+    });
+    return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as any };
+  }
+
   async function ready(): Promise<{ status: number; ms: number }> {
     const started = Date.now();
     const res = await fetch(url.replace('/graphql', '/ready'));
@@ -118,6 +129,9 @@ describe('a gateway whose database cannot be reached', () => {
       }).then(async (res) => ({ status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as any })),
       // A key the gateway has not seen yet: its lookup needs the database.
       unknownKey: await gql(`{ thread(id: "${threadId}") { id } }`, {}, 'Bearer rw_not-seen-before'),
+      restRead: await rest('GET', `/threads/${threadId}/runs/${runId}`),
+      restWrite: await rest('POST', '/threads'),
+      restUnknownKey: await rest('GET', `/threads/${threadId}`, 'Bearer rw_not-seen-before-either'),
       wsQuery: await wsResult(`{ thread(id: "${threadId}") { id } }`),
       wsSubscription: await wsResult(`subscription { runStatusChanged(runId: "${runId}") { status } }`),
       wsNewSocket: await new Promise<number>((resolve) => {
@@ -136,6 +150,15 @@ describe('a gateway whose database cannot be reached', () => {
       // What yoga keeps for itself (extensions.http) is not shown.
       expect(http.body.errors[0].extensions).toEqual(UNAVAILABLE);
       expect(http.body.errors[0].message).toMatch(/retry in 2 s/);
+    }
+    for (const http of [result.restRead, result.restWrite, result.restUnknownKey]) {
+      expect({ status: http.status, retryAfter: http.retryAfter }).toEqual({ status: 503, retryAfter: '2' });
+      expectMatches('ErrorResponse', http.body);
+      expect(http.body.error).toMatchObject({
+        type: 'server_error',
+        code: 'SERVICE_UNAVAILABLE',
+        message: expect.stringMatching(/retry in 2 s/),
+      });
     }
     for (const op of [result.wsQuery, result.wsSubscription]) {
       expect(op.errors.map((e: any) => e.extensions)).toEqual([UNAVAILABLE]);

@@ -1,13 +1,16 @@
 /**
  * Per-key rate limits: mutations (each root field counts) and new subscriptions, over
- * HTTP and websockets. In the postgres+redis project the counters are in Redis.
+ * HTTP and websockets, and REST writes against the same budget as mutations. In the
+ * postgres+redis project the counters are in Redis.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { contractFetch } from '../support/openapi.js';
 import { startTestApp, type GraphQLResponse, type TestApp, type TestClient } from '../support/test-app.js';
 
 const KEY_A = 'rate-limit-key-a-0123456789';
 const KEY_B = 'rate-limit-key-b-0123456789';
 const KEY_C = 'rate-limit-key-c-0123456789';
+const KEY_D = 'rate-limit-key-d-0123456789';
 const CREATE_THREAD = 'mutation { createThread { id } }';
 
 let t: TestApp;
@@ -17,6 +20,7 @@ beforeAll(async () => {
       [KEY_A, 'projectA'],
       [KEY_B, 'projectA'], // same project, its own budget: the limit is per key
       [KEY_C, 'projectC'],
+      [KEY_D, 'projectD'],
     ]),
     rateLimits: { mutationsPerMinute: 3, subscriptionsPerMinute: 2 },
   });
@@ -77,6 +81,37 @@ describe('mutations', () => {
     // A refused operation counts too: hammering does not get a client through sooner.
     const single = await t.withKey(KEY_C).gql('mutation { createThread { id } }');
     expect(single.errors?.[0]?.extensions?.['code']).toBe('RATE_LIMITED');
+  });
+});
+
+describe('REST writes', () => {
+  // Every answer held to OpenAI's OpenAPI description.
+  const contract = contractFetch();
+  afterEach(() => expect(contract.violations).toEqual([]));
+  const rest = (method: string, path: string) =>
+    contract.fetch(`${t.restUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${KEY_D}`, ...(method === 'POST' ? { 'content-type': 'application/json' } : {}) },
+      body: method === 'POST' ? '{}' : undefined,
+    });
+
+  it('spend the budget of mutations (a write is one), and are refused past it with 429, Retry-After and the API’s error', async () => {
+    expect((await post(KEY_D, CREATE_THREAD)).status).toBe(200);
+    const threadId = ((await (await rest('POST', '/threads')).json()) as { id: string }).id; // 2 of 3
+    expect((await post(KEY_D, CREATE_THREAD)).status).toBe(200); // 3 of 3
+    const refused = await rest('POST', '/threads');
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(await refused.json()).toEqual({
+      error: {
+        message: expect.stringMatching(/^Rate limit exceeded: at most 3 mutations per minute per API key\. Retry in \d+ s\.$/),
+        type: 'requests',
+        param: null,
+        code: 'RATE_LIMITED',
+      },
+    });
+    expect((await rest('GET', `/threads/${threadId}`)).status).toBe(200); // reads are not limited
+    expect((await post(KEY_D, CREATE_THREAD)).status).toBe(429);
   });
 });
 

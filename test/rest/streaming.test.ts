@@ -187,6 +187,17 @@ describe('a streamed run, read raw', () => {
     expect(deltaText(second)).toBe('get_weather: 22°C ☀️');
   });
 
+  it('ends with thread.run.failed and its last_error when the model fails', async () => {
+    const events = await (await streamRun(await threadSaying('fail rate_limit_exceeded'))).all();
+    for (const e of events) expectStreamEvent(e);
+    expect(namesOf(events)).toEqual(['thread.run.created', 'thread.run.queued', 'thread.run.in_progress', 'thread.run.failed', 'done']);
+    expect(only(events, 'thread.run.failed')).toMatchObject({
+      status: 'failed',
+      failed_at: expect.any(Number),
+      last_error: { code: 'rate_limit_exceeded', message: expect.any(String) },
+    });
+  });
+
   it('streams a retried request (the same Idempotency-Key) the same run, from its start, each event as it was', async () => {
     const threadId = await threadSaying(ASTRAL);
     const send = () =>
@@ -290,7 +301,7 @@ describe('the official client', () => {
 
 describe('one source with GraphQL', () => {
   it('a run streamed over SSE is seen by a runEvents subscription with the same deltas', async () => {
-    const threadId = await threadSaying(`sleep 500\npace 10\n${ASTRAL}`);
+    const threadId = await threadSaying(`sleep 1000\npace 10\n${ASTRAL}`);
     const reader = await streamRun(threadId);
     const runId = (await reader.until((e) => e.event === 'thread.run.created')).data.id;
     const sub = collect(

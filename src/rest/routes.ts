@@ -21,11 +21,12 @@ import {
 } from './bodies.js';
 import { invalidInput, RestError } from './errors.js';
 import { listArgs, pageObject } from './lists.js';
+import { streamFromCreation, streamFromSubmission, type StreamServices } from './run-events-sse.js';
 import type { Method, PathParams, Route } from './router.js';
 import { assistantObject, messageObject, runObject, runStepObject, threadObject } from './wire.js';
 
-/** The use cases the endpoints call (GraphQL's Services has them all). */
-export interface RestServices {
+/** The use cases the endpoints call, and what streamed runs read (GraphQL's Services has them all). */
+export interface RestServices extends StreamServices {
   runs: RunCommands;
   threads: ThreadService;
   assistants: AssistantService;
@@ -44,7 +45,7 @@ export interface RestRequest {
   services: RestServices;
 }
 
-/** Answers with the object the API sends (status 200). */
+/** Answers with the object the API sends (status 200), or a run's events as they come (`stream: true`). */
 export type Handler = (request: RestRequest) => Promise<unknown>;
 
 /** A handler of one pattern: its `params` are those the pattern names. */
@@ -88,13 +89,13 @@ export const routes: Route<Handler>[] = [
 
   post('/v1/threads/runs', async ({ caller, body, idempotencyKey, services }) => {
     const { input, stream } = parsed(createThreadAndRunBody, body);
-    notStreamed(stream);
-    return runObject(await services.runs.createThreadAndRun(caller.projectId, input, idempotencyKey));
+    const run = await services.runs.createThreadAndRun(caller.projectId, input, idempotencyKey);
+    return stream ? streamFromCreation(services, caller, run, { thread: true }) : runObject(run);
   }),
   post('/v1/threads/{thread_id}/runs', async ({ caller, params: p, body, idempotencyKey, services }) => {
     const { input, stream } = parsed(createRunBody, body);
-    notStreamed(stream);
-    return runObject(await services.runs.create(caller.projectId, p.thread_id, input, idempotencyKey));
+    const run = await services.runs.create(caller.projectId, p.thread_id, input, idempotencyKey);
+    return stream ? streamFromCreation(services, caller, run) : runObject(run);
   }),
   get('/v1/threads/{thread_id}/runs', async ({ caller, params: p, query, services }) => {
     const args = listArgs(query);
@@ -113,8 +114,8 @@ export const routes: Route<Handler>[] = [
   ),
   post('/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs', async ({ caller, params: p, body, idempotencyKey, services }) => {
     const { outputs, stream } = parsed(submitToolOutputsBody, body);
-    notStreamed(stream);
-    return runObject(await services.runs.submitToolOutputs(caller.projectId, p.thread_id, p.run_id, outputs, idempotencyKey));
+    const run = await services.runs.submitToolOutputs(caller.projectId, p.thread_id, p.run_id, outputs, idempotencyKey);
+    return stream ? streamFromSubmission(services, caller, run) : runObject(run);
   }),
 
   get('/v1/threads/{thread_id}/runs/{run_id}/steps', async ({ caller, params: p, query, services }) => {
@@ -155,9 +156,4 @@ function asAddingMessages(error: unknown): never {
     throw new RestError('THREAD_HAS_ACTIVE_RUN', `Can't add messages to ${threadId} while a run ${runId} is active.`);
   }
   throw error;
-}
-
-/** Streamed answers (server-sent events) are not served yet. */
-function notStreamed(stream: boolean): void {
-  if (stream) throw new RestError('BAD_USER_INPUT', 'Streaming (stream: true) is not served yet: poll the run instead.', 'stream');
 }

@@ -318,7 +318,7 @@ describe('what a request must be', () => {
         'additional_messages[0].content[0].type',
       ],
       [{ metadata: { k: 1 } }, 'metadata.k'],
-      [{ stream: true }, 'stream'],
+      [{ stream: 'yes' }, 'stream'],
       [{ reasoning_effort: 'high' }, 'reasoning_effort'],
     ];
     for (const [body, param] of cases) {

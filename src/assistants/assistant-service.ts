@@ -1,10 +1,13 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db, Executor } from '../db/client.js';
+import { planKeysetPage, readList, type ListArgs, type ListPage, type Page, type PageArgs } from '../db/keyset.js';
 import { preparedPer } from '../db/prepared.js';
 import { assistants, type AssistantRow } from '../db/schema.js';
+import { deletion, type Deletion } from '../domain/deletion.js';
+import { NotFoundError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { Metadata, Tool } from '../domain/run.js';
-import { idempotentRequest, once, recordKey } from '../idempotency/idempotency.js';
+import { forgetResults, idempotentRequest, once, recordKey } from '../idempotency/idempotency.js';
 
 export interface CreateAssistantInput {
   model: string;
@@ -13,6 +16,20 @@ export interface CreateAssistantInput {
   instructions?: string | null;
   tools?: Tool[] | null;
   metadata?: Metadata | null;
+}
+
+/**
+ * What a modify changes, as the Assistants API's modify takes it: a field left out (or
+ * undefined) stays as it is; null clears a name, description or instructions, and leaves
+ * no tools or no metadata. Metadata given replaces the old metadata whole.
+ */
+export interface ModifyAssistantInput {
+  model?: string | undefined;
+  name?: string | null | undefined;
+  description?: string | null | undefined;
+  instructions?: string | null | undefined;
+  tools?: Tool[] | null | undefined;
+  metadata?: Metadata | null | undefined;
 }
 
 export class AssistantService {
@@ -55,9 +72,72 @@ export class AssistantService {
     );
   }
 
-  /** The assistant, if it exists in this project. */
+  /** The assistant, if it exists in this project: read as it is now (another process may have changed it). */
   async get(projectId: string, id: string): Promise<AssistantRow | undefined> {
-    return findAssistant(this.deps.db, projectId, id);
+    return findAssistant(this.deps.db, projectId, id, { fresh: true });
+  }
+
+  /** Those of these assistants that are in this project (a node lookup), in no particular order: one statement. */
+  async manyInProject(projectId: string, ids: readonly string[]): Promise<AssistantRow[]> {
+    return assistantsInProject(this.deps.db).execute({ ids: [...ids], projectId });
+  }
+
+  /** A page of the project's assistants, as the Assistants API lists them (object ids as cursors, newest first by default). */
+  listAssistants(projectId: string, args: ListArgs = {}): Promise<ListPage<AssistantRow>> {
+    return readList(args, 'asst', (pageArgs) => this.page(projectId, pageArgs));
+  }
+
+  /** A page of the project's assistants as a Relay connection pages them (newest first by default). One statement. */
+  async page(projectId: string, args: PageArgs): Promise<Page<AssistantRow>> {
+    const plan = planKeysetPage(args, 'asst');
+    const rows = await this.deps.db
+      .select()
+      .from(assistants)
+      .where(and(eq(assistants.projectId, projectId), plan.where(assistants.id)))
+      .orderBy(plan.orderBy(assistants.id))
+      .limit(plan.limit);
+    return plan.page(rows);
+  }
+
+  /** Changes what `input` gives (see ModifyAssistantInput); NOT_FOUND when the project has no such assistant. One statement. */
+  async modify(projectId: string, id: string, input: ModifyAssistantInput): Promise<AssistantRow> {
+    const { db } = this.deps;
+    const [row] = await db
+      .update(assistants)
+      .set({
+        ...(input.model !== undefined ? { model: input.model } : {}),
+        ...(input.name !== undefined ? { name: input.name } : {}),
+        ...(input.description !== undefined ? { description: input.description } : {}),
+        ...(input.instructions !== undefined ? { instructions: input.instructions } : {}),
+        ...(input.tools !== undefined ? { tools: input.tools ?? [] } : {}),
+        ...(input.metadata !== undefined ? { metadata: input.metadata ?? {} } : {}),
+        revision: sql`${assistants.revision} + 1`,
+      })
+      .where(and(eq(assistants.id, id), eq(assistants.projectId, projectId)))
+      .returning();
+    forget(db, projectId, id);
+    if (!row) throw new NotFoundError('assistant', id);
+    return row;
+  }
+
+  /**
+   * Deletes the assistant (and the idempotency key that created it); its runs, and the
+   * messages and steps they wrote, stay, with its id. NOT_FOUND when the project has no
+   * such assistant.
+   */
+  async delete(projectId: string, id: string): Promise<Deletion<'assistant.deleted'>> {
+    const { db } = this.deps;
+    const deleted = await db.transaction(async (tx) => {
+      const [row] = await tx
+        .delete(assistants)
+        .where(and(eq(assistants.id, id), eq(assistants.projectId, projectId)))
+        .returning({ id: assistants.id });
+      if (row) await forgetResults(tx, projectId, [id]);
+      return row !== undefined;
+    });
+    forget(db, projectId, id);
+    if (!deleted) throw new NotFoundError('assistant', id);
+    return deletion('assistant.deleted', id);
   }
 }
 
@@ -69,26 +149,51 @@ const assistantInProject = preparedPer((ex) =>
     .prepare('assistant_in_project'),
 );
 
+const assistantsInProject = preparedPer((ex) =>
+  ex
+    .select()
+    .from(assistants)
+    .where(and(sql`${assistants.id} = any(${sql.placeholder('ids')}::text[])`, eq(assistants.projectId, sql.placeholder('projectId'))))
+    .prepare('assistants_in_project'),
+);
+
 /**
- * Assistants found, per database: an assistant never changes once created (there is no
- * modify or delete), so a row read once is the row for good. Only rows found are kept (an
- * id not found may be created later). Bounded: beyond MAX_CACHED it starts over.
- * Were assistants ever modified or deleted, this is the place to forget them.
+ * Assistants found, per database, so that createRun reads each assistant once: a row may
+ * be stale (another process modified or deleted the assistant since), and createRun's
+ * statement makes a run only from the revision it was given, so a stale row costs a read
+ * again, never a run made from it. Only rows found are kept (an id not found may be
+ * created later). Bounded: beyond MAX_CACHED it starts over.
  */
 const found = new WeakMap<Executor, Map<string, AssistantRow>>();
 const MAX_CACHED = 10_000;
 
-/** The assistant, if it exists in this project (another project's is as absent as a missing one). */
-export async function findAssistant(ex: Executor, projectId: string, id: string): Promise<AssistantRow | undefined> {
+const cacheKey = (projectId: string, id: string) => `${projectId}\u0000${id}`;
+
+function forget(ex: Executor, projectId: string, id: string): void {
+  found.get(ex)?.delete(cacheKey(projectId, id));
+}
+
+/**
+ * The assistant, if it exists in this project (another project's is as absent as a
+ * missing one): as this process last read it, or with `fresh`, as it is now.
+ */
+export async function findAssistant(
+  ex: Executor,
+  projectId: string,
+  id: string,
+  options: { fresh?: boolean } = {},
+): Promise<AssistantRow | undefined> {
   let rows = found.get(ex);
   if (!rows) found.set(ex, (rows = new Map()));
-  const key = `${projectId}\u0000${id}`;
-  const cached = rows.get(key);
+  const key = cacheKey(projectId, id);
+  const cached = options.fresh ? undefined : rows.get(key);
   if (cached) return cached;
   const [row] = await assistantInProject(ex).execute({ id, projectId });
   if (row) {
     if (rows.size >= MAX_CACHED) rows.clear();
     rows.set(key, row);
+  } else {
+    rows.delete(key);
   }
   return row;
 }

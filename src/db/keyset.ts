@@ -5,6 +5,7 @@
  */
 import { and, asc, desc, gt, lt, type AnyColumn, type SQL } from 'drizzle-orm';
 import { BadUserInputError } from '../domain/errors.js';
+import { LIMITS } from '../domain/input-rules.js';
 
 export type SortOrder = 'asc' | 'desc';
 
@@ -38,10 +39,15 @@ export function encodeCursor(id: string): string {
 export function decodeCursor(cursor: string, argName: string, idPrefix: string): string {
   const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
   const id = decoded.startsWith(CURSOR_PREFIX) ? decoded.slice(CURSOR_PREFIX.length) : '';
-  if (!id.startsWith(`${idPrefix}_`) || !/^[a-z]+_[0-9A-Za-z]{1,64}$/.test(id)) {
+  if (!isIdOf(id, idPrefix)) {
     throw new BadUserInputError(`Argument '${argName}' is not a valid cursor.`, { argument: argName });
   }
   return id;
+}
+
+/** Whether `id` is well formed for its kind of object (its prefix, then a ULID or similar). */
+function isIdOf(id: string, idPrefix: string): boolean {
+  return id.startsWith(`${idPrefix}_`) && /^[a-z]+_[0-9A-Za-z]{1,64}$/.test(id);
 }
 
 export interface KeysetPlan {
@@ -94,5 +100,64 @@ export function planKeysetPage(args: PageArgs, idPrefix: string): KeysetPlan {
         },
       };
     },
+  };
+}
+
+/**
+ * A page asked for as the Assistants API's lists ask (`limit`, `order`, `after`, `before`,
+ * object ids as cursors), for the faces that speak it.
+ */
+export interface ListArgs {
+  /** 1 to 100. @default 20 */
+  limit?: number | null | undefined;
+  /** @default 'desc' (newest first) */
+  order?: SortOrder | null | undefined;
+  /** An object's id: the page holds the objects that come after it in `order`. */
+  after?: string | null | undefined;
+  /**
+   * An object's id: the page holds the objects that come before it in `order`, the nearest
+   * ones (the previous page), still in `order`. With `after` too: the objects between them.
+   */
+  before?: string | null | undefined;
+}
+
+/** A page as the Assistants API's lists answer it: the objects in order, and whether more lie beyond them. */
+export interface ListPage<T> {
+  rows: T[];
+  /** More objects lie past the page, in the direction it was read: after it, or before it for a `before` page. */
+  hasMore: boolean;
+}
+
+/**
+ * Reads a page asked for as a list (ListArgs) through a reader of Relay pages: the object
+ * ids become cursors, `before` alone reads backward (`last`), so both faces share one
+ * query. A limit out of range or an id of another kind of object is BAD_USER_INPUT.
+ */
+export async function readList<T extends { id: string }>(
+  args: ListArgs,
+  idPrefix: string,
+  read: (args: PageArgs) => Promise<Page<T>>,
+): Promise<ListPage<T>> {
+  const limit = args.limit ?? DEFAULT_PAGE_SIZE;
+  if (!Number.isInteger(limit) || limit < 1 || limit > LIMITS.pageSize) {
+    throw new BadUserInputError(`Invalid input: limit: must be an integer from 1 to ${LIMITS.pageSize}.`, { fields: ['limit'] });
+  }
+  const cursor = (id: string | null | undefined, argName: 'after' | 'before') => {
+    if (id == null) return undefined;
+    if (!isIdOf(id, idPrefix)) {
+      throw new BadUserInputError(`Invalid input: ${argName}: '${id}' is not an id of the objects listed (${idPrefix}_...).`, {
+        fields: [argName],
+      });
+    }
+    return encodeCursor(id);
+  };
+  const after = cursor(args.after, 'after');
+  const before = cursor(args.before, 'before');
+  const backward = before !== undefined && after === undefined;
+  const order = args.order ?? 'desc';
+  const page = await read(backward ? { last: limit, before, order } : { first: limit, after, before, order });
+  return {
+    rows: page.edges.map((edge) => edge.node),
+    hasMore: backward ? page.pageInfo.hasPreviousPage : page.pageInfo.hasNextPage,
   };
 }

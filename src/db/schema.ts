@@ -74,17 +74,28 @@ export const messageStatus = pgEnum('message_status', ['in_progress', 'completed
  */
 const projectId = () => text('project_id').notNull();
 
-export const assistants = pgTable('assistants', {
-  id: text('id').primaryKey(),
-  projectId: projectId(),
-  createdAt: unixSeconds('created_at').notNull(),
-  model: text('model').notNull(),
-  name: text('name'),
-  description: text('description'),
-  instructions: text('instructions'),
-  tools: jsonb('tools').$type<Tool[]>().notNull().default([]),
-  metadata: jsonb('metadata').$type<Metadata>().notNull().default({}),
-});
+export const assistants = pgTable(
+  'assistants',
+  {
+    id: text('id').primaryKey(),
+    projectId: projectId(),
+    createdAt: unixSeconds('created_at').notNull(),
+    model: text('model').notNull(),
+    name: text('name'),
+    description: text('description'),
+    instructions: text('instructions'),
+    tools: jsonb('tools').$type<Tool[]>().notNull().default([]),
+    metadata: jsonb('metadata').$type<Metadata>().notNull().default({}),
+    /**
+     * 1 at creation, +1 on every modify. A process keeps the assistants it read (see
+     * findAssistant); createRun's statement makes a run only from the revision it was
+     * given, so a run is never made from an assistant another process changed or deleted.
+     */
+    revision: integer('revision').notNull().default(1),
+  },
+  // The project's assistants, keyset-paginated on the id in both directions.
+  (t) => [index('assistants_project_id_id_idx').on(t.projectId, t.id)],
+);
 
 export const threads = pgTable('threads', {
   id: text('id').primaryKey(),
@@ -130,9 +141,8 @@ export const runs = pgTable(
     threadId: text('thread_id')
       .notNull()
       .references(() => threads.id, { onDelete: 'cascade' }),
-    assistantId: text('assistant_id')
-      .notNull()
-      .references(() => assistants.id),
+    /** No foreign key: a run outlives its assistant (deleting an assistant leaves its runs, as in the Assistants API). */
+    assistantId: text('assistant_id').notNull(),
     createdAt: unixSeconds('created_at').notNull(),
     /**
      * 1 for the thread's first run, 2 for the next... A thread has one active run at a
@@ -327,6 +337,8 @@ export const idempotencyKeys = pgTable(
     primaryKey({ name: 'idempotency_keys_pkey', columns: [t.projectId, t.key] }),
     // The sweeper deletes the oldest first.
     index('idempotency_keys_created_at_idx').on(t.createdAt),
+    // A delete takes the keys that name what it deletes with it.
+    index('idempotency_keys_result_id_idx').on(t.resultId),
   ],
 );
 

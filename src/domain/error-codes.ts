@@ -60,6 +60,13 @@ export const ERROR_CODES = {
     meaning: 'The thread already has an active run (`runId`): the request goes through once that run ends.',
     from: 'runway',
   },
+  MESSAGE_IN_PROGRESS: {
+    status: 409,
+    retryable: true,
+    meaning:
+      'The message is being written by a run (`runId`) and cannot be deleted yet: the request goes through once the run ends (cancel it to end it now).',
+    from: 'runway',
+  },
   RESOURCE_BUSY: {
     status: 409,
     retryable: true,

@@ -42,11 +42,29 @@ export class InvalidRunStateError extends DomainError {
 }
 
 export class ThreadHasActiveRunError extends DomainError {
-  constructor(threadId: string, runId: string | null) {
+  /**
+   * @param before what must wait for the run to end, when it is not a second run (which
+   * the message then names): e.g. 'deleting the thread'.
+   */
+  constructor(threadId: string, runId: string | null, before?: string) {
+    const run = runId ? `an active run ${runId}` : 'an active run';
     super(
       'THREAD_HAS_ACTIVE_RUN',
-      runId ? `Thread ${threadId} already has an active run ${runId}.` : `Thread ${threadId} already has an active run.`,
+      before
+        ? `Thread ${threadId} has ${run}: cancel it, or wait for it to end, before ${before}.`
+        : `Thread ${threadId} already has ${run}.`,
       { threadId, runId },
+    );
+  }
+}
+
+/** The message is still being written by its run: it can be deleted once the run has ended it. */
+export class MessageInProgressError extends DomainError {
+  constructor(messageId: string, runId: string | null) {
+    super(
+      'MESSAGE_IN_PROGRESS',
+      `Message ${messageId} is being written by run ${runId ?? '(unknown)'}; cancel the run, or wait for it to end, before deleting the message.`,
+      { messageId, runId },
     );
   }
 }

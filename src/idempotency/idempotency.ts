@@ -9,7 +9,7 @@
  * collides with it on the primary key and then finds it.
  */
 import { createHash } from 'node:crypto';
-import { and, eq, lt, sql } from 'drizzle-orm';
+import { and, eq, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import type { Executor } from '../db/client.js';
 import { preparedPer } from '../db/prepared.js';
 import { idempotencyKeys } from '../db/schema.js';
@@ -93,9 +93,11 @@ export async function once<T>(
     const id = await firstResultId(ex, request);
     if (id === undefined) return undefined;
     const first = await load(id);
-    // Nothing a key names is ever deleted (runs, threads, messages and assistants stay).
-    if (first === undefined) throw new Error(`the result ${id} of idempotency key ${request.key} is gone`);
-    return first;
+    if (first !== undefined) return first;
+    // A delete takes the keys naming what it deletes in its transaction (forgetResults):
+    // one that committed since the key was read took it too, and the key is free again.
+    if ((await firstResultId(ex, request)) === undefined) return undefined;
+    throw new Error(`the result ${id} of idempotency key ${request.key} is gone`);
   };
   const first = await replay();
   if (first !== undefined) return first;
@@ -113,6 +115,18 @@ export async function once<T>(
     if (winner === undefined) throw error;
     return winner;
   }
+}
+
+/**
+ * Deletes the project's keys whose result is one of `resultIds` (ids, or a query of
+ * them), in the transaction that deletes those objects: a key never names an object that
+ * is gone, and a retry of the request that created one creates it anew.
+ */
+export async function forgetResults(ex: Executor, projectId: string, resultIds: readonly string[] | SQL): Promise<void> {
+  const named = Array.isArray(resultIds)
+    ? inArray(idempotencyKeys.resultId, [...resultIds])
+    : sql`${idempotencyKeys.resultId} in (${resultIds as SQL})`;
+  await ex.delete(idempotencyKeys).where(and(eq(idempotencyKeys.projectId, projectId), named));
 }
 
 /** The most keys one sweep deletes. */

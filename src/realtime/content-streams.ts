@@ -156,6 +156,10 @@ class ContentStream {
       // The message being written: the rest of its text.
       const message = await patiently(() => this.deps.history.messageBeingWritten(this.scope));
       if (message) {
+        // It may have begun after the history was read: its CREATED (committed with it) comes
+        // first then, and the subscriber gets all its text; else it had the text up to the cursor.
+        yield* this.catchUp();
+        if (this.done) return;
         this.follow(message.id, message.runId ?? '', message.threadId);
         if (this.writing?.messageId === message.id) yield* this.textFrom(message.content);
       }

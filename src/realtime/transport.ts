@@ -80,14 +80,16 @@ export function postgresTransport(database: Database): EventTransport {
     statusLine: statusLineSql,
     itemLine: itemLineSql,
     deltaLine,
-    inStatement: (lines) => sql`pg_notify(${EVENTS_CHANNEL}, ${lines})`,
+    // runway_notify cuts the lines into notifications under PostgreSQL's 8,000-byte limit
+    // (a batch of finishes can carry more); one lock at commit however many it sends.
+    inStatement: (lines) => sql`runway_notify(${EVENTS_CHANNEL}, ${lines})`,
     async inTransaction(ex, events) {
       if (events.length > 0) await notify(ex, EVENTS_CHANNEL, payloadOf(events));
     },
     committed() {},
     // In the statement that appended the text: a NOTIFY is as cheap as it gets there, and
     // arrives in commit order with the message's other events.
-    text: { inStatement: (lines) => sql`pg_notify(${EVENTS_CHANNEL}, ${lines})` },
+    text: { inStatement: (lines) => sql`runway_notify(${EVENTS_CHANNEL}, ${lines})` },
     subscribe(onEvents, onResync) {
       return listen(
         database,

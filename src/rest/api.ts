@@ -21,6 +21,7 @@ import type { Logger } from '../log.js';
 import { idempotencyKeyHeader } from './bodies.js';
 import { fieldName, invalidUrl, RestError, sendRestError } from './errors.js';
 import { Router } from './router.js';
+import { RunEventStream } from './run-events-sse.js';
 import { routes, type RestServices } from './routes.js';
 
 export const REST_PREFIX = '/v1/';
@@ -83,6 +84,7 @@ export function createRestApi(options: RestApiOptions): RestApi {
     async serve(req, res, caller, path, text) {
       try {
         const object = await answer(req, caller, path, text);
+        if (object instanceof RunEventStream) return await object.send(res, log);
         const json = JSON.stringify(object);
         // Three bytes per UTF-16 code unit at most: most answers need no counting.
         if (json.length * 3 > maxResponseBytes && Buffer.byteLength(json) > maxResponseBytes)

@@ -34,6 +34,7 @@ const ANSWERS: Record<ErrorCode, { status: number; type: string }> = {
   NOT_FOUND: { status: 404, type: 'invalid_request_error' },
   INVALID_RUN_STATE: { status: 400, type: 'invalid_request_error' },
   THREAD_HAS_ACTIVE_RUN: { status: 400, type: 'invalid_request_error' },
+  MESSAGE_IN_PROGRESS: { status: 400, type: 'invalid_request_error' },
   RESOURCE_BUSY: { status: ERROR_CODES.RESOURCE_BUSY.status, type: 'server_error' },
   LENGTH_REQUIRED: { status: 411, type: 'invalid_request_error' },
   PAYLOAD_TOO_LARGE: { status: 413, type: 'invalid_request_error' },

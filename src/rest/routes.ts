@@ -16,16 +16,20 @@ import {
   createRunBody,
   createThreadAndRunBody,
   createThreadBody,
+  modifyAssistantBody,
+  modifyMessageBody,
   modifyRunBody,
+  modifyThreadBody,
   submitToolOutputsBody,
 } from './bodies.js';
 import { invalidInput, RestError } from './errors.js';
 import { listArgs, pageObject } from './lists.js';
+import { streamFromCreation, streamFromSubmission, type StreamServices } from './run-events-sse.js';
 import type { Method, PathParams, Route } from './router.js';
 import { assistantObject, messageObject, runObject, runStepObject, threadObject } from './wire.js';
 
-/** The use cases the endpoints call (GraphQL's Services has them all). */
-export interface RestServices {
+/** The use cases the endpoints call, and what streamed runs read (GraphQL's Services has them all). */
+export interface RestServices extends StreamServices {
   runs: RunCommands;
   threads: ThreadService;
   assistants: AssistantService;
@@ -44,7 +48,7 @@ export interface RestRequest {
   services: RestServices;
 }
 
-/** Answers with the object the API sends (status 200). */
+/** Answers with the object the API sends (status 200), or a run's events as they come (`stream: true`). */
 export type Handler = (request: RestRequest) => Promise<unknown>;
 
 /** A handler of one pattern: its `params` are those the pattern names. */
@@ -56,13 +60,23 @@ const endpoint =
   <P extends string>(pattern: P, handler: Endpoint<P>): Route<Handler> => ({ method, pattern, handler: handler as Handler });
 const get = endpoint('GET');
 const post = endpoint('POST');
+const del = endpoint('DELETE');
 
 export const routes: Route<Handler>[] = [
   post('/v1/assistants', async ({ caller, body, idempotencyKey, services }) =>
     assistantObject(await services.assistants.create(caller.projectId, parsed(createAssistantBody, body), idempotencyKey)),
   ),
+  get('/v1/assistants', async ({ caller, query, services }) =>
+    pageObject(await services.assistants.listAssistants(caller.projectId, listArgs(query)), assistantObject),
+  ),
   get('/v1/assistants/{assistant_id}', async ({ caller, params: p, services }) =>
     assistantObject(found(await services.assistants.get(caller.projectId, p.assistant_id), 'assistant', p.assistant_id)),
+  ),
+  post('/v1/assistants/{assistant_id}', async ({ caller, params: p, body, services }) =>
+    assistantObject(await services.assistants.modify(caller.projectId, p.assistant_id, parsed(modifyAssistantBody, body))),
+  ),
+  del('/v1/assistants/{assistant_id}', async ({ caller, params: p, services }) =>
+    services.assistants.delete(caller.projectId, p.assistant_id),
   ),
 
   post('/v1/threads', async ({ caller, body, idempotencyKey, services }) =>
@@ -71,6 +85,10 @@ export const routes: Route<Handler>[] = [
   get('/v1/threads/{thread_id}', async ({ caller, params: p, services }) =>
     threadObject(found(await services.threads.get(caller.projectId, p.thread_id), 'thread', p.thread_id)),
   ),
+  post('/v1/threads/{thread_id}', async ({ caller, params: p, body, services }) =>
+    threadObject(await services.threads.modify(caller.projectId, p.thread_id, parsed(modifyThreadBody, body))),
+  ),
+  del('/v1/threads/{thread_id}', async ({ caller, params: p, services }) => services.threads.delete(caller.projectId, p.thread_id)),
 
   post('/v1/threads/{thread_id}/messages', async ({ caller, params: p, body, idempotencyKey, services }) => {
     const input = parsed(createMessageBody, body);
@@ -79,27 +97,32 @@ export const routes: Route<Handler>[] = [
     );
   }),
   get('/v1/threads/{thread_id}/messages', async ({ caller, params: p, query, services }) => {
-    // The use case has no such filter yet: refused rather than ignored (every message would be listed).
-    if (query.has('run_id')) throw new RestError('BAD_USER_INPUT', 'Listing messages by run_id is not served yet.', 'run_id');
-    const args = listArgs(query);
-    found(await services.threads.get(caller.projectId, p.thread_id), 'thread', p.thread_id);
-    return pageObject(await services.threads.listMessages(p.thread_id, args), args, messageObject);
+    const args = { ...listArgs(query), runId: query.get('run_id') ?? undefined };
+    return pageObject(await services.threads.listThreadMessages(caller.projectId, p.thread_id, args), messageObject);
   }),
+  get('/v1/threads/{thread_id}/messages/{message_id}', async ({ caller, params: p, services }) =>
+    messageObject(found(await services.threads.getThreadMessage(caller.projectId, p.thread_id, p.message_id), 'message', p.message_id)),
+  ),
+  post('/v1/threads/{thread_id}/messages/{message_id}', async ({ caller, params: p, body, services }) =>
+    messageObject(await services.threads.modifyMessage(caller.projectId, p.thread_id, p.message_id, parsed(modifyMessageBody, body))),
+  ),
+  del('/v1/threads/{thread_id}/messages/{message_id}', async ({ caller, params: p, services }) =>
+    services.threads.deleteMessage(caller.projectId, p.thread_id, p.message_id),
+  ),
 
   post('/v1/threads/runs', async ({ caller, body, idempotencyKey, services }) => {
     const { input, stream } = parsed(createThreadAndRunBody, body);
-    notStreamed(stream);
-    return runObject(await services.runs.createThreadAndRun(caller.projectId, input, idempotencyKey));
+    const run = await services.runs.createThreadAndRun(caller.projectId, input, idempotencyKey);
+    return stream ? streamFromCreation(services, caller, run, { thread: true }) : runObject(run);
   }),
   post('/v1/threads/{thread_id}/runs', async ({ caller, params: p, body, idempotencyKey, services }) => {
     const { input, stream } = parsed(createRunBody, body);
-    notStreamed(stream);
-    return runObject(await services.runs.create(caller.projectId, p.thread_id, input, idempotencyKey));
+    const run = await services.runs.create(caller.projectId, p.thread_id, input, idempotencyKey);
+    return stream ? streamFromCreation(services, caller, run) : runObject(run);
   }),
-  get('/v1/threads/{thread_id}/runs', async ({ caller, params: p, query, services }) => {
-    const args = listArgs(query);
-    return pageObject(await services.runs.list(caller.projectId, p.thread_id, args), args, runObject);
-  }),
+  get('/v1/threads/{thread_id}/runs', async ({ caller, params: p, query, services }) =>
+    pageObject(await services.runs.listRuns(caller.projectId, p.thread_id, listArgs(query)), runObject),
+  ),
   get('/v1/threads/{thread_id}/runs/{run_id}', async ({ caller, params: p, services }) =>
     runObject(await requireRun(services, caller, p.thread_id, p.run_id)),
   ),
@@ -113,16 +136,13 @@ export const routes: Route<Handler>[] = [
   ),
   post('/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs', async ({ caller, params: p, body, idempotencyKey, services }) => {
     const { outputs, stream } = parsed(submitToolOutputsBody, body);
-    notStreamed(stream);
-    return runObject(await services.runs.submitToolOutputs(caller.projectId, p.thread_id, p.run_id, outputs, idempotencyKey));
+    const run = await services.runs.submitToolOutputs(caller.projectId, p.thread_id, p.run_id, outputs, idempotencyKey);
+    return stream ? streamFromSubmission(services, caller, run) : runObject(run);
   }),
 
-  get('/v1/threads/{thread_id}/runs/{run_id}/steps', async ({ caller, params: p, query, services }) => {
-    const args = listArgs(query);
-    await requireRun(services, caller, p.thread_id, p.run_id);
-    const [page = Promise.reject(new Error('stepPages answered no page'))] = services.runs.stepPages([{ ...args, runId: p.run_id }]);
-    return pageObject(await page, args, runStepObject);
-  }),
+  get('/v1/threads/{thread_id}/runs/{run_id}/steps', async ({ caller, params: p, query, services }) =>
+    pageObject(await services.runs.listSteps(caller.projectId, p.thread_id, p.run_id, listArgs(query)), runStepObject),
+  ),
   get('/v1/threads/{thread_id}/runs/{run_id}/steps/{step_id}', async ({ caller, params: p, services }) =>
     runStepObject(found(await services.runs.getStep(caller.projectId, p.thread_id, p.run_id, p.step_id), 'step', p.step_id)),
   ),
@@ -155,9 +175,4 @@ function asAddingMessages(error: unknown): never {
     throw new RestError('THREAD_HAS_ACTIVE_RUN', `Can't add messages to ${threadId} while a run ${runId} is active.`);
   }
   throw error;
-}
-
-/** Streamed answers (server-sent events) are not served yet. */
-function notStreamed(stream: boolean): void {
-  if (stream) throw new RestError('BAD_USER_INPUT', 'Streaming (stream: true) is not served yet: poll the run instead.', 'stream');
 }

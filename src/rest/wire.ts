@@ -11,16 +11,11 @@
  * `incomplete_at` and `incomplete_details` (Runway keeps a message's status, not when or
  * why it ended) are null.
  */
-import type { Assistant, AssistantDeleted, AssistantTool } from 'openai/resources/beta/assistants';
-import type { Message, MessageDeleted } from 'openai/resources/beta/threads/messages';
+import type { Assistant, AssistantTool } from 'openai/resources/beta/assistants';
+import type { Message } from 'openai/resources/beta/threads/messages';
 import type { RequiredActionFunctionToolCall, Run } from 'openai/resources/beta/threads/runs/runs';
 import type { RunStep } from 'openai/resources/beta/threads/runs/steps';
-import type {
-  AssistantResponseFormatOption,
-  AssistantToolChoiceOption,
-  Thread,
-  ThreadDeleted,
-} from 'openai/resources/beta/threads/threads';
+import type { AssistantResponseFormatOption, AssistantToolChoiceOption, Thread } from 'openai/resources/beta/threads/threads';
 import type { AssistantRow, MessageRow, RunRow, RunStepRow, ThreadRow } from '../db/schema.js';
 import type { ResponseFormat, RunUsage, StepDetails, Tool, ToolCall, ToolChoice } from '../domain/run.js';
 
@@ -127,14 +122,6 @@ export function runStepObject(s: RunStepRow): RunStep {
     metadata: {},
     usage: usageObject(s.usage),
   };
-}
-
-/** What a delete answers: the id, gone. */
-export function deletedObject(kind: 'assistant', id: string): AssistantDeleted;
-export function deletedObject(kind: 'thread', id: string): ThreadDeleted;
-export function deletedObject(kind: 'thread.message', id: string): MessageDeleted;
-export function deletedObject(kind: 'assistant' | 'thread' | 'thread.message', id: string) {
-  return { id, object: `${kind}.deleted`, deleted: true };
 }
 
 /**

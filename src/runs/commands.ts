@@ -3,11 +3,20 @@
  * read them, page them, create, modify, cancel, and hand them tool outputs. Each use case
  * opens its own transaction and applies the lifecycle through the run store.
  */
-import { DEFAULT_PAGE_SIZE, planKeysetPage, type Page, type PageArgs, type SortOrder } from '../db/keyset.js';
+import {
+  DEFAULT_PAGE_SIZE,
+  planKeysetPage,
+  readList,
+  type ListArgs,
+  type ListPage,
+  type Page,
+  type PageArgs,
+  type SortOrder,
+} from '../db/keyset.js';
 import { batched } from '../db/batches.js';
 import { isItemSpecificError, isUniqueViolation } from '../db/errors.js';
 import { rowWrites, type RowWrites } from '../db/row-writes.js';
-import type { RunRow, RunStepRow } from '../db/schema.js';
+import type { AssistantRow, RunRow, RunStepRow } from '../db/schema.js';
 import { findAssistant } from '../assistants/assistant-service.js';
 import { BadUserInputError, InvalidRunStateError, NotFoundError, ThreadHasActiveRunError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
@@ -33,6 +42,9 @@ interface FirstPages {
   runIds: string[];
   rows?: Promise<Map<string, RunStepRow[]>>;
 }
+
+/** A run not made because its assistant changed since it was read: its transaction rolls back. */
+class AssistantChanged extends Error {}
 
 /** The answer to a run that must go in the next batch (see writeCreations). */
 const AGAIN = Symbol('again');
@@ -75,6 +87,11 @@ export class RunCommands {
     return page;
   }
 
+  /** A page of the thread's runs as the Assistants API lists them (object ids as cursors, newest first by default); NOT_FOUND as `list`. */
+  listRuns(projectId: string, threadId: string, args: ListArgs = {}): Promise<ListPage<RunRow>> {
+    return readList(args, 'run', (pageArgs) => this.list(projectId, threadId, pageArgs));
+  }
+
   /** A thread's runs when the thread is already known to be the caller's (a Thread's `runs` field). */
   async listOfThread(thread: { id: string }, args: PageArgs, statuses?: readonly RunStatus[] | null): Promise<Page<RunRow>> {
     return store.listRuns(this.core.deps.db, thread.id, args, statuses);
@@ -97,39 +114,50 @@ export class RunCommands {
     input: CreateRunInput,
     request: IdempotentRequest | undefined,
   ): Promise<RunRow> {
-    const settings = await this.runSettings(projectId, input);
-    if (settings.invalid) {
-      // Reported in this order, as clients have always seen: a missing thread, a missing
-      // assistant, a thread busy with another run, then what is wrong with the input.
+    for (let attempt = 1; ; attempt++) {
+      const settings = await this.runSettings(projectId, input);
+      if (settings.invalid) {
+        // Reported in this order, as clients have always seen: a missing thread, a missing
+        // assistant, a thread busy with another run, then what is wrong with the input.
+        await this.core.requireThread(projectId, threadId);
+        const active = settings.assistant && (await findActiveRunId(this.core.deps.db, threadId));
+        if (active) throw new ThreadHasActiveRunError(threadId, active);
+        throw settings.invalid;
+      }
+      let created: Moved | undefined | typeof AGAIN;
+      try {
+        const run = this.newRun(projectId, threadId, this.core.deps.clock(), input, settings, request);
+        // A second run asked for on one thread in one batch waits for the next batch.
+        do {
+          created = await this.creations(run);
+        } while (created === AGAIN);
+      } catch (error) {
+        // The partial unique index keeps a thread to one active run.
+        if (isUniqueViolation(error, 'runs_one_active_per_thread')) throw await this.busy(threadId);
+        throw error;
+      }
+      if (created) return created.run;
+      // Not created: the thread is not there, the assistant changed since it was read (made
+      // again from it as it is now), or the thread has an active run.
       await this.core.requireThread(projectId, threadId);
-      const active = settings.assistant && (await findActiveRunId(this.core.deps.db, threadId));
-      if (active) throw new ThreadHasActiveRunError(threadId, active);
-      throw settings.invalid;
-    }
-    let created: Moved | undefined | typeof AGAIN;
-    try {
-      const run = this.newRun(projectId, threadId, this.core.deps.clock(), input, settings, request);
-      // A second run asked for on one thread in one batch waits for the next batch.
-      do {
-        created = await this.creations(run);
-      } while (created === AGAIN);
-    } catch (error) {
-      // The partial unique index keeps a thread to one active run.
-      if (isUniqueViolation(error, 'runs_one_active_per_thread')) throw await this.busy(threadId);
-      throw error;
-    }
-    if (!created) {
-      // Not created: the thread is not there, or it has an active run.
-      await this.core.requireThread(projectId, threadId);
+      if (await this.assistantChanged(projectId, settings.assistant)) {
+        if (attempt < MAX_ATTEMPTS) continue;
+        throw new Error(`createRun on ${threadId} kept finding its assistant changed`);
+      }
       throw await this.busy(threadId);
     }
-    return created.run;
+  }
+
+  /** Whether the assistant is no longer as it was read (modified or deleted since); its next read is fresh. */
+  private async assistantChanged(projectId: string, read: AssistantRow): Promise<boolean> {
+    const now = await findAssistant(this.core.deps.db, projectId, read.id, { fresh: true });
+    return now?.revision !== read.revision;
   }
 
   /**
-   * What `input` asks for: its assistant (read outside any write: assistants never change
-   * once created), the model and tools, and whether a provider serves that model and the
-   * tools hold the function the input forces.
+   * What `input` asks for: its assistant (read outside any write, as this process last
+   * read it: createRun's statement checks it is still current), the model and tools, and
+   * whether a provider serves that model and the tools hold the function the input forces.
    */
   private async runSettings(projectId: string, input: CreateRunInput): Promise<RunSettings> {
     const assistant = await findAssistant(this.core.deps.db, projectId, input.assistantId);
@@ -168,6 +196,7 @@ export class RunCommands {
       projectId,
       threadId,
       assistantId: assistant.id,
+      assistantRevision: assistant.revision,
       createdAt: now,
       expiresAt: now + this.core.deps.runExpiresAfterSeconds,
       model,
@@ -213,21 +242,30 @@ export class RunCommands {
     { thread, ...input }: CreateThreadAndRunInput,
     request: IdempotentRequest | undefined,
   ): Promise<RunRow> {
-    const settings = await this.runSettings(projectId, input);
-    if (settings.invalid) throw settings.invalid;
-    const now = this.core.deps.clock();
-    const created = await this.core.commit(async (tx) => {
-      const { id: threadId } = await insertThread(tx, projectId, now, thread ?? {});
-      // The key goes in through recordKey: the statement would record it as createRun's.
-      const run = this.newRun(projectId, threadId, now, input, settings, undefined);
-      // First: a concurrent request with the same key waits here, then fails and reads ours.
-      if (request) await recordKey(tx, request, run.id, now);
-      const [created] = await store.createRunsIn(tx, [run]);
-      // A thread of this transaction has no other run: it takes this one.
-      if (!created) throw new Error(`createThreadAndRun: the new thread ${threadId} took no run`);
-      return created;
-    });
-    return created.run;
+    for (let attempt = 1; ; attempt++) {
+      const settings = await this.runSettings(projectId, input);
+      if (settings.invalid) throw settings.invalid;
+      const now = this.core.deps.clock();
+      const created = await this.core
+        .commit(async (tx) => {
+          const { id: threadId } = await insertThread(tx, projectId, now, thread ?? {});
+          // The key goes in through recordKey: the statement would record it as createRun's.
+          const run = this.newRun(projectId, threadId, now, input, settings, undefined);
+          // First: a concurrent request with the same key waits here, then fails and reads ours.
+          if (request) await recordKey(tx, request, run.id, now);
+          const [created] = await store.createRunsIn(tx, [run]);
+          // A thread of this transaction has no other run: only an assistant changed since
+          // it was read stops the run, and then nothing of the transaction stays.
+          if (!created) throw new AssistantChanged();
+          return created;
+        })
+        .catch((error: unknown) => {
+          if (error instanceof AssistantChanged && attempt < MAX_ATTEMPTS) return undefined;
+          throw error;
+        });
+      if (created) return created.run;
+      await this.assistantChanged(projectId, settings.assistant);
+    }
   }
 
   /** The error for a thread found busy: which run it is only completes the message. */
@@ -388,6 +426,17 @@ export class RunCommands {
       };
     });
     return reads.map((read) => read());
+  }
+
+  /**
+   * A page of the run's steps as the Assistants API lists them (object ids as cursors,
+   * newest first by default); NOT_FOUND when that thread of the project has no such run.
+   */
+  async listSteps(projectId: string, threadId: string, runId: string, args: ListArgs = {}): Promise<ListPage<RunStepRow>> {
+    return readList(args, 'step', async (pageArgs) => {
+      await this.core.require(projectId, threadId, runId);
+      return store.pageRunSteps(this.core.deps.db, runId, pageArgs);
+    });
   }
 
   /** The step, or undefined when that thread's run (in that project) has no such step. One statement. */

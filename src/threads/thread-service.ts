@@ -5,13 +5,14 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db, Executor, Tx } from '../db/client.js';
 import { preparedPer } from '../db/prepared.js';
-import { planKeysetPage, type Page, type PageArgs } from '../db/keyset.js';
-import { messages, runs, threads, type MessageRow, type ThreadRow } from '../db/schema.js';
-import { NotFoundError, ThreadHasActiveRunError } from '../domain/errors.js';
+import { planKeysetPage, readList, type ListArgs, type ListPage, type Page, type PageArgs } from '../db/keyset.js';
+import { messages, runItemEvents, runs, threads, type MessageRow, type ThreadRow } from '../db/schema.js';
+import { deletion, type Deletion } from '../domain/deletion.js';
+import { MessageInProgressError, NotFoundError, ThreadHasActiveRunError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { Metadata } from '../domain/run.js';
 import { ACTIVE_STATUSES } from '../domain/run-lifecycle.js';
-import { idempotentRequest, once, recordKey } from '../idempotency/idempotency.js';
+import { forgetResults, idempotentRequest, once, recordKey } from '../idempotency/idempotency.js';
 
 export interface CreateMessageInput {
   role: 'user' | 'assistant';
@@ -23,6 +24,17 @@ export interface CreateThreadInput {
   messages?: CreateMessageInput[] | null;
   metadata?: Metadata | null;
 }
+
+/** What a modify of a thread or a message changes: metadata given replaces the old whole; left out, it stays. */
+export interface ModifyMetadataInput {
+  metadata?: Metadata | null | undefined;
+}
+
+/** A page of a thread's messages: its arguments, and only the messages a run wrote, if `runId` is given. */
+export type MessagePageArgs = PageArgs & { runId?: string | null | undefined };
+
+/** The same, as the Assistants API lists messages (its `run_id` filter). */
+export type MessageListArgs = ListArgs & { runId?: string | null | undefined };
 
 /** Rows per insert of a new thread's messages: well within PostgreSQL's parameter limit. */
 const MESSAGES_PER_INSERT = 5000;
@@ -86,16 +98,135 @@ export class ThreadService {
     return row?.message;
   }
 
-  /** A thread's messages, for a thread already known to be the caller's. */
-  async listMessages(threadId: string, args: PageArgs): Promise<Page<MessageRow>> {
+  /** A thread's messages, for a thread already known to be the caller's (newest first by default). */
+  async listMessages(threadId: string, args: MessagePageArgs): Promise<Page<MessageRow>> {
     const plan = planKeysetPage(args, 'msg');
     const rows = await this.deps.db
       .select()
       .from(messages)
-      .where(and(eq(messages.threadId, threadId), plan.where(messages.id)))
+      .where(and(eq(messages.threadId, threadId), args.runId != null ? eq(messages.runId, args.runId) : undefined, plan.where(messages.id)))
       .orderBy(plan.orderBy(messages.id))
       .limit(plan.limit);
     return plan.page(rows);
+  }
+
+  /**
+   * A page of the thread's messages as the Assistants API lists them (object ids as
+   * cursors, newest first by default, `runId` its `run_id` filter); NOT_FOUND when the
+   * project has no such thread.
+   */
+  listThreadMessages(projectId: string, threadId: string, args: MessageListArgs = {}): Promise<ListPage<MessageRow>> {
+    return readList(args, 'msg', async (pageArgs) => {
+      await this.requireThread(projectId, threadId);
+      return this.listMessages(threadId, { ...pageArgs, runId: args.runId });
+    });
+  }
+
+  /** The message, if it is one of that thread's, in this project. One statement. */
+  async getThreadMessage(projectId: string, threadId: string, messageId: string): Promise<MessageRow | undefined> {
+    const [row] = await messageOfThreadInProject(this.deps.db).execute({ projectId, threadId, messageId });
+    return row?.message;
+  }
+
+  /** Replaces the thread's metadata if given; NOT_FOUND when the project has no such thread. One statement. */
+  async modify(projectId: string, threadId: string, input: ModifyMetadataInput): Promise<ThreadRow> {
+    const [row] =
+      input.metadata === undefined
+        ? await threadInProject(this.deps.db).execute({ id: threadId, projectId })
+        : await this.deps.db
+            .update(threads)
+            .set({ metadata: input.metadata ?? {} })
+            .where(and(eq(threads.id, threadId), eq(threads.projectId, projectId)))
+            .returning();
+    if (!row) throw new NotFoundError('thread', threadId);
+    return row;
+  }
+
+  /**
+   * Deletes the thread and everything of it: its messages, its runs with their steps and
+   * events (foreign keys that cascade), and the idempotency keys naming any of them. A
+   * thread with an active run is refused (THREAD_HAS_ACTIVE_RUN): the run must be
+   * cancelled, or end, first, so that no worker is executing anything of the thread.
+   */
+  async delete(projectId: string, threadId: string): Promise<Deletion<'thread.deleted'>> {
+    await this.deps.db.transaction(async (tx) => {
+      // The update lock waits for a createRun or createMessage under way, and holds the next off.
+      const [thread] = await tx
+        .select({ id: threads.id })
+        .from(threads)
+        .where(and(eq(threads.id, threadId), eq(threads.projectId, projectId)))
+        .for('update');
+      if (!thread) throw new NotFoundError('thread', threadId);
+      const active = await findActiveRunId(tx, threadId);
+      if (active) throw new ThreadHasActiveRunError(threadId, active, 'deleting the thread');
+      await forgetResults(
+        tx,
+        projectId,
+        sql`select ${threadId}::text union all select ${messages.id} from ${messages} where ${messages.threadId} = ${threadId}
+          union all select ${runs.id} from ${runs} where ${runs.threadId} = ${threadId}`,
+      );
+      await tx.delete(threads).where(eq(threads.id, threadId));
+    });
+    return deletion('thread.deleted', threadId);
+  }
+
+  /** Replaces the message's metadata if given, whatever its status; NOT_FOUND as getThreadMessage. */
+  async modifyMessage(projectId: string, threadId: string, messageId: string, input: ModifyMetadataInput): Promise<MessageRow> {
+    const [row] =
+      input.metadata === undefined
+        ? [await this.getThreadMessage(projectId, threadId, messageId)]
+        : await this.deps.db
+            .update(messages)
+            .set({ metadata: input.metadata ?? {} })
+            .where(and(eq(messages.id, messageId), eq(messages.threadId, threadId), threadInProjectCondition(projectId)))
+            .returning();
+    if (!row) throw await this.missing(projectId, threadId, messageId);
+    return row;
+  }
+
+  /**
+   * Deletes the message, with its events and its idempotency key. Refused while the
+   * thread has an active run (THREAD_HAS_ACTIVE_RUN, as createMessage: a thread's messages
+   * change only between runs, and a run's events are numbered after its latest), and
+   * first of all for the message that run is writing (MESSAGE_IN_PROGRESS).
+   */
+  async deleteMessage(projectId: string, threadId: string, messageId: string): Promise<Deletion<'thread.message.deleted'>> {
+    await this.deps.db.transaction(async (tx) => {
+      // As createMessage: the share lock keeps a new run off the thread meanwhile.
+      const [thread] = await tx
+        .select({ id: threads.id })
+        .from(threads)
+        .where(and(eq(threads.id, threadId), eq(threads.projectId, projectId)))
+        .for('share');
+      if (!thread) throw new NotFoundError('thread', threadId);
+      const [message] = await tx
+        .select({ status: messages.status, runId: messages.runId })
+        .from(messages)
+        .where(and(eq(messages.id, messageId), eq(messages.threadId, threadId)));
+      if (!message) throw new NotFoundError('message', messageId);
+      if (message.status === 'in_progress') throw new MessageInProgressError(messageId, message.runId);
+      const active = await findActiveRunId(tx, threadId);
+      if (active) throw new ThreadHasActiveRunError(threadId, active, 'deleting one of its messages');
+      // Its run is over (the thread has no active run): no event will be numbered after these.
+      if (message.runId) {
+        await tx
+          .delete(runItemEvents)
+          .where(and(eq(runItemEvents.runId, message.runId), eq(runItemEvents.kind, 'message'), eq(runItemEvents.itemId, messageId)));
+      }
+      await forgetResults(tx, projectId, [messageId]);
+      await tx.delete(messages).where(eq(messages.id, messageId));
+    });
+    return deletion('thread.message.deleted', messageId);
+  }
+
+  /** NOT_FOUND for the thread when the project has none, else for the message. */
+  private async missing(projectId: string, threadId: string, messageId: string): Promise<NotFoundError> {
+    await this.requireThread(projectId, threadId);
+    return new NotFoundError('message', messageId);
+  }
+
+  private async requireThread(projectId: string, threadId: string): Promise<void> {
+    if (!(await threadExists(this.deps.db, projectId, threadId))) throw new NotFoundError('thread', threadId);
   }
 
   /** Those of these threads that are in this project (a node lookup), in no particular order: one statement. */
@@ -133,6 +264,25 @@ const messagesInProject = preparedPer((ex) =>
     .innerJoin(threads, eq(threads.id, messages.threadId))
     .where(and(sql`${messages.id} = any(${sql.placeholder('ids')}::text[])`, eq(threads.projectId, sql.placeholder('projectId'))))
     .prepare('messages_in_project'),
+);
+
+/** The message row's thread is in the project (a condition on messages, for updates). */
+const threadInProjectCondition = (projectId: string) =>
+  sql`exists (select 1 from ${threads} where ${threads.id} = ${messages.threadId} and ${threads.projectId} = ${projectId})`;
+
+const messageOfThreadInProject = preparedPer((ex) =>
+  ex
+    .select({ message: messages })
+    .from(messages)
+    .innerJoin(threads, eq(threads.id, messages.threadId))
+    .where(
+      and(
+        eq(messages.id, sql.placeholder('messageId')),
+        eq(messages.threadId, sql.placeholder('threadId')),
+        eq(threads.projectId, sql.placeholder('projectId')),
+      ),
+    )
+    .prepare('message_of_thread_in_project'),
 );
 
 const threadIdInProject = preparedPer((ex) =>

@@ -1,4 +1,7 @@
-/** Keyset pagination of a thread's runs (both orders, both directions, stable under inserts), and of a run's steps. */
+/**
+ * Keyset pagination of a thread's runs (both orders, both directions, stable under inserts), and of a run's steps;
+ * and the same lists as the Assistants API pages them (the services' listRuns and listSteps: object ids as cursors).
+ */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAssistant, createRun, createThread } from '../support/fixtures.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
@@ -114,6 +117,50 @@ describe('runs(threadId) pagination', () => {
   });
 });
 
+describe("runs as the Assistants API lists them (the service's listRuns)", () => {
+  const list = (args: Record<string, unknown>, projectId = 'default', thread = threadId) =>
+    t.app.services.runs.listRuns(projectId, thread, args).then((p) => ({ rows: p.rows.map((r) => r.id), hasMore: p.hasMore }));
+
+  it('walks every run once with `after`, newest first by default, in pages of `limit`', async () => {
+    const all = [...ids];
+    for (const order of ['desc', 'asc'] as const) {
+      const seen: string[] = [];
+      let after: string | undefined;
+      for (;;) {
+        const page = await list({ limit: 4, order, after });
+        seen.push(...page.rows);
+        if (!page.hasMore) break;
+        after = page.rows.at(-1);
+      }
+      expect(seen).toEqual(order === 'asc' ? all : [...all].reverse());
+    }
+    expect((await list({})).rows).toEqual([...all].reverse().slice(0, 20));
+  });
+
+  it('walks back with `before`: each page the nearest runs before it, in order, until hasMore is false', async () => {
+    const all = [...ids];
+    const seen: string[] = [];
+    let before = all.at(-1);
+    for (;;) {
+      const page = await list({ limit: 5, order: 'asc', before });
+      seen.unshift(...page.rows);
+      if (!page.hasMore) break;
+      before = page.rows[0];
+    }
+    expect(seen).toEqual(all.slice(0, -1));
+    expect(await list({ limit: 2, before: all[0] })).toEqual({ rows: [all[2], all[1]], hasMore: true });
+    expect(await list({ limit: 2, after: all[3], before: all[0] })).toEqual({ rows: [all[2], all[1]], hasMore: false });
+  });
+
+  it('refuses a limit out of 1-100 and a cursor that is no run id with BAD_USER_INPUT, and a missing or foreign thread with NOT_FOUND', async () => {
+    for (const args of [{ limit: 0 }, { limit: 101 }, { after: 'not-an-id' }, { before: 'step_01ABC' }]) {
+      await expect(list(args), JSON.stringify(args)).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+    }
+    await expect(list({}, 'default', 'thread_missing')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(list({}, 'another-project')).rejects.toMatchObject({ code: 'NOT_FOUND', message: expect.stringContaining(threadId) });
+  });
+});
+
 describe('Run.steps pagination', () => {
   const CALL = { id: 'call_1', type: 'function' as const, function: { name: 'get_weather', arguments: '{}' } };
   let threadId = '';
@@ -164,5 +211,19 @@ describe('Run.steps pagination', () => {
       e: null,
     });
     expect(res.errors?.map((e) => [e.path, e.extensions?.['code']])).toEqual([[['e', 'steps'], 'BAD_USER_INPUT']]);
+  });
+  it("lists as the Assistants API does (the service's listSteps): newest first by default, after, before, NOT_FOUND for another run's thread", async () => {
+    const list = (args: Record<string, unknown>, projectId = 'default', thread = threadId, run = runId) =>
+      t.app.services.runs.listSteps(projectId, thread, run, args).then((p) => ({ rows: p.rows.map((r) => r.id), hasMore: p.hasMore }));
+    expect(await list({})).toEqual({ rows: [...steps].reverse(), hasMore: false });
+    expect(await list({ limit: 1, after: steps[2] })).toEqual({ rows: [steps[1]], hasMore: true });
+    expect(await list({ order: 'asc', before: steps[2] })).toEqual({ rows: [steps[0], steps[1]], hasMore: false });
+    expect(await list({ order: 'asc', limit: 1, before: steps[2] })).toEqual({ rows: [steps[1]], hasMore: true });
+    await expect(list({ limit: 101 })).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+    await expect(list({}, 'default', await createThread(t))).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+      message: expect.stringContaining(runId),
+    });
+    await expect(list({}, 'another-project')).rejects.toMatchObject({ code: 'NOT_FOUND', message: expect.stringContaining(threadId) });
   });
 });

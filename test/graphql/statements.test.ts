@@ -138,6 +138,9 @@ describe('every read is one statement, its project check included', () => {
     const many = await counted(() => t.ok(`query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, { ids }));
     expect(many.count).toBe(4); // runs, threads, messages, steps
     expect(many.result.nodes).toEqual([...ids.slice(0, 5).map((id) => ({ id })), null, null]);
+    const assistants = [await createAssistant(t), await createAssistant(t), 'asst_missing'];
+    const three = await counted(() => t.ok(`query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, { ids: assistants }));
+    expect(three).toMatchObject({ count: 1, result: { nodes: [{ id: assistants[0] }, { id: assistants[1] }, null] } });
   });
 });
 
@@ -160,7 +163,7 @@ it('creates a run in two statements: the assistant, then one that writes the run
   expect(statements[0]).toMatch(/from "assistants"/);
   expect(statements[1]).toMatch(/^with "thread" as \(update "threads"/);
   // It announces its own event: a NOTIFY, or with Redis a row of the outbox (published after the commit).
-  expect(statements[1]).toContain(drivers.redisUrl ? 'runway_outbox_append' : 'pg_notify');
+  expect(statements[1]).toContain(drivers.redisUrl ? 'runway_outbox_append' : 'runway_notify');
   const data = await t.ok(`query($t: ID!) { thread(id: $t) { messages(order: ASC) { nodes { text } } } }`, { t: fresh });
   expect(data.thread.messages.nodes.map((m: any) => m.text)).toEqual(['Hello', 'one more thing']);
   expect(await t.app.services.history.eventsAfter(run.id, 0)).toEqual([

@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAssistant, createRun, createThread, newRun, WEATHER_TOOL } from '../support/fixtures.js';
 import { collect, eventually, startTestApp, type TestApp } from '../support/test-app.js';
 import type { RunRow } from '../../src/db/schema.js';
+import { encodeContentCursor, runContentStream } from '../../src/realtime/content-streams.js';
+import type { RunHistory } from '../../src/runs/index.js';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -204,6 +206,53 @@ describe('runEvents while the answer streams', () => {
     await finish(run, leaseToken, 'alpha beta', stream);
     await second.done;
     expect(assemble(eventsOf(second))).toBe('alpha beta');
+  });
+
+  it('resumed before a message exists, and it begins while the stream reads history: its CREATED first, then its text once', async () => {
+    const { runId, threadId } = await newRun(t);
+    const { run, leaseToken } = await claim(runId);
+    const stream = t.app.engine.streamMessage(run, leaseToken);
+    // The message is opened (CREATED and its text committed) just after the stream read the
+    // history after its cursor, before it looks for the message being written.
+    const history = t.app.services.history;
+    let opened = false;
+    const racing: RunHistory = Object.create(history);
+    racing.contentAfter = async (...args) => {
+      const page = await history.contentAfter(...args);
+      if (!opened) {
+        opened = true;
+        stream.push('Hello');
+        await until(async () => (await readMessages(threadId))[0]?.text === 'Hello');
+      }
+      return page;
+    };
+    const after = encodeContentCursor({ threadSeq: run.threadSeq, version: run.version, sub: 0 });
+    const deliveries = await runContentStream({ ...t.app.services, history: racing, projectId: 'default' }, threadId, runId, after);
+    const seen: string[] = [];
+    let text = '';
+    const reading = (async () => {
+      for await (const d of deliveries) {
+        if ('lagged' in d) throw d.lagged;
+        if ('delta' in d) {
+          expect(d.delta.index).toBe(text.length);
+          text += d.delta.text;
+          seen.push('delta');
+        } else seen.push('kind' in d.event ? `${d.event.kind} ${'change' in d.event ? d.event.change : d.event.status}` : d.event.status);
+      }
+    })();
+    await until(async () => opened && text.length > 0);
+    stream.push(' world');
+    await finish(run, leaseToken, 'Hello world', stream);
+    await reading;
+    expect(seen.filter((s, i) => s !== 'delta' || seen[i - 1] !== 'delta')).toEqual([
+      'step in_progress',
+      'message created',
+      'delta',
+      'message completed',
+      'step completed',
+      'completed',
+    ]);
+    expect(text).toBe('Hello world');
   });
 
   it('a cancel mid-stream leaves the message INCOMPLETE with the text so far, then the run CANCELLED', async () => {

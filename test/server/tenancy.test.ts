@@ -102,6 +102,20 @@ const PROBES: Probe[] = [
     foreign: () => ({ t: A.thread, r: A.run, s: A.step }),
     missing: () => ({ t: nowhere.thread, r: nowhere.run, s: nowhere.step }),
   },
+  {
+    name: 'message',
+    kind: 'query',
+    query: 'query($t: ID!, $m: ID!) { message(threadId: $t, messageId: $m) { id text } }',
+    foreign: () => ({ t: A.thread, m: A.message }),
+    missing: () => ({ t: nowhere.thread, m: nowhere.message }),
+  },
+  {
+    name: "message (A's message through B's thread)",
+    kind: 'query',
+    query: 'query($t: ID!, $m: ID!) { message(threadId: $t, messageId: $m) { id text } }',
+    foreign: () => ({ t: B.thread, m: A.message }),
+    missing: () => ({ t: B.thread, m: nowhere.message }),
+  },
   ...(['assistant', 'thread', 'message', 'run', 'step'] as const).map((kind): Probe => ({
     name: `node (${kind})`,
     kind: 'query',
@@ -159,6 +173,62 @@ const PROBES: Probe[] = [
       toolOutputs: [{ toolCallId: "call_1", output: "from B" }]) { id } }`,
     foreign: () => ({ t: A.thread, r: A.run }),
     missing: () => ({ t: nowhere.thread, r: nowhere.run }),
+  },
+  {
+    name: 'modifyAssistant',
+    kind: 'mutation',
+    query: 'mutation($a: ID!) { modifyAssistant(assistantId: $a, input: { instructions: "from B", metadata: { owner: "B" } }) { id } }',
+    foreign: () => ({ a: A.assistant }),
+    missing: () => ({ a: nowhere.assistant }),
+  },
+  {
+    name: 'deleteAssistant',
+    kind: 'mutation',
+    query: 'mutation($a: ID!) { deleteAssistant(assistantId: $a) { id deleted } }',
+    foreign: () => ({ a: A.assistant }),
+    missing: () => ({ a: nowhere.assistant }),
+  },
+  {
+    name: 'modifyThread',
+    kind: 'mutation',
+    query: 'mutation($t: ID!) { modifyThread(threadId: $t, metadata: { owner: "B" }) { id } }',
+    foreign: () => ({ t: A.thread }),
+    missing: () => ({ t: nowhere.thread }),
+  },
+  {
+    name: 'deleteThread',
+    kind: 'mutation',
+    query: 'mutation($t: ID!) { deleteThread(threadId: $t) { id deleted } }',
+    foreign: () => ({ t: A.thread }),
+    missing: () => ({ t: nowhere.thread }),
+  },
+  {
+    name: 'modifyMessage',
+    kind: 'mutation',
+    query: 'mutation($t: ID!, $m: ID!) { modifyMessage(threadId: $t, messageId: $m, metadata: { owner: "B" }) { id } }',
+    foreign: () => ({ t: A.thread, m: A.message }),
+    missing: () => ({ t: nowhere.thread, m: nowhere.message }),
+  },
+  {
+    name: "modifyMessage (A's message through B's thread)",
+    kind: 'mutation',
+    query: 'mutation($t: ID!, $m: ID!) { modifyMessage(threadId: $t, messageId: $m, metadata: { owner: "B" }) { id } }',
+    foreign: () => ({ t: B.thread, m: A.message }),
+    missing: () => ({ t: B.thread, m: nowhere.message }),
+  },
+  {
+    name: 'deleteMessage',
+    kind: 'mutation',
+    query: 'mutation($t: ID!, $m: ID!) { deleteMessage(threadId: $t, messageId: $m) { id deleted } }',
+    foreign: () => ({ t: A.thread, m: A.message }),
+    missing: () => ({ t: nowhere.thread, m: nowhere.message }),
+  },
+  {
+    name: "deleteMessage (A's message through B's thread)",
+    kind: 'mutation',
+    query: 'mutation($t: ID!, $m: ID!) { deleteMessage(threadId: $t, messageId: $m) { id deleted } }',
+    foreign: () => ({ t: B.thread, m: A.message }),
+    missing: () => ({ t: B.thread, m: nowhere.message }),
   },
   {
     name: 'runStatusChanged',
@@ -266,8 +336,8 @@ describe.each(transports)('across projects over $name', (transport) => {
 
   it.each(PROBES.filter((p) => p.kind !== 'mutation'))('$name: project A itself does reach its objects', async (probe) => {
     const mine = await transport.run(KEY_A, probe, probe.foreign());
-    const alsoMine = probe.name.includes("B's thread"); // A's run is not in B's thread, for A either
-    if (alsoMine) return expect(mine.data).toEqual({ run: null });
+    const alsoMine = probe.name.includes("B's thread"); // A's run (or message) is not in B's thread, for A either
+    if (alsoMine) return expect(mine.data).toEqual({ [probe.name.split(' ')[0]!]: null });
     expect(mine.errors).toBeUndefined();
     expect(Object.values(mine.data!)[0]).not.toBeNull();
   });
@@ -285,6 +355,15 @@ describe('after every attempt of project B', () => {
     expect(data.run.steps.edges).toEqual([{ node: { status: 'IN_PROGRESS' } }]);
     expect(data.thread.messages.edges).toEqual([{ node: { text: 'a secret of project A' } }]);
     expect(data.thread.runs.edges).toEqual([{ node: { id: A.run } }]);
+  });
+
+  it("left project A's assistant and the metadata of its thread and message as they were", async () => {
+    const data = await a.ok(
+      `query($a: ID!, $t: ID!, $m: ID!) { assistant(id: $a) { instructions metadata } thread(id: $t) { metadata }
+        message(threadId: $t, messageId: $m) { metadata } }`,
+      { a: A.assistant, t: A.thread, m: A.message },
+    );
+    expect(data).toEqual({ assistant: { instructions: 'Be brief.', metadata: {} }, thread: { metadata: {} }, message: { metadata: {} } });
   });
 
   it("never delivers project A's events to project B's subscriptions", async () => {

@@ -181,3 +181,14 @@ export async function eventually(predicate: () => boolean, timeoutMs = 5000): Pr
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** Polls the async `check` until it answers something (not undefined), failing after `timeoutMs`. */
+export async function until<T>(check: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

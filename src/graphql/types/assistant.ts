@@ -1,13 +1,14 @@
 import type { AssistantRow } from '../../db/schema.js';
-import { counted, countedJson } from '../answer-budget.js';
+import { checkAnswerBudget, counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
+import { inOrderOf } from '../global-ids.js';
 import { assistantDescriptionSchema, assistantNameSchema, instructionsSchema, modelSchema } from '../../domain/input-rules.js';
-import { idempotencyKeyArgs, metadataArg, ToolInput, ToolRef, toolsArgValidation, toTools } from './common.js';
+import { DeletionRef, idempotencyKeyArgs, metadataArg, orderArg, ToolInput, ToolRef, toolsArgValidation, toTools } from './common.js';
 
 export const AssistantRef = builder.node(builder.objectRef<AssistantRow>('Assistant'), {
   id: { resolve: (a) => a.id },
-  // Assistants never change: each is read once per process (see findAssistant), one statement at most.
-  loadOne: (id, ctx) => ctx.assistants.get(ctx.projectId, id),
+  // Read as they are now (another process may have modified them): one statement for all.
+  loadMany: async (ids, ctx) => inOrderOf(ids, await ctx.assistants.manyInProject(ctx.projectId, ids)),
   fields: (t) => ({
     object: t.string({ resolve: () => 'assistant' }),
     createdAt: t.exposeInt('createdAt'),
@@ -20,6 +21,8 @@ export const AssistantRef = builder.node(builder.objectRef<AssistantRow>('Assist
   }),
 });
 
+const AssistantConnection = builder.connectionObject({ type: AssistantRef, name: 'AssistantConnection' });
+
 const CreateAssistantInput = builder.inputType('CreateAssistantInput', {
   fields: (t) => ({
     model: t.string({ required: true, validate: { schema: modelSchema } }),
@@ -31,6 +34,21 @@ const CreateAssistantInput = builder.inputType('CreateAssistantInput', {
   }),
 });
 
+const ModifyAssistantInput = builder.inputType('ModifyAssistantInput', {
+  description:
+    "The fields to change, validated as createAssistant's: a field left out stays as it is; null clears name, description and instructions, and leaves no tools or no metadata. metadata replaces the old metadata whole.",
+  fields: (t) => ({
+    model: t.string({ validate: { schema: modelSchema } }),
+    name: t.string({ validate: { schema: assistantNameSchema } }),
+    description: t.string({ validate: { schema: assistantDescriptionSchema } }),
+    instructions: t.string({ validate: { schema: instructionsSchema } }),
+    tools: t.field({ type: [ToolInput], validate: toolsArgValidation }),
+    metadata: t.field({ type: 'JSONObject', validate: metadataArg }),
+  }),
+  // An assistant always has a model: null is no change the input could mean.
+  validate: [(input) => input.model !== null, { message: 'must not be null (leave it out to keep the model)', path: ['model'] }],
+});
+
 builder.queryFields((t) => ({
   assistant: t.field({
     type: AssistantRef,
@@ -38,6 +56,15 @@ builder.queryFields((t) => ({
     args: { id: t.arg.id({ required: true }) },
     resolve: (_, { id }, ctx) => ctx.assistants.get(ctx.projectId, String(id)),
   }),
+  assistants: t.connection(
+    {
+      type: AssistantRef,
+      description: "A page of your project's assistants, newest first unless order is ASC.",
+      args: orderArg('desc'),
+      resolve: (_, args, ctx) => (checkAnswerBudget(ctx), ctx.assistants.page(ctx.projectId, args)),
+    },
+    AssistantConnection,
+  ),
 }));
 
 builder.mutationFields((t) => ({
@@ -57,5 +84,25 @@ builder.mutationFields((t) => ({
         },
         idempotencyKey,
       ),
+  }),
+  modifyAssistant: t.field({
+    type: AssistantRef,
+    description: 'Changes the fields given; runs made before keep what they were made with.',
+    args: { assistantId: t.arg.id({ required: true }), input: t.arg({ type: ModifyAssistantInput, required: true }) },
+    resolve: (_, { assistantId, input }, ctx) =>
+      ctx.assistants.modify(ctx.projectId, String(assistantId), {
+        model: input.model ?? undefined,
+        name: input.name,
+        description: input.description,
+        instructions: input.instructions,
+        tools: input.tools === undefined ? undefined : toTools(input.tools),
+        metadata: input.metadata as Record<string, string> | null | undefined,
+      }),
+  }),
+  deleteAssistant: t.field({
+    type: DeletionRef,
+    description: 'Deletes the assistant. Its runs, and the threads they ran on, stay and keep working, with its id as their assistantId.',
+    args: { assistantId: t.arg.id({ required: true }) },
+    resolve: (_, { assistantId }, ctx) => ctx.assistants.delete(ctx.projectId, String(assistantId)),
   }),
 }));

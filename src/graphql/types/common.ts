@@ -1,4 +1,5 @@
-/** Shared GraphQL types: sort order, tools and the run's option objects. */
+/** Shared GraphQL types: sort order, tools, the run's option objects and the deletion status. */
+import type { Deletion } from '../../domain/deletion.js';
 import type { FunctionDefinition, Tool } from '../../domain/run.js';
 import { counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
@@ -98,3 +99,13 @@ export function toTools(
     },
   }));
 }
+
+/** What the delete mutations answer: the Assistants API's deletion status. */
+export const DeletionRef = builder.objectRef<Deletion>('Deletion').implement({
+  description: "A delete's answer, as the Assistants API's deletion status: the id deleted, and `deleted: true`.",
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    object: t.exposeString('object', { description: '`assistant.deleted`, `thread.deleted` or `thread.message.deleted`.' }),
+    deleted: t.exposeBoolean('deleted'),
+  }),
+});

@@ -1,9 +1,9 @@
 import type { MessageRow } from '../../db/schema.js';
 import { counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
-import { messageContentSchema } from '../../domain/input-rules.js';
+import { messageContentSchema, metadataSchema } from '../../domain/input-rules.js';
 import { inOrderOf } from '../global-ids.js';
-import { idempotencyKeyArgs, metadataArg } from './common.js';
+import { DeletionRef, idempotencyKeyArgs, metadataArg } from './common.js';
 
 export const MessageRole = builder.enumType('MessageRole', {
   values: { USER: { value: 'user' }, ASSISTANT: { value: 'assistant' } } as const,
@@ -43,6 +43,16 @@ export const CreateMessageInput = builder.inputType('CreateMessageInput', {
   }),
 });
 
+builder.queryFields((t) => ({
+  message: t.field({
+    type: MessageRef,
+    nullable: true,
+    description: 'The message, or null when the thread has no such message.',
+    args: { threadId: t.arg.id({ required: true }), messageId: t.arg.id({ required: true }) },
+    resolve: (_, { threadId, messageId }, ctx) => ctx.threads.getThreadMessage(ctx.projectId, String(threadId), String(messageId)),
+  }),
+}));
+
 builder.mutationFields((t) => ({
   createMessage: t.field({
     type: MessageRef,
@@ -63,5 +73,23 @@ builder.mutationFields((t) => ({
         },
         idempotencyKey,
       ),
+  }),
+  modifyMessage: t.field({
+    type: MessageRef,
+    description: "Replaces the message's metadata; allowed in every status.",
+    args: {
+      threadId: t.arg.id({ required: true }),
+      messageId: t.arg.id({ required: true }),
+      metadata: t.arg({ type: 'JSONObject', required: true, validate: { schema: metadataSchema } }),
+    },
+    resolve: (_, { threadId, messageId, metadata }, ctx) =>
+      ctx.threads.modifyMessage(ctx.projectId, String(threadId), String(messageId), { metadata: metadata as Record<string, string> }),
+  }),
+  deleteMessage: t.field({
+    type: DeletionRef,
+    description:
+      'Deletes the message. Fails with MESSAGE_IN_PROGRESS while its run writes it, and with THREAD_HAS_ACTIVE_RUN while the thread has an active run.',
+    args: { threadId: t.arg.id({ required: true }), messageId: t.arg.id({ required: true }) },
+    resolve: (_, { threadId, messageId }, ctx) => ctx.threads.deleteMessage(ctx.projectId, String(threadId), String(messageId)),
   }),
 }));

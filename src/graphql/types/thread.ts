@@ -3,7 +3,8 @@ import type { CreateThreadInput as CreateThreadUseCase } from '../../threads/thr
 import { checkAnswerBudget, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
 import { inOrderOf } from '../global-ids.js';
-import { idempotencyKeyArgs, metadataArg, orderArg } from './common.js';
+import { metadataSchema } from '../../domain/input-rules.js';
+import { DeletionRef, idempotencyKeyArgs, metadataArg, orderArg } from './common.js';
 import { CreateMessageInput, MessageConnection, MessageRef } from './message.js';
 import { RunConnection, runListArgs, runOptionFields, RunRef, toRunOptions } from './run.js';
 
@@ -18,8 +19,11 @@ export const ThreadRef = builder.node(builder.objectRef<ThreadRow>('Thread'), {
       {
         type: MessageRef,
         description: 'Newest first unless order is ASC.',
-        args: orderArg('desc'),
-        resolve: (thread, args, ctx) => (checkAnswerBudget(ctx), ctx.threads.listMessages(thread.id, args)),
+        args: { ...orderArg('desc'), runId: t.arg.id({ description: 'Only the messages this run wrote.' }) },
+        resolve: (thread, { runId, ...args }, ctx) => (
+          checkAnswerBudget(ctx),
+          ctx.threads.listMessages(thread.id, { ...args, runId: runId == null ? null : String(runId) })
+        ),
       },
       MessageConnection,
     ),
@@ -63,6 +67,23 @@ builder.mutationFields((t) => ({
     type: ThreadRef,
     args: { input: t.arg({ type: CreateThreadInput }), ...idempotencyKeyArgs },
     resolve: (_, { input, idempotencyKey }, ctx) => ctx.threads.create(ctx.projectId, toCreateThread(input), idempotencyKey),
+  }),
+  modifyThread: t.field({
+    type: ThreadRef,
+    description: "Replaces the thread's metadata; allowed while a run is active.",
+    args: {
+      threadId: t.arg.id({ required: true }),
+      metadata: t.arg({ type: 'JSONObject', required: true, validate: { schema: metadataSchema } }),
+    },
+    resolve: (_, { threadId, metadata }, ctx) =>
+      ctx.threads.modify(ctx.projectId, String(threadId), { metadata: metadata as Record<string, string> }),
+  }),
+  deleteThread: t.field({
+    type: DeletionRef,
+    description:
+      'Deletes the thread with its messages, runs, steps and events. Fails with THREAD_HAS_ACTIVE_RUN while a run is active: cancel it (or let it end) first.',
+    args: { threadId: t.arg.id({ required: true }) },
+    resolve: (_, { threadId }, ctx) => ctx.threads.delete(ctx.projectId, String(threadId)),
   }),
   createThreadAndRun: t.field({
     type: RunRef,

@@ -5,7 +5,7 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../../db/client.js';
 import { jsonParam } from '../../db/json-param.js';
-import { ACTIVE_STATUS_LIST, idempotencyKeys, messages, runs, threads, type RunRow } from '../../db/schema.js';
+import { ACTIVE_STATUS_LIST, assistants, idempotencyKeys, messages, runs, threads, type RunRow } from '../../db/schema.js';
 import type { Metadata, ResponseFormat, RunStatusEvent, Tool, ToolChoice, TruncationStrategy } from '../../domain/run.js';
 import { changedRunsWithEvents, withEvents, type AnnounceEvents } from './changes.js';
 
@@ -15,6 +15,8 @@ export interface NewRun {
   projectId: string;
   threadId: string;
   assistantId: string;
+  /** The assistant's revision the run was made from: the run is made only while it is the assistant's. */
+  assistantRevision: number;
   createdAt: number;
   expiresAt: number;
   model: string;
@@ -41,7 +43,7 @@ export interface NewRun {
  * array (snake_case keys, see newRunRecord), in these SQL types.
  */
 const NEW_RUN_COLUMNS =
-  'id text, project_id text, thread_id text, assistant_id text, created_at bigint, expires_at bigint, model text, ' +
+  'id text, project_id text, thread_id text, assistant_id text, assistant_revision integer, created_at bigint, expires_at bigint, model text, ' +
   'instructions text, additional_instructions text, tools jsonb, metadata jsonb, temperature float8, top_p float8, ' +
   'max_prompt_tokens integer, max_completion_tokens integer, truncation_strategy jsonb, tool_choice jsonb, ' +
   'parallel_tool_calls boolean, response_format jsonb, messages jsonb, idempotency_key text, fingerprint text';
@@ -52,6 +54,7 @@ function newRunRecord(run: NewRun) {
     project_id: run.projectId,
     thread_id: run.threadId,
     assistant_id: run.assistantId,
+    assistant_revision: run.assistantRevision,
     created_at: run.createdAt,
     expires_at: run.expiresAt,
     model: run.model,
@@ -83,7 +86,9 @@ function newRunRecord(run: NewRun) {
  * notification for every run created meanwhile (the service batches them).
  *
  * Returns the runs created: not those whose thread does not exist in their project, nor
- * those whose thread has an active run. Give it one run per thread, in thread id order:
+ * those whose thread has an active run, nor those whose assistant is no longer at the
+ * revision the run was made from (modified or deleted since it was read: the caller
+ * reads it again). Give it one run per thread, in thread id order:
  * threads are then locked in that order, so two gateways' statements do not deadlock.
  * Two runs racing on one thread in two statements are still stopped by the
  * runs_one_active_per_thread index, which fails the whole statement (the service then
@@ -126,6 +131,8 @@ function createRunsQuery(db: Db, announce: AnnounceEvents) {
           eq(threads.projectId, sql`r.project_id`),
           // A thread busy with a run gets none: that run alone fails, not the batch.
           sql`not exists (select 1 from ${runs} where ${runs.threadId} = ${threads.id} and ${runs.status} in (${sql.raw(ACTIVE_STATUS_LIST)}))`,
+          // Nor does a run made from an assistant that has changed or gone since.
+          sql`exists (select 1 from ${assistants} where ${assistants.id} = r.assistant_id and ${assistants.projectId} = r.project_id and ${assistants.revision} = r.assistant_revision)`,
         ),
       )
       .returning({ id: threads.id, projectId: threads.projectId, runCount: threads.runCount }),

@@ -21,20 +21,18 @@ export interface BodyRefusal {
   message: string;
 }
 
+const refused = (code: ErrorCode, message: string): BodyRefusal => ({ code, message });
+
 /** The refusal of a POST whose body is not acceptable, or undefined. */
 export function bodyLimits(maxBodyBytes: number) {
   return function refusal(req: IncomingMessage): BodyRefusal | undefined {
     if (req.method !== 'POST') return undefined;
     const length = req.headers['content-length'];
-    // A body of unknown length could be endless: GraphQL clients always send one.
-    if (length === undefined) return { code: 'LENGTH_REQUIRED', message: 'A Content-Length header is required.' };
-    if (Number(length) > maxBodyBytes) {
-      return { code: 'PAYLOAD_TOO_LARGE', message: `Request bodies are limited to ${maxBodyBytes} bytes.` };
-    }
+    // A body of unknown length could be endless: GraphQL and OpenAI clients always send one.
+    if (length === undefined) return refused('LENGTH_REQUIRED', 'A Content-Length header is required.');
+    if (Number(length) > maxBodyBytes) return refused('PAYLOAD_TOO_LARGE', `Request bodies are limited to ${maxBodyBytes} bytes.`);
     const charset = foreignCharset(req.headers['content-type']);
-    if (charset !== undefined) {
-      return { code: 'UNSUPPORTED_MEDIA_TYPE', message: `Request bodies must be UTF-8, not '${charset.slice(0, 40)}'.` };
-    }
+    if (charset !== undefined) return refused('UNSUPPORTED_MEDIA_TYPE', `Request bodies must be UTF-8, not '${charset.slice(0, 40)}'.`);
     return undefined;
   };
 }

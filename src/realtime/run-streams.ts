@@ -172,17 +172,15 @@ export async function threadRunsStream(
   threadId: string,
   after?: string | null,
 ): Promise<AsyncIterableIterator<Delivery>> {
+  const resumeFrom = after != null ? decodeEventCursor(after) : undefined;
+  const thread = await deps.threads.get(deps.projectId, threadId);
+  if (!thread) throw new NotFoundError('thread', threadId);
+  // Without a cursor, the stream starts where the thread is when it is read, and that read
+  // comes before the live subscription opens: whatever happens after it is then either in
+  // history (the first catch-up below) or heard live. Read after subscribing, it could
+  // already include events the queue holds, which would be skipped as seen and never sent.
+  let position: ThreadPosition = resumeFrom ?? (await deps.history.lastThreadPosition(threadId));
   const live = deps.bus.subscribe(`thread:${threadId}`);
-  let position: ThreadPosition;
-  try {
-    const resumeFrom = after != null ? decodeEventCursor(after) : undefined;
-    const thread = await deps.threads.get(deps.projectId, threadId);
-    if (!thread) throw new NotFoundError('thread', threadId);
-    position = resumeFrom ?? (await deps.history.lastThreadPosition(threadId));
-  } catch (error) {
-    live.close();
-    throw error;
-  }
 
   // Whether the event at `position` ended its run: then the thread's next event can only
   // be the next run's first.

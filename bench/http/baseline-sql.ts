@@ -5,21 +5,6 @@
  * instead of quietly comparing two different queries.
  */
 
-/** Whether the thread is in the project (the check before listing its runs). */
-export const THREAD_IN_PROJECT = `select "id" from "threads" where ("threads"."id" = $1 and "threads"."project_id" = $2)`;
-
-/** A thread's newest runs, every column: $1 thread id, $2 page size + 1. */
-export const FIRST_RUNS_DESC =
-  `select "id", "project_id", "thread_id", "assistant_id", "created_at", "thread_seq", "status", "previous_status", ` +
-  `"version", "required_action", "last_error", "expires_at", "started_at", "cancelled_at", "failed_at", "completed_at", ` +
-  `"incomplete_details", "model", "instructions", "additional_instructions", "tools", "metadata", "usage", "temperature", ` +
-  `"top_p", "max_prompt_tokens", "max_completion_tokens", "truncation_strategy", "tool_choice", "parallel_tool_calls", ` +
-  `"response_format", "worker_id", "lease_token", "lease_expires_at" from "runs" where "runs"."thread_id" = $1 ` +
-  `order by "runs"."id" desc limit $2`;
-
-/** runs(threadId, first): the statements, in the order they are sent. */
-export const RUNS_PAGE = [THREAD_IN_PROJECT, FIRST_RUNS_DESC] as const;
-
 /** Every column of a run, in the table's order. */
 const RUN_COLUMNS = [
   'id',
@@ -71,6 +56,9 @@ export const FIRST_RUNS_OF_THREAD_DESC =
   `select ${columns('page')} from "threads" left join lateral (select ${columns()} from "runs" ` +
   `where "runs"."thread_id" = "threads"."id" order by "runs"."id" desc limit $1) "page" on true ` +
   `where ("threads"."id" = $2 and "threads"."project_id" = $3) order by "page"."id" desc`;
+
+/** runs(threadId, first): the statements, in the order they are sent (one: the thread joined to its page). */
+export const RUNS_PAGE = [FIRST_RUNS_OF_THREAD_DESC] as const;
 
 /** The REST reads' statements, each in the order they are sent when the run or thread exists. */
 export const REST_STATEMENTS = {

@@ -69,12 +69,7 @@ export class ThreadService {
     const request = idempotentRequest(projectId, idempotencyKey, 'createMessage', { threadId, input });
     const create = () =>
       db.transaction(async (tx) => {
-        const [thread] = await tx
-          .select({ id: threads.id })
-          .from(threads)
-          .where(and(eq(threads.id, threadId), eq(threads.projectId, projectId)))
-          .for('share');
-        if (!thread) throw new NotFoundError('thread', threadId);
+        await lockThread(tx, projectId, threadId, 'share');
         const active = await findActiveRunId(tx, threadId);
         if (active) throw new ThreadHasActiveRunError(threadId, active);
         const [row] = await tx
@@ -151,12 +146,7 @@ export class ThreadService {
   async delete(projectId: string, threadId: string): Promise<Deletion<'thread.deleted'>> {
     await this.deps.db.transaction(async (tx) => {
       // The update lock waits for a createRun or createMessage under way, and holds the next off.
-      const [thread] = await tx
-        .select({ id: threads.id })
-        .from(threads)
-        .where(and(eq(threads.id, threadId), eq(threads.projectId, projectId)))
-        .for('update');
-      if (!thread) throw new NotFoundError('thread', threadId);
+      await lockThread(tx, projectId, threadId, 'update');
       const active = await findActiveRunId(tx, threadId);
       if (active) throw new ThreadHasActiveRunError(threadId, active, 'deleting the thread');
       await forgetResults(
@@ -193,12 +183,7 @@ export class ThreadService {
   async deleteMessage(projectId: string, threadId: string, messageId: string): Promise<Deletion<'thread.message.deleted'>> {
     await this.deps.db.transaction(async (tx) => {
       // As createMessage: the share lock keeps a new run off the thread meanwhile.
-      const [thread] = await tx
-        .select({ id: threads.id })
-        .from(threads)
-        .where(and(eq(threads.id, threadId), eq(threads.projectId, projectId)))
-        .for('share');
-      if (!thread) throw new NotFoundError('thread', threadId);
+      await lockThread(tx, projectId, threadId, 'share');
       const [message] = await tx
         .select({ status: messages.status, runId: messages.runId })
         .from(messages)
@@ -312,6 +297,19 @@ export async function insertThread(tx: Tx, projectId: string, now: number, input
 }
 
 /** Whether the thread exists in this project. */
+/**
+ * Locks the project's thread for the rest of the transaction, or NOT_FOUND: `share` keeps a
+ * new run off it (and waits for one being made), `update` holds off every other write.
+ */
+async function lockThread(tx: Tx, projectId: string, threadId: string, mode: 'share' | 'update'): Promise<void> {
+  const [thread] = await tx
+    .select({ id: threads.id })
+    .from(threads)
+    .where(and(eq(threads.id, threadId), eq(threads.projectId, projectId)))
+    .for(mode);
+  if (!thread) throw new NotFoundError('thread', threadId);
+}
+
 export async function threadExists(ex: Executor, projectId: string, id: string): Promise<boolean> {
   return (await threadIdInProject(ex).execute({ id, projectId })).length > 0;
 }

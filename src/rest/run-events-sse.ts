@@ -31,7 +31,7 @@ import type { RunCommands, RunHistory } from '../runs/index.js';
 import type { ThreadService } from '../threads/thread-service.js';
 import { errorAnswer } from './errors.js';
 import { EventStreamResponse } from './sse.js';
-import { endsStream, streamEventsOf, type StreamReads } from './stream-events.js';
+import { endsStream, messageCreationStep, messageCreationStepEvents, streamEventsOf, type StreamContext } from './stream-events.js';
 import { threadObject } from './wire.js';
 
 /** What a streamed answer reads the run's events with. */
@@ -81,14 +81,19 @@ async function open(
   const after = encodeContentCursor({ threadSeq: run.threadSeq, version, sub: 0 });
   const deps = { ...services, projectId: caller.projectId };
   const deliveries = await runContentStream(deps, run.threadId, run.id, after);
-  return new RunEventStream(deliveries, services.history, opening);
+  return new RunEventStream(deliveries, { reads: services.history, assistantId: run.assistantId }, opening);
 }
+
+type Next = IteratorResult<ContentDelivery | Lagged>;
 
 /** A streamed answer: the run's events, once the response is handed to it. */
 export class RunEventStream {
+  /** The delivery after the one being sent, when it was looked at before its turn. */
+  private ahead: Promise<Next> | undefined;
+
   constructor(
     private readonly deliveries: AsyncIterableIterator<ContentDelivery | Lagged>,
-    private readonly reads: StreamReads,
+    private readonly context: StreamContext,
     private readonly opening: readonly AssistantStreamEvent[],
   ) {}
 
@@ -102,11 +107,11 @@ export class RunEventStream {
       for (;;) {
         await sse.room();
         if (sse.closed) return;
-        const next = await this.deliveries.next();
+        const next = await this.next();
         if (next.done || sse.closed) return; // the client hung up
         const delivery = next.value;
         if ('lagged' in delivery) return void writeError(sse, delivery.lagged);
-        for (const event of await streamEventsOf(delivery, this.reads)) write(sse, event);
+        for (const event of await this.eventsOf(delivery)) write(sse, event);
         if (endsStream(delivery)) break;
       }
       sse.send('done', '[DONE]');
@@ -117,6 +122,40 @@ export class RunEventStream {
       sse.end();
     }
   }
+
+  private next(): Promise<Next> {
+    const next = this.ahead ?? this.deliveries.next();
+    this.ahead = undefined;
+    return next;
+  }
+
+  /**
+   * A delivery's events. A step begun is looked at with the delivery after it when that
+   * one is already there (they came in one notification): a message-creation step and its
+   * message are then sent from their events alone, with no read before the first delta.
+   */
+  private async eventsOf(delivery: ContentDelivery): Promise<AssistantStreamEvent[]> {
+    if ('event' in delivery && 'kind' in delivery.event && delivery.event.kind === 'step' && delivery.event.status === 'in_progress') {
+      const ahead = this.deliveries.next();
+      this.ahead = ahead;
+      const following = await promptly(ahead);
+      const message = following && !following.done && !('lagged' in following.value) ? following.value : undefined;
+      const pair = message && messageCreationStep(delivery, message);
+      if (message && pair) {
+        this.ahead = undefined;
+        return [
+          ...messageCreationStepEvents(pair.step, pair.message, this.context.assistantId),
+          ...(await streamEventsOf(message, this.context)),
+        ];
+      }
+    }
+    return streamEventsOf(delivery, this.context);
+  }
+}
+
+/** `promise`'s result if it settles before the event loop turns; undefined if it is still pending. */
+function promptly<T>(promise: Promise<T>): Promise<T | undefined> {
+  return Promise.race([promise, new Promise<undefined>((resolve) => setImmediate(() => resolve(undefined)))]);
 }
 
 function write(sse: EventStreamResponse, { event, data }: AssistantStreamEvent): void {

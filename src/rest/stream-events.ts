@@ -30,13 +30,61 @@ import { messageObject, runObject, runStepObject } from './wire.js';
 /** The reads an event's object needs (shared by every subscriber of the event, as GraphQL's are). */
 export type StreamReads = Pick<RunHistory, 'runForEvent' | 'message' | 'step'>;
 
+/**
+ * What the events of one run's stream are made with: the reads, and what never changes of
+ * the run (its assistant), which a message or step begun by it carries.
+ */
+export interface StreamContext {
+  reads: StreamReads;
+  assistantId: string;
+}
+
 /** The stream events of one delivery, in the order the API sends them. */
-export async function streamEventsOf(delivery: ContentDelivery, reads: StreamReads): Promise<AssistantStreamEvent[]> {
+export async function streamEventsOf(delivery: ContentDelivery, context: StreamContext): Promise<AssistantStreamEvent[]> {
   if ('delta' in delivery) return [{ event: 'thread.message.delta', data: messageDelta(delivery.delta) }];
   const { event } = delivery;
-  if (!('kind' in event)) return runEvents(event, 'run' in delivery ? delivery.run : undefined, reads);
-  if (event.kind === 'message') return messageEvents(event, 'message' in delivery ? delivery.message : undefined, reads);
-  return stepEvents(event, reads);
+  if (!('kind' in event)) return runEvents(event, 'run' in delivery ? delivery.run : undefined, context.reads);
+  if (event.kind === 'message') return messageEvents(event, 'message' in delivery ? delivery.message : undefined, context);
+  return stepEvents(event, context.reads);
+}
+
+/**
+ * A step begun whose message is the next event: the run began writing a message, and
+ * recorded its message-creation step and the message together (runs/sql/items.ts), one
+ * position apart. Such a step's object is known from the message's event, without a read:
+ * this is the first thing a streamed answer sends, and its first delta waits for it.
+ */
+export function messageCreationStep(step: ContentDelivery, next: ContentDelivery): { step: StepEvent; message: MessageEvent } | undefined {
+  if (!('event' in step) || !('event' in next)) return undefined;
+  const [s, m] = [step.event, next.event];
+  if (!('kind' in s) || s.kind !== 'step' || s.status !== 'in_progress') return undefined;
+  if (!('kind' in m) || m.kind !== 'message' || m.change !== 'created') return undefined;
+  const adjacent = m.runId === s.runId && m.version === s.version && m.sub === s.sub + 1;
+  return adjacent ? { step: s, message: m } : undefined;
+}
+
+/** The events of a message-creation step begun (see {@link messageCreationStep}). */
+export function messageCreationStepEvents(step: StepEvent, message: MessageEvent, assistantId: string): AssistantStreamEvent[] {
+  const data = runStepObject({
+    id: step.stepId,
+    runId: step.runId,
+    threadId: step.threadId,
+    assistantId,
+    createdAt: step.at,
+    type: 'message_creation',
+    status: 'in_progress',
+    stepDetails: { type: 'message_creation', messageCreation: { messageId: message.messageId } },
+    lastError: null,
+    completedAt: null,
+    cancelledAt: null,
+    failedAt: null,
+    expiredAt: null,
+    usage: null,
+  });
+  return [
+    { event: 'thread.run.step.created', data },
+    { event: 'thread.run.step.in_progress', data },
+  ];
 }
 
 /** Whether the API's stream of a run ends after this delivery: the run ended, or waits for tool outputs. */
@@ -58,18 +106,38 @@ async function runEvents(event: RunStatusEvent, run: RunRow | undefined, reads: 
   return [{ event: `thread.run.${event.status}`, data }];
 }
 
-async function messageEvents(event: MessageEvent, message: MessageRow | undefined, reads: StreamReads): Promise<AssistantStreamEvent[]> {
-  const ended = event.change !== 'created';
+async function messageEvents(
+  event: MessageEvent,
+  message: MessageRow | undefined,
+  context: StreamContext,
+): Promise<AssistantStreamEvent[]> {
+  if (event.change === 'created') {
+    // A message begun is all in its event: the run's assistant writes it, empty so far, with no metadata.
+    const data = { ...messageObject(messageBegun(event, context.assistantId)), content: [] };
+    return [
+      { event: 'thread.message.created', data },
+      { event: 'thread.message.in_progress', data },
+    ];
+  }
   // A row read for an end shows that end, with all its text (a shared read may predate it).
-  const row = message ?? (await reads.message(event.messageId, (m) => !ended || m.status !== 'in_progress'));
+  const row = message ?? (await context.reads.message(event.messageId, (m) => m.status !== 'in_progress'));
   if (!row) throw new Error(`message ${event.messageId} vanished`);
-  if (event.change !== 'created')
-    return [{ event: `thread.message.${event.change}`, data: messageObject({ ...row, status: event.change }) }];
-  const data = { ...messageObject({ ...row, status: 'in_progress', content: '' }), content: [] };
-  return [
-    { event: 'thread.message.created', data },
-    { event: 'thread.message.in_progress', data },
-  ];
+  return [{ event: `thread.message.${event.change}`, data: messageObject({ ...row, status: event.change }) }];
+}
+
+/** The assistant message as its run began it (runs/sql/items.ts writes it so), before its text. */
+function messageBegun(event: MessageEvent, assistantId: string): MessageRow {
+  return {
+    id: event.messageId,
+    threadId: event.threadId,
+    createdAt: event.at,
+    role: 'assistant',
+    content: '',
+    status: 'in_progress',
+    runId: event.runId,
+    assistantId,
+    metadata: {},
+  };
 }
 
 async function stepEvents(event: StepEvent, reads: StreamReads): Promise<AssistantStreamEvent[]> {

@@ -129,6 +129,10 @@ describe('a streamed run, read raw', () => {
     expect(run).toMatchObject({ id: created.id, status: 'completed', usage: { total_tokens: expect.any(Number) } });
     expect(await getJson(`/threads/${threadId}/runs/${created.id}`)).toEqual(run);
     expect((await getJson(`/threads/${threadId}/messages`)).data.find((m: any) => m.id === message.id)).toEqual(completed);
+    // The step and the message as they began are the stored ones as they were then, every field.
+    const stored = await getJson(`/threads/${threadId}/runs/${created.id}/steps/${step.id}`);
+    expect(step).toEqual({ ...stored, status: 'in_progress', completed_at: null, usage: null });
+    expect(message).toEqual({ ...completed, status: 'in_progress', content: [] });
   });
 
   it('ends at requires_action; submitting the outputs with stream: true streams the same run on', async () => {

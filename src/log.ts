@@ -33,6 +33,17 @@ export function createLogger(options: { level?: string; destination?: Destinatio
 }
 
 /**
+ * Standard output, written without blocking: a line is handed to the kernel as soon as
+ * no write is under way, and lines logged meanwhile go together in the next one. Under
+ * load that is one write for many access lines instead of one blocking write each (the
+ * REST single-row read spent more on its access line's write than on its query); at rest,
+ * a line goes out at once. pino flushes what is left when the process exits.
+ */
+export function stdoutDestination(): DestinationStream {
+  return pino.destination({ dest: 1, sync: false });
+}
+
+/**
  * The logger for access lines: the same destination and level, without redaction. An
  * access line holds only what the server itself sets (request id, method, path, status,
  * time), never a header or a body, and redaction cost more than writing the line

@@ -1,11 +1,11 @@
 /** Entry point: the only module that reads the environment, listens, and exits. */
 import { buildApp } from './app.js';
 import { listenHost, loadConfig } from './config.js';
-import { createLogger } from './log.js';
+import { createLogger, stdoutDestination } from './log.js';
 import { GRAPHQL_PATH } from './server/server.js';
 
 const config = loadConfig();
-const logger = createLogger({ level: config.logLevel });
+const logger = createLogger({ level: config.logLevel, destination: stdoutDestination() });
 // A rejection nobody handled, or an exception nothing caught, leaves the process in a
 // state nobody planned for: log it and exit non-zero (the supervisor restarts the
 // process; another worker takes its runs over) rather than limp on.

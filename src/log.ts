@@ -33,14 +33,32 @@ export function createLogger(options: { level?: string; destination?: Destinatio
 }
 
 /**
- * Standard output, written without blocking: a line is handed to the kernel as soon as
- * no write is under way, and lines logged meanwhile go together in the next one. Under
- * load that is one write for many access lines instead of one blocking write each (the
- * REST single-row read spent more on its access line's write than on its query); at rest,
- * a line goes out at once. pino flushes what is left when the process exits.
+ * Standard output, written without blocking and in batches: the lines logged during one
+ * turn of the event loop (under load, the access lines of every request answered in it)
+ * are handed to the kernel together, in one write, when the turn ends. A write costs
+ * about the same whatever its length, and written one line at a time the access lines
+ * took about a tenth of a REST single-row read's CPU (a 30 s profile). Nothing waits
+ * for traffic to fill a buffer: a lone line goes out at the end of its turn. At exit,
+ * what is left is written synchronously. (`fd`: another descriptor than standard output.)
  */
-export function stdoutDestination(): DestinationStream {
-  return pino.destination({ dest: 1, sync: false });
+export function stdoutDestination(fd = 1): DestinationStream {
+  const out = pino.destination({ dest: fd, sync: false });
+  let batch = '';
+  const release = () => {
+    const lines = batch;
+    batch = '';
+    if (lines) out.write(lines);
+  };
+  process.once('exit', () => {
+    release();
+    out.flushSync();
+  });
+  return {
+    write(line: string) {
+      if (!batch) setImmediate(release);
+      batch += line;
+    },
+  };
 }
 
 /**

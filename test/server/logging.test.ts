@@ -1,9 +1,13 @@
 /** Structured logs: a request id on every request, and no secret (nor a client's data) in any line. */
+import { spawnSync } from 'node:child_process';
+import fs, { mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/log.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createLogger, stdoutDestination } from '../../src/log.js';
 import { createAssistant, createRun, createThread } from '../support/fixtures.js';
 import { eventually, startTestApp, type TestApp } from '../support/test-app.js';
 
@@ -120,5 +124,44 @@ describe('a failing statement', () => {
       expect(logged).toContain('refused by a trigger');
       expect(logged).not.toContain('tell-no-one');
     });
+  });
+});
+
+describe('standard output', () => {
+  it('gets the lines logged in one turn of the event loop in one write, in order, once the turn ends', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'runway-log-')), 'out.log');
+    const fd = openSync(file, 'w');
+    const log = createLogger({ destination: stdoutDestination(fd) });
+    const writes = vi.spyOn(fs, 'write');
+    try {
+      for (let i = 0; i < 100; i++) log.info({ i }, 'request');
+      expect(writes).not.toHaveBeenCalled();
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(writes).toHaveBeenCalledTimes(1);
+    } finally {
+      writes.mockRestore();
+    }
+    await eventually(() => readFileSync(file, 'utf8').split('\n').filter(Boolean).length === 100);
+    const written = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line).i);
+    expect(written).toEqual([...Array(100).keys()]);
+  });
+
+  it('loses no line when the process exits in the turn that logged it', () => {
+    const log = new URL('../../src/log.ts', import.meta.url).pathname;
+    const script = `import(${JSON.stringify(log)}).then(({ createLogger, stdoutDestination }) => {
+      const logger = createLogger({ destination: stdoutDestination() });
+      for (let i = 0; i < 1000; i++) logger.info({ i }, 'line');
+      process.exit(0);
+    });`;
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    expect(child.status).toBe(0);
+    const written = child.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line).i);
+    expect(written).toEqual([...Array(1000).keys()]);
   });
 });

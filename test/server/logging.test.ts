@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createLogger, stdoutDestination } from '../../src/log.js';
+import { createLogger, LOG_BATCH_MS, stdoutDestination } from '../../src/log.js';
 import { createAssistant, createRun, createThread } from '../support/fixtures.js';
 import { eventually, startTestApp, type TestApp } from '../support/test-app.js';
 
@@ -128,17 +128,23 @@ describe('a failing statement', () => {
 });
 
 describe('standard output', () => {
-  it('gets the lines logged in one turn of the event loop in one write, in order, once the turn ends', async () => {
+  it(`gets the lines logged within ${LOG_BATCH_MS} ms in one write, in order`, async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'runway-log-')), 'out.log');
-    const fd = openSync(file, 'w');
-    const log = createLogger({ destination: stdoutDestination(fd) });
+    const log = createLogger({ destination: stdoutDestination(openSync(file, 'w')) });
     const writes = vi.spyOn(fs, 'write');
+    // The batch's clock is the test's: lines logged over several turns of the loop, then its time is up.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     try {
-      for (let i = 0; i < 100; i++) log.info({ i }, 'request');
+      for (let i = 0; i < 100; i++) {
+        log.info({ i }, 'request');
+        if (i % 10 === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+      vi.advanceTimersByTime(LOG_BATCH_MS - 1);
       expect(writes).not.toHaveBeenCalled();
-      await new Promise((resolve) => setImmediate(resolve));
+      vi.advanceTimersByTime(1);
       expect(writes).toHaveBeenCalledTimes(1);
     } finally {
+      vi.useRealTimers();
       writes.mockRestore();
     }
     await eventually(() => readFileSync(file, 'utf8').split('\n').filter(Boolean).length === 100);

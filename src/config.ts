@@ -205,7 +205,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   try {
     if (e.MODEL_ROUTES) modelRoutes = parseModelRoutes(e.MODEL_ROUTES, present, { maxRetries: e.OPENAI_MAX_RETRIES });
   } catch (error) {
-    throw new Error(`Invalid environment:\n  MODEL_ROUTES: ${(error as Error).message}`);
+    throw new Error(`Invalid environment:\n  MODEL_ROUTES: ${(error as Error).message}`, { cause: error });
   }
   const apiKeys = new Map(
     (e.API_KEYS ?? '')

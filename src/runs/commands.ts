@@ -18,7 +18,13 @@ import { isItemSpecificError, isUniqueViolation } from '../db/errors.js';
 import { rowWrites, type RowWrites } from '../db/row-writes.js';
 import type { AssistantRow, RunRow, RunStepRow } from '../db/schema.js';
 import { findAssistant } from '../assistants/assistant-service.js';
-import { BadUserInputError, InvalidRunStateError, ModelNotAvailableError, NotFoundError, ThreadHasActiveRunError } from '../domain/errors.js';
+import {
+  BadUserInputError,
+  InvalidRunStateError,
+  ModelNotAvailableError,
+  NotFoundError,
+  ThreadHasActiveRunError,
+} from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { Metadata, ToolOutput } from '../domain/run.js';
 import { cancelMove, type RunStatus } from '../domain/run-lifecycle.js';

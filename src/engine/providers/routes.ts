@@ -79,14 +79,14 @@ export function parseModelRoutes(
     try {
       text = readFile(trimmed);
     } catch (error) {
-      throw new Error(`cannot read the routes file '${trimmed}': ${(error as Error).message}`);
+      throw new Error(`cannot read the routes file '${trimmed}': ${(error as Error).message}`, { cause: error });
     }
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new Error(`not valid JSON: ${(error as Error).message}`);
+    throw new Error(`not valid JSON: ${(error as Error).message}`, { cause: error });
   }
   const parsed = routesSchema.safeParse(json);
   if (!parsed.success) {

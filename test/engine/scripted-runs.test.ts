@@ -122,14 +122,15 @@ describe('the scripted model', () => {
     expect(final.incompleteDetails).toEqual({ reason: 'MAX_PROMPT_TOKENS' });
   });
 
-  it('refuses a model no provider serves with BAD_USER_INPUT', async () => {
+  it('refuses a model no route serves with MODEL_NOT_AVAILABLE', async () => {
     const assistantId = await createAssistant(t);
     const threadId = await createThread(t);
     const res = await t.gql(`mutation($t: ID!, $i: CreateRunInput!) { createRun(threadId: $t, input: $i) { id } }`, {
       t: threadId,
       i: { assistantId, model: 'gpt-unknown' },
     });
-    expect(res.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(res.errors?.[0]?.extensions?.code).toBe('MODEL_NOT_AVAILABLE');
+    expect(res.errors?.[0]?.extensions?.model).toBe('gpt-unknown');
     expect(res.errors?.[0]?.message).toMatch(/gpt-unknown/);
   });
 });

@@ -27,8 +27,22 @@ describe('parsing and matching routes', () => {
     ]);
     const routes = parseModelRoutes(json, env, defaults);
     expect(routes).toEqual([
-      { models: ['gpt-*', 'o3'], baseURL: 'https://api.example.com/v1', apiKey: 'sk-a', timeoutMs: 30000, maxRetries: 2, contextWindow: undefined },
-      { models: ['llama*'], baseURL: 'http://127.0.0.1:11434/v1', apiKey: 'sk-local', timeoutMs: undefined, maxRetries: 0, contextWindow: 8192 },
+      {
+        models: ['gpt-*', 'o3'],
+        baseURL: 'https://api.example.com/v1',
+        apiKey: 'sk-a',
+        timeoutMs: 30000,
+        maxRetries: 2,
+        contextWindow: undefined,
+      },
+      {
+        models: ['llama*'],
+        baseURL: 'http://127.0.0.1:11434/v1',
+        apiKey: 'sk-local',
+        timeoutMs: undefined,
+        maxRetries: 0,
+        contextWindow: 8192,
+      },
     ]);
     const file = join(mkdtempSync(join(tmpdir(), 'routes-')), 'routes.json');
     writeFileSync(file, json);
@@ -81,7 +95,11 @@ beforeAll(async () => {
   });
   t = await startTestApp({
     worker: true,
-    modelRoutes: [route(['gpt-*'], cloud, 'sk-cloud'), route(['llama-small'], local, 'sk-local', 120), route(['llama*'], local, 'sk-local')],
+    modelRoutes: [
+      route(['gpt-*'], cloud, 'sk-cloud'),
+      route(['llama-small'], local, 'sk-local', 120),
+      route(['llama*'], local, 'sk-local'),
+    ],
   });
 });
 afterAll(async () => {
@@ -146,7 +164,11 @@ describe('MODEL_NOT_AVAILABLE', () => {
   const refused = (res: any) => ({ code: res.errors?.[0]?.extensions?.code, model: res.errors?.[0]?.extensions?.model, data: res.data });
 
   it('refuses createAssistant, modifyAssistant and createRun with a model no route serves, and writes nothing', async () => {
-    expect(refused(await t.gql(CREATE, { i: { model: 'claude-3' } }))).toEqual({ code: 'MODEL_NOT_AVAILABLE', model: 'claude-3', data: null });
+    expect(refused(await t.gql(CREATE, { i: { model: 'claude-3' } }))).toEqual({
+      code: 'MODEL_NOT_AVAILABLE',
+      model: 'claude-3',
+      data: null,
+    });
     const assistantId = await createAssistant(t, { model: 'gpt-4o' });
     const modify = await t.gql('mutation($a: ID!, $i: ModifyAssistantInput!) { modifyAssistant(assistantId: $a, input: $i) { id } }', {
       a: assistantId,
@@ -160,9 +182,9 @@ describe('MODEL_NOT_AVAILABLE', () => {
       i: { assistantId, model: 'mistral' },
     });
     expect(refused(run)).toEqual({ code: 'MODEL_NOT_AVAILABLE', model: 'mistral', data: null });
-    expect((await t.ok('query($t: ID!) { thread(id: $t) { runs(first: 5) { nodes { id } } } }', { t: threadId })).thread.runs.nodes).toEqual(
-      [],
-    );
+    expect(
+      (await t.ok('query($t: ID!) { thread(id: $t) { runs(first: 5) { nodes { id } } } }', { t: threadId })).thread.runs.nodes,
+    ).toEqual([]);
   });
 
   it('answers REST as the API answers a bad field: 400 invalid_request_error on param model', async () => {
@@ -184,14 +206,21 @@ describe('MODEL_NOT_AVAILABLE', () => {
 });
 
 describe("runs take the assistant's sampling settings unless they set their own", () => {
-  const FORMAT = { type: 'JSON_SCHEMA', jsonSchema: { name: 'weather', schema: { type: 'object', properties: { c: { type: 'number' } } } } };
+  const FORMAT = {
+    type: 'JSON_SCHEMA',
+    jsonSchema: { name: 'weather', schema: { type: 'object', properties: { c: { type: 'number' } } } },
+  };
 
   it('keeps temperature, topP and responseFormat on the assistant (GraphQL), and runs inherit them', async () => {
     const data = await t.ok(
       'mutation($i: CreateAssistantInput!) { createAssistant(input: $i) { id temperature topP responseFormat { type jsonSchema { name } } } }',
       { i: { model: 'scripted', temperature: 0.2, topP: 0.5, responseFormat: FORMAT } },
     );
-    expect(data.createAssistant).toMatchObject({ temperature: 0.2, topP: 0.5, responseFormat: { type: 'JSON_SCHEMA', jsonSchema: { name: 'weather' } } });
+    expect(data.createAssistant).toMatchObject({
+      temperature: 0.2,
+      topP: 0.5,
+      responseFormat: { type: 'JSON_SCHEMA', jsonSchema: { name: 'weather' } },
+    });
     const assistantId = data.createAssistant.id;
     const threadId = await createThread(t);
     const inherited = await createRun(t, threadId, { assistantId });
@@ -219,7 +248,12 @@ describe("runs take the assistant's sampling settings unless they set their own"
   it('sends what the run inherited to the endpoint, and shows it over REST', async () => {
     cloud.reply({ kind: 'stream', chunks: textChunks('{"ok":true}'), usage: { prompt_tokens: 1, completion_tokens: 1 } });
     const openai = new OpenAI({ apiKey: 'any', baseURL: t.restUrl, maxRetries: 0 });
-    const assistant = await openai.beta.assistants.create({ model: 'gpt-4o', temperature: 0.3, top_p: 0.8, response_format: { type: 'json_object' } });
+    const assistant = await openai.beta.assistants.create({
+      model: 'gpt-4o',
+      temperature: 0.3,
+      top_p: 0.8,
+      response_format: { type: 'json_object' },
+    });
     expect(assistant).toMatchObject({ temperature: 0.3, top_p: 0.8, response_format: { type: 'json_object' } });
     const thread = await openai.beta.threads.create({ messages: [{ role: 'user', content: 'hi' }] });
     const run = await openai.beta.threads.runs.createAndPoll(thread.id, { assistant_id: assistant.id }, { pollIntervalMs: 50 });
@@ -230,7 +264,11 @@ describe("runs take the assistant's sampling settings unless they set their own"
 
 describe('token budgets across the calls of a tool loop', () => {
   async function toolRun(input: Record<string, unknown>, firstUsage: { prompt_tokens: number; completion_tokens: number }) {
-    cloud.reply({ kind: 'stream', chunks: toolCallChunks([{ id: 'call_1', name: 'get_weather', arguments: '{"city":"Paris"}' }]), usage: firstUsage });
+    cloud.reply({
+      kind: 'stream',
+      chunks: toolCallChunks([{ id: 'call_1', name: 'get_weather', arguments: '{"city":"Paris"}' }]),
+      usage: firstUsage,
+    });
     const assistantId = await createAssistant(t, { model: 'gpt-4o' });
     const threadId = await createThread(t, 'Weather in Paris?');
     const run = await createRun(t, threadId, { assistantId, ...input });
@@ -238,7 +276,7 @@ describe('token budgets across the calls of a tool loop', () => {
     return { threadId, runId: run.id as string };
   }
 
-  it("gives the next call only what is left of maxCompletionTokens, and ends INCOMPLETE when it runs out", async () => {
+  it('gives the next call only what is left of maxCompletionTokens, and ends INCOMPLETE when it runs out', async () => {
     const { threadId, runId } = await toolRun({ maxCompletionTokens: 400 }, { prompt_tokens: 50, completion_tokens: 300 });
     expect(cloud.requests[0].body.max_completion_tokens).toBe(400);
     cloud.reply({ kind: 'stream', chunks: textChunks('It is sunny and', 'length'), usage: { prompt_tokens: 60, completion_tokens: 100 } });
@@ -273,7 +311,10 @@ describe('token budgets across the calls of a tool loop', () => {
 
 describe('AUTO truncation', () => {
   async function longThread(count: number, model = 'scripted') {
-    const messages = Array.from({ length: count }, (_, i) => ({ role: i % 2 ? 'ASSISTANT' : 'USER', content: `message ${i} ${'word '.repeat(30)}` }));
+    const messages = Array.from({ length: count }, (_, i) => ({
+      role: i % 2 ? 'ASSISTANT' : 'USER',
+      content: `message ${i} ${'word '.repeat(30)}`,
+    }));
     messages.push({ role: 'USER', content: 'the last question' });
     const data = await t.ok('mutation($i: CreateThreadInput) { createThread(input: $i) { id } }', { i: { messages } });
     const assistantId = await createAssistant(t, { model, tools: [], instructions: 'Be brief.' });
@@ -292,7 +333,11 @@ describe('AUTO truncation', () => {
 
   it('still ends INCOMPLETE with LAST_MESSAGES, which drops nothing more', async () => {
     const { threadId, assistantId } = await longThread(20);
-    const run = await createRun(t, threadId, { assistantId, maxPromptTokens: 256, truncationStrategy: { type: 'LAST_MESSAGES', lastMessages: 20 } });
+    const run = await createRun(t, threadId, {
+      assistantId,
+      maxPromptTokens: 256,
+      truncationStrategy: { type: 'LAST_MESSAGES', lastMessages: 20 },
+    });
     const done = await until(threadId, run.id, 'COMPLETED', 'INCOMPLETE', 'FAILED');
     expect(done).toMatchObject({ status: 'INCOMPLETE', incompleteDetails: { reason: 'MAX_PROMPT_TOKENS' } });
   });
@@ -327,7 +372,10 @@ describe("the scripted model's structured outputs", () => {
     };
     const assistantId = await createAssistant(t, { tools: [] });
     const threadId = await createThread(t, 'Weather in Paris?');
-    const run = await createRun(t, threadId, { assistantId, responseFormat: { type: 'JSON_SCHEMA', jsonSchema: { name: 'weather', schema } } });
+    const run = await createRun(t, threadId, {
+      assistantId,
+      responseFormat: { type: 'JSON_SCHEMA', jsonSchema: { name: 'weather', schema } },
+    });
     expect((await until(threadId, run.id, 'COMPLETED', 'FAILED', 'INCOMPLETE')).status).toBe('COMPLETED');
     const answer = JSON.parse(await lastText(threadId));
     const validate = new Ajv().compile(schema);
@@ -338,7 +386,10 @@ describe("the scripted model's structured outputs", () => {
     const schema = { type: 'array', minItems: 50_000_000, items: { type: 'string', minLength: 64 } };
     const assistantId = await createAssistant(t, { tools: [] });
     const threadId = await createThread(t, 'Everything, please.');
-    const run = await createRun(t, threadId, { assistantId, responseFormat: { type: 'JSON_SCHEMA', jsonSchema: { name: 'huge', schema } } });
+    const run = await createRun(t, threadId, {
+      assistantId,
+      responseFormat: { type: 'JSON_SCHEMA', jsonSchema: { name: 'huge', schema } },
+    });
     const done = await until(threadId, run.id, 'COMPLETED', 'FAILED', 'INCOMPLETE');
     expect(done).toMatchObject({ status: 'FAILED', lastError: { code: 'INVALID_PROMPT' } });
   });

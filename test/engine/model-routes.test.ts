@@ -114,7 +114,7 @@ beforeEach(() => {
 const READ = `query($t: ID!, $r: ID!) { run(threadId: $t, runId: $r) { ${RUN_FIELDS} temperature topP responseFormat { type } } }`;
 
 async function until(threadId: string, runId: string, ...statuses: string[]) {
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + 25_000;
   let last: any;
   while (Date.now() < deadline) {
     last = (await t.ok(READ, { t: threadId, r: runId })).run;

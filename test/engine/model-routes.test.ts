@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
 import { parseModelRoutes, routeFor, type ModelRoute } from '../../src/engine/providers/routes.js';
 import { createAssistant, createRun, createThread, RUN_FIELDS } from '../support/fixtures.js';
 import { startFakeOpenAI, textChunks, toolCallChunks, type FakeOpenAI } from '../support/fake-openai.js';
@@ -59,6 +60,19 @@ describe('parsing and matching routes', () => {
     expect(bad('[{"models": "x", "colour": "red"}]')).toThrow(/colour/);
     expect(bad('[{"models": "x"')).toThrow(/not valid JSON/);
     expect(bad('/no/such/routes.json')).toThrow(/cannot read the routes file/);
+  });
+
+  it('is read from MODEL_ROUTES at start, and a bad value stops the start', () => {
+    const config = loadConfig({
+      MODEL_ROUTES: '[{"models": "llama*", "apiKeyEnv": "LOCAL_KEY"}]',
+      LOCAL_KEY: 'sk-local',
+      OPENAI_MAX_RETRIES: '5',
+    });
+    expect(config.modelRoutes).toMatchObject([{ models: ['llama*'], apiKey: 'sk-local', maxRetries: 5 }]);
+    expect(loadConfig({}).modelRoutes).toEqual([]);
+    expect(() => loadConfig({ MODEL_ROUTES: '[{"models": "llama*", "apiKeyEnv": "LOCAL_KEY"}]' })).toThrow(
+      /Invalid environment:\n {2}MODEL_ROUTES: .*LOCAL_KEY is not set/,
+    );
   });
 
   it('matches exact names and prefixes, first match wins, and never routes the scripted model', () => {

@@ -14,6 +14,7 @@ import { createOpenAIProvider } from './engine/providers/openai.js';
 import { createLogger, type Logger } from './log.js';
 import type { ModelProvider } from './engine/providers/provider.js';
 import { scriptedProvider } from './engine/providers/scripted.js';
+import { allRoutes, routeFor } from './engine/providers/routes.js';
 import { Worker, type WorkerOptions } from './engine/worker.js';
 import { createInProcessEventBus } from './realtime/event-bus.js';
 import { isStatusEvent } from './domain/run-events.js';
@@ -29,6 +30,7 @@ export type AppConfig = Pick<Config, 'databaseUrl' | 'pgliteDir' | 'databasePool
     Pick<
       Config,
       | 'openai'
+      | 'modelRoutes'
       | 'subscriptionBuffer'
       | 'redisUrl'
       | 'maxBodyBytes'
@@ -113,9 +115,22 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
         })
       : database;
   const { db } = database;
-  // The scripted model first: it claims its own model names, openai takes the rest.
+  // The scripted model first: it claims its own model names; then the model routes in
+  // order, the OPENAI_BASE_URL catch-all last. The first that handles a model serves it.
   const providers: ModelProvider[] = [scriptedProvider];
-  if (config.openai) providers.push(createOpenAIProvider(config.openai));
+  for (const route of allRoutes(config.modelRoutes ?? [], config.openai)) {
+    providers.push(
+      createOpenAIProvider({
+        baseURL: route.baseURL,
+        apiKey: route.apiKey,
+        maxRetries: route.maxRetries,
+        timeoutMs: route.timeoutMs,
+        contextWindow: route.contextWindow,
+        handles: (model) => routeFor([route], model) !== undefined,
+      }),
+    );
+  }
+  const modelSupported = (model: string) => providers.some((p) => p.handles(model));
   const bus = createInProcessEventBus(config.subscriptionBuffer);
   const transport = config.redisUrl
     ? redisTransport(config.redisUrl, eventsChannel(database), database, logger)
@@ -127,7 +142,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
       announcer: transport,
       clock,
       runExpiresAfterSeconds: config.runExpiresAfterSeconds,
-      modelSupported: (model) => providers.some((p) => p.handles(model)),
+      modelSupported,
       // Clients' writes to runs hold half the gateway's connections at most, reads always
       // have the rest; a write waits for its turn no longer than for a lock.
       runWrites: { slots: Math.max(1, Math.floor(config.databasePoolSize / 2)), slotWaitMs: lockWaitMs },
@@ -166,7 +181,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     runs: runs.commands,
     history: runs.history,
     threads: new ThreadService({ db, clock }),
-    assistants: new AssistantService({ db, clock }),
+    assistants: new AssistantService({ db, clock, modelSupported }),
   };
   const authenticator = await createAuthenticator({
     envKeys: config.apiKeys ?? new Map(),

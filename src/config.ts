@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 import type { DatabaseTimeouts } from './db/timeouts.js';
+import { parseModelRoutes, type ModelRoute } from './engine/providers/routes.js';
 
 declare module 'zod' {
   interface GlobalMeta {
@@ -79,6 +80,13 @@ export const SETTINGS = z.object({
     ),
   OPENAI_API_KEY: z.string().min(1).optional().describe("The endpoint's key (sent as `Authorization: Bearer`)."),
   OPENAI_MAX_RETRIES: int(2, 0).describe("Retries of 429, 5xx and network errors, with the client's backoff, before the run fails."),
+  MODEL_ROUTES: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'Which OpenAI-compatible endpoint serves which models: a JSON array of routes, or the path of a JSON file holding one (see [model routes](#model-routes)). Tried in order before the OPENAI_BASE_URL catch-all.',
+    ),
   REDIS_URL: z
     .string()
     .min(1)
@@ -171,6 +179,8 @@ export type Config = Readonly<{
   websocket: WebsocketLimits;
   /** Set when an OpenAI-compatible endpoint is configured. */
   openai: { baseURL: string | undefined; apiKey: string | undefined; maxRetries: number } | undefined;
+  /** MODEL_ROUTES, parsed (keys resolved): tried in order, before `openai`. */
+  modelRoutes: ModelRoute[];
   production: boolean;
 }>;
 
@@ -191,6 +201,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new Error(`Invalid environment:\n  ${problems.join('\n  ')}`);
   }
   const e = parsed.data;
+  let modelRoutes: ModelRoute[] = [];
+  try {
+    if (e.MODEL_ROUTES) modelRoutes = parseModelRoutes(e.MODEL_ROUTES, present, { maxRetries: e.OPENAI_MAX_RETRIES });
+  } catch (error) {
+    throw new Error(`Invalid environment:\n  MODEL_ROUTES: ${(error as Error).message}`, { cause: error });
+  }
   const apiKeys = new Map(
     (e.API_KEYS ?? '')
       .split(',')
@@ -244,6 +260,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       e.OPENAI_BASE_URL || e.OPENAI_API_KEY
         ? { baseURL: e.OPENAI_BASE_URL, apiKey: e.OPENAI_API_KEY, maxRetries: e.OPENAI_MAX_RETRIES }
         : undefined,
+    modelRoutes,
     production: e.NODE_ENV === 'production',
   };
 }

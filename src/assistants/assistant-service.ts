@@ -4,9 +4,9 @@ import { planKeysetPage, readList, type ListArgs, type ListPage, type Page, type
 import { preparedPer } from '../db/prepared.js';
 import { assistants, type AssistantRow } from '../db/schema.js';
 import { deletion, type Deletion } from '../domain/deletion.js';
-import { NotFoundError } from '../domain/errors.js';
+import { ModelNotAvailableError, NotFoundError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
-import type { Metadata, Tool } from '../domain/run.js';
+import type { Metadata, ResponseFormat, Tool } from '../domain/run.js';
 import { forgetResults, idempotentRequest, once, recordKey } from '../idempotency/idempotency.js';
 
 export interface CreateAssistantInput {
@@ -16,6 +16,10 @@ export interface CreateAssistantInput {
   instructions?: string | null;
   tools?: Tool[] | null;
   metadata?: Metadata | null;
+  /** What its runs take unless they say otherwise; null or absent: the API's default (1, 1, auto). */
+  temperature?: number | null;
+  topP?: number | null;
+  responseFormat?: ResponseFormat | null;
 }
 
 /**
@@ -30,14 +34,35 @@ export interface ModifyAssistantInput {
   instructions?: string | null | undefined;
   tools?: Tool[] | null | undefined;
   metadata?: Metadata | null | undefined;
+  /** null: back to the API's default (1, 1, auto). */
+  temperature?: number | null | undefined;
+  topP?: number | null | undefined;
+  responseFormat?: ResponseFormat | null | undefined;
+}
+
+export interface AssistantServiceDeps {
+  db: Db;
+  clock: () => number;
+  /** Whether a model route serves the model (none given: every model is taken, as in specs of the store alone). */
+  modelSupported?: ((model: string) => boolean) | undefined;
 }
 
 export class AssistantService {
-  constructor(private readonly deps: { db: Db; clock: () => number }) {}
+  constructor(private readonly deps: AssistantServiceDeps) {}
 
-  /** A new assistant; with an idempotency key, a retry gets the first one. */
+  /** Refuses a model no route serves: every run of the assistant would fail. */
+  private checkModel(model: string | undefined): void {
+    const { modelSupported } = this.deps;
+    if (model !== undefined && modelSupported && !modelSupported(model)) throw new ModelNotAvailableError(model, 'input.model');
+  }
+
+  /**
+   * A new assistant; with an idempotency key, a retry gets the first one. MODEL_NOT_AVAILABLE
+   * when no model route serves its model.
+   */
   async create(projectId: string, input: CreateAssistantInput, idempotencyKey?: string | null): Promise<AssistantRow> {
     const { db, clock } = this.deps;
+    this.checkModel(input.model);
     const now = clock();
     const insert = async (ex: Executor) => {
       const [row] = await ex
@@ -52,6 +77,9 @@ export class AssistantService {
           instructions: input.instructions ?? null,
           tools: input.tools ?? [],
           metadata: input.metadata ?? {},
+          temperature: input.temperature ?? 1,
+          topP: input.topP ?? 1,
+          responseFormat: input.responseFormat ?? { type: 'auto' },
         })
         .returning();
       if (!row) throw new Error('insert returned no row');
@@ -99,9 +127,13 @@ export class AssistantService {
     return plan.page(rows);
   }
 
-  /** Changes what `input` gives (see ModifyAssistantInput); NOT_FOUND when the project has no such assistant. One statement. */
+  /**
+   * Changes what `input` gives (see ModifyAssistantInput); NOT_FOUND when the project has no
+   * such assistant, MODEL_NOT_AVAILABLE when no model route serves the new model. One statement.
+   */
   async modify(projectId: string, id: string, input: ModifyAssistantInput): Promise<AssistantRow> {
     const { db } = this.deps;
+    this.checkModel(input.model);
     const [row] = await db
       .update(assistants)
       .set({
@@ -111,6 +143,9 @@ export class AssistantService {
         ...(input.instructions !== undefined ? { instructions: input.instructions } : {}),
         ...(input.tools !== undefined ? { tools: input.tools ?? [] } : {}),
         ...(input.metadata !== undefined ? { metadata: input.metadata ?? {} } : {}),
+        ...(input.temperature !== undefined ? { temperature: input.temperature ?? 1 } : {}),
+        ...(input.topP !== undefined ? { topP: input.topP ?? 1 } : {}),
+        ...(input.responseFormat !== undefined ? { responseFormat: input.responseFormat ?? { type: 'auto' as const } } : {}),
         revision: sql`${assistants.revision} + 1`,
       })
       .where(and(eq(assistants.id, id), eq(assistants.projectId, projectId)))

@@ -86,6 +86,10 @@ export const assistants = pgTable(
     instructions: text('instructions'),
     tools: jsonb('tools').$type<Tool[]>().notNull().default([]),
     metadata: jsonb('metadata').$type<Metadata>().notNull().default({}),
+    // What the assistant's runs take unless the run says otherwise (the Assistants API's defaults).
+    temperature: doublePrecision('temperature').notNull().default(1),
+    topP: doublePrecision('top_p').notNull().default(1),
+    responseFormat: jsonb('response_format').$type<ResponseFormat>().notNull().default({ type: 'auto' }),
     /**
      * 1 at creation, +1 on every modify. A process keeps the assistants it read (see
      * findAssistant); createRun's statement makes a run only from the revision it was

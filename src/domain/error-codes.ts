@@ -47,6 +47,13 @@ export const ERROR_CODES = {
     meaning: "No such assistant, thread, run, message or run step in the caller's project (`kind`, `id`).",
     from: 'runway',
   },
+  MODEL_NOT_AVAILABLE: {
+    status: 400,
+    retryable: false,
+    meaning:
+      'No model route serves the model (`model`): name a model a route of MODEL_ROUTES (or the OPENAI_BASE_URL catch-all) takes, or `scripted`/`scripted-*`.',
+    from: 'runway',
+  },
   INVALID_RUN_STATE: {
     status: 409,
     retryable: false,

@@ -24,6 +24,17 @@ export class BadUserInputError extends DomainError {
   }
 }
 
+/** No model route serves the model: an assistant or run with it could only fail. `field` names the input that gave it. */
+export class ModelNotAvailableError extends DomainError {
+  constructor(model: string, field: string) {
+    super(
+      'MODEL_NOT_AVAILABLE',
+      `No model route serves model '${model}': use 'scripted' or 'scripted-*', or a model that MODEL_ROUTES (or OPENAI_BASE_URL / OPENAI_API_KEY) routes.`,
+      { model, fields: [field] },
+    );
+  }
+}
+
 export class NotFoundError extends DomainError {
   /** The message depends only on the kind of object and its id, never on why it is missing. */
   constructor(kind: 'assistant' | 'thread' | 'run' | 'message' | 'step', id: string) {

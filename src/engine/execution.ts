@@ -13,7 +13,8 @@ import type { Logger } from '../log.js';
 import { storableText } from '../domain/text.js';
 import type { RunEngine, StreamedMessage } from '../runs/index.js';
 import { ModelError, type ModelProvider, type ModelResult, type PromptMessage } from './providers/provider.js';
-import { promptTokens } from './tokens.js';
+import { messageTokens } from './tokens.js';
+import { fitPrompt } from './truncation.js';
 
 /** A run this process holds a claim on. */
 export interface ClaimedRun {
@@ -53,12 +54,36 @@ export class RunExecution {
       await untilServed(() => runs.transition(run.id, 'failed', { lastError }, guard));
       return;
     }
-    const thread = await untilServed(() => runs.threadMessages(run.threadId));
-    const messages = promptOf(run, thread, steps);
-    if (run.maxPromptTokens != null && (await promptTokens(messages)) > run.maxPromptTokens) {
-      const data = { incompleteDetails: { reason: 'max_prompt_tokens' as const }, usage: earlierUsage };
-      await untilServed(() => runs.transition(run.id, 'incomplete', data, guard));
+    // maxPromptTokens and maxCompletionTokens hold for the whole run: every call of a tool
+    // loop spends from them, and a call gets what is left.
+    const completionLeft = run.maxCompletionTokens == null ? null : run.maxCompletionTokens - earlierUsage.completionTokens;
+    const promptLeft = run.maxPromptTokens == null ? null : run.maxPromptTokens - earlierUsage.promptTokens;
+    const incomplete = (reason: 'max_prompt_tokens' | 'max_completion_tokens') =>
+      untilServed(() => runs.transition(run.id, 'incomplete', { incompleteDetails: { reason }, usage: earlierUsage }, guard));
+    if (completionLeft != null && completionLeft <= 0) {
+      await incomplete('max_completion_tokens');
       return;
+    }
+    if (promptLeft != null && promptLeft <= 0) {
+      await incomplete('max_prompt_tokens');
+      return;
+    }
+
+    const thread = await untilServed(() => runs.threadMessages(run.threadId));
+    const prompt = promptParts(run, thread, steps);
+    let messages = prompt.messages;
+    const window = provider.contextWindow ?? null;
+    const budget = promptLeft == null ? window : window == null ? promptLeft : Math.min(promptLeft, window);
+    if (budget != null) {
+      const auto = run.truncationStrategy?.type !== 'last_messages';
+      const fitted = fitPrompt(messages, await messageTokens(messages), budget, auto ? prompt.droppable : []);
+      // What must stay does not fit the run's budget: the run ends here. (Over the context
+      // window alone, the endpoint is asked anyway: it knows its model's window best.)
+      if (promptLeft != null && fitted.tokens > promptLeft) {
+        await incomplete('max_prompt_tokens');
+        return;
+      }
+      messages = fitted.messages;
     }
 
     // The answer streams into its message as the model writes it.
@@ -75,7 +100,7 @@ export class RunExecution {
           responseFormat: run.responseFormat,
           temperature: run.temperature,
           topP: run.topP,
-          maxCompletionTokens: run.maxCompletionTokens,
+          maxCompletionTokens: completionLeft,
         },
         signal,
         (piece) => stream.push(piece),
@@ -147,12 +172,29 @@ export class RunExecution {
  * strategy, without this run's own answers), then this run's tool calls and their outputs.
  */
 export function promptOf(run: RunRow, threadMessages: readonly MessageRow[], steps: readonly RunStepRow[]): PromptMessage[] {
+  return promptParts(run, threadMessages, steps).messages;
+}
+
+/**
+ * {@link promptOf}, with which of its messages AUTO truncation may drop: the thread's,
+ * but for its last user message.
+ */
+export function promptParts(
+  run: RunRow,
+  threadMessages: readonly MessageRow[],
+  steps: readonly RunStepRow[],
+): { messages: PromptMessage[]; droppable: boolean[] } {
   let thread = threadMessages.filter((m) => m.runId !== run.id);
   const strategy = run.truncationStrategy;
   if (strategy?.type === 'last_messages' && strategy.lastMessages) thread = thread.slice(-strategy.lastMessages);
   const instructions = [run.instructions, run.additionalInstructions].filter(Boolean).join('\n\n');
   const messages: PromptMessage[] = instructions ? [{ role: 'system', content: instructions }] : [];
-  messages.push(...thread.map((m) => ({ role: m.role, content: m.content })));
+  const droppable: boolean[] = messages.map(() => false);
+  const lastUser = thread.findLastIndex((m) => m.role === 'user');
+  for (const [i, m] of thread.entries()) {
+    messages.push({ role: m.role, content: m.content });
+    droppable.push(i !== lastUser);
+  }
   for (const step of steps) {
     if (step.stepDetails.type !== 'tool_calls') continue;
     const calls = step.stepDetails.toolCalls;
@@ -167,7 +209,8 @@ export function promptOf(run: RunRow, threadMessages: readonly MessageRow[], ste
       }
     }
   }
-  return messages;
+  while (droppable.length < messages.length) droppable.push(false);
+  return { messages, droppable };
 }
 
 /** The usage of several model calls, added up. */

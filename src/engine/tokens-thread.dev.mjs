@@ -4,4 +4,4 @@
 import { register } from 'tsx/esm/api';
 
 register();
-export const { count, countAll, cut, pieces } = await import('./tokens-thread.ts');
+export const { count, countAll, countEach, cut, pieces } = await import('./tokens-thread.ts');

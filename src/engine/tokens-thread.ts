@@ -1,4 +1,4 @@
 /** A thread of the token pool (see tokens.ts): piscina calls these by name. */
 import { threadTasks } from './tokens.js';
 
-export const { count, countAll, cut, pieces } = threadTasks;
+export const { count, countAll, countEach, cut, pieces } = threadTasks;

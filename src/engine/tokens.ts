@@ -180,6 +180,7 @@ export function tokenPiecesNow(text: string, limit: number | null): TokenPieces 
 export const threadTasks = {
   count: (text: string): number => countTokensNow(text),
   countAll: (texts: string[]): number => texts.reduce((sum, text) => sum + countTokensNow(text), 0),
+  countEach: (texts: string[]): number[] => texts.map(countTokensNow),
   cut: ({ text, limit }: { text: string; limit: number | null }): Cut => cutAtTokensNow(text, limit),
   pieces: ({ text, limit }: { text: string; limit: number | null }): TokenPieces => tokenPiecesNow(text, limit),
 };
@@ -227,13 +228,35 @@ export async function tokenPieces(text: string, limit: number | null): Promise<T
   return tokenPool().run({ text, limit }, { name: 'pieces' }) as Promise<TokenPieces>;
 }
 
+/** Tokens a chat prompt spends on framing: a few for the prompt, a few per message, as OpenAI counts. */
+export const PROMPT_FRAMING = 3;
+export const MESSAGE_FRAMING = 4;
+
 /** Tokens of a chat prompt: contents plus a few per message for the framing, as OpenAI counts. */
 export async function promptTokens(messages: readonly { content: string }[]): Promise<number> {
-  const framing = 3 + 4 * messages.length;
+  const framing = PROMPT_FRAMING + MESSAGE_FRAMING * messages.length;
   const length = messages.reduce((sum, m) => sum + m.content.length, 0);
   if (length <= INLINE_CHARS) return messages.reduce((sum, m) => sum + countTokensNow(m.content), framing);
-  // Many short messages add up as surely as one long one: all go to the pool, in tasks of
-  // about POOL_TASK_CHARS, so that the pool's threads share a long prompt.
+  const counts = await Promise.all(poolTasks(messages).map((texts) => tokenPool().run(texts, { name: 'countAll' }) as Promise<number>));
+  return counts.reduce((sum, n) => sum + n, framing);
+}
+
+/**
+ * Tokens of each message's content (no framing), in order: what truncation weighs. Counted
+ * as {@link promptTokens} counts, on the pool once the prompt is long.
+ */
+export async function messageTokens(messages: readonly { content: string }[]): Promise<number[]> {
+  const length = messages.reduce((sum, m) => sum + m.content.length, 0);
+  if (length <= INLINE_CHARS) return messages.map((m) => countTokensNow(m.content));
+  const counts = await Promise.all(poolTasks(messages).map((texts) => tokenPool().run(texts, { name: 'countEach' }) as Promise<number[]>));
+  return counts.flat();
+}
+
+/**
+ * A long prompt's contents in tasks of about POOL_TASK_CHARS, in order: many short messages
+ * add up as surely as one long one, and the pool's threads share a long prompt.
+ */
+function poolTasks(messages: readonly { content: string }[]): string[][] {
   const tasks: string[][] = [];
   let size = 0;
   for (const { content } of messages) {
@@ -245,8 +268,7 @@ export async function promptTokens(messages: readonly { content: string }[]): Pr
     task.push(content);
     size += content.length;
   }
-  const counts = await Promise.all(tasks.map((texts) => tokenPool().run(texts, { name: 'countAll' }) as Promise<number>));
-  return counts.reduce((sum, n) => sum + n, framing);
+  return tasks;
 }
 
 /** Stops the pool's threads (they also stop by themselves when idle). */

@@ -7,9 +7,8 @@
  * (`additionalProperties: false`) an unknown field is refused, as the API refuses it.
  *
  * The API's file tools and tool resources, images and attachments are refused when given
- * (an empty value is accepted): Runway runs function tools on text. So are settings an
- * assistant cannot keep (temperature, top_p, response_format other than their defaults,
- * reasoning_effort): a run takes them.
+ * (an empty value is accepted): Runway runs function tools on text. So is reasoning_effort,
+ * which Runway passes to no model.
  */
 import { z } from 'zod';
 import type { CreateAssistantInput } from '../assistants/assistant-service.js';
@@ -53,15 +52,6 @@ const isEmpty = (value: unknown) =>
 
 /** A field of the API that Runway does not serve: accepted empty (absent, null, `{}`, `[]`), refused otherwise. */
 const unserved = (why: string) => z.unknown().refine(isEmpty, { message: why }).optional();
-
-/** A setting an assistant cannot keep: accepted at the value every run defaults to, refused otherwise. */
-const runSetting = (defaultValue: unknown, name: string) =>
-  z
-    .unknown()
-    .refine((v) => v == null || v === defaultValue, {
-      message: `an assistant keeps no ${name} of its own (its runs take ${JSON.stringify(defaultValue)} unless they set one)`,
-    })
-    .optional();
 
 const jsonObject = z
   .custom<Record<string, unknown>>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), { message: 'must be a JSON object' })
@@ -215,9 +205,9 @@ export const createAssistantBody = z
     tools: tools.nullish(),
     tool_resources: toolResources,
     metadata,
-    temperature: runSetting(1, 'temperature'),
-    top_p: runSetting(1, 'top_p'),
-    response_format: runSetting('auto', 'response_format'),
+    temperature: temperatureSchema.nullish(),
+    top_p: topPSchema.nullish(),
+    response_format: responseFormat.nullish(),
   })
   .transform((b): CreateAssistantInput => ({
     model: b.model,
@@ -226,6 +216,9 @@ export const createAssistantBody = z
     instructions: b.instructions,
     tools: b.tools,
     metadata: b.metadata,
+    temperature: b.temperature,
+    topP: b.top_p,
+    responseFormat: b.response_format,
   }));
 
 /** What a modify may change of an assistant: the fields given, the others as they are. */
@@ -239,13 +232,13 @@ export const modifyAssistantBody = z
     tools: tools.optional(),
     tool_resources: toolResources,
     metadata: metadata.optional(),
-    temperature: runSetting(1, 'temperature'),
-    top_p: runSetting(1, 'top_p'),
-    response_format: runSetting('auto', 'response_format'),
+    temperature: temperatureSchema.nullish(),
+    top_p: topPSchema.nullish(),
+    response_format: responseFormat.nullish(),
   })
   .transform((b): Partial<CreateAssistantInput> => {
-    const { model, name, description, instructions, tools, metadata } = b;
-    const given = { model, name, description, instructions, tools, metadata };
+    const { model, name, description, instructions, tools, metadata, temperature, top_p: topP, response_format: responseFormat } = b;
+    const given = { model, name, description, instructions, tools, metadata, temperature, topP, responseFormat };
     return Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
   });
 

@@ -31,10 +31,10 @@ export function assistantObject(a: AssistantRow): Assistant {
     tools: a.tools.map(toolObject),
     tool_resources: {},
     metadata: a.metadata,
-    // What the assistant's runs take unless they say otherwise (an assistant keeps none of its own).
-    temperature: 1,
-    top_p: 1,
-    response_format: 'auto',
+    // What the assistant's runs take unless they say otherwise.
+    temperature: a.temperature,
+    top_p: a.topP,
+    response_format: responseFormatOption(a.responseFormat),
   };
 }
 

@@ -18,7 +18,13 @@ import { isItemSpecificError, isUniqueViolation } from '../db/errors.js';
 import { rowWrites, type RowWrites } from '../db/row-writes.js';
 import type { AssistantRow, RunRow, RunStepRow } from '../db/schema.js';
 import { findAssistant } from '../assistants/assistant-service.js';
-import { BadUserInputError, InvalidRunStateError, NotFoundError, ThreadHasActiveRunError } from '../domain/errors.js';
+import {
+  BadUserInputError,
+  InvalidRunStateError,
+  ModelNotAvailableError,
+  NotFoundError,
+  ThreadHasActiveRunError,
+} from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { Metadata, ToolOutput } from '../domain/run.js';
 import { cancelMove, type RunStatus } from '../domain/run-lifecycle.js';
@@ -167,11 +173,7 @@ export class RunCommands {
     const forced = input.toolChoice && 'function' in input.toolChoice ? input.toolChoice.function.name : null;
     const { modelSupported } = this.core.deps;
     if (modelSupported && !modelSupported(model)) {
-      const invalid = new BadUserInputError(
-        `Invalid input: model: no model provider serves '${model}' (use 'scripted' or 'scripted-*', or configure OPENAI_BASE_URL / OPENAI_API_KEY).`,
-        { fields: ['input.model'] },
-      );
-      return { invalid, assistant };
+      return { invalid: new ModelNotAvailableError(model, 'input.model'), assistant };
     }
     if (forced && !tools.some((t) => t.function.name === forced)) {
       const invalid = new BadUserInputError(`Invalid input: input.toolChoice.function.name: '${forced}' is not one of the run's tools.`, {
@@ -204,15 +206,15 @@ export class RunCommands {
       additionalInstructions: input.additionalInstructions ?? null,
       tools,
       metadata: input.metadata ?? {},
-      // As the Assistants API: "If not set, defaults to 1."
-      temperature: input.temperature ?? 1,
-      topP: input.topP ?? 1,
+      // The assistant's, as the Assistants API: a run's own setting overrides it (the assistant's default: 1, 1, auto).
+      temperature: input.temperature ?? assistant.temperature,
+      topP: input.topP ?? assistant.topP,
       maxPromptTokens: input.maxPromptTokens ?? null,
       maxCompletionTokens: input.maxCompletionTokens ?? null,
       truncationStrategy: input.truncationStrategy ?? { type: 'auto', lastMessages: null },
       toolChoice: input.toolChoice ?? { mode: 'auto' },
       parallelToolCalls: input.parallelToolCalls ?? true,
-      responseFormat: input.responseFormat ?? { type: 'auto' },
+      responseFormat: input.responseFormat ?? assistant.responseFormat,
       messages: (input.additionalMessages ?? []).map((m) => {
         const { id, role, content, metadata } = newMessage(threadId, now, m);
         return { id, role, content, metadata };

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { MessageRow, RunRow, RunStepRow } from '../../src/db/schema.js';
-import { promptOf, sumUsage } from '../../src/engine/execution.js';
+import { promptOf, promptParts, sumUsage } from '../../src/engine/execution.js';
+import { messageTokens, promptTokens } from '../../src/engine/tokens.js';
+import { fitPrompt } from '../../src/engine/truncation.js';
 
 const run = (fields: Partial<RunRow> = {}) =>
   ({ id: 'run_1', instructions: 'Be brief.', additionalInstructions: null, truncationStrategy: null, ...fields }) as RunRow;
@@ -60,5 +62,35 @@ describe('the usage of several model calls', () => {
   it('adds up, counting a missing usage as none', () => {
     const u = (p: number, c: number) => ({ promptTokens: p, completionTokens: c, totalTokens: p + c });
     expect(sumUsage([u(1, 2), null, undefined, u(10, 20)])).toEqual(u(11, 22));
+  });
+});
+
+describe('AUTO truncation', () => {
+  const tail = [message('m4', 'assistant', 'four'), message('m5', 'user', 'five'), message('m6', 'assistant', 'six')];
+
+  it("may drop the thread's messages but its last user message, never the instructions", () => {
+    expect(promptParts(run(), [...thread, ...tail], []).droppable).toEqual([false, true, true, true, true, false, true]);
+  });
+
+  it('drops the oldest droppable messages, one by one, until the prompt fits, and counts as promptTokens does', async () => {
+    const { messages, droppable } = promptParts(run(), [...thread, ...tail], []);
+    const counts = await messageTokens(messages);
+    const whole = await promptTokens(messages);
+    expect(fitPrompt(messages, counts, whole, droppable)).toMatchObject({ tokens: whole, fits: true, dropped: 0 });
+    // One message's worth less: the oldest goes ('one'), and only it.
+    const fitted = fitPrompt(messages, counts, whole - 1, droppable);
+    expect(fitted.messages.map((m) => m.content)).toEqual(['Be brief.', 'two', 'three', 'four', 'five', 'six']);
+    expect(fitted).toMatchObject({ fits: true, dropped: 1, tokens: await promptTokens(fitted.messages) });
+    // Nothing fits: all that may go has gone, and it says so.
+    const tight = fitPrompt(messages, counts, 1, droppable);
+    expect(tight.messages.map((m) => m.content)).toEqual(['Be brief.', 'five']);
+    expect(tight).toMatchObject({ fits: false, tokens: await promptTokens(tight.messages) });
+  });
+
+  it('counts a long prompt off the event loop, to the same numbers', async () => {
+    const long = Array.from({ length: 50 }, (_, i) => ({ role: 'user' as const, content: `${i} ${'word '.repeat(100)}` }));
+    const counts = await messageTokens(long);
+    expect(counts).toHaveLength(50);
+    expect(counts.reduce((a, b) => a + b, 3 + 4 * 50)).toBe(await promptTokens(long));
   });
 });

@@ -122,14 +122,15 @@ describe('the scripted model', () => {
     expect(final.incompleteDetails).toEqual({ reason: 'MAX_PROMPT_TOKENS' });
   });
 
-  it('refuses a model no provider serves with BAD_USER_INPUT', async () => {
+  it('refuses a model no route serves with MODEL_NOT_AVAILABLE', async () => {
     const assistantId = await createAssistant(t);
     const threadId = await createThread(t);
     const res = await t.gql(`mutation($t: ID!, $i: CreateRunInput!) { createRun(threadId: $t, input: $i) { id } }`, {
       t: threadId,
       i: { assistantId, model: 'gpt-unknown' },
     });
-    expect(res.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(res.errors?.[0]?.extensions?.code).toBe('MODEL_NOT_AVAILABLE');
+    expect(res.errors?.[0]?.extensions?.model).toBe('gpt-unknown');
     expect(res.errors?.[0]?.message).toMatch(/gpt-unknown/);
   });
 });
@@ -215,17 +216,33 @@ describe('tool calls with the scripted model', () => {
 });
 
 describe('truncation', () => {
-  it('lastMessages keeps only the last n thread messages in the prompt', async () => {
-    const assistantId = await createAssistant(t);
+  async function longThenShort() {
     const threadId = await createThread(t, 'word '.repeat(300));
     await t.ok(`mutation($t: ID!) { createMessage(threadId: $t, input: { role: USER, content: "short" }) { id } }`, { t: threadId });
+    return threadId;
+  }
+
+  it('lastMessages keeps only the last n thread messages in the prompt, and drops nothing more', async () => {
+    const assistantId = await createAssistant(t);
+    const threadId = await longThenShort();
     // The whole thread is over the 256-token prompt limit; the last message alone is not.
     const watch = await watchThread(threadId);
-    await createRun(t, threadId, { assistantId, maxPromptTokens: 256 });
+    await createRun(t, threadId, { assistantId, maxPromptTokens: 256, truncationStrategy: { type: 'LAST_MESSAGES', lastMessages: 2 } });
     expect((await watch.end()).status).toBe('INCOMPLETE');
     const watch2 = await watchThread(threadId);
     await createRun(t, threadId, { assistantId, maxPromptTokens: 256, truncationStrategy: { type: 'LAST_MESSAGES', lastMessages: 1 } });
     const done = await watch2.end();
+    expect(done.status).toBe('COMPLETED');
+    expect(done.usage.promptTokens).toBeLessThan(256);
+    expect((await messages(threadId)).at(-1).text).toBe('echo: short');
+  });
+
+  it('AUTO (the default) drops the oldest messages to fit maxPromptTokens instead of ending the run', async () => {
+    const assistantId = await createAssistant(t);
+    const threadId = await longThenShort();
+    const watch = await watchThread(threadId);
+    await createRun(t, threadId, { assistantId, maxPromptTokens: 256 });
+    const done = await watch.end();
     expect(done.status).toBe('COMPLETED');
     expect(done.usage.promptTokens).toBeLessThan(256);
     expect((await messages(threadId)).at(-1).text).toBe('echo: short');

@@ -316,7 +316,6 @@ describe('what a request must be', () => {
       [{ truncation_strategy: { type: 'last_messages' } }, 'truncation_strategy.last_messages'],
       [{ response_format: { type: 'json_schema' } }, 'response_format.json_schema'],
       [{ tool_choice: { type: 'function', function: { name: 'not_a_tool' } } }, 'tool_choice.function.name'],
-      [{ model: 'gpt-nothing' }, 'model'],
       [{ max_completion_tokens: 10 }, 'max_completion_tokens'],
       [
         { additional_messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://x' } }] }] },
@@ -335,7 +334,14 @@ describe('what a request must be', () => {
         code: 'BAD_USER_INPUT',
       });
     }
-    expect((await call('POST', '/assistants', { model: 'scripted', temperature: 0.3 })).body.error.param).toBe('temperature');
+    expect((await call('POST', '/assistants', { model: 'scripted', temperature: 2.5 })).body.error.param).toBe('temperature');
+    // A model no route serves has a code of its own, on the same field.
+    const unserved = await run({ model: 'gpt-nothing' });
+    expect({ status: unserved.status, param: unserved.body.error.param, code: unserved.body.error.code }).toEqual({
+      status: 400,
+      param: 'model',
+      code: 'MODEL_NOT_AVAILABLE',
+    });
     expect((await call('POST', '/assistants', { model: 'scripted', temperature: 1, tool_resources: {} })).status).toBe(200);
   });
 

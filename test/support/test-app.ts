@@ -6,6 +6,7 @@ import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { buildApp, unixNow, type App } from '../../src/app.js';
 import type { DatabaseTimeouts } from '../../src/db/timeouts.js';
+import type { ModelRoute } from '../../src/engine/providers/routes.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import type { QueryLimits, WebsocketLimits } from '../../src/config.js';
 import { createScratchDatabase, drivers } from './database.js';
@@ -44,6 +45,8 @@ export interface TestAppOptions {
   workerPollMs?: number;
   leaseSeconds?: number;
   openai?: { baseURL: string; apiKey: string; maxRetries: number };
+  /** Model routes (MODEL_ROUTES, parsed), tried before `openai`. */
+  modelRoutes?: ModelRoute[];
   subscriptionBuffer?: number;
   websocket?: Partial<WebsocketLimits>;
   production?: boolean;
@@ -84,6 +87,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       maxBodyBytes: options.maxBodyBytes,
       maxResponseBytes: options.maxResponseBytes,
       openai: options.openai,
+      modelRoutes: options.modelRoutes,
       subscriptionBuffer: options.subscriptionBuffer,
       // In the postgres+redis project: event fan-out and rate-limit counters through Redis.
       redisUrl: drivers.redisUrl,

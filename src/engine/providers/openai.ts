@@ -8,6 +8,7 @@
 import OpenAI from 'openai';
 import type { ChatCompletionCreateParamsStreaming, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import type { RunErrorCode, ToolCall } from '../../domain/run.js';
+import { isScriptedModel } from './routes.js';
 import { ModelError, type ModelProvider, type ModelRequest, type ModelResult, type OnText } from './provider.js';
 
 export interface OpenAIProviderOptions {
@@ -16,7 +17,14 @@ export interface OpenAIProviderOptions {
   /** Retries of 429, 5xx and network errors, with the client's backoff (OPENAI_MAX_RETRIES). */
   maxRetries: number;
   /** @default 600000 (10 minutes, the client's default) */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
+  /**
+   * The models this endpoint serves (a model route's patterns).
+   * @default every model not named `scripted`/`scripted-*`: the endpoint decides what it serves
+   */
+  handles?: (model: string) => boolean;
+  /** Tokens its models take in a prompt, when known (see {@link ModelProvider.contextWindow}). */
+  contextWindow?: number | undefined;
 }
 
 export function createOpenAIProvider(options: OpenAIProviderOptions): ModelProvider {
@@ -30,8 +38,8 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): ModelProvi
 
   return {
     name: 'openai',
-    // Whatever the scripted model does not take: the endpoint decides what it serves.
-    handles: (model) => !(model === 'scripted' || model.startsWith('scripted-')),
+    handles: options.handles ?? ((model) => !isScriptedModel(model)),
+    contextWindow: options.contextWindow,
 
     async complete(request, signal, onText) {
       let stream;

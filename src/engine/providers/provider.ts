@@ -49,6 +49,11 @@ export interface ModelProvider {
   readonly name: string;
   handles(model: string): boolean;
   /**
+   * Tokens a prompt may take with this provider's models, when known: AUTO truncation
+   * drops the oldest messages to fit it.
+   */
+  readonly contextWindow?: number | undefined;
+  /**
    * Asks the model for its answer to `request`; `signal` aborts the call (it then rejects
    * with the signal's reason).
    *

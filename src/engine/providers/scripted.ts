@@ -9,7 +9,9 @@
  *   fail <server_error|rate_limit_exceeded|invalid_prompt>
  *
  * Otherwise it answers `echo: <the last user message>`; once tool outputs are in, it
- * answers with them, one `<function-name>: <output>` per line. Tokens are counted as
+ * answers with them, one `<function-name>: <output>` per line. With a JSON_OBJECT response
+ * format that answer comes as `{"answer": ...}`; with JSON_SCHEMA, as a value generated
+ * from the schema that validates against it (schema-answer.ts). Tokens are counted as
  * engine/tokens counts them (o200k_base, the encoding of current OpenAI models), and the
  * answer is streamed as a model streams it: a piece per token, a character whose bytes
  * span tokens whole in the piece of the token that completes it.
@@ -17,6 +19,7 @@
 import { randomUUID } from 'node:crypto';
 import type { RunErrorCode, ToolCall } from '../../domain/run.js';
 import { countTokens, promptTokens, tokenPieces, type TokenPieces } from '../tokens.js';
+import { schemaAnswer } from './schema-answer.js';
 import { ModelError, type ModelProvider, type ModelRequest, type ModelResult, type OnText } from './provider.js';
 
 const ERROR_CODES: readonly RunErrorCode[] = ['server_error', 'rate_limit_exceeded', 'invalid_prompt'];
@@ -81,7 +84,11 @@ export const scriptedProvider: ModelProvider = {
     }
 
     let text = outputs.length > 0 ? outputs.map((o) => `${o.name ?? 'tool'}: ${o.content}`).join('\n') : `echo: ${lastUser}`;
-    if (request.responseFormat?.type === 'json_object' || request.responseFormat?.type === 'json_schema') {
+    const format = request.responseFormat;
+    if (format?.type === 'json_schema' && format.jsonSchema.schema) {
+      // An answer that validates against the schema, as a model with structured outputs gives.
+      text = await schemaAnswer(format.jsonSchema.schema, signal);
+    } else if (format?.type === 'json_object' || format?.type === 'json_schema') {
       text = JSON.stringify({ answer: text });
     }
     // An answer longer than maxCompletionTokens is cut there, as a real model's would be.

@@ -2,8 +2,17 @@ import type { AssistantRow } from '../../db/schema.js';
 import { checkAnswerBudget, counted, countedJson } from '../answer-budget.js';
 import { builder } from '../builder.js';
 import { inOrderOf } from '../global-ids.js';
-import { assistantDescriptionSchema, assistantNameSchema, instructionsSchema, modelSchema } from '../../domain/input-rules.js';
+import {
+  assistantDescriptionSchema,
+  assistantNameSchema,
+  instructionsSchema,
+  modelSchema,
+  temperatureSchema,
+  topPSchema,
+} from '../../domain/input-rules.js';
 import { DeletionRef, idempotencyKeyArgs, metadataArg, orderArg, ToolInput, ToolRef, toolsArgValidation, toTools } from './common.js';
+import { ResponseFormatInput, toResponseFormat } from './run.js';
+import { ResponseFormatRef } from './run-parts.js';
 
 export const AssistantRef = builder.node(builder.objectRef<AssistantRow>('Assistant'), {
   id: { resolve: (a) => a.id },
@@ -18,6 +27,13 @@ export const AssistantRef = builder.node(builder.objectRef<AssistantRow>('Assist
     instructions: t.string({ nullable: true, resolve: (a, _, ctx) => counted(ctx, a.instructions) }),
     tools: t.field({ type: [ToolRef], resolve: (a) => a.tools }),
     metadata: t.field({ type: 'JSONObject', resolve: (a, _, ctx) => countedJson(ctx, a.metadata) }),
+    temperature: t.exposeFloat('temperature', { description: 'What its runs take unless they set their own (default 1).' }),
+    topP: t.exposeFloat('topP', { description: 'What its runs take unless they set their own (default 1).' }),
+    responseFormat: t.field({
+      type: ResponseFormatRef,
+      description: 'What its runs take unless they set their own (default AUTO).',
+      resolve: (a) => a.responseFormat,
+    }),
   }),
 });
 
@@ -31,6 +47,9 @@ const CreateAssistantInput = builder.inputType('CreateAssistantInput', {
     instructions: t.string({ validate: { schema: instructionsSchema } }),
     tools: t.field({ type: [ToolInput], validate: toolsArgValidation }),
     metadata: t.field({ type: 'JSONObject', validate: metadataArg }),
+    temperature: t.float({ validate: { schema: temperatureSchema }, description: "The runs' default (1 when left out)." }),
+    topP: t.float({ validate: { schema: topPSchema }, description: "The runs' default (1 when left out)." }),
+    responseFormat: t.field({ type: ResponseFormatInput, description: "The runs' default (AUTO when left out)." }),
   }),
 });
 
@@ -44,6 +63,9 @@ const ModifyAssistantInput = builder.inputType('ModifyAssistantInput', {
     instructions: t.string({ validate: { schema: instructionsSchema } }),
     tools: t.field({ type: [ToolInput], validate: toolsArgValidation }),
     metadata: t.field({ type: 'JSONObject', validate: metadataArg }),
+    temperature: t.float({ validate: { schema: temperatureSchema }, description: 'null: back to 1.' }),
+    topP: t.float({ validate: { schema: topPSchema }, description: 'null: back to 1.' }),
+    responseFormat: t.field({ type: ResponseFormatInput, description: 'null: back to AUTO.' }),
   }),
   // An assistant always has a model: null is no change the input could mean.
   validate: [(input) => input.model !== null, { message: 'must not be null (leave it out to keep the model)', path: ['model'] }],
@@ -81,6 +103,9 @@ builder.mutationFields((t) => ({
           instructions: input.instructions,
           tools: toTools(input.tools),
           metadata: input.metadata as Record<string, string> | null | undefined,
+          temperature: input.temperature,
+          topP: input.topP,
+          responseFormat: toResponseFormat(input.responseFormat),
         },
         idempotencyKey,
       ),
@@ -97,6 +122,9 @@ builder.mutationFields((t) => ({
         instructions: input.instructions,
         tools: input.tools === undefined ? undefined : toTools(input.tools),
         metadata: input.metadata as Record<string, string> | null | undefined,
+        temperature: input.temperature,
+        topP: input.topP,
+        responseFormat: input.responseFormat === undefined ? undefined : toResponseFormat(input.responseFormat),
       }),
   }),
   deleteAssistant: t.field({

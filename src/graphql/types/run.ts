@@ -1,7 +1,7 @@
 /** The Run type, its inputs, and the run queries and mutations (the objects it carries: run-parts.ts). */
 import type { InputFieldBuilder, InputShapeFromFields } from '@pothos/core';
 import type { RunRow } from '../../db/schema.js';
-import type { ToolChoice } from '../../domain/run.js';
+import type { ResponseFormat, ToolChoice } from '../../domain/run.js';
 import { RUN_STATUSES, type RunStatus } from '../../domain/run-lifecycle.js';
 import type { CreateRunInput as CreateRunUseCase, CreateThreadAndRunInput } from '../../runs/index.js';
 import { checkAnswerBudget, counted, countedJson } from '../answer-budget.js';
@@ -131,7 +131,7 @@ const JsonSchemaFormatInput = builder.inputType('JsonSchemaFormatInput', {
   }),
 });
 
-const ResponseFormatInput = builder.inputType('ResponseFormatInput', {
+export const ResponseFormatInput = builder.inputType('ResponseFormatInput', {
   fields: (t) => ({
     type: t.field({ type: ResponseFormatType, required: true }),
     jsonSchema: t.field({ type: JsonSchemaFormatInput, description: 'Required for JSON_SCHEMA, else not allowed.' }),
@@ -282,7 +282,6 @@ export function toRunOptions(input: RunOptionArgs): RunOptions {
   let toolChoice: ToolChoice | null = null;
   if (choice?.mode) toolChoice = { mode: choice.mode };
   else if (choice?.function) toolChoice = { function: { name: choice.function.name } };
-  const format = input.responseFormat;
   return {
     assistantId: String(input.assistantId),
     model: input.model,
@@ -298,18 +297,22 @@ export function toRunOptions(input: RunOptionArgs): RunOptions {
       : null,
     toolChoice,
     parallelToolCalls: input.parallelToolCalls,
-    responseFormat: !format
-      ? null
-      : format.type === 'json_schema' && format.jsonSchema
-        ? {
-            type: 'json_schema',
-            jsonSchema: {
-              name: format.jsonSchema.name,
-              description: format.jsonSchema.description ?? null,
-              schema: format.jsonSchema.schema ?? null,
-              strict: format.jsonSchema.strict ?? null,
-            },
-          }
-        : { type: format.type as 'auto' | 'text' | 'json_object' },
+    responseFormat: toResponseFormat(input.responseFormat),
   };
+}
+
+/** A ResponseFormatInput as the use cases take it (absent or null: null). */
+export function toResponseFormat(format: RunOptionArgs['responseFormat']): ResponseFormat | null {
+  if (!format) return null;
+  return format.type === 'json_schema' && format.jsonSchema
+    ? {
+        type: 'json_schema',
+        jsonSchema: {
+          name: format.jsonSchema.name,
+          description: format.jsonSchema.description ?? null,
+          schema: format.jsonSchema.schema ?? null,
+          strict: format.jsonSchema.strict ?? null,
+        },
+      }
+    : { type: format.type as 'auto' | 'text' | 'json_object' };
 }

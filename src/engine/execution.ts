@@ -14,6 +14,7 @@ import { storableText } from '../domain/text.js';
 import type { RunEngine, StreamedMessage } from '../runs/index.js';
 import { ModelError, type ModelProvider, type ModelResult, type PromptMessage } from './providers/provider.js';
 import { promptTokens } from './tokens.js';
+import { observedModelCall } from '../observability/model-calls.js';
 
 /** A run this process holds a claim on. */
 export interface ClaimedRun {
@@ -65,21 +66,23 @@ export class RunExecution {
     const stream = runs.streamMessage(run, leaseToken);
     let result: ModelResult;
     try {
-      result = await provider.complete(
-        {
-          model: run.model,
-          messages,
-          tools: run.tools,
-          toolChoice: run.toolChoice,
-          parallelToolCalls: run.parallelToolCalls,
-          responseFormat: run.responseFormat,
-          temperature: run.temperature,
-          topP: run.topP,
-          maxCompletionTokens: run.maxCompletionTokens,
-        },
-        signal,
-        (piece) => stream.push(piece),
-      );
+      const call = () =>
+        provider.complete(
+          {
+            model: run.model,
+            messages,
+            tools: run.tools,
+            toolChoice: run.toolChoice,
+            parallelToolCalls: run.parallelToolCalls,
+            responseFormat: run.responseFormat,
+            temperature: run.temperature,
+            topP: run.topP,
+            maxCompletionTokens: run.maxCompletionTokens,
+          },
+          signal,
+          (piece) => stream.push(piece),
+        );
+      result = await observedModelCall(provider.name, run.model, signal, (e) => (e instanceof ModelError ? e.code : 'server_error'), call);
     } catch (error) {
       // What was written of the message stays, and ends incomplete with the run.
       await stream.close();

@@ -12,6 +12,7 @@ import type { RunStatus } from '../domain/run-lifecycle.js';
 import { MAX_EVENTS_PER_COMMIT, type Moved, type RunCore } from './core.js';
 import { MessageWriter, type MessageStream, type StreamedMessage } from './message-streams.js';
 import * as store from './sql/index.js';
+import { runsExpired } from '../observability/metrics.js';
 
 /** The most runs one claim takes. */
 export const MAX_CLAIM = MAX_EVENTS_PER_COMMIT;
@@ -167,12 +168,14 @@ export class RunEngine {
   async expireDue(limit = 100): Promise<number> {
     const now = this.core.deps.clock();
     const due = await store.findDueRunIds(this.core.deps.db, now, limit);
-    return (
+    const expired = (
       await this.core.transitionMany(
         'expired',
         due.map((runId) => ({ runId, guard: { dueBy: now } })),
       )
     ).length;
+    runsExpired.inc(expired);
+    return expired;
   }
 
   /**

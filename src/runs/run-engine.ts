@@ -241,6 +241,16 @@ export class RunEngine {
     return batch.map((f) => byRun.get(f.run.id));
   }
 
+  /** Active runs by status and model (the metrics' gauge). */
+  activeRunCounts(): Promise<{ status: string; model: string; count: number }[]> {
+    return store.activeRunCounts(this.core.deps.db);
+  }
+
+  /** The queue's depth and the createdAt of its oldest run (the metrics' gauges). */
+  queueStats(): Promise<{ depth: number; oldest: number | null }> {
+    return store.queueStats(this.core.deps.db);
+  }
+
   /** All of a run's steps, oldest first (the engine's view; batched with other runs'). */
   steps(runId: string): Promise<RunStepRow[]> {
     return this.stepReads(runId);

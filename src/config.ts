@@ -115,17 +115,27 @@ export const SETTINGS = z.object({
     .int()
     .min(0)
     .optional()
-    .describe('A port of its own for `/metrics` (and `/health`), on `HOST`; open there unless `METRICS_TOKEN` is set. The only way to scrape `ROLE=worker`.'),
+    .describe(
+      'A port of its own for `/metrics` (and `/health`), on `HOST`; open there unless `METRICS_TOKEN` is set. The only way to scrape `ROLE=worker`.',
+    ),
   OTEL_TRACES_EXPORTER: z
     .enum(['otlp', 'console', 'none'])
     .optional()
-    .describe('Traces: `otlp` (OTLP over HTTP), `console` or `none`. Unset: `otlp` when an OTLP endpoint is set, else off (see [traces](#traces)).'),
+    .describe(
+      'Traces: `otlp` (OTLP over HTTP), `console` or `none`. Unset: `otlp` when an OTLP endpoint is set, else off (see [traces](#traces)).',
+    ),
   OTEL_EXPORTER_OTLP_ENDPOINT: z
     .string()
     .url()
     .optional()
-    .describe('OTLP/HTTP collector, e.g. `http://127.0.0.1:4318` (traces go to `/v1/traces`); the other standard `OTEL_EXPORTER_OTLP_*` variables apply too.'),
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.string().url().optional().describe('The full traces URL, when not `<OTEL_EXPORTER_OTLP_ENDPOINT>/v1/traces`.'),
+    .describe(
+      'OTLP/HTTP collector, e.g. `http://127.0.0.1:4318` (traces go to `/v1/traces`); the other standard `OTEL_EXPORTER_OTLP_*` variables apply too.',
+    ),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z
+    .string()
+    .url()
+    .optional()
+    .describe('The full traces URL, when not `<OTEL_EXPORTER_OTLP_ENDPOINT>/v1/traces`.'),
   OTEL_SERVICE_NAME: z.string().min(1).default('runway').describe("Traces' `service.name`."),
   LOG_LEVEL: z
     .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
@@ -275,7 +285,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     production: e.NODE_ENV === 'production',
     metricsToken: e.METRICS_TOKEN,
     metricsPort: e.METRICS_PORT,
-    tracing: tracingOf(e.OTEL_TRACES_EXPORTER, Boolean(e.OTEL_EXPORTER_OTLP_ENDPOINT || e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), e.OTEL_SERVICE_NAME),
+    tracing: tracingOf(
+      e.OTEL_TRACES_EXPORTER,
+      Boolean(e.OTEL_EXPORTER_OTLP_ENDPOINT || e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT),
+      e.OTEL_SERVICE_NAME,
+    ),
   };
 }
 

@@ -3,7 +3,7 @@ import { buildApp } from './app.js';
 import { listenHost, loadConfig } from './config.js';
 import { createLogger, stdoutDestination } from './log.js';
 import { GRAPHQL_PATH } from './server/server.js';
-import { adminServer } from './observability/metrics-http.js';
+import { adminServer } from './server/metrics-http.js';
 import { startTracing } from './observability/tracing.js';
 
 const config = loadConfig();

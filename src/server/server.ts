@@ -32,7 +32,7 @@ import { createReadiness } from './readiness.js';
 import { requestLog } from './request-log.js';
 import { serveRestHttp } from './rest-http.js';
 import { serveGraphqlWs } from './websocket.js';
-import { metricsEndpoint } from '../observability/metrics-http.js';
+import { metricsEndpoint } from './metrics-http.js';
 import { observeRequest, useOperationObservation } from '../observability/requests.js';
 import { requestContext, type RequestContext, type Transport } from './yoga-context.js';
 

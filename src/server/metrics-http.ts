@@ -12,8 +12,8 @@ import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
-import { sendError } from '../server/http-answers.js';
-import { registry } from './metrics.js';
+import { sendError } from './http-answers.js';
+import { registry } from '../observability/metrics.js';
 
 export const METRICS_PATH = '/metrics';
 

@@ -62,7 +62,7 @@ export interface ServerOptions {
   sharedCounters?: SharedCounters | undefined;
   /** What the REST API tells clients polling a run to wait (`openai-poll-after-ms`). @default DEFAULTS.restPollAfterMs */
   restPollAfterMs?: number;
-  /** METRICS_TOKEN: opens /metrics (see observability/metrics-http.ts). */
+  /** METRICS_TOKEN: opens /metrics (see metrics-http.ts). */
   metricsToken?: string | undefined;
 }
 

@@ -23,6 +23,7 @@ import { randomUUID } from 'node:crypto';
 import { runFaces, type RunEngine } from './runs/index.js';
 import { SWEEP_BATCH, sweepKeys } from './idempotency/idempotency.js';
 import { buildServer, type RunwayServer } from './server/server.js';
+import { addScrapeSource } from './observability/metrics.js';
 import { ThreadService } from './threads/thread-service.js';
 
 export type AppConfig = Pick<Config, 'databaseUrl' | 'pgliteDir' | 'databasePoolSize' | 'runExpiresAfterSeconds' | 'production'> &
@@ -41,6 +42,7 @@ export type AppConfig = Pick<Config, 'databaseUrl' | 'pgliteDir' | 'databasePool
       | 'shutdownDrainMs'
       | 'idempotencyKeyHours'
       | 'databaseEnginePoolSize'
+      | 'metricsToken'
     >
   > & {
     databaseTimeouts?: Partial<Config['databaseTimeouts']> | undefined;
@@ -112,6 +114,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
           poolSize: config.databaseEnginePoolSize ?? DEFAULTS.databaseEnginePoolSize,
           timeouts: database.timeouts,
           onQuery: options.onQuery,
+          pool: 'engine',
         })
       : database;
   const { db } = database;
@@ -218,6 +221,16 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     ready: () => isMigrated(database).catch(() => false),
     readyTimeoutMs: config.readyTimeoutMs ?? DEFAULTS.readyTimeoutMs,
     logger,
+    metricsToken: config.metricsToken,
+  });
+  const forgetSource = addScrapeSource({
+    activeRuns: () => runs.engine.activeRunCounts(),
+    queue: async () => {
+      const { depth, oldest } = await runs.engine.queueStats();
+      return { depth, oldestAgeSeconds: oldest === null ? 0 : Math.max(0, clock() - oldest) };
+    },
+    websocketsOpen: () => server.websocketsOpen(),
+    subscriptionsOpen: () => bus.subscriberCount(),
   });
   worker?.start();
   return {
@@ -245,6 +258,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
       const deadline = Date.now() + 2000;
       while (bus.buffered() > 0 && Date.now() < deadline) await sleep(10);
       await server.stop();
+      forgetSource();
       await unlisten();
       authenticator.close();
       limitsRedis?.disconnect();

@@ -113,6 +113,38 @@ export const SETTINGS = z.object({
   MAX_RESPONSE_BYTES: int(16 * 1024 * 1024, 1024).describe(
     'Largest answer to one operation (or subscription event): its text and JSON fields are counted as they resolve; beyond, `RESPONSE_TOO_LARGE` alone.',
   ),
+  METRICS_TOKEN: z
+    .string()
+    .min(16, 'at least 16 characters')
+    .optional()
+    .describe('Bearer token that opens `/metrics` (see [metrics](#metrics)). Unset, with API keys: `/metrics` only on `METRICS_PORT`.'),
+  METRICS_PORT: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe(
+      'A port of its own for `/metrics` (and `/health`), on `HOST`; open there unless `METRICS_TOKEN` is set. The only way to scrape `ROLE=worker`.',
+    ),
+  OTEL_TRACES_EXPORTER: z
+    .enum(['otlp', 'console', 'none'])
+    .optional()
+    .describe(
+      'Traces: `otlp` (OTLP over HTTP), `console` or `none`. Unset: `otlp` when an OTLP endpoint is set, else off (see [traces](#traces)).',
+    ),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z
+    .string()
+    .url()
+    .optional()
+    .describe(
+      'OTLP/HTTP collector, e.g. `http://127.0.0.1:4318` (traces go to `/v1/traces`); the other standard `OTEL_EXPORTER_OTLP_*` variables apply too.',
+    ),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z
+    .string()
+    .url()
+    .optional()
+    .describe('The full traces URL, when not `<OTEL_EXPORTER_OTLP_ENDPOINT>/v1/traces`.'),
+  OTEL_SERVICE_NAME: z.string().min(1).default('runway').describe("Traces' `service.name`."),
   LOG_LEVEL: z
     .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
     .default('info')
@@ -182,6 +214,12 @@ export type Config = Readonly<{
   /** MODEL_ROUTES, parsed (keys resolved): tried in order, before `openai`. */
   modelRoutes: ModelRoute[];
   production: boolean;
+  /** METRICS_TOKEN: opens /metrics (Bearer). */
+  metricsToken: string | undefined;
+  /** METRICS_PORT: /metrics on a port of its own. */
+  metricsPort: number | undefined;
+  /** Set when traces are exported. */
+  tracing: { exporter: 'otlp' | 'console'; serviceName: string } | undefined;
 }>;
 
 /**
@@ -262,7 +300,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         : undefined,
     modelRoutes,
     production: e.NODE_ENV === 'production',
+    metricsToken: e.METRICS_TOKEN,
+    metricsPort: e.METRICS_PORT,
+    tracing: tracingOf(
+      e.OTEL_TRACES_EXPORTER,
+      Boolean(e.OTEL_EXPORTER_OTLP_ENDPOINT || e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT),
+      e.OTEL_SERVICE_NAME,
+    ),
   };
+}
+
+/** Traces are exported when an exporter is named, or (the SDK's default) when an OTLP endpoint is set. */
+function tracingOf(exporter: 'otlp' | 'console' | 'none' | undefined, endpoint: boolean, serviceName: string): Config['tracing'] {
+  const chosen = exporter ?? (endpoint ? 'otlp' : 'none');
+  return chosen === 'none' ? undefined : { exporter: chosen, serviceName };
 }
 
 /** Every setting as an empty environment leaves it: what a caller that gives no value gets. */

@@ -3,6 +3,8 @@ import { buildApp } from './app.js';
 import { listenHost, loadConfig } from './config.js';
 import { createLogger, stdoutDestination } from './log.js';
 import { GRAPHQL_PATH } from './server/server.js';
+import { adminServer } from './server/metrics-http.js';
+import { startTracing } from './observability/tracing.js';
 
 const config = loadConfig();
 const logger = createLogger({ level: config.logLevel, destination: stdoutDestination() });
@@ -15,6 +17,8 @@ for (const event of ['unhandledRejection', 'uncaughtException'] as const) {
     process.exit(1);
   });
 }
+// Before the app: the SDK must be the tracer provider when the first span is made.
+const stopTracing = config.tracing ? await startTracing(config.tracing) : undefined;
 const app = await buildApp(config, {
   logger,
   worker:
@@ -42,6 +46,16 @@ if (config.role === 'worker') {
   logger.info({ role: config.role, port }, `Runway ${config.role} on http://${shownHost}:${port}${GRAPHQL_PATH} (${where})`);
 }
 
+// The metrics on a port of their own: the only way to scrape a worker (no API port).
+const admin =
+  config.metricsPort === undefined
+    ? undefined
+    : adminServer({ keysRequired: () => app.authenticator.required, token: config.metricsToken }, logger);
+if (admin && config.metricsPort !== undefined) {
+  const port = await admin.start(config.metricsPort, host);
+  logger.info({ port }, `Metrics on http://${host === '0.0.0.0' ? 'localhost' : host}:${port}/metrics`);
+}
+
 let stopping = false;
 /**
  * SIGTERM (what orchestrators send) drains first: /ready fails for SHUTDOWN_DRAIN_SECONDS
@@ -54,6 +68,8 @@ async function shutdown(signal: 'SIGTERM' | 'SIGINT') {
   logger.info({ signal, drainSeconds: drainMs / 1000, graceSeconds: config.shutdownGraceSeconds }, 'stopping');
   try {
     await app.stop({ drainMs });
+    await admin?.stop();
+    await stopTracing?.();
     process.exit(0);
   } catch (error) {
     logger.error({ err: error }, 'shutdown failed');

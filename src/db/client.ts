@@ -11,6 +11,7 @@ import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { DEFAULTS } from '../config.js';
+import { forgetPool, observePglite, observePostgres } from '../observability/database.js';
 import * as schema from './schema.js';
 import { databaseTimeouts, timeoutParameters, type DatabaseTimeouts } from './timeouts.js';
 
@@ -29,6 +30,8 @@ export interface DatabaseOptions {
   timeouts?: Partial<DatabaseTimeouts> | undefined;
   /** Called with every statement drizzle sends (for counting them in specs and benchmarks). */
   onQuery?: ((sql: string) => void) | undefined;
+  /** Its name in the metrics (runway_db_connections_busy{pool}). @default 'gateway' */
+  pool?: string;
 }
 
 export type Database =
@@ -69,14 +72,20 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       max: options.poolSize ?? DEFAULTS.databasePoolSize,
       connection: timeoutParameters(timeouts),
     });
+    const pool = options.pool ?? 'gateway';
+    const size = options.poolSize ?? DEFAULTS.databasePoolSize;
+    observePostgres(client, pool, size);
     const db = drizzlePostgres(client, { schema, logger: queryLogger(options) }) as unknown as Db;
-    return { driver: 'postgres', db, client, url: options.url, timeouts, close: () => client.end({ timeout: 5 }) };
+    const close = () => client.end({ timeout: 5 }).finally(() => forgetPool(pool, size));
+    return { driver: 'postgres', db, client, url: options.url, timeouts, close };
   }
   const dir = options.pgliteDir ?? 'memory://';
   if (!dir.startsWith('memory://')) await mkdir(dir, { recursive: true });
   const client = await PGlite.create(dir);
+  const pool = options.pool ?? 'gateway';
+  observePglite(client, pool);
   const db = drizzlePglite(client, { schema, logger: queryLogger(options) }) as unknown as Db;
-  return { driver: 'pglite', db, client, close: () => client.close() };
+  return { driver: 'pglite', db, client, close: () => client.close().finally(() => forgetPool(pool, 1)) };
 }
 
 /** The rows of a raw statement, from either driver (postgres.js answers an array, PGlite `{ rows }`). */

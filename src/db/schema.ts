@@ -194,6 +194,11 @@ export const runs = pgTable(
     workerId: text('worker_id'),
     leaseToken: uuid('lease_token'),
     leaseExpiresAt: timestamp('lease_expires_at', { withTimezone: true }),
+    /**
+     * The W3C traceparent of the request that created the run, when tracing is on: the
+     * worker's span of the run continues that trace, in whichever process claims it.
+     */
+    traceparent: text('traceparent'),
   },
   (t) => [
     // Keyset pagination of a thread's runs, in both directions.

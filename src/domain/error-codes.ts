@@ -35,6 +35,13 @@ export const ERROR_CODES = {
     meaning: 'No valid API key: missing, unknown or revoked (on a websocket the socket is also closed with 4401).',
     from: 'runway',
   },
+  FORBIDDEN: {
+    status: 403,
+    retryable: false,
+    meaning:
+      'The credentials do not open this endpoint: `/metrics` with a wrong `METRICS_TOKEN`, or on the API port of a deployment with keys and no `METRICS_TOKEN` (use `METRICS_PORT`).',
+    from: 'runway',
+  },
   CSRF_REQUIRED_HEADER: {
     status: 403,
     retryable: false,

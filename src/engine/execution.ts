@@ -15,6 +15,7 @@ import type { RunEngine, StreamedMessage } from '../runs/index.js';
 import { ModelError, type ModelProvider, type ModelResult, type PromptMessage } from './providers/provider.js';
 import { messageTokens } from './tokens.js';
 import { fitPrompt } from './truncation.js';
+import { observedModelCall } from '../observability/model-calls.js';
 
 /** A run this process holds a claim on. */
 export interface ClaimedRun {
@@ -90,21 +91,23 @@ export class RunExecution {
     const stream = runs.streamMessage(run, leaseToken);
     let result: ModelResult;
     try {
-      result = await provider.complete(
-        {
-          model: run.model,
-          messages,
-          tools: run.tools,
-          toolChoice: run.toolChoice,
-          parallelToolCalls: run.parallelToolCalls,
-          responseFormat: run.responseFormat,
-          temperature: run.temperature,
-          topP: run.topP,
-          maxCompletionTokens: completionLeft,
-        },
-        signal,
-        (piece) => stream.push(piece),
-      );
+      const call = () =>
+        provider.complete(
+          {
+            model: run.model,
+            messages,
+            tools: run.tools,
+            toolChoice: run.toolChoice,
+            parallelToolCalls: run.parallelToolCalls,
+            responseFormat: run.responseFormat,
+            temperature: run.temperature,
+            topP: run.topP,
+            maxCompletionTokens: completionLeft,
+          },
+          signal,
+          (piece) => stream.push(piece),
+        );
+      result = await observedModelCall(provider.name, run.model, signal, (e) => (e instanceof ModelError ? e.code : 'server_error'), call);
     } catch (error) {
       // What was written of the message stays, and ends incomplete with the run.
       await stream.close();

@@ -23,6 +23,8 @@ import { createLogger, type Logger } from '../log.js';
 import { MAX_CLAIM, type RunEngine } from '../runs/index.js';
 import type { ModelProvider } from './providers/provider.js';
 import { RunExecution, type ClaimedRun } from './execution.js';
+import { leaseTakeovers, observeClaim } from '../observability/metrics.js';
+import { contextOf, failed, SpanKind, startSpan, tracingOn, withSpan } from '../observability/tracing.js';
 
 /** How often the poll runs the housekeeping. */
 const HOUSEKEEPING_MS = 60_000;
@@ -181,6 +183,7 @@ export class Worker {
           if (free <= 0) return;
           const from = Date.now();
           const taken = await this.noting(runs.takeOver(this.id, free, this.leaseSeconds));
+          leaseTakeovers.inc(taken.length);
           // Stopping meanwhile: give them straight back rather than start them.
           for (const run of taken) {
             if (this.running) this.begin(run, from);
@@ -209,6 +212,7 @@ export class Worker {
           const asked = Math.min(free, MAX_CLAIM);
           const from = Date.now();
           const claimed = await this.noting(runs.claim(this.id, asked, this.leaseSeconds));
+          for (const run of claimed) observeClaim(run);
           for (const run of claimed) this.begin(run, from);
           return claimed.length === asked;
         });
@@ -277,8 +281,8 @@ export class Worker {
       },
       (this.leaseSeconds * 1000) / 3,
     );
-    flight.done = this.execution
-      .execute(flight, (work) => this.untilServed(flight, work))
+    const execute = () => this.execution.execute(flight, (work) => this.untilServed(flight, work));
+    flight.done = (tracingOn ? inRunSpan(run, execute) : execute())
       .catch((error) =>
         isTransientDatabaseError(error)
           ? this.log.warn(
@@ -319,5 +323,26 @@ export class Worker {
     const fields = runId ? { err: error, runId } : { err: error };
     if (isDatabaseUnavailable(error)) this.log.warn(fields, message);
     else this.log.error(fields, message);
+  }
+}
+
+/**
+ * The run's execution in a span of its own, a child of the request that created the run
+ * (its stored traceparent): one trace from createRun to the answer, across processes.
+ */
+async function inRunSpan(run: RunRow, execute: () => Promise<void>): Promise<void> {
+  const span = startSpan(
+    'run execute',
+    { 'runway.run.id': run.id, 'runway.run.model': run.model, 'runway.run.status': run.status },
+    SpanKind.CONSUMER,
+    contextOf({ traceparent: run.traceparent }),
+  );
+  try {
+    await withSpan(span, execute);
+  } catch (error) {
+    failed(span, error);
+    throw error;
+  } finally {
+    span.end();
   }
 }

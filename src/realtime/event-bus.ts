@@ -4,6 +4,7 @@
  * created (not on first read), so a caller can subscribe, then read the database, and
  * miss nothing in between.
  */
+import { hot } from '../observability/metrics.js';
 import { DEFAULTS } from '../config.js';
 import { SubscriptionLaggedError } from '../domain/errors.js';
 import type { RunStatusEvent } from '../domain/run.js';
@@ -44,7 +45,9 @@ export function createInProcessEventBus(capacity = DEFAULTS.subscriptionBuffer):
     publish(events) {
       const to = (topic: Topic, item: BusItem<LiveEvent>) => {
         const set = subscribers.get(topic);
-        if (set) for (const q of set) q.push(item);
+        if (!set) return;
+        for (const q of set) q.push(item);
+        hot.eventsDelivered += set.size;
       };
       for (const event of events) {
         const item: BusItem<LiveEvent> = { kind: 'event', event };
@@ -81,7 +84,10 @@ export function createInProcessEventBus(capacity = DEFAULTS.subscriptionBuffer):
   };
 }
 
-const lagging = () => new SubscriptionLaggedError();
+const lagging = () => {
+  hot.subscriptionsLagged++;
+  return new SubscriptionLaggedError();
+};
 
 /** A subscription's queue, which leaves its topic when it closes (a class: no closures per subscription). */
 class TopicQueue extends BoundedQueue<BusItem<LiveEvent>> {

@@ -13,6 +13,7 @@
  * no cross-site form or script can send one; what is left is a body-less POST (cancel a
  * run whose ids the page would have to know, create an empty thread).
  */
+import { noteRoute } from '../observability/requests.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Caller } from '../domain/caller.js';
 import { ResponseTooLargeError } from '../domain/errors.js';
@@ -57,6 +58,7 @@ export function createRestApi(options: RestApiOptions): RestApi {
   async function answer(req: IncomingMessage, caller: Caller, path: string, text: string | undefined): Promise<unknown> {
     const match = router.match(req.method, path);
     if (!match) throw invalidUrl(req.method, path);
+    noteRoute(req, match.route.pattern);
     const beta = req.headers['openai-beta'];
     if (typeof beta === 'string' && /assistants=/.test(beta) && !/assistants=v2\b/.test(beta)) {
       throw new RestError('BAD_USER_INPUT', 'Runway serves the Assistants API v2: send OpenAI-Beta: assistants=v2.', 'OpenAI-Beta');

@@ -30,6 +30,7 @@ export interface ErrorBody {
 const ANSWERS: Record<ErrorCode, { status: number; type: string }> = {
   BAD_USER_INPUT: { status: 400, type: 'invalid_request_error' },
   UNAUTHENTICATED: { status: 401, type: 'invalid_request_error' },
+  FORBIDDEN: { status: 403, type: 'invalid_request_error' },
   CSRF_REQUIRED_HEADER: { status: 403, type: 'invalid_request_error' },
   NOT_FOUND: { status: 404, type: 'invalid_request_error' },
   MODEL_NOT_AVAILABLE: { status: 400, type: 'invalid_request_error' },

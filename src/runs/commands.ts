@@ -3,6 +3,7 @@
  * read them, page them, create, modify, cancel, and hand them tool outputs. Each use case
  * opens its own transaction and applies the lifecycle through the run store.
  */
+import { currentTraceparent } from '../observability/tracing.js';
 import {
   DEFAULT_PAGE_SIZE,
   planKeysetPage,
@@ -220,6 +221,8 @@ export class RunCommands {
         return { id, role, content, metadata };
       }),
       idempotency: request ? { key: request.key, fingerprint: request.fingerprint } : null,
+      // The worker's span of the run continues the creating request's trace.
+      traceparent: currentTraceparent(),
     };
   }
 

@@ -12,6 +12,7 @@ import type { RunStatusEvent } from '../domain/run.js';
 import { comparePositions, positionOf, type ItemEvent } from '../domain/run-events.js';
 import type { RunStatus } from '../domain/run-lifecycle.js';
 import { threadExists } from '../threads/thread-service.js';
+import { runTransitions } from '../observability/metrics.js';
 import type { Announcer } from './announcer.js';
 import * as store from './sql/index.js';
 
@@ -41,6 +42,11 @@ export type Moved = { run: RunRow; event: RunStatusEvent };
  */
 export const MAX_EVENTS_PER_COMMIT = 50;
 
+/** Committed transitions, counted by status for the metrics (every write path comes through here). */
+function counted(moves: readonly Moved[]): void {
+  for (const m of moves) runTransitions.labels(m.event.status).inc();
+}
+
 export class RunCore {
   constructor(readonly deps: RunDeps) {}
 
@@ -58,6 +64,7 @@ export class RunCore {
         async (...args: A): Promise<R> => {
           const result = await statement(...args);
           announcer.committed();
+          if (Array.isArray(result)) counted(result as Moved[]);
           return result;
         };
       this.built = {
@@ -144,6 +151,7 @@ export class RunCore {
       return result;
     });
     this.deps.announcer.committed();
+    if (result !== undefined) counted(Array.isArray(result) ? result : [result]);
     return result;
   }
 

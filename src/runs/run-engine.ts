@@ -12,6 +12,7 @@ import type { RunStatus } from '../domain/run-lifecycle.js';
 import { MAX_EVENTS_PER_COMMIT, type Moved, type RunCore } from './core.js';
 import { MessageWriter, type MessageStream, type StreamedMessage } from './message-streams.js';
 import * as store from './sql/index.js';
+import { runsExpired } from '../observability/metrics.js';
 
 /** The most runs one claim takes. */
 export const MAX_CLAIM = MAX_EVENTS_PER_COMMIT;
@@ -167,12 +168,14 @@ export class RunEngine {
   async expireDue(limit = 100): Promise<number> {
     const now = this.core.deps.clock();
     const due = await store.findDueRunIds(this.core.deps.db, now, limit);
-    return (
+    const expired = (
       await this.core.transitionMany(
         'expired',
         due.map((runId) => ({ runId, guard: { dueBy: now } })),
       )
     ).length;
+    runsExpired.inc(expired);
+    return expired;
   }
 
   /**
@@ -236,6 +239,16 @@ export class RunEngine {
     }
     const byRun = new Map(moved.map((m) => [m.run.id, m.run]));
     return batch.map((f) => byRun.get(f.run.id));
+  }
+
+  /** Active runs by status and model (the metrics' gauge). */
+  activeRunCounts(): Promise<{ status: string; model: string; count: number }[]> {
+    return store.activeRunCounts(this.core.deps.db);
+  }
+
+  /** The queue's depth and the createdAt of its oldest run (the metrics' gauges). */
+  queueStats(): Promise<{ depth: number; oldest: number | null }> {
+    return store.queueStats(this.core.deps.db);
   }
 
   /** All of a run's steps, oldest first (the engine's view; batched with other runs'). */

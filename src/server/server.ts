@@ -32,6 +32,8 @@ import { createReadiness } from './readiness.js';
 import { requestLog } from './request-log.js';
 import { serveRestHttp } from './rest-http.js';
 import { serveGraphqlWs } from './websocket.js';
+import { metricsEndpoint } from './metrics-http.js';
+import { observeRequest, useOperationObservation } from '../observability/requests.js';
 import { requestContext, type RequestContext, type Transport } from './yoga-context.js';
 
 export const GRAPHQL_PATH = '/graphql';
@@ -60,6 +62,8 @@ export interface ServerOptions {
   sharedCounters?: SharedCounters | undefined;
   /** What the REST API tells clients polling a run to wait (`openai-poll-after-ms`). @default DEFAULTS.restPollAfterMs */
   restPollAfterMs?: number;
+  /** METRICS_TOKEN: opens /metrics (see metrics-http.ts). */
+  metricsToken?: string | undefined;
 }
 
 export interface RunwayServer {
@@ -79,6 +83,8 @@ export interface RunwayServer {
    */
   stop(): Promise<void>;
   readonly http: Server;
+  /** graphql-ws websockets open now (the metrics). */
+  websocketsOpen(): number;
 }
 
 /** The close code that tells a websocket client to come back: "service restart" (RFC 6455 registry). */
@@ -114,6 +120,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
       // Requests a browser could send cross-site without a preflight must carry a
       // header; JSON POSTs (what GraphQL clients send) are preflighted and pass.
       useCsrfPrevention(),
+      useOperationObservation(),
     ],
     // Stack traces never reach a client, in development either: maskError logs them.
     maskedErrors: { maskError, isDev: false },
@@ -140,17 +147,20 @@ export function buildServer(options: ServerOptions): RunwayServer {
     log,
   });
   const restHttp = serveRestHttp({ api: restApi, authenticator, log });
+  const metrics = metricsEndpoint({ keysRequired: () => authenticator.required, token: options.metricsToken }, false, log);
   const http = createServer((req, res) => {
     const path = req.url?.split('?')[0];
     stamp(req, res, path);
-    if (readiness.answer(path, res)) return;
     const rest = path?.startsWith(REST_PREFIX) ? path : undefined;
-    // Each API refuses a body in its own dialect.
-    const refused = bodyRefusal(req);
-    if (refused && rest) return void sendRestError(res, new RestError(refused.code, refused.message));
-    if (refused) return sendError(res, refused.code, refused.message);
-    if (rest) return restHttp(req, res, rest);
-    graphqlHttp(req, res, path);
+    observeRequest(req, res, path, rest ? 'rest' : path === GRAPHQL_PATH ? 'graphql' : 'other', () => {
+      if (readiness.answer(path, res) || metrics(req, res, path)) return;
+      // Each API refuses a body in its own dialect.
+      const refused = bodyRefusal(req);
+      if (refused && rest) return void sendRestError(res, new RestError(refused.code, refused.message));
+      if (refused) return sendError(res, refused.code, refused.message);
+      if (rest) return restHttp(req, res, rest);
+      graphqlHttp(req, res, path);
+    });
   });
 
   // ws closes a socket that sends a larger message with 1009 (message too big).
@@ -175,6 +185,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
 
   return {
     http,
+    websocketsOpen: () => wss.clients.size,
     start(port, host) {
       return new Promise((resolve, reject) => {
         http.once('error', reject);

@@ -69,6 +69,8 @@ export interface TestAppOptions {
   /** The worker's connections (PostgreSQL). */
   databaseEnginePoolSize?: number;
   databaseTimeouts?: Partial<DatabaseTimeouts>;
+  /** METRICS_TOKEN. */
+  metricsToken?: string;
 }
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -93,6 +95,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       redisUrl: drivers.redisUrl,
       websocket: options.websocket,
       rateLimits: options.rateLimits ?? { mutationsPerMinute: 0, subscriptionsPerMinute: 0 },
+      metricsToken: options.metricsToken,
     },
     {
       logger: options.logger ?? createLogger({ level: process.env.LOG_LEVEL ?? 'warn' }),

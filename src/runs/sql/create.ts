@@ -36,6 +36,8 @@ export interface NewRun {
   messages: { id: string; role: 'user' | 'assistant'; content: string; metadata: Metadata }[];
   /** The request's idempotency key, recorded with the run by the same statement. */
   idempotency: { key: string; fingerprint: string } | null;
+  /** The creating request's W3C traceparent (tracing on), continued by the worker's span. */
+  traceparent?: string | null;
 }
 
 /**
@@ -46,7 +48,7 @@ const NEW_RUN_COLUMNS =
   'id text, project_id text, thread_id text, assistant_id text, assistant_revision integer, created_at bigint, expires_at bigint, model text, ' +
   'instructions text, additional_instructions text, tools jsonb, metadata jsonb, temperature float8, top_p float8, ' +
   'max_prompt_tokens integer, max_completion_tokens integer, truncation_strategy jsonb, tool_choice jsonb, ' +
-  'parallel_tool_calls boolean, response_format jsonb, messages jsonb, idempotency_key text, fingerprint text';
+  'parallel_tool_calls boolean, response_format jsonb, messages jsonb, idempotency_key text, fingerprint text, traceparent text';
 
 function newRunRecord(run: NewRun) {
   return {
@@ -73,6 +75,7 @@ function newRunRecord(run: NewRun) {
     messages: run.messages,
     idempotency_key: run.idempotency?.key ?? null,
     fingerprint: run.idempotency?.fingerprint ?? null,
+    traceparent: run.traceparent ?? null,
   };
 }
 
@@ -201,6 +204,7 @@ function createRunsQuery(db: Db, announce: AnnounceEvents) {
             workerId: none('text', 'worker_id'),
             leaseToken: none('uuid', 'lease_token'),
             leaseExpiresAt: none('timestamptz', 'lease_expires_at'),
+            traceparent: r('traceparent', 'traceparent'),
           })
           .from(thread)
           .innerJoin(input, ofThread),

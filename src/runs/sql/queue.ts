@@ -161,3 +161,24 @@ export async function findDueRunIds(ex: Executor, at: number, limit: number): Pr
     .limit(limit);
   return rows.map((r) => r.id);
 }
+
+/**
+ * Active runs by status and model, for the metrics: a scan of the active runs only (the
+ * partial indexes on queued, leased and active runs), not of every run ever made.
+ */
+export async function activeRunCounts(ex: Executor): Promise<{ status: string; model: string; count: number }[]> {
+  return ex
+    .select({ status: runs.status, model: runs.model, count: sql<number>`count(*)::integer` })
+    .from(runs)
+    .where(inArray(runs.status, [...ACTIVE_STATUSES]))
+    .groupBy(runs.status, runs.model);
+}
+
+/** The queue's depth and its oldest run's createdAt (unix seconds), from runs_queued_idx. */
+export async function queueStats(ex: Executor): Promise<{ depth: number; oldest: number | null }> {
+  const [row] = await ex
+    .select({ depth: sql<number>`count(*)::integer`, oldest: sql<string | null>`min(${runs.createdAt})` })
+    .from(runs)
+    .where(eq(runs.status, 'queued'));
+  return { depth: row?.depth ?? 0, oldest: row?.oldest == null ? null : Number(row.oldest) };
+}

@@ -21,6 +21,7 @@ import { postgresTransport, redisTransport } from './realtime/transport.js';
 import { randomUUID } from 'node:crypto';
 import { runFaces, type RunEngine } from './runs/index.js';
 import { SWEEP_BATCH, sweepKeys } from './idempotency/idempotency.js';
+import { pruneExpiredEvents } from './runs/retention.js';
 import { buildServer, type RunwayServer } from './server/server.js';
 import { ThreadService } from './threads/thread-service.js';
 
@@ -38,6 +39,7 @@ export type AppConfig = Pick<Config, 'databaseUrl' | 'pgliteDir' | 'databasePool
       | 'apiKeys'
       | 'shutdownDrainMs'
       | 'idempotencyKeyHours'
+      | 'runEventsRetentionDays'
       | 'databaseEnginePoolSize'
     >
   > & {
@@ -141,6 +143,8 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
       logger,
       housekeeping: async () => {
         while ((await sweepKeys(engineDatabase.db, keysBefore())) === SWEEP_BATCH);
+        const retentionDays = config.runEventsRetentionDays ?? DEFAULTS.runEventsRetentionDays;
+        await pruneExpiredEvents(engineDatabase.db, { retentionDays, now: clock() });
       },
       ...options.worker,
       runs: engineRuns,

@@ -45,6 +45,8 @@ export interface TestAppOptions {
   leaseSeconds?: number;
   openai?: { baseURL: string; apiKey: string; maxRetries: number };
   subscriptionBuffer?: number;
+  /** RUN_EVENTS_RETENTION_DAYS of the worker's housekeeping (default 30). */
+  runEventsRetentionDays?: number;
   websocket?: Partial<WebsocketLimits>;
   production?: boolean;
   apiKeys?: ReadonlyMap<string, string>;
@@ -85,6 +87,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       maxResponseBytes: options.maxResponseBytes,
       openai: options.openai,
       subscriptionBuffer: options.subscriptionBuffer,
+      runEventsRetentionDays: options.runEventsRetentionDays,
       // In the postgres+redis project: event fan-out and rate-limit counters through Redis.
       redisUrl: drivers.redisUrl,
       websocket: options.websocket,

@@ -6,7 +6,7 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db, Executor, Tx } from '../db/client.js';
 import { preparedPer } from '../db/prepared.js';
 import { planKeysetPage, readList, type ListArgs, type ListPage, type Page, type PageArgs } from '../db/keyset.js';
-import { messages, runItemEvents, runs, runSteps, threads, type MessageRow, type ThreadRow } from '../db/schema.js';
+import { messages, runItemEvents, runs, threads, type MessageRow, type ThreadRow } from '../db/schema.js';
 import { deletion, type Deletion } from '../domain/deletion.js';
 import { MessageInProgressError, NotFoundError, ThreadHasActiveRunError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
@@ -175,8 +175,7 @@ export class ThreadService {
   }
 
   /**
-   * Deletes the message, with its events, the run step that recorded its creation (and
-   * that step's events) and its idempotency key. Refused while the
+   * Deletes the message, with its events and its idempotency key. Refused while the
    * thread has an active run (THREAD_HAS_ACTIVE_RUN, as createMessage: a thread's messages
    * change only between runs, and a run's events are numbered after its latest), and
    * first of all for the message that run is writing (MESSAGE_IN_PROGRESS).
@@ -195,19 +194,9 @@ export class ThreadService {
       if (active) throw new ThreadHasActiveRunError(threadId, active, 'deleting one of its messages');
       // Its run is over (the thread has no active run): no event will be numbered after these.
       if (message.runId) {
-        // The step that records the run wrote it holds only its id: it goes too, with its events.
-        const steps = await tx
-          .delete(runSteps)
-          .where(
-            and(
-              eq(runSteps.runId, message.runId),
-              eq(runSteps.type, 'message_creation'),
-              sql`${runSteps.stepDetails}->'messageCreation'->>'messageId' = ${messageId}`,
-            ),
-          )
-          .returning({ id: runSteps.id });
-        const items = [messageId, ...steps.map((step) => step.id)];
-        await tx.delete(runItemEvents).where(and(eq(runItemEvents.runId, message.runId), inArray(runItemEvents.itemId, items)));
+        await tx
+          .delete(runItemEvents)
+          .where(and(eq(runItemEvents.runId, message.runId), eq(runItemEvents.kind, 'message'), eq(runItemEvents.itemId, messageId)));
       }
       await forgetResults(tx, projectId, [messageId]);
       await tx.delete(messages).where(eq(messages.id, messageId));

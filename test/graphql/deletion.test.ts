@@ -4,8 +4,8 @@
  * checked too) for any row that still mentions the deleted object's id, in any column.
  *
  * What stays on purpose, as in the Assistants API: a deleted assistant's runs, and the
- * messages and steps they wrote, belong to their threads and keep its id; a run of it that
- * is under way finishes. A thread with an active run is not deleted (THREAD_HAS_ACTIVE_RUN)
+ * messages and steps they wrote, belong to their threads and keep its id (a run of it that
+ * is under way finishes); a deleted message stays named by the run step that wrote it. A thread with an active run is not deleted (THREAD_HAS_ACTIVE_RUN)
  * until that run is cancelled or ends.
  */
 import { getTableConfig, PgTable } from 'drizzle-orm/pg-core';
@@ -159,7 +159,7 @@ describe('deleting', () => {
     expect(await rowsMentioning(other.threadId)).toEqual(otherRows);
   });
 
-  it('a message removes it, its events, the step that recorded it and its idempotency key', async () => {
+  it('a message removes it, its events and its idempotency key; only the step that recorded its creation still names it', async () => {
     const assistantId = await createAssistant(t);
     const { threadId, runIds } = await fullThread(assistantId);
     const data = await t.ok<any>('query($t: ID!) { thread(id: $t) { messages(order: ASC) { nodes { id role runId } } } }', { t: threadId });
@@ -175,8 +175,10 @@ describe('deleting', () => {
         m: message.id,
       });
       expect(done.deleteMessage).toEqual({ id: message.id, object: 'thread.message.deleted', deleted: true });
-      expect(await rowsMentioning(message.id)).toEqual({});
     }
+    // As in the Assistants API, the run's MESSAGE_CREATION step keeps the id of what it wrote.
+    expect(await rowsMentioning(answer.id)).toEqual({ run_steps: 1 });
+    expect(await rowsMentioning(question.id)).toEqual({});
     // The thread and its runs stay.
     expect((await rowsMentioning(threadId)).runs).toBe(2);
   });

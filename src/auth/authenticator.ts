@@ -36,7 +36,7 @@ export interface AuthenticatorOptions {
   envKeys: ReadonlyMap<string, string>;
   /** Where `npm run key:create` stores keys; none: API_KEYS only. */
   db?: Db | undefined;
-  /** How long a database key's lookup (found or not) is trusted, so a revoke takes this long. @default 30000 */
+  /** How long a database key's lookup (found or not) is trusted; a revoke is seen sooner, by the revocation poll. @default 30000 */
   cacheMs?: number;
   /** How often open local mode checks whether a key was created. @default 5000 */
   keyPollMs?: number;

@@ -331,7 +331,7 @@ export const apiKeys = pgTable('api_keys', {
   projectId: text('project_id').notNull(),
   keyHash: text('key_hash').notNull().unique(),
   createdAt: unixSeconds('created_at').notNull(),
-  /** Set to revoke the key; it stops working within the authenticator's cache time. */
+  /** When the key was revoked (`npm run key:revoke`, database clock): every process refuses it within a second. */
   revokedAt: unixSeconds('revoked_at'),
 });
 

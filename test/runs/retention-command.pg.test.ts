@@ -42,7 +42,7 @@ describe('npm run retention:prune beside a running Runway', () => {
         {
           next: (value) => void results.push(value),
           error: (error) => void results.push({ errors: error }),
-          complete: () => void client.dispose().then(() => resolve(results)),
+          complete: () => void Promise.resolve(client.dispose()).then(() => resolve(results)),
         },
       );
     });

@@ -22,6 +22,7 @@ import { postgresTransport, redisTransport } from './realtime/transport.js';
 import { randomUUID } from 'node:crypto';
 import { runFaces, type RunEngine } from './runs/index.js';
 import { SWEEP_BATCH, sweepKeys } from './idempotency/idempotency.js';
+import { pruneExpiredEvents } from './runs/retention.js';
 import { buildServer, type RunwayServer } from './server/server.js';
 import { addScrapeSource } from './observability/metrics.js';
 import { ThreadService } from './threads/thread-service.js';
@@ -41,6 +42,7 @@ export type AppConfig = Pick<Config, 'databaseUrl' | 'pgliteDir' | 'databasePool
       | 'apiKeys'
       | 'shutdownDrainMs'
       | 'idempotencyKeyHours'
+      | 'runEventsRetentionDays'
       | 'databaseEnginePoolSize'
       | 'metricsToken'
     >
@@ -159,6 +161,8 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
       logger,
       housekeeping: async () => {
         while ((await sweepKeys(engineDatabase.db, keysBefore())) === SWEEP_BATCH);
+        const retentionDays = config.runEventsRetentionDays ?? DEFAULTS.runEventsRetentionDays;
+        await pruneExpiredEvents(engineDatabase.db, { retentionDays, now: clock() });
       },
       ...options.worker,
       runs: engineRuns,

@@ -68,6 +68,9 @@ export const SETTINGS = z.object({
   ),
   // At least a day: clients retry a failed write with its key for as long as that.
   IDEMPOTENCY_KEY_HOURS: int(24, 24).describe('How long an `idempotencyKey` is kept (at least 24).'),
+  RUN_EVENTS_RETENTION_DAYS: int(30, 0).describe(
+    'How long the event history of a finished run is kept after it ended (resumable from a cursor); worker processes prune older history every minute. 0 keeps it forever.',
+  ),
   SHUTDOWN_DRAIN_SECONDS: int(5, 0).describe(
     'On SIGTERM, how long `/ready` answers 503 while requests are still served (a load balancer moves traffic away) before the port stops accepting. SIGINT skips it.',
   ),
@@ -198,6 +201,7 @@ export type Config = Readonly<{
   /** SHUTDOWN_DRAIN_SECONDS, in milliseconds. */
   shutdownDrainMs: number;
   idempotencyKeyHours: number;
+  runEventsRetentionDays: number;
   redisUrl: string | undefined;
   logLevel: string;
   queryLimits: QueryLimits;
@@ -271,6 +275,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
     shutdownDrainMs: e.SHUTDOWN_DRAIN_SECONDS * 1000,
     idempotencyKeyHours: e.IDEMPOTENCY_KEY_HOURS,
+    runEventsRetentionDays: e.RUN_EVENTS_RETENTION_DAYS,
     redisUrl: e.REDIS_URL,
     logLevel: e.LOG_LEVEL,
     queryLimits: {

@@ -7,11 +7,17 @@
  * With no key anywhere, Runway is in open local mode: everyone is the caller "local" of
  * the project "default". Once a key exists (one created while the server runs is noticed
  * within `keyPollMs`), a key is required, and stays required even if every key is revoked.
+ *
+ * A key revoked (`npm run key:revoke`) stops working on every process within
+ * `revokePollMs`: each process polls the keys revoked since its last look (on the
+ * database's clock), drops them from its cache and tells its listeners (the websocket
+ * server closes their sockets). A poll, not a notification: it works the same with either
+ * event transport, and a process that was away for a while still sees every revoke.
  */
 import type { Db } from '../db/client.js';
 import type { Caller } from '../graphql/context.js';
 import type { Logger } from '../log.js';
-import { anyApiKeyStored, findApiKey, hashApiKey } from './api-keys.js';
+import { anyApiKeyStored, findApiKey, hashApiKey, keysRevokedSince } from './api-keys.js';
 
 export const OPEN_MODE_CALLER: Caller = Object.freeze({ projectId: 'default', keyId: 'local' });
 
@@ -20,6 +26,8 @@ export interface Authenticator {
   readonly required: boolean;
   /** The caller a credential stands for, or undefined for a missing, unknown or revoked key. */
   authenticate(authorization: unknown): Promise<Caller | undefined>;
+  /** Calls `listener` with the ids of keys revoked from now on; the returned function stops it. */
+  onRevoked(listener: (keyIds: ReadonlySet<string>) => void): () => void;
   close(): void;
 }
 
@@ -28,10 +36,12 @@ export interface AuthenticatorOptions {
   envKeys: ReadonlyMap<string, string>;
   /** Where `npm run key:create` stores keys; none: API_KEYS only. */
   db?: Db | undefined;
-  /** How long a database key's lookup (found or not) is trusted, so a revoke takes this long. @default 30000 */
+  /** How long a database key's lookup (found or not) is trusted; a revoke is seen sooner, by the revocation poll. @default 30000 */
   cacheMs?: number;
   /** How often open local mode checks whether a key was created. @default 5000 */
   keyPollMs?: number;
+  /** How often the database is asked which keys were revoked (what a revoke takes at most, plus a query). @default 500 */
+  revokePollMs?: number;
   logger?: Logger | undefined;
 }
 
@@ -71,13 +81,49 @@ export async function createAuthenticator(options: AuthenticatorOptions): Promis
     poll.unref();
   }
 
+  // Revocations: polled on the database clock, from a little before the last look (a
+  // revoke stamped before it may commit after it).
+  const revokedListeners = new Set<(keyIds: ReadonlySet<string>) => void>();
+  let revokePoll: NodeJS.Timeout | undefined;
+  if (db) {
+    let since: number | undefined;
+    let polling = false;
+    const pollRevoked = async () => {
+      if (polling || !required) return;
+      polling = true;
+      try {
+        const seen = await keysRevokedSince(db, (since ?? Number.MAX_SAFE_INTEGER) - 2);
+        // The first look only sets the clock: keys revoked before this process started were never cached.
+        if (since !== undefined && seen.ids.length > 0) revoked(new Set(seen.ids));
+        since = seen.now;
+      } catch (error) {
+        logger?.warn({ err: error }, 'could not check for revoked API keys');
+      } finally {
+        polling = false;
+      }
+    };
+    revokePoll = setInterval(() => void pollRevoked(), options.revokePollMs ?? 500);
+    revokePoll.unref();
+    void pollRevoked();
+  }
+
+  /** +1 at every revocation seen: a lookup that began before one may have read a key it revoked, and is not cached. */
+  let revocations = 0;
+  function revoked(keyIds: ReadonlySet<string>): void {
+    revocations += 1;
+    for (const [hash, entry] of cache) if (entry.caller && keyIds.has(entry.caller.keyId)) cache.delete(hash);
+    for (const listener of revokedListeners) listener(keyIds);
+  }
+
   async function lookUp(hash: string): Promise<Caller | undefined> {
     const known = fromEnv.get(hash);
     if (known || !db) return known;
     const cached = cache.get(hash);
     if (cached && cached.until > Date.now()) return cached.caller;
+    const generation = revocations;
     const row = await findApiKey(db, hash);
     const caller = row ? { projectId: row.projectId, keyId: row.id } : undefined;
+    if (generation !== revocations) return caller;
     if (cache.size >= MAX_CACHED) cache.clear();
     cache.set(hash, { caller, until: Date.now() + cacheMs });
     return caller;
@@ -101,8 +147,13 @@ export async function createAuthenticator(options: AuthenticatorOptions): Promis
       }
       return lookUp(hash);
     },
+    onRevoked(listener) {
+      revokedListeners.add(listener);
+      return () => void revokedListeners.delete(listener);
+    },
     close() {
       clearInterval(poll);
+      clearInterval(revokePoll);
     },
   };
 }

@@ -35,7 +35,7 @@ import type {
   ToolChoice,
   TruncationStrategy,
 } from '../domain/run.js';
-import { ACTIVE_STATUSES, LEASED_STATUSES, RUN_STATUSES, sqlList } from '../domain/run-lifecycle.js';
+import { ACTIVE_STATUSES, LEASED_STATUSES, RUN_STATUSES, TERMINAL_STATUSES, sqlList } from '../domain/run-lifecycle.js';
 import { jsonParam } from './json-param.js';
 
 /** The active statuses as an SQL list: the partial indexes' condition, and queries that use them. */
@@ -247,8 +247,29 @@ export const runEvents = pgTable(
     primaryKey({ columns: [t.runId, t.version] }),
     // A thread's history in order, for resuming threadRunsChanged from a cursor.
     index('run_events_thread_order_idx').on(t.threadId, t.threadSeq, t.version),
+    // Retention: the runs that ended before a time, oldest first, are the terminal events
+    // still kept (a run's history goes with its terminal event, so what is pruned leaves it).
+    index('run_events_terminal_at_idx')
+      .on(t.at)
+      .where(sql.raw(`to_status in (${sqlList(TERMINAL_STATUSES)})`)),
   ],
 );
+
+/**
+ * How far a thread's event history was pruned (RUN_EVENTS_RETENTION_DAYS): the position
+ * (threadSeq, version, sub) of the last event deleted. A resume from a cursor before it
+ * lacks events and is refused as CURSOR_EXPIRED; one at or after it lacks nothing. The
+ * runs of a thread end in order, so what is pruned is always the start of its history.
+ */
+export const eventHistoryFloors = pgTable('event_history_floors', {
+  threadId: text('thread_id')
+    .primaryKey()
+    .references(() => threads.id, { onDelete: 'cascade' }),
+  threadSeq: integer('thread_seq').notNull(),
+  version: integer('version').notNull(),
+  sub: integer('sub').notNull(),
+  prunedAt: unixSeconds('pruned_at').notNull(),
+});
 
 /**
  * What happened inside a run between two status changes: a message created, completed or
@@ -319,7 +340,7 @@ export const apiKeys = pgTable('api_keys', {
   projectId: text('project_id').notNull(),
   keyHash: text('key_hash').notNull().unique(),
   createdAt: unixSeconds('created_at').notNull(),
-  /** Set to revoke the key; it stops working within the authenticator's cache time. */
+  /** When the key was revoked (`npm run key:revoke`, database clock): every process refuses it within a second. */
   revokedAt: unixSeconds('revoked_at'),
 });
 

@@ -130,6 +130,13 @@ export const ERROR_CODES = {
     meaning: 'The subscriber read too slowly and was cut off: subscribe again from `lastVersion` (a run) or `lastCursor` (a thread).',
     from: 'runway',
   },
+  CURSOR_EXPIRED: {
+    status: 410,
+    retryable: false,
+    meaning:
+      'The events after the cursor given as `after` were pruned (RUN_EVENTS_RETENTION_DAYS): subscribe again without `after` for the current state, then live.',
+    from: 'runway',
+  },
   SERVICE_UNAVAILABLE: {
     status: 503,
     retryable: true,

@@ -126,3 +126,19 @@ export class ResourceBusyError extends DomainError {
     });
   }
 }
+
+/**
+ * A resume from a cursor whose next events were pruned (their run ended longer ago than
+ * RUN_EVENTS_RETENTION_DAYS): a gap would follow, so the subscription is refused and says
+ * how to start over. Told apart from a malformed cursor (BAD_USER_INPUT) by the thread's
+ * history floor.
+ */
+export class CursorExpiredError extends DomainError {
+  constructor(scope: { threadId: string; runId?: string }) {
+    super(
+      'CURSOR_EXPIRED',
+      'The events after this cursor were pruned (they are kept RUN_EVENTS_RETENTION_DAYS after their run ended): subscribe again without `after` to get the current state, then every change from there.',
+      { argument: 'after', ...scope, restart: 'subscribe without after' },
+    );
+  }
+}

@@ -73,6 +73,7 @@ export async function runContentStream(
     const resume = after != null ? decodeContentCursor(after) : undefined;
     const run = await deps.runs.getInProject(deps.projectId, runId);
     if (!run || run.threadId !== threadId) throw new NotFoundError('run', runId);
+    if (resume) await deps.history.assertResumable({ threadId, runId }, resume.position);
     const stream = new ContentStream(deps, { runId }, live, true);
     return guarded(stream.run(run, resume), live, () => ({ lastCursor: stream.cursor() }), directOf(deps, stream));
   } catch (error) {
@@ -92,6 +93,7 @@ export async function threadContentStream(
     const resume = after != null ? decodeContentCursor(after) : undefined;
     const thread = await deps.threads.get(deps.projectId, threadId);
     if (!thread) throw new NotFoundError('thread', threadId);
+    if (resume) await deps.history.assertResumable({ threadId }, resume.position);
     const latest = resume ? undefined : await deps.history.latestRun(threadId);
     const stream = new ContentStream(deps, { threadId }, live, false);
     return guarded(stream.run(latest, resume), live, () => ({ lastCursor: stream.cursor() }), directOf(deps, stream));

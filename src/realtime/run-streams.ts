@@ -102,6 +102,12 @@ export async function runStatusStream(
     run = await deps.runs.getInProject(deps.projectId, runId);
     if (!run) throw new NotFoundError('run', runId);
     if (afterVersion == null) current = await deps.history.currentEvent(run);
+    else
+      await deps.history.assertResumable(
+        { threadId: run.threadId, runId },
+        { threadSeq: run.threadSeq, version: afterVersion, sub: 0 },
+        true,
+      );
   } catch (error) {
     live.close();
     throw error;
@@ -175,6 +181,7 @@ export async function threadRunsStream(
   const resumeFrom = after != null ? decodeEventCursor(after) : undefined;
   const thread = await deps.threads.get(deps.projectId, threadId);
   if (!thread) throw new NotFoundError('thread', threadId);
+  if (resumeFrom) await deps.history.assertResumable({ threadId }, { ...resumeFrom, sub: 0 }, true);
   // Without a cursor, the stream starts where the thread is when it is read, and that read
   // comes before the live subscription opens: whatever happens after it is then either in
   // history (the first catch-up below) or heard live. Read after subscribing, it could

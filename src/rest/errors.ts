@@ -45,6 +45,7 @@ const ANSWERS: Record<ErrorCode, { status: number; type: string }> = {
   RATE_LIMITED: { status: 429, type: 'requests' },
   TOO_MANY_SUBSCRIPTIONS: { status: 429, type: 'requests' },
   SUBSCRIPTION_LAGGED: { status: 409, type: 'invalid_request_error' },
+  CURSOR_EXPIRED: { status: 410, type: 'invalid_request_error' },
   SERVICE_UNAVAILABLE: { status: 503, type: 'server_error' },
   INTERNAL_SERVER_ERROR: { status: 500, type: 'server_error' },
   GRAPHQL_PARSE_FAILED: { status: 400, type: 'invalid_request_error' },

@@ -4,6 +4,7 @@
  */
 import { and, desc, eq } from 'drizzle-orm';
 import { messages, runs, runSteps, type MessageRow, type RunRow, type RunStepRow } from '../db/schema.js';
+import { CursorExpiredError } from '../domain/errors.js';
 import type { RunStatusEvent } from '../domain/run.js';
 import { comparePositions, positionOf, type EventPosition, type ItemEvent } from '../domain/run-events.js';
 import type { RunCore } from './core.js';
@@ -21,14 +22,29 @@ export interface EventPage {
 export class RunHistory {
   constructor(private readonly core: RunCore) {}
 
-  /** The event that left the run in its current state. */
+  /** The event that left the run in its current state (made up from the run when its history was pruned). */
   async currentEvent(run: RunRow): Promise<RunStatusEvent> {
-    return (await store.findRunEvent(this.core.deps.db, run.id, run.version)) ?? store.eventOf(run, run.createdAt);
+    const ended = run.completedAt ?? run.failedAt ?? run.cancelledAt ?? run.createdAt;
+    return (await store.findRunEvent(this.core.deps.db, run.id, run.version)) ?? store.eventOf(run, ended);
   }
 
-  /** Where the thread's event history ends now ({0, 0} before its first run). */
+  /** Where the thread's event history ends now ({0, 0} before its first run; where it was pruned to, once all of it was). */
   async lastThreadPosition(threadId: string): Promise<{ threadSeq: number; version: number }> {
-    return store.lastThreadPosition(this.core.deps.db, threadId);
+    const db = this.core.deps.db;
+    const [last, floor] = await Promise.all([store.lastThreadPosition(db, threadId), store.historyFloor(db, threadId)]);
+    return floor && comparePositions({ ...last, sub: 0 }, floor) < 0 ? { threadSeq: floor.threadSeq, version: floor.version } : last;
+  }
+
+  /**
+   * Refuses a resume from `after` when events after it were pruned (CURSOR_EXPIRED): a
+   * gap would follow. `statusOnly`: the stream carries status events only, so the item
+   * events pruned after the last status event it had are no loss.
+   */
+  async assertResumable(scope: { threadId: string; runId?: string }, after: EventPosition, statusOnly = false): Promise<void> {
+    const floor = await store.historyFloor(this.core.deps.db, scope.threadId);
+    if (!floor) return;
+    const lacking = statusOnly ? comparePositions({ ...after, sub: 0 }, { ...floor, sub: 0 }) < 0 : comparePositions(after, floor) < 0;
+    if (lacking) throw new CursorExpiredError(scope);
   }
 
   async threadEventsAfter(threadId: string, after: { threadSeq: number; version: number }, limit?: number) {

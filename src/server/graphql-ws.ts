@@ -51,6 +51,13 @@ export function graphqlWsHandlers(options: GraphqlWsHandlerOptions): ServerOptio
       }
       if (caller) {
         ctx.extra.caller = caller;
+        // A key revoked while the socket is open ends it, on every process (see auth/authenticator.ts).
+        const { socket } = ctx.extra;
+        const keyId = caller.keyId;
+        const stop = auth.onRevoked((keyIds) => {
+          if (keyIds.has(keyId)) socket.close(4401, unauthenticated);
+        });
+        socket.once('close', stop);
         return true;
       }
       ctx.extra.socket.close(4401, unauthenticated);

@@ -48,6 +48,8 @@ export interface TestAppOptions {
   /** Model routes (MODEL_ROUTES, parsed), tried before `openai`. */
   modelRoutes?: ModelRoute[];
   subscriptionBuffer?: number;
+  /** RUN_EVENTS_RETENTION_DAYS of the worker's housekeeping (default 30). */
+  runEventsRetentionDays?: number;
   websocket?: Partial<WebsocketLimits>;
   production?: boolean;
   apiKeys?: ReadonlyMap<string, string>;
@@ -91,6 +93,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       openai: options.openai,
       modelRoutes: options.modelRoutes,
       subscriptionBuffer: options.subscriptionBuffer,
+      runEventsRetentionDays: options.runEventsRetentionDays,
       // In the postgres+redis project: event fan-out and rate-limit counters through Redis.
       redisUrl: drivers.redisUrl,
       websocket: options.websocket,

@@ -11,3 +11,4 @@ export * from './history.js';
 export * from './steps.js';
 export * from './items.js';
 export * from './queue.js';
+export * from './retention.js';

@@ -11,13 +11,13 @@ export const AssistantRef = builder.node(builder.objectRef<AssistantRow>('Assist
   loadMany: async (ids, ctx) => inOrderOf(ids, await ctx.assistants.manyInProject(ctx.projectId, ids)),
   fields: (t) => ({
     object: t.string({ resolve: () => 'assistant' }),
-    createdAt: t.exposeInt('createdAt'),
+    createdAt: t.expose('createdAt', { type: 'UnixTime' }),
     model: t.string({ resolve: (a, _, ctx) => counted(ctx, a.model) }),
     name: t.string({ nullable: true, resolve: (a, _, ctx) => counted(ctx, a.name) }),
     description: t.string({ nullable: true, resolve: (a, _, ctx) => counted(ctx, a.description) }),
     instructions: t.string({ nullable: true, resolve: (a, _, ctx) => counted(ctx, a.instructions) }),
     tools: t.field({ type: [ToolRef], resolve: (a) => a.tools }),
-    metadata: t.field({ type: 'JSONObject', resolve: (a, _, ctx) => countedJson(ctx, a.metadata) }),
+    metadata: t.field({ type: 'Metadata', resolve: (a, _, ctx) => countedJson(ctx, a.metadata) }),
   }),
 });
 
@@ -30,7 +30,7 @@ const CreateAssistantInput = builder.inputType('CreateAssistantInput', {
     description: t.string({ validate: { schema: assistantDescriptionSchema } }),
     instructions: t.string({ validate: { schema: instructionsSchema } }),
     tools: t.field({ type: [ToolInput], validate: toolsArgValidation }),
-    metadata: t.field({ type: 'JSONObject', validate: metadataArg }),
+    metadata: t.field({ type: 'Metadata', validate: metadataArg }),
   }),
 });
 
@@ -43,7 +43,7 @@ const ModifyAssistantInput = builder.inputType('ModifyAssistantInput', {
     description: t.string({ validate: { schema: assistantDescriptionSchema } }),
     instructions: t.string({ validate: { schema: instructionsSchema } }),
     tools: t.field({ type: [ToolInput], validate: toolsArgValidation }),
-    metadata: t.field({ type: 'JSONObject', validate: metadataArg }),
+    metadata: t.field({ type: 'Metadata', validate: metadataArg }),
   }),
   // An assistant always has a model: null is no change the input could mean.
   validate: [(input) => input.model !== null, { message: 'must not be null (leave it out to keep the model)', path: ['model'] }],

@@ -22,6 +22,7 @@ import { randomUUID } from 'node:crypto';
 import { runFaces, type RunEngine } from './runs/index.js';
 import { SWEEP_BATCH, sweepKeys } from './idempotency/idempotency.js';
 import { buildServer, type RunwayServer } from './server/server.js';
+import { loadPersistedDocuments } from './server/persisted-documents.js';
 import { ThreadService } from './threads/thread-service.js';
 
 export type AppConfig = Pick<Config, 'databaseUrl' | 'pgliteDir' | 'databasePoolSize' | 'runExpiresAfterSeconds' | 'production'> &
@@ -39,6 +40,8 @@ export type AppConfig = Pick<Config, 'databaseUrl' | 'pgliteDir' | 'databasePool
       | 'shutdownDrainMs'
       | 'idempotencyKeyHours'
       | 'databaseEnginePoolSize'
+      | 'persistedDocuments'
+      | 'allowArbitraryOperations'
     >
   > & {
     databaseTimeouts?: Partial<Config['databaseTimeouts']> | undefined;
@@ -88,6 +91,13 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 export async function buildApp(config: AppConfig, options: BuildOptions = {}): Promise<App> {
   const clock = options.clock ?? unixNow;
   const logger = options.logger ?? createLogger();
+  // Read before anything opens: a bad manifest stops the start with nothing to close.
+  const persistedDocuments = config.persistedDocuments
+    ? {
+        documents: loadPersistedDocuments(config.persistedDocuments),
+        allowArbitrary: config.allowArbitraryOperations ?? DEFAULTS.allowArbitraryOperations,
+      }
+    : undefined;
   const database = await openDatabase({
     url: config.databaseUrl,
     pgliteDir: config.pgliteDir,
@@ -202,6 +212,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     maxBatch: config.maxBatch ?? DEFAULTS.maxBatch,
     ready: () => isMigrated(database).catch(() => false),
     readyTimeoutMs: config.readyTimeoutMs ?? DEFAULTS.readyTimeoutMs,
+    persistedDocuments,
     logger,
   });
   worker?.start();

@@ -105,6 +105,17 @@ export const SETTINGS = z.object({
   MAX_RESPONSE_BYTES: int(16 * 1024 * 1024, 1024).describe(
     'Largest answer to one operation (or subscription event): its text and JSON fields are counted as they resolve; beyond, `RESPONSE_TOO_LARGE` alone.',
   ),
+  PERSISTED_DOCUMENTS: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "A manifest of persisted (trusted) documents: a JSON file of id -> document, as GraphQL Codegen's client-preset writes it. Clients then send `documentId` instead of `query` ([persisted documents](api.md#persisted-documents)).",
+    ),
+  ALLOW_ARBITRARY_OPERATIONS: z
+    .stringbool()
+    .default(true)
+    .describe('With `PERSISTED_DOCUMENTS`: `false` runs only the manifest\'s documents (a `query` is `PERSISTED_DOCUMENT_REQUIRED`).'),
   LOG_LEVEL: z
     .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
     .default('info')
@@ -169,6 +180,9 @@ export type Config = Readonly<{
   rateLimits: RateLimits;
   subscriptionBuffer: number;
   websocket: WebsocketLimits;
+  /** PERSISTED_DOCUMENTS: the manifest's path. */
+  persistedDocuments: string | undefined;
+  allowArbitraryOperations: boolean;
   /** Set when an OpenAI-compatible endpoint is configured. */
   openai: { baseURL: string | undefined; apiKey: string | undefined; maxRetries: number } | undefined;
   production: boolean;
@@ -244,6 +258,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       e.OPENAI_BASE_URL || e.OPENAI_API_KEY
         ? { baseURL: e.OPENAI_BASE_URL, apiKey: e.OPENAI_API_KEY, maxRetries: e.OPENAI_MAX_RETRIES }
         : undefined,
+    persistedDocuments: e.PERSISTED_DOCUMENTS,
+    allowArbitraryOperations: e.ALLOW_ARBITRARY_OPERATIONS,
     production: e.NODE_ENV === 'production',
   };
 }

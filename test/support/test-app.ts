@@ -66,6 +66,9 @@ export interface TestAppOptions {
   /** The worker's connections (PostgreSQL). */
   databaseEnginePoolSize?: number;
   databaseTimeouts?: Partial<DatabaseTimeouts>;
+  /** A persisted documents manifest's path (PERSISTED_DOCUMENTS). */
+  persistedDocuments?: string;
+  allowArbitraryOperations?: boolean;
 }
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -89,6 +92,8 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       redisUrl: drivers.redisUrl,
       websocket: options.websocket,
       rateLimits: options.rateLimits ?? { mutationsPerMinute: 0, subscriptionsPerMinute: 0 },
+      persistedDocuments: options.persistedDocuments,
+      allowArbitraryOperations: options.allowArbitraryOperations,
     },
     {
       logger: options.logger ?? createLogger({ level: process.env.LOG_LEVEL ?? 'warn' }),

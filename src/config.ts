@@ -115,7 +115,7 @@ export const SETTINGS = z.object({
   ALLOW_ARBITRARY_OPERATIONS: z
     .stringbool()
     .default(true)
-    .describe('With `PERSISTED_DOCUMENTS`: `false` runs only the manifest\'s documents (a `query` is `PERSISTED_DOCUMENT_REQUIRED`).'),
+    .describe("With `PERSISTED_DOCUMENTS`: `false` runs only the manifest's documents (a `query` is `PERSISTED_DOCUMENT_REQUIRED`)."),
   LOG_LEVEL: z
     .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
     .default('info')

@@ -47,7 +47,7 @@ export function loadPersistedDocuments(path: string): ReadonlyMap<string, string
 const MESSAGES = {
   notFound: 'No persisted document has this id: the manifest the server was given lacks it.',
   required: 'This server runs persisted documents only: send `documentId` (or extensions.persistedQuery.sha256Hash), not `query`.',
-  missing: 'Send a `query`, or a persisted document\'s id in `documentId` (or extensions.persistedQuery.sha256Hash).',
+  missing: "Send a `query`, or a persisted document's id in `documentId` (or extensions.persistedQuery.sha256Hash).",
 } as const;
 
 /** A persisted document's id in a request's parameters, if it names one. */

@@ -31,7 +31,7 @@ export function loadPersistedDocuments(path: string): ReadonlyMap<string, string
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8'));
   } catch (error) {
-    throw new Error(`PERSISTED_DOCUMENTS: cannot read ${path} as JSON: ${(error as Error).message}`);
+    throw new Error(`PERSISTED_DOCUMENTS: cannot read ${path} as JSON: ${(error as Error).message}`, { cause: error });
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new Error(`PERSISTED_DOCUMENTS: ${path} must be a JSON object of id -> document`);
@@ -68,14 +68,15 @@ export function resolveDocument(
   params: { query?: unknown; documentId?: unknown; extensions?: unknown },
 ): { query: string } | { error: GraphQLError } {
   if (typeof params.query === 'string' && params.query !== '') {
-    return persisted.allowArbitrary ? { query: params.query } : { error: refusal('PERSISTED_DOCUMENT_REQUIRED', MESSAGES.required) };
+    return persisted.allowArbitrary ? { query: params.query } : { error: codedError('PERSISTED_DOCUMENT_REQUIRED', MESSAGES.required) };
   }
   const id = documentIdOf(params);
-  if (id === undefined) return { error: refusal('PERSISTED_DOCUMENT_REQUIRED', MESSAGES.missing) };
+  if (id === undefined) return { error: codedError('PERSISTED_DOCUMENT_REQUIRED', MESSAGES.missing) };
   const query = persisted.documents.get(id);
-  return query === undefined ? { error: refusal('PERSISTED_DOCUMENT_NOT_FOUND', MESSAGES.notFound, { documentId: id }) } : { query };
+  return query === undefined ? { error: codedError('PERSISTED_DOCUMENT_NOT_FOUND', MESSAGES.notFound, { documentId: id }) } : { query };
 }
 
+/** An HTTP refusal: yoga answers it with the catalogue's status (and shows no `http`). */
 function refusal(code: 'PERSISTED_DOCUMENT_REQUIRED' | 'PERSISTED_DOCUMENT_NOT_FOUND', message: string, extra?: Record<string, unknown>) {
   return codedError(code, message, { ...extra, ...httpStatus(code) });
 }

@@ -1,7 +1,7 @@
 /**
  * The GraphQL clients people use, with their default settings, against a real Runway on a
- * real port: Apollo Client 4, urql (@urql/core, with @urql/exchange-graphcache) and
- * graphql-request. Each runs a query, a mutation and (where it speaks graphql-ws) a
+ * real port: Apollo Client 4, urql 5 (its Client is @urql/core 6's: the React bindings
+ * add nothing on the wire), with @urql/exchange-graphcache, and graphql-request. Each runs a query, a mutation and (where it speaks graphql-ws) a
  * subscription; graphcache runs with the `keys` docs/api.md documents, which must match
  * the schema's id-less types.
  */

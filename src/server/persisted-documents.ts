@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { usePersistedOperations } from '@graphql-yoga/plugin-persisted-operations';
 import type { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import type { ErrorCode } from '../domain/error-codes.js';
 import { codedError, httpStatus } from '../graphql/errors.js';
 
 export interface PersistedDocuments {
@@ -77,7 +78,7 @@ export function resolveDocument(
 }
 
 /** An HTTP refusal: yoga answers it with the catalogue's status (and shows no `http`). */
-function refusal(code: 'PERSISTED_DOCUMENT_REQUIRED' | 'PERSISTED_DOCUMENT_NOT_FOUND', message: string, extra?: Record<string, unknown>) {
+function refusal(code: Extract<ErrorCode, `PERSISTED_DOCUMENT_${string}`>, message: string, extra?: Record<string, unknown>) {
   return codedError(code, message, { ...extra, ...httpStatus(code) });
 }
 

@@ -25,6 +25,7 @@ import { SWEEP_BATCH, sweepKeys } from './idempotency/idempotency.js';
 import { pruneExpiredEvents } from './runs/retention.js';
 import { buildServer, type RunwayServer } from './server/server.js';
 import { addScrapeSource } from './observability/metrics.js';
+import { loadPersistedDocuments } from './server/persisted-documents.js';
 import { ThreadService } from './threads/thread-service.js';
 
 export type AppConfig = Pick<Config, 'databaseUrl' | 'pgliteDir' | 'databasePoolSize' | 'runExpiresAfterSeconds' | 'production'> &
@@ -45,6 +46,8 @@ export type AppConfig = Pick<Config, 'databaseUrl' | 'pgliteDir' | 'databasePool
       | 'runEventsRetentionDays'
       | 'databaseEnginePoolSize'
       | 'metricsToken'
+      | 'persistedDocuments'
+      | 'allowArbitraryOperations'
     >
   > & {
     databaseTimeouts?: Partial<Config['databaseTimeouts']> | undefined;
@@ -94,6 +97,13 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 export async function buildApp(config: AppConfig, options: BuildOptions = {}): Promise<App> {
   const clock = options.clock ?? unixNow;
   const logger = options.logger ?? createLogger();
+  // Read before anything opens: a bad manifest stops the start with nothing to close.
+  const persistedDocuments = config.persistedDocuments
+    ? {
+        documents: loadPersistedDocuments(config.persistedDocuments),
+        allowArbitrary: config.allowArbitraryOperations ?? DEFAULTS.allowArbitraryOperations,
+      }
+    : undefined;
   const database = await openDatabase({
     url: config.databaseUrl,
     pgliteDir: config.pgliteDir,
@@ -224,6 +234,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     maxBatch: config.maxBatch ?? DEFAULTS.maxBatch,
     ready: () => isMigrated(database).catch(() => false),
     readyTimeoutMs: config.readyTimeoutMs ?? DEFAULTS.readyTimeoutMs,
+    persistedDocuments,
     logger,
     metricsToken: config.metricsToken,
   });

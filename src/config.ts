@@ -148,6 +148,17 @@ export const SETTINGS = z.object({
     .optional()
     .describe('The full traces URL, when not `<OTEL_EXPORTER_OTLP_ENDPOINT>/v1/traces`.'),
   OTEL_SERVICE_NAME: z.string().min(1).default('runway').describe("Traces' `service.name`."),
+  PERSISTED_DOCUMENTS: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "A manifest of persisted (trusted) documents: a JSON file of id -> document, as GraphQL Codegen's client-preset writes it. Clients then send `documentId` instead of `query` ([persisted documents](api.md#persisted-documents)).",
+    ),
+  ALLOW_ARBITRARY_OPERATIONS: z
+    .stringbool()
+    .default(true)
+    .describe("With `PERSISTED_DOCUMENTS`: `false` runs only the manifest's documents (a `query` is `PERSISTED_DOCUMENT_REQUIRED`)."),
   LOG_LEVEL: z
     .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
     .default('info')
@@ -213,6 +224,9 @@ export type Config = Readonly<{
   rateLimits: RateLimits;
   subscriptionBuffer: number;
   websocket: WebsocketLimits;
+  /** PERSISTED_DOCUMENTS: the manifest's path. */
+  persistedDocuments: string | undefined;
+  allowArbitraryOperations: boolean;
   /** Set when an OpenAI-compatible endpoint is configured. */
   openai: { baseURL: string | undefined; apiKey: string | undefined; maxRetries: number } | undefined;
   /** MODEL_ROUTES, parsed (keys resolved): tried in order, before `openai`. */
@@ -304,6 +318,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         ? { baseURL: e.OPENAI_BASE_URL, apiKey: e.OPENAI_API_KEY, maxRetries: e.OPENAI_MAX_RETRIES }
         : undefined,
     modelRoutes,
+    persistedDocuments: e.PERSISTED_DOCUMENTS,
+    allowArbitraryOperations: e.ALLOW_ARBITRARY_OPERATIONS,
     production: e.NODE_ENV === 'production',
     metricsToken: e.METRICS_TOKEN,
     metricsPort: e.METRICS_PORT,

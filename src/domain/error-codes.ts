@@ -48,6 +48,19 @@ export const ERROR_CODES = {
     meaning: 'A request a browser could send cross-site without a preflight must carry the `x-graphql-yoga-csrf` header.',
     from: 'runway',
   },
+  PERSISTED_DOCUMENT_REQUIRED: {
+    status: 400,
+    retryable: false,
+    meaning:
+      'With `ALLOW_ARBITRARY_OPERATIONS=false` only persisted documents run: send `documentId` (or `extensions.persistedQuery.sha256Hash`), not `query`; also a request that sends neither.',
+    from: 'runway',
+  },
+  PERSISTED_DOCUMENT_NOT_FOUND: {
+    status: 400,
+    retryable: false,
+    meaning: 'The persisted document id (`documentId`) is not in the `PERSISTED_DOCUMENTS` manifest the server was started with.',
+    from: 'runway',
+  },
   NOT_FOUND: {
     status: 404,
     retryable: false,

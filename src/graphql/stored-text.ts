@@ -3,7 +3,7 @@
  * own types (so a field added later is covered without a word here):
  *
  * - NUL (U+0000): PostgreSQL keeps none in text or jsonb, and a statement given one fails.
- *   In a String, or a JSONObject's keys and values: BAD_USER_INPUT naming the argument. In
+ *   In a String, or a JSONObject's (or Metadata's) keys and values: BAD_USER_INPUT naming the argument. In
  *   an ID: no object has one (ids are made here), so it becomes an id that matches nothing
  *   (NUL -> U+FFFD), and the lookup answers as for any unknown id.
  * - A lone UTF-16 surrogate (valid in JSON, not in UTF-8) in a String or an ID becomes
@@ -31,7 +31,7 @@ import { nulInJson, storableText, wellFormed } from '../domain/text.js';
 const NUL = '\u0000';
 
 /** What a scalar's values are held to, by scalar name. */
-const SCALAR_RULES: Record<string, 'text' | 'id' | 'json'> = { String: 'text', ID: 'id', JSONObject: 'json' };
+const SCALAR_RULES: Record<string, 'text' | 'id' | 'json'> = { String: 'text', ID: 'id', JSONObject: 'json', Metadata: 'json' };
 
 type Path = (string | number)[];
 

@@ -32,6 +32,8 @@ const ANSWERS: Record<ErrorCode, { status: number; type: string }> = {
   UNAUTHENTICATED: { status: 401, type: 'invalid_request_error' },
   FORBIDDEN: { status: 403, type: 'invalid_request_error' },
   CSRF_REQUIRED_HEADER: { status: 403, type: 'invalid_request_error' },
+  PERSISTED_DOCUMENT_REQUIRED: { status: 400, type: 'invalid_request_error' },
+  PERSISTED_DOCUMENT_NOT_FOUND: { status: 400, type: 'invalid_request_error' },
   NOT_FOUND: { status: 404, type: 'invalid_request_error' },
   MODEL_NOT_AVAILABLE: { status: 400, type: 'invalid_request_error' },
   INVALID_RUN_STATE: { status: 400, type: 'invalid_request_error' },

@@ -23,6 +23,7 @@ import {
 import { createLRUCache, processRegularResult } from 'graphql-yoga';
 import type { Caller, Services } from '../graphql/context.js';
 import { markUnavailable } from '../graphql/errors.js';
+import { resolveDocument, type PersistedDocuments } from './persisted-documents.js';
 import type { RunwayYoga } from './yoga-context.js';
 
 export interface GraphQLParams {
@@ -34,6 +35,8 @@ export interface GraphQLParams {
 
 const REGULAR_TYPES = ['application/graphql-response+json', 'application/json'] as const;
 const ALLOWED_KEYS = new Set(['query', 'variables', 'operationName', 'extensions']);
+/** With persisted documents, a request may name one instead of sending a query. */
+const ALLOWED_KEYS_PERSISTED = new Set([...ALLOWED_KEYS, 'documentId']);
 
 /**
  * The media type yoga would answer a regular result with, or undefined when the Accept
@@ -55,8 +58,11 @@ export function regularMediaType(accept: string | undefined): (typeof REGULAR_TY
   return undefined;
 }
 
-/** The body's GraphQL parameters if it is the plain case, else undefined. */
-export function plainParams(body: string): GraphQLParams | undefined {
+/**
+ * The body's GraphQL parameters if it is the plain case, else undefined. With persisted
+ * documents the query may be missing (an id stands for it); the caller resolves it.
+ */
+export function plainParams(body: string, persisted = false): GraphQLParams | undefined {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
@@ -65,9 +71,11 @@ export function plainParams(body: string): GraphQLParams | undefined {
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
   const p = parsed as Record<string, unknown>;
-  for (const key of Object.keys(p)) if (!ALLOWED_KEYS.has(key)) return undefined;
+  const allowed = persisted ? ALLOWED_KEYS_PERSISTED : ALLOWED_KEYS;
+  for (const key of Object.keys(p)) if (!allowed.has(key)) return undefined;
   const isObject = (v: unknown) => v == null || (typeof v === 'object' && !Array.isArray(v));
-  if (typeof p['query'] !== 'string' || !isObject(p['variables']) || !isObject(p['extensions'])) return undefined;
+  if (!isObject(p['variables']) || !isObject(p['extensions'])) return undefined;
+  if (typeof p['query'] !== 'string' && !(persisted && p['query'] == null)) return undefined;
   if (p['operationName'] != null && typeof p['operationName'] !== 'string') return undefined;
   return p as unknown as GraphQLParams;
 }
@@ -82,7 +90,12 @@ interface Plan {
   operations: Map<string | null, OperationDefinitionNode | false>;
 }
 
-export function createFastPath(yoga: RunwayYoga, services: Services, maxTokens: number) {
+/**
+ * @param persisted the persisted documents, when configured: a request naming one runs its
+ * text here; whatever yoga's plugin would refuse (an unknown id, a query where only
+ * persisted documents run) is left to yoga, which answers it with its code.
+ */
+export function createFastPath(yoga: RunwayYoga, services: Services, maxTokens: number, persisted?: PersistedDocuments) {
   // Each distinct query text is parsed and validated once, through the envelop (every
   // plugin's parse and validation hooks and rules, graphql-armor's among them), and the
   // outcome kept: a document's validity depends only on its text, the schema and the
@@ -106,8 +119,13 @@ export function createFastPath(yoga: RunwayYoga, services: Services, maxTokens: 
       mediaTypes.set(accept, mediaType);
     }
     if (!mediaType) return false;
-    const params = plainParams(body);
+    const params = plainParams(body, persisted !== undefined);
     if (!params) return false;
+    if (persisted) {
+      const resolved = resolveDocument(persisted, params);
+      if ('error' in resolved) return false;
+      params.query = resolved.query;
+    }
     const { parse, validate, contextFactory, execute, schema } = getEnveloped({
       ...services,
       ...caller,

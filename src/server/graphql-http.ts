@@ -8,6 +8,7 @@ import type { Caller, Services } from '../graphql/context.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { Logger } from '../log.js';
 import { createFastPath } from './fast-path.js';
+import type { PersistedDocuments } from './persisted-documents.js';
 import { sendError } from './http-answers.js';
 import { sendUnauthenticated, sendUnavailable, wantsPage } from './http-auth.js';
 import { ClientGoneError, readBody, sendThroughYoga } from './yoga-bridge.js';
@@ -19,11 +20,13 @@ export interface GraphqlHttpOptions {
   authenticator: Authenticator;
   /** GRAPHQL_MAX_TOKENS: the fast path checks a document's syntax on the side with it. */
   maxTokens: number;
+  /** Persisted documents, when configured (the fast path must apply them as yoga does). */
+  persisted?: PersistedDocuments | undefined;
   log: Logger;
 }
 
-export function serveGraphqlHttp({ yoga, services, authenticator: auth, maxTokens, log }: GraphqlHttpOptions) {
-  const fastPath = createFastPath(yoga, services, maxTokens);
+export function serveGraphqlHttp({ yoga, services, authenticator: auth, maxTokens, persisted, log }: GraphqlHttpOptions) {
+  const fastPath = createFastPath(yoga, services, maxTokens, persisted);
   // yoga is a proxy (a request handler with properties): read its path once.
   const endpoint = yoga.graphqlEndpoint;
 

@@ -11,6 +11,7 @@ import { isDatabaseUnavailable } from '../db/errors.js';
 import type { Caller, GraphQLContext, Services } from '../graphql/context.js';
 import { codedError, maskError } from '../graphql/errors.js';
 import { contentProjection, eventProjection } from '../graphql/event-projection.js';
+import { resolveDocument, type PersistedDocuments } from './persisted-documents.js';
 import { directSink } from './websocket.js';
 import type { RunwayYoga } from './yoga-context.js';
 
@@ -30,6 +31,11 @@ export interface GraphqlWsHandlerOptions {
   maxSubscriptions: number;
   /** A socket that never sends connection_init is closed with 4408 after this. */
   initTimeoutMs: number;
+  /**
+   * Persisted documents, when configured: as on HTTP, a subscribe message may name one
+   * (graphql-ws requires a `query` string: send `""` with the id).
+   */
+  persisted?: PersistedDocuments | undefined;
 }
 
 const unauthenticated = 'Unauthenticated: connectionParams.authorization needs a valid API key';
@@ -87,6 +93,12 @@ export function graphqlWsHandlers(options: GraphqlWsHandlerOptions): ServerOptio
           codedError('TOO_MANY_SUBSCRIPTIONS', `At most ${maxSubscriptions} subscriptions per connection.`, { limit: maxSubscriptions }),
         ];
       }
+      let query = payload.query;
+      if (options.persisted) {
+        const resolved = resolveDocument(options.persisted, payload as typeof payload & { documentId?: unknown });
+        if ('error' in resolved) return [resolved.error];
+        query = resolved.query;
+      }
       const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
         ...services,
         ...caller,
@@ -96,7 +108,7 @@ export function graphqlWsHandlers(options: GraphqlWsHandlerOptions): ServerOptio
       });
       let document: ExecutionArgs['document'];
       try {
-        document = parse(payload.query);
+        document = parse(query);
       } catch (error) {
         // A syntax error fails this operation, not the socket and its other subscriptions.
         if (error instanceof GraphQLError || (error as Error)?.name === 'GraphQLError') {

@@ -26,6 +26,7 @@ import { useCsrfPrevention } from './csrf.js';
 import { serveGraphqlHttp } from './graphql-http.js';
 import { sendError } from './http-answers.js';
 import { graphqlWsHandlers } from './graphql-ws.js';
+import { usePersistedDocuments, type PersistedDocuments } from './persisted-documents.js';
 import { protectionPlugins } from './protection.js';
 import { createRateLimiters, useRateLimits, type SharedCounters } from './rate-limits.js';
 import { createReadiness } from './readiness.js';
@@ -60,6 +61,8 @@ export interface ServerOptions {
   rateLimits: RateLimits;
   /** Shares rate-limit counters between gateway processes. */
   sharedCounters?: SharedCounters | undefined;
+  /** Persisted (trusted) documents, from PERSISTED_DOCUMENTS. @default none */
+  persistedDocuments?: PersistedDocuments | undefined;
   /** What the REST API tells clients polling a run to wait (`openai-poll-after-ms`). @default DEFAULTS.restPollAfterMs */
   restPollAfterMs?: number;
   /** METRICS_TOKEN: opens /metrics (see metrics-http.ts). */
@@ -118,9 +121,10 @@ export function buildServer(options: ServerOptions): RunwayServer {
       ...protectionPlugins(queryLimits, options.production),
       useAnswerBudget(options.maxResponseBytes),
       // Requests a browser could send cross-site without a preflight must carry a
-      // header; JSON POSTs (what GraphQL clients send) are preflighted and pass.
+      // header, unless a bearer key authenticates them (see csrf.ts).
       useCsrfPrevention(),
       useOperationObservation(),
+      ...(options.persistedDocuments ? [usePersistedDocuments(options.persistedDocuments)] : []),
     ],
     // Stack traces never reach a client, in development either: maskError logs them.
     maskedErrors: { maskError, isDev: false },
@@ -137,7 +141,14 @@ export function buildServer(options: ServerOptions): RunwayServer {
   const stamp = requestLog(log);
   const readiness = createReadiness(options.ready ?? (async () => true), options.readyTimeoutMs);
   const bodyRefusal = bodyLimits(options.maxBodyBytes);
-  const graphqlHttp = serveGraphqlHttp({ yoga, services, authenticator, maxTokens: queryLimits.maxTokens, log });
+  const graphqlHttp = serveGraphqlHttp({
+    yoga,
+    services,
+    authenticator,
+    maxTokens: queryLimits.maxTokens,
+    persisted: options.persistedDocuments,
+    log,
+  });
   const countWrite = rateLimiters.mutations;
   const restApi = createRestApi({
     services,
@@ -166,7 +177,14 @@ export function buildServer(options: ServerOptions): RunwayServer {
   // ws closes a socket that sends a larger message with 1009 (message too big).
   const wss = new WebSocketServer({ server: http, path: GRAPHQL_PATH, maxPayload: limits.maxMessageBytes });
   const graphqlWs = serveGraphqlWs(
-    graphqlWsHandlers({ yoga, services, authenticator, maxSubscriptions: limits.maxSubscriptions, initTimeoutMs: limits.initTimeoutMs }),
+    graphqlWsHandlers({
+      yoga,
+      services,
+      authenticator,
+      maxSubscriptions: limits.maxSubscriptions,
+      initTimeoutMs: limits.initTimeoutMs,
+      persisted: options.persistedDocuments,
+    }),
     wss,
     // Pings every keepAliveMs; a socket that does not pong in time is terminated.
     limits.keepAliveMs,

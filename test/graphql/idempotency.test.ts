@@ -32,7 +32,7 @@ async function rows(table: typeof assistants | typeof threads | typeof runs | ty
 }
 
 const CREATE_RUN =
-  'mutation($t: ID!, $a: ID!, $k: String, $m: JSONObject) { createRun(threadId: $t, input: { assistantId: $a, metadata: $m }, idempotencyKey: $k) { id status } }';
+  'mutation($t: ID!, $a: ID!, $k: String, $m: Metadata) { createRun(threadId: $t, input: { assistantId: $a, metadata: $m }, idempotencyKey: $k) { id status } }';
 
 describe('a retry with the same key and input', () => {
   it('createAssistant: returns the first assistant and creates no other', async () => {

@@ -34,7 +34,7 @@ afterAll(async () => {
 
 const FIELDS = 'id object threadId role text status runId assistantId metadata createdAt';
 const GET = `query($t: ID!, $m: ID!) { message(threadId: $t, messageId: $m) { ${FIELDS} } }`;
-const MODIFY = `mutation($t: ID!, $m: ID!, $meta: JSONObject!) { modifyMessage(threadId: $t, messageId: $m, metadata: $meta) { ${FIELDS} } }`;
+const MODIFY = `mutation($t: ID!, $m: ID!, $meta: Metadata!) { modifyMessage(threadId: $t, messageId: $m, metadata: $meta) { ${FIELDS} } }`;
 const DELETE = 'mutation($t: ID!, $m: ID!) { deleteMessage(threadId: $t, messageId: $m) { id object deleted } }';
 const CREATE_MESSAGE = `mutation($t: ID!, $content: String!, $k: String) {
   createMessage(threadId: $t, input: { role: USER, content: $content, metadata: { n: "1" } }, idempotencyKey: $k) { ${FIELDS} } }`;

@@ -171,7 +171,7 @@ describe('createRun', () => {
     expect(data.thread.messages.nodes.map((m: any) => m.text)).toEqual(['Hello', 'half a pair: \ufffd']);
     // The same wherever metadata is stored.
     const modified = await t.ok(
-      `mutation($t: ID!, $r: ID!, $m: JSONObject!) { modifyRun(threadId: $t, runId: $r, metadata: $m) { metadata } }`,
+      `mutation($t: ID!, $r: ID!, $m: Metadata!) { modifyRun(threadId: $t, runId: $r, metadata: $m) { metadata } }`,
       { t: threadId, r: run.id, m: { note: 'x\udc00y' } },
     );
     expect(modified.modifyRun.metadata).toEqual({ note: 'x\ufffdy' });
@@ -242,7 +242,7 @@ describe('createAssistant and createThread', () => {
 });
 
 describe('modifyRun', () => {
-  const MODIFY = `mutation($t: ID!, $r: ID!, $m: JSONObject!) { modifyRun(threadId: $t, runId: $r, metadata: $m) { metadata version status } }`;
+  const MODIFY = `mutation($t: ID!, $r: ID!, $m: Metadata!) { modifyRun(threadId: $t, runId: $r, metadata: $m) { metadata version status } }`;
 
   it('replaces metadata in any status without a status change', async () => {
     const { threadId, runId } = await newRun(t);

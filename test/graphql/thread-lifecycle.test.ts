@@ -31,7 +31,7 @@ afterAll(async () => {
   await t?.close();
 });
 
-const MODIFY = 'mutation($t: ID!, $m: JSONObject!) { modifyThread(threadId: $t, metadata: $m) { id object metadata } }';
+const MODIFY = 'mutation($t: ID!, $m: Metadata!) { modifyThread(threadId: $t, metadata: $m) { id object metadata } }';
 const DELETE = 'mutation($t: ID!) { deleteThread(threadId: $t) { id object deleted } }';
 const CREATE_THREAD = `mutation($input: CreateThreadInput, $k: String) { createThread(input: $input, idempotencyKey: $k) { id } }`;
 const CREATE_MESSAGE = `mutation($t: ID!, $content: String!, $k: String) {

@@ -152,7 +152,7 @@ const operations = (): fc.Arbitrary<{ query: string; variables: unknown }> =>
       variables: fc.record({ t: threadId(), r: runId() }),
     }),
     fc.record({
-      query: fc.constant('mutation($t: ID!, $r: ID!, $m: JSONObject!) { modifyRun(threadId: $t, runId: $r, metadata: $m) { id } }'),
+      query: fc.constant('mutation($t: ID!, $r: ID!, $m: Metadata!) { modifyRun(threadId: $t, runId: $r, metadata: $m) { id } }'),
       variables: fc.record({ t: threadId(), r: runId(), m: junk }),
     }),
     fc.record({
@@ -319,7 +319,7 @@ function valuesOf(type: GraphQLInputType, name: string, small = false, depth = 0
     const text = small ? shortText : hostileText;
     // Model names the scripted provider serves, so that runs happen too.
     right = name === 'model' ? fc.oneof(fc.constantFrom('scripted', 'scripted-x'), text) : text;
-  } else if (isScalarType(inner) && inner.name === 'JSONObject') {
+  } else if (isScalarType(inner) && (inner.name === 'JSONObject' || inner.name === 'Metadata')) {
     right = small ? smallJson : hostileJson;
   } else if (isScalarType(inner) && inner.name === 'Boolean') {
     right = fc.boolean();

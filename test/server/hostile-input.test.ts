@@ -48,7 +48,7 @@ const CREATE_ASSISTANT = 'mutation($i: CreateAssistantInput!) { createAssistant(
 const CREATE_THREAD = 'mutation($i: CreateThreadInput) { createThread(input: $i) { id } }';
 const CREATE_MESSAGE = 'mutation($t: ID!, $i: CreateMessageInput!) { createMessage(threadId: $t, input: $i) { id } }';
 const CREATE_RUN = 'mutation($t: ID!, $i: CreateRunInput!) { createRun(threadId: $t, input: $i) { id } }';
-const MODIFY_RUN = 'mutation($t: ID!, $r: ID!, $m: JSONObject!) { modifyRun(threadId: $t, runId: $r, metadata: $m) { id } }';
+const MODIFY_RUN = 'mutation($t: ID!, $r: ID!, $m: Metadata!) { modifyRun(threadId: $t, runId: $r, metadata: $m) { id } }';
 const SUBMIT = 'mutation($t: ID!, $r: ID!, $o: [ToolOutputInput!]!) { submitToolOutputs(threadId: $t, runId: $r, toolOutputs: $o) { id } }';
 
 const tool = (fn: Record<string, unknown>) => ({ type: 'FUNCTION', function: { name: 'get_weather', ...fn } });
@@ -227,7 +227,7 @@ describe('a lone UTF-16 surrogate in a metadata key', () => {
     });
     expect(run.metadata).toEqual({ '\ufffd': 'half' });
     const modified = await t.ok(
-      'mutation($t: ID!, $r: ID!, $m: JSONObject!) { modifyRun(threadId: $t, runId: $r, metadata: $m) { metadata } }',
+      'mutation($t: ID!, $r: ID!, $m: Metadata!) { modifyRun(threadId: $t, runId: $r, metadata: $m) { metadata } }',
       {
         t: threadId,
         r: run.id,

@@ -73,6 +73,9 @@ export interface TestAppOptions {
   databaseTimeouts?: Partial<DatabaseTimeouts>;
   /** METRICS_TOKEN. */
   metricsToken?: string;
+  /** A persisted documents manifest's path (PERSISTED_DOCUMENTS). */
+  persistedDocuments?: string;
+  allowArbitraryOperations?: boolean;
 }
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -99,6 +102,8 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       websocket: options.websocket,
       rateLimits: options.rateLimits ?? { mutationsPerMinute: 0, subscriptionsPerMinute: 0 },
       metricsToken: options.metricsToken,
+      persistedDocuments: options.persistedDocuments,
+      allowArbitraryOperations: options.allowArbitraryOperations,
     },
     {
       logger: options.logger ?? createLogger({ level: process.env.LOG_LEVEL ?? 'warn' }),

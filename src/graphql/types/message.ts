@@ -28,8 +28,8 @@ export const MessageRef = builder.node(builder.objectRef<MessageRow>('Message'),
     status: t.field({ type: MessageStatusEnum, resolve: (m) => m.status }),
     runId: t.exposeID('runId', { nullable: true, description: 'The run that wrote it, for assistant messages.' }),
     assistantId: t.exposeID('assistantId', { nullable: true }),
-    metadata: t.field({ type: 'JSONObject', resolve: (m, _, ctx) => countedJson(ctx, m.metadata) }),
-    createdAt: t.exposeInt('createdAt'),
+    metadata: t.field({ type: 'Metadata', resolve: (m, _, ctx) => countedJson(ctx, m.metadata) }),
+    createdAt: t.expose('createdAt', { type: 'UnixTime' }),
   }),
 });
 
@@ -39,7 +39,7 @@ export const CreateMessageInput = builder.inputType('CreateMessageInput', {
   fields: (t) => ({
     role: t.field({ type: MessageRole, required: true }),
     content: t.string({ required: true, validate: { schema: messageContentSchema } }),
-    metadata: t.field({ type: 'JSONObject', validate: metadataArg }),
+    metadata: t.field({ type: 'Metadata', validate: metadataArg }),
   }),
 });
 
@@ -80,7 +80,7 @@ builder.mutationFields((t) => ({
     args: {
       threadId: t.arg.id({ required: true }),
       messageId: t.arg.id({ required: true }),
-      metadata: t.arg({ type: 'JSONObject', required: true, validate: { schema: metadataSchema } }),
+      metadata: t.arg({ type: 'Metadata', required: true, validate: { schema: metadataSchema } }),
     },
     resolve: (_, { threadId, messageId, metadata }, ctx) =>
       ctx.threads.modifyMessage(ctx.projectId, String(threadId), String(messageId), { metadata: metadata as Record<string, string> }),

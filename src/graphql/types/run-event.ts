@@ -45,7 +45,8 @@ export const RunEventRef = builder.interfaceRef<ContentDelivery>('RunEvent').imp
     }),
     runId: t.id({ resolve: RUN_EVENT_FIELDS.runId }),
     threadId: t.id({ resolve: RUN_EVENT_FIELDS.threadId }),
-    at: t.int({
+    at: t.field({
+      type: 'UnixTime',
       description: 'Unix seconds of the event (of a delta: when it was delivered).',
       resolve: RUN_EVENT_FIELDS.at,
     }),

@@ -39,7 +39,11 @@ export const RunStatusEventRef = builder.objectRef<EventDelivery>('RunStatusEven
     }),
     previousStatus: t.field({ type: RunStatusEnum, nullable: true, resolve: (p) => EVENT_FIELDS.previousStatus(p.event) }),
     status: t.field({ type: RunStatusEnum, resolve: (p) => EVENT_FIELDS.status(p.event) }),
-    at: t.int({ description: 'Unix seconds of the change.', resolve: (p) => EVENT_FIELDS.at(p.event) }),
+    at: t.field({
+      type: 'UnixTime',
+      description: 'Unix seconds of the change.',
+      resolve: (p) => EVENT_FIELDS.at(p.event),
+    }),
     run: t.field({
       type: RunRef,
       description:

@@ -52,23 +52,23 @@ export const RunRef = builder.node(builder.objectRef<RunRow>('Run'), {
   loadMany: async (ids, ctx) => inOrderOf(ids, await ctx.runs.manyInProject(ctx.projectId, ids)),
   fields: (t) => ({
     object: t.string({ resolve: () => 'thread.run' }),
-    createdAt: t.exposeInt('createdAt'),
+    createdAt: t.expose('createdAt', { type: 'UnixTime' }),
     threadId: t.exposeID('threadId'),
     assistantId: t.exposeID('assistantId'),
     status: t.field({ type: RunStatusEnum, resolve: (r) => r.status }),
     requiredAction: t.field({ type: RequiredActionRef, nullable: true, resolve: (r) => r.requiredAction }),
     lastError: t.field({ type: RunErrorRef, nullable: true, resolve: (r) => r.lastError }),
-    expiresAt: t.exposeInt('expiresAt', { nullable: true }),
-    startedAt: t.exposeInt('startedAt', { nullable: true }),
-    cancelledAt: t.exposeInt('cancelledAt', { nullable: true }),
-    failedAt: t.exposeInt('failedAt', { nullable: true }),
-    completedAt: t.exposeInt('completedAt', { nullable: true }),
+    expiresAt: t.expose('expiresAt', { type: 'UnixTime', nullable: true }),
+    startedAt: t.expose('startedAt', { type: 'UnixTime', nullable: true }),
+    cancelledAt: t.expose('cancelledAt', { type: 'UnixTime', nullable: true }),
+    failedAt: t.expose('failedAt', { type: 'UnixTime', nullable: true }),
+    completedAt: t.expose('completedAt', { type: 'UnixTime', nullable: true }),
     incompleteDetails: t.field({ type: IncompleteDetailsRef, nullable: true, resolve: (r) => r.incompleteDetails }),
     model: t.string({ resolve: (r, _, ctx) => counted(ctx, r.model) }),
     instructions: t.string({ resolve: (r, _, ctx) => counted(ctx, r.instructions) }),
     additionalInstructions: t.string({ nullable: true, resolve: (r, _, ctx) => counted(ctx, r.additionalInstructions) }),
     tools: t.field({ type: [ToolRef], resolve: (r) => r.tools }),
-    metadata: t.field({ type: 'JSONObject', resolve: (r, _, ctx) => countedJson(ctx, r.metadata) }),
+    metadata: t.field({ type: 'Metadata', resolve: (r, _, ctx) => countedJson(ctx, r.metadata) }),
     usage: t.field({
       type: RunUsageRef,
       nullable: true,
@@ -143,7 +143,7 @@ export const AdditionalMessageInput = builder.inputType('AdditionalMessageInput'
   fields: (t) => ({
     role: t.field({ type: MessageRole, required: true }),
     content: t.string({ required: true, validate: { schema: messageContentSchema } }),
-    metadata: t.field({ type: 'JSONObject', validate: metadataArg }),
+    metadata: t.field({ type: 'Metadata', validate: metadataArg }),
   }),
 });
 
@@ -158,7 +158,7 @@ export const runOptionFields = (t: InputFieldBuilder<Types, 'InputObject'>) => (
   model: t.string({ description: "Overrides the assistant's model." }),
   instructions: t.string({ description: "Overrides the assistant's instructions.", validate: { schema: instructionsSchema } }),
   tools: t.field({ type: [ToolInput], validate: toolsArgValidation, description: "Overrides the assistant's tools." }),
-  metadata: t.field({ type: 'JSONObject', validate: metadataArg }),
+  metadata: t.field({ type: 'Metadata', validate: metadataArg }),
   temperature: t.float({ validate: { schema: temperatureSchema } }),
   topP: t.float({ validate: { schema: topPSchema } }),
   maxPromptTokens: t.int({ validate: { schema: tokenLimitSchema } }),
@@ -228,7 +228,7 @@ builder.mutationFields((t) => ({
     args: {
       threadId: t.arg.id({ required: true }),
       runId: t.arg.id({ required: true }),
-      metadata: t.arg({ type: 'JSONObject', required: true, validate: { schema: metadataSchema } }),
+      metadata: t.arg({ type: 'Metadata', required: true, validate: { schema: metadataSchema } }),
     },
     resolve: (_, { threadId, runId, metadata }, ctx) =>
       ctx.runs.modify(ctx.projectId, String(threadId), String(runId), metadata as Record<string, string>),

@@ -13,8 +13,8 @@ export const ThreadRef = builder.node(builder.objectRef<ThreadRow>('Thread'), {
   loadMany: async (ids, ctx) => inOrderOf(ids, await ctx.threads.manyInProject(ctx.projectId, ids)),
   fields: (t) => ({
     object: t.string({ resolve: () => 'thread' }),
-    createdAt: t.exposeInt('createdAt'),
-    metadata: t.field({ type: 'JSONObject', resolve: (th, _, ctx) => countedJson(ctx, th.metadata) }),
+    createdAt: t.expose('createdAt', { type: 'UnixTime' }),
+    metadata: t.field({ type: 'Metadata', resolve: (th, _, ctx) => countedJson(ctx, th.metadata) }),
     messages: t.connection(
       {
         type: MessageRef,
@@ -41,7 +41,7 @@ export const ThreadRef = builder.node(builder.objectRef<ThreadRow>('Thread'), {
 const CreateThreadInput = builder.inputType('CreateThreadInput', {
   fields: (t) => ({
     messages: t.field({ type: [CreateMessageInput] }),
-    metadata: t.field({ type: 'JSONObject', validate: metadataArg }),
+    metadata: t.field({ type: 'Metadata', validate: metadataArg }),
   }),
 });
 
@@ -73,7 +73,7 @@ builder.mutationFields((t) => ({
     description: "Replaces the thread's metadata; allowed while a run is active.",
     args: {
       threadId: t.arg.id({ required: true }),
-      metadata: t.arg({ type: 'JSONObject', required: true, validate: { schema: metadataSchema } }),
+      metadata: t.arg({ type: 'Metadata', required: true, validate: { schema: metadataSchema } }),
     },
     resolve: (_, { threadId, metadata }, ctx) =>
       ctx.threads.modify(ctx.projectId, String(threadId), { metadata: metadata as Record<string, string> }),

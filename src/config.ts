@@ -109,6 +109,10 @@ export const SETTINGS = z.object({
     .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
     .default('info')
     .describe('pino level (`trace` ... `fatal`, `silent`).'),
+  LOG_FORMAT: z
+    .enum(['auto', 'pretty', 'json'])
+    .default('auto')
+    .describe('`auto`: readable lines (pino-pretty) on a terminal outside production, JSON lines otherwise.'),
   NODE_ENV: z
     .string()
     .default('development')
@@ -160,6 +164,7 @@ export type Config = Readonly<{
   idempotencyKeyHours: number;
   redisUrl: string | undefined;
   logLevel: string;
+  logFormat: 'auto' | 'pretty' | 'json';
   queryLimits: QueryLimits;
   maxBodyBytes: number;
   maxResponseBytes: number;
@@ -219,6 +224,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     idempotencyKeyHours: e.IDEMPOTENCY_KEY_HOURS,
     redisUrl: e.REDIS_URL,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     queryLimits: {
       maxDepth: e.GRAPHQL_MAX_DEPTH,
       maxCost: e.GRAPHQL_MAX_COST,

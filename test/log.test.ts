@@ -26,7 +26,8 @@ describe('logFormat', () => {
 });
 
 // The process runs on a PGlite directory of its own: once is enough, in the pglite project.
-describe.skipIf(usingPostgres)('npm start', () => {
+// A cold start of PGlite with its migrations takes seconds, more on a busy machine.
+describe.skipIf(usingPostgres)('npm start', { timeout: 120_000 }, () => {
   const leftovers: (() => Promise<unknown>)[] = [];
   afterEach(async () => {
     for (const dispose of leftovers.splice(0).reverse()) await dispose();

@@ -76,7 +76,7 @@ function LiveRun({ threadId, runId }: { threadId: string; runId: string }) {
 }
 
 function App() {
-  const [content, setContent] = useState('pace 40\nTell me a story about 🐙 octopuses.');
+  const [content, setContent] = useState('pace 40\nTell me a story about octopuses.');
   const [run, setRun] = useState<{ threadId: string; runId: string }>();
   const [, createAssistant] = useMutation<{ createAssistant: { id: string } }>(CREATE_ASSISTANT);
   const [started, startRun] = useMutation<{ createThreadAndRun: { id: string; threadId: string } }>(START_RUN);

@@ -5,7 +5,7 @@ import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'drizzle/', '.data/', 'coverage/'] },
+  { ignores: ['dist/', 'examples/*/dist/', 'node_modules/', 'drizzle/', '.data/', 'coverage/'] },
   js.configs.recommended,
   ...tseslint.configs.strict,
   {

@@ -12,6 +12,8 @@ const redisUrl = process.env.REDIS_URL || undefined;
 
 /** Specs only PostgreSQL can run: several processes on one database, cut connections, timeouts, locks, the patched driver. */
 const POSTGRES_ONLY = 'test/**/*.pg.test.ts';
+/** Specs in a real browser (headless Chromium): what they check does not depend on the database, so PGlite alone runs them. */
+const BROWSER = 'test/browser/**/*.test.ts';
 /** Specs only Redis can run. */
 const REDIS_ONLY = 'test/**/*.redis.test.ts';
 /**
@@ -55,7 +57,7 @@ export default defineConfig({
   test: {
     projects: [
       project('pglite', {}, ['test/**/*.test.ts'], [POSTGRES_ONLY, REDIS_ONLY]),
-      ...(postgresUrl ? [project('postgres', { postgresUrl }, ['test/**/*.test.ts'], [REDIS_ONLY])] : []),
+      ...(postgresUrl ? [project('postgres', { postgresUrl }, ['test/**/*.test.ts'], [REDIS_ONLY, BROWSER])] : []),
       ...(postgresUrl && redisUrl ? [project('postgres+redis', { postgresUrl, redisUrl }, FAN_OUT)] : []),
     ],
     setupFiles: ['test/support/driver-environment.ts'],

@@ -163,6 +163,10 @@ export const SETTINGS = z.object({
     .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
     .default('info')
     .describe('pino level (`trace` ... `fatal`, `silent`).'),
+  LOG_FORMAT: z
+    .enum(['auto', 'pretty', 'json'])
+    .default('auto')
+    .describe('`auto`: readable lines (pino-pretty) on a terminal outside production, JSON lines otherwise.'),
   NODE_ENV: z
     .string()
     .default('development')
@@ -215,6 +219,7 @@ export type Config = Readonly<{
   runEventsRetentionDays: number;
   redisUrl: string | undefined;
   logLevel: string;
+  logFormat: 'auto' | 'pretty' | 'json';
   queryLimits: QueryLimits;
   maxBodyBytes: number;
   maxResponseBytes: number;
@@ -292,6 +297,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     runEventsRetentionDays: e.RUN_EVENTS_RETENTION_DAYS,
     redisUrl: e.REDIS_URL,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     queryLimits: {
       maxDepth: e.GRAPHQL_MAX_DEPTH,
       maxCost: e.GRAPHQL_MAX_COST,

@@ -4,6 +4,7 @@
  * what a client sent: a failed statement is logged without the values it carried.
  */
 import { pino, stdSerializers, type DestinationStream, type Logger } from 'pino';
+import pinoPretty from 'pino-pretty';
 
 export type { Logger };
 
@@ -30,6 +31,33 @@ export function createLogger(options: { level?: string; destination?: Destinatio
     },
     options.destination,
   );
+}
+
+/** How lines look: JSON for machines, or one readable line each (pino-pretty) for a person at a terminal. */
+export type LogFormat = 'pretty' | 'json';
+
+/**
+ * Readable lines for a person: standard output is a terminal, outside production, unless
+ * LOG_FORMAT says otherwise. Anything read by a program (a file, a pipe, a log collector,
+ * a container runtime) keeps JSON, the same in every environment.
+ */
+export function logFormat(env: { isTTY: boolean; production: boolean; setting?: 'auto' | LogFormat }): LogFormat {
+  if (env.setting && env.setting !== 'auto') return env.setting;
+  return env.isTTY && !env.production ? 'pretty' : 'json';
+}
+
+/** Standard output in the given format: see stdoutDestination (JSON) and prettyDestination. */
+export function stdoutFor(format: LogFormat): DestinationStream {
+  return format === 'pretty' ? prettyDestination() : stdoutDestination();
+}
+
+/**
+ * Readable lines on standard output, written as they come (sync): at a terminal a person
+ * reads them, nothing is under load, and a line printed with console output beside them
+ * stays in order.
+ */
+export function prettyDestination(): DestinationStream {
+  return pinoPretty({ destination: 1, sync: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true });
 }
 
 /**

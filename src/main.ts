@@ -1,13 +1,14 @@
 /** Entry point: the only module that reads the environment, listens, and exits. */
 import { buildApp } from './app.js';
 import { listenHost, loadConfig } from './config.js';
-import { createLogger, stdoutDestination } from './log.js';
+import { createLogger, logFormat, stdoutFor } from './log.js';
 import { GRAPHQL_PATH } from './server/server.js';
 import { adminServer } from './server/metrics-http.js';
 import { startTracing } from './observability/tracing.js';
 
 const config = loadConfig();
-const logger = createLogger({ level: config.logLevel, destination: stdoutDestination() });
+const format = logFormat({ isTTY: process.stdout.isTTY === true, production: config.production, setting: config.logFormat });
+const logger = createLogger({ level: config.logLevel, destination: stdoutFor(format) });
 // A rejection nobody handled, or an exception nothing caught, leaves the process in a
 // state nobody planned for: log it and exit non-zero (the supervisor restarts the
 // process; another worker takes its runs over) rather than limp on.
@@ -43,7 +44,10 @@ if (config.role === 'worker') {
 } else {
   const port = await app.server.start(config.port, host);
   const shownHost = host === '0.0.0.0' ? 'localhost' : host;
-  logger.info({ role: config.role, port }, `Runway ${config.role} on http://${shownHost}:${port}${GRAPHQL_PATH} (${where})`);
+  const url = `http://${shownHost}:${port}${GRAPHQL_PATH}`;
+  logger.info({ role: config.role, port, url }, `Runway ${config.role} on ${url} (${where})`);
+  // A person at a terminal gets the address on a line of its own, to click or copy.
+  if (format === 'pretty') process.stdout.write(`\nRunway is ready: ${url}${config.production ? '' : ' (GraphiQL in a browser)'}\n\n`);
 }
 
 // The metrics on a port of their own: the only way to scrape a worker (no API port).

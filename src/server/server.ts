@@ -8,7 +8,6 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type Plugin } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import { DEFAULTS, type QueryLimits, type RateLimits, type WebsocketLimits } from '../config.js';
@@ -23,6 +22,8 @@ import { createRestApi, REST_PREFIX } from '../rest/api.js';
 import { RestError, sendRestError } from '../rest/errors.js';
 import { bodyLimits } from './body-limits.js';
 import { useCsrfPrevention } from './csrf.js';
+import { createGraphiql } from './graphiql.js';
+import { GRAPHIQL_TABS } from './graphiql-tabs.js';
 import { serveGraphqlHttp } from './graphql-http.js';
 import { sendError } from './http-answers.js';
 import { graphqlWsHandlers } from './graphql-ws.js';
@@ -105,9 +106,8 @@ export function buildServer(options: ServerOptions): RunwayServer {
     // The websocket path passes its own context (see graphql-ws.ts); HTTP requests carry
     // the caller the node handler authenticated.
     context: requestContext(services),
-    graphiql: options.production ? false : { subscriptionsProtocol: 'WS', title: 'Runway' },
-    // GraphiQL served from this package, not a CDN: it works on a machine without internet.
-    renderGraphiQL,
+    // GraphiQL is served before yoga (graphiql.ts), in development only.
+    graphiql: false,
     landingPage: false,
     // A JSON array of operations, bounded.
     batching: { limit: options.maxBatch },
@@ -159,6 +159,9 @@ export function buildServer(options: ServerOptions): RunwayServer {
   });
   const restHttp = serveRestHttp({ api: restApi, authenticator, log });
   const metrics = metricsEndpoint({ keysRequired: () => authenticator.required, token: options.metricsToken }, false, log);
+  const graphiql = options.production
+    ? undefined
+    : createGraphiql(GRAPHQL_PATH, { subscriptionsProtocol: 'WS', title: 'Runway', defaultTabs: GRAPHIQL_TABS });
   const http = createServer((req, res) => {
     const path = req.url?.split('?')[0];
     stamp(req, res, path);
@@ -170,6 +173,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
       if (refused && rest) return void sendRestError(res, new RestError(refused.code, refused.message));
       if (refused) return sendError(res, refused.code, refused.message);
       if (rest) return restHttp(req, res, rest);
+      if (graphiql?.serve(req, res, path)) return;
       graphqlHttp(req, res, path);
     });
   });

@@ -41,6 +41,7 @@ const RUN_COLUMNS = [
   'worker_id',
   'lease_token',
   'lease_expires_at',
+  'traceparent',
 ];
 const columns = (table?: string) => RUN_COLUMNS.map((c) => (table ? `"${table}"."${c}"` : `"${c}"`)).join(', ');
 

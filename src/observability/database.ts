@@ -9,7 +9,7 @@
  */
 import type { PGlite, Transaction } from '@electric-sql/pglite';
 import type postgres from 'postgres';
-import { dbConnectionsBusy, dbPoolSize } from './metrics.js';
+import { busyConnections, dbPoolSize } from './metrics.js';
 import { failed, SpanKind, startSpan, tracingOn, inSpan } from './tracing.js';
 
 type Busy = { inc(): void; dec(): void };
@@ -60,7 +60,7 @@ function observeUnsafe(sql: Pick<postgres.Sql, 'unsafe'>, busy: Busy | undefined
 }
 
 export function observePostgres(client: postgres.Sql, pool: string, size: number): void {
-  const busy = dbConnectionsBusy.labels(pool);
+  const busy = busyConnections(pool);
   dbPoolSize.labels(pool).inc(size);
   observeUnsafe(client, busy);
   const begin = client.begin.bind(client) as (options: string, fn: (tx: postgres.TransactionSql) => unknown) => Promise<unknown>;
@@ -85,7 +85,7 @@ export function forgetPool(pool: string, size: number): void {
 }
 
 export function observePglite(client: PGlite, pool: string): void {
-  const busy = dbConnectionsBusy.labels(pool);
+  const busy = busyConnections(pool);
   dbPoolSize.labels(pool).inc(1);
   const observeQuery = (target: PGlite | Transaction, counted: Busy | undefined) => {
     const query = target.query.bind(target) as (text: string, ...rest: unknown[]) => Promise<unknown>;

@@ -163,15 +163,18 @@ export async function startRunway(name: string, label: string, env: Record<strin
       RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE: '0',
       ...env,
     },
-    process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [],
+    profiling(),
   );
   server.target.key = KEY;
   return server;
 }
 
 export function startBaseline(name: string, label: string, databaseUrl: string): Promise<Server> {
-  return start(name, label, ['bench/http/baseline-server.ts'], { DATABASE_URL: databaseUrl });
+  return start(name, label, ['bench/http/baseline-server.ts'], { DATABASE_URL: databaseUrl }, profiling());
 }
+
+/** With BENCH_PROFILE, a process runs under `node --cpu-prof`: Runway's and the baseline's, to compare their profiles side by side. */
+const profiling = () => (process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []);
 
 export async function post(target: Target, scenario: Scenario, ids: Ids, first = 20): Promise<unknown> {
   const res = await fetch(target.url, {

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { configDefaults, defineConfig, type TestProjectInlineConfiguration } from 'vitest/config';
 import type { Drivers } from './test/support/database.js';
 
@@ -43,6 +43,34 @@ const FAN_OUT = [
 for (const file of FAN_OUT)
   if (!file.includes('*') && !existsSync(new URL(file, import.meta.url))) throw new Error(`vitest.config.ts: no ${file}`);
 
+/**
+ * Specs that open no database (pure modules, docs, the tokenizer): the drivers change
+ * nothing for them, so they run in the `pglite` project only. A file of this list that
+ * starts to use a database is refused here, so that it gets its PostgreSQL run back.
+ */
+const DRIVER_FREE = [
+  'test/architecture.test.ts',
+  'test/docs.test.ts',
+  'test/generated-docs.test.ts',
+  'test/db/batches.test.ts',
+  'test/domain/error-codes.test.ts',
+  'test/domain/ids.test.ts',
+  'test/domain/run-lifecycle.test.ts',
+  'test/engine/prompt.test.ts',
+  'test/engine/scripted-model.test.ts',
+  'test/engine/tokens.test.ts',
+  'test/graphql/event-projection.test.ts',
+  'test/observability/labels.test.ts',
+  'test/runs/shared-reads.test.ts',
+  'test/server/direct-sink.test.ts',
+];
+for (const file of DRIVER_FREE) {
+  const url = new URL(file, import.meta.url);
+  if (!existsSync(url)) throw new Error(`vitest.config.ts: no ${file}`);
+  if (/startTestApp|support\/database|openDatabase|createScratchDatabase/.test(readFileSync(url, 'utf8')))
+    throw new Error(`vitest.config.ts: ${file} uses a database: take it off DRIVER_FREE`);
+}
+
 function project(name: string, drivers: Drivers, include: string[], exclude: string[] = []): TestProjectInlineConfiguration {
   return { extends: true, test: { name, include, exclude: [...configDefaults.exclude, ...exclude], provide: { drivers } } };
 }
@@ -57,7 +85,7 @@ export default defineConfig({
   test: {
     projects: [
       project('pglite', {}, ['test/**/*.test.ts'], [POSTGRES_ONLY, REDIS_ONLY]),
-      ...(postgresUrl ? [project('postgres', { postgresUrl }, ['test/**/*.test.ts'], [REDIS_ONLY, BROWSER])] : []),
+      ...(postgresUrl ? [project('postgres', { postgresUrl }, ['test/**/*.test.ts'], [REDIS_ONLY, BROWSER, ...DRIVER_FREE])] : []),
       ...(postgresUrl && redisUrl ? [project('postgres+redis', { postgresUrl, redisUrl }, FAN_OUT)] : []),
     ],
     setupFiles: ['test/support/driver-environment.ts'],

@@ -4,7 +4,7 @@
  * rest of the code does not know which one it has.
  */
 import { mkdir } from 'node:fs/promises';
-import { PGlite } from '@electric-sql/pglite';
+import { PGlite, types } from '@electric-sql/pglite';
 import type { SQL } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
@@ -65,6 +65,25 @@ export function postgresClient(url: string, options: postgres.Options<Record<str
 
 const queryLogger = ({ onQuery }: DatabaseOptions) => (onQuery ? { logQuery: (sql: string) => onQuery(sql) } : false);
 
+/** Sends a statement, prepared, and answers its rows as arrays of raw values (as drizzle's decoders take them). */
+export type ArrayRows = (text: string, params: unknown[]) => Promise<unknown[][]>;
+
+const arrayRowReaders = new WeakMap<Db, ArrayRows>();
+
+/** The array-rows reader of a database opened here (for src/db/row-reads.ts). */
+export function arrayRowsOf(db: Db): ArrayRows {
+  const read = arrayRowReaders.get(db);
+  if (!read) throw new Error('Row reads need a database opened by openDatabase, outside any transaction.');
+  return read;
+}
+
+/** What drizzle's PGlite session asks: dates and intervals as PostgreSQL writes them (its columns decode them). */
+const raw = (value: string) => value;
+const PGLITE_ARRAY_ROWS = {
+  rowMode: 'array',
+  parsers: { [types.TIMESTAMP]: raw, [types.TIMESTAMPTZ]: raw, [types.INTERVAL]: raw, [types.DATE]: raw },
+} as const;
+
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.url) {
     const timeouts = databaseTimeouts(options.timeouts);
@@ -74,8 +93,24 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     });
     const pool = options.pool ?? 'gateway';
     const size = options.poolSize ?? DEFAULTS.databasePoolSize;
-    observePostgres(client, pool, size);
+    // Row reads send through the client's own unsafe() and observe themselves (see observePostgres).
+    const send = client.unsafe.bind(client);
+    const observe = observePostgres(client, pool, size);
     const db = drizzlePostgres(client, { schema, logger: queryLogger(options) }) as unknown as Db;
+    // drizzle() set the client's parsers to leave dates to the columns' decoders: read as it does.
+    arrayRowReaders.set(db, (text, params) => {
+      options.onQuery?.(text);
+      const end = observe(text);
+      return send(text, params as postgres.ParameterOrJSON<never>[], { prepare: true })
+        .values()
+        .then(
+          (rows) => (end(), rows),
+          (error: unknown) => {
+            end(error);
+            throw error;
+          },
+        );
+    });
     const close = () => client.end({ timeout: 5 }).finally(() => forgetPool(pool, size));
     return { driver: 'postgres', db, client, url: options.url, timeouts, close };
   }
@@ -85,6 +120,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   const pool = options.pool ?? 'gateway';
   observePglite(client, pool);
   const db = drizzlePglite(client, { schema, logger: queryLogger(options) }) as unknown as Db;
+  arrayRowReaders.set(db, async (text, params) => {
+    options.onQuery?.(text);
+    return (await client.query<unknown[]>(text, params, PGLITE_ARRAY_ROWS)).rows;
+  });
   return { driver: 'pglite', db, client, close: () => client.close().finally(() => forgetPool(pool, 1)) };
 }
 

@@ -59,7 +59,13 @@ function observeUnsafe(sql: Pick<postgres.Sql, 'unsafe'>, busy: Busy | undefined
   } as Unsafe;
 }
 
-export function observePostgres(client: postgres.Sql, pool: string, size: number): void {
+/**
+ * Observes the client's statements and transactions. Returns how to observe a statement
+ * sent through the `unsafe` the client had before (the hottest reads: their queries are
+ * not wrapped, which keeps postgres.js's query objects all of one shape); the returned
+ * function ends it.
+ */
+export function observePostgres(client: postgres.Sql, pool: string, size: number): (text: string) => (error?: unknown) => void {
   const busy = busyConnections(pool);
   dbPoolSize.labels(pool).inc(size);
   observeUnsafe(client, busy);
@@ -77,6 +83,7 @@ export function observePostgres(client: postgres.Sql, pool: string, size: number
       });
     return inSpan('db transaction', { 'db.system.name': 'postgresql' }, run, SpanKind.CLIENT).finally(() => busy.dec());
   } as postgres.Sql['begin'];
+  return (text) => statementStarted(text, busy);
 }
 
 /** The pool's size is no longer counted (the client was closed). */

@@ -2,38 +2,38 @@
  * Reads of runs (and of the messages the engine prompts with), and their metadata update.
  */
 import { and, asc, desc, eq, inArray, sql, type Placeholder, type SQL } from 'drizzle-orm';
-import type { Executor } from '../../db/client.js';
+import type { Db, Executor } from '../../db/client.js';
+import { rowRead } from '../../db/row-reads.js';
 import { planKeysetPage, type KeysetPlan, type Page, type PageArgs } from '../../db/keyset.js';
 import { preparedPer } from '../../db/prepared.js';
 import { messages, runs, threads, type MessageRow, type RunRow } from '../../db/schema.js';
 import type { RunStatus } from '../../domain/run-lifecycle.js';
 
-const runById = preparedPer((ex) =>
-  ex
+// The two reads of every run poll and status check: row reads (db/row-reads.ts).
+const runById = rowRead(runs, (db) =>
+  db
     .select()
     .from(runs)
     .where(eq(runs.id, sql.placeholder('runId')))
-    .limit(1)
-    .prepare('run_by_id'),
+    .limit(1),
 );
 
-export async function findRun(ex: Executor, runId: string): Promise<RunRow | undefined> {
-  const [run] = await runById(ex).execute({ runId });
+export async function findRun(db: Db, runId: string): Promise<RunRow | undefined> {
+  const [run] = await runById(db, { runId });
   return run;
 }
 
-const runInProject = preparedPer((ex) =>
-  ex
+const runInProject = rowRead(runs, (db) =>
+  db
     .select()
     .from(runs)
     .where(and(eq(runs.id, sql.placeholder('runId')), eq(runs.projectId, sql.placeholder('projectId'))))
-    .limit(1)
-    .prepare('run_in_project'),
+    .limit(1),
 );
 
 /** The run, if it exists in this project: another project's run is as absent as a missing one. */
-export async function findRunInProject(ex: Executor, projectId: string, runId: string): Promise<RunRow | undefined> {
-  const [run] = await runInProject(ex).execute({ runId, projectId });
+export async function findRunInProject(db: Db, projectId: string, runId: string): Promise<RunRow | undefined> {
+  const [run] = await runInProject(db, { runId, projectId });
   return run;
 }
 

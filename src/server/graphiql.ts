@@ -4,13 +4,14 @@
  * that a browser fetches again on every visit; here its script, styles, icon and editor
  * workers are files named by their content, compressed once (brotli or gzip, whichever
  * the browser takes) and cached by the browser for a year, while the page itself (a few
- * KB, the tabs among them) is revalidated every time.
+ * KB, the tabs among them) is revalidated every time. The package is imported when a
+ * server with GraphiQL is made: its strings (about 30 MB of heap) stay out of production
+ * processes, which serve no GraphiQL.
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { promisify } from 'node:util';
 import { brotliCompress, constants, gzip } from 'node:zlib';
-import { css, editorWorkerService, favicon, graphqlWorker, js, jsonWorker } from '@graphql-yoga/render-graphiql/graphiql';
 import type { GraphiQLOptions } from 'graphql-yoga';
 import { wantsPage } from './http-auth.js';
 
@@ -49,38 +50,45 @@ interface Files {
   workers: Record<'editorWorkerService' | 'json' | 'graphql', string>;
 }
 
-let files: Files | undefined;
+let files: Promise<Files> | undefined;
 
 /** The package's parts as files, hashed once per process (and compressed once, on demand, for every server of it). */
-function graphiqlFiles(): Files {
-  if (files) return files;
-  const assets = new Map<string, Asset>();
-  const add = (name: string, extension: string, type: string, body: Buffer) => {
-    const hash = createHash('sha256').update(body).digest('base64url').slice(0, 16);
-    const path = `${GRAPHIQL_ASSETS}${name}.${hash}.${extension}`;
-    assets.set(path, { type, body, encoded: {} });
-    return path;
-  };
-  const scriptType = 'text/javascript; charset=utf-8';
-  files = {
-    assets,
-    script: add('graphiql', 'js', scriptType, Buffer.from(js)),
-    styles: add('graphiql', 'css', 'text/css; charset=utf-8', Buffer.from(css)),
-    icon: favicon.startsWith('data:image/x-icon;base64,')
-      ? add('favicon', 'ico', 'image/x-icon', Buffer.from(favicon.slice(favicon.indexOf(',') + 1), 'base64'))
-      : favicon,
-    workers: {
-      editorWorkerService: add('editor.worker', 'js', scriptType, Buffer.from(editorWorkerService)),
-      json: add('json.worker', 'js', scriptType, Buffer.from(jsonWorker)),
-      graphql: add('graphql.worker', 'js', scriptType, Buffer.from(graphqlWorker)),
+function graphiqlFiles(): Promise<Files> {
+  files ??= import('@graphql-yoga/render-graphiql/graphiql').then(
+    ({ css, editorWorkerService, favicon, graphqlWorker, js, jsonWorker }) => {
+      const assets = new Map<string, Asset>();
+      const add = (name: string, extension: string, type: string, body: Buffer) => {
+        const hash = createHash('sha256').update(body).digest('base64url').slice(0, 16);
+        const path = `${GRAPHIQL_ASSETS}${name}.${hash}.${extension}`;
+        assets.set(path, { type, body, encoded: {} });
+        return path;
+      };
+      const scriptType = 'text/javascript; charset=utf-8';
+      return {
+        assets,
+        script: add('graphiql', 'js', scriptType, Buffer.from(js)),
+        styles: add('graphiql', 'css', 'text/css; charset=utf-8', Buffer.from(css)),
+        icon: favicon.startsWith('data:image/x-icon;base64,')
+          ? add('favicon', 'ico', 'image/x-icon', Buffer.from(favicon.slice(favicon.indexOf(',') + 1), 'base64'))
+          : favicon,
+        workers: {
+          editorWorkerService: add('editor.worker', 'js', scriptType, Buffer.from(editorWorkerService)),
+          json: add('json.worker', 'js', scriptType, Buffer.from(jsonWorker)),
+          graphql: add('graphql.worker', 'js', scriptType, Buffer.from(graphqlWorker)),
+        },
+      };
     },
-  };
+  );
   return files;
 }
 
 export function createGraphiql(graphqlPath: string, options: GraphiQLOptions): Graphiql {
-  const { assets, ...names } = graphiqlFiles();
-  const page: Asset = { type: 'text/html; charset=utf-8', body: Buffer.from(html(options, names)), encoded: {} };
+  // Loaded now, so that the first visit does not wait for it.
+  const ready = graphiqlFiles().then(({ assets, ...names }) => ({
+    assets,
+    page: { type: 'text/html; charset=utf-8', body: Buffer.from(html(options, names)), encoded: {} } satisfies Asset,
+  }));
+  ready.catch(() => undefined); // a failed load is answered 500 to each request
 
   function send(req: IncomingMessage, res: ServerResponse, asset: Asset, cacheControl: string) {
     const encoding = accepted(req.headers['accept-encoding']);
@@ -98,8 +106,7 @@ export function createGraphiql(graphqlPath: string, options: GraphiQLOptions): G
       () => {
         // zlib failing on a buffer in memory would be a bug; the browser may still have it plain.
         asset.encoded[encoding] = undefined;
-        res.statusCode = 500;
-        res.end();
+        failed(res);
       },
     );
   }
@@ -108,20 +115,30 @@ export function createGraphiql(graphqlPath: string, options: GraphiQLOptions): G
     serve(req, res, path) {
       if (path === graphqlPath && wantsPage(req)) {
         // Revalidated on every visit: the page names the files of this version.
-        send(req, res, page, 'no-cache');
+        ready.then(
+          ({ page }) => send(req, res, page, 'no-cache'),
+          () => failed(res),
+        );
         return true;
       }
       if (!path?.startsWith(GRAPHIQL_ASSETS) || (req.method !== 'GET' && req.method !== 'HEAD')) return false;
-      const asset = assets.get(path);
-      if (!asset) {
-        res.statusCode = 404;
-        res.end();
-        return true;
-      }
-      send(req, res, asset, IMMUTABLE);
+      ready.then(
+        ({ assets }) => {
+          const asset = assets.get(path);
+          if (asset) return send(req, res, asset, IMMUTABLE);
+          res.statusCode = 404;
+          res.end();
+        },
+        () => failed(res),
+      );
       return true;
     },
   };
+}
+
+function failed(res: ServerResponse): void {
+  res.statusCode = 500;
+  res.end();
 }
 
 /** brotli if the browser takes it, else gzip, else the bytes as they are. */

@@ -1,12 +1,13 @@
 /**
- * Whole-row reads by a fixed statement, for the hottest reads (a run by its id). Drizzle
+ * Whole-row reads by a fixed statement, for the hottest reads (a run by its id, the first
+ * page of a thread's runs). Drizzle
  * builds the statement once (its SQL and placeholders, from the query builder); each call
  * sends it prepared, asks the driver for rows as arrays and decodes them by column
  * position with each column's own decoder. The row is the object drizzle's `select()`
  * gives (a spec compares them on both drivers), without drizzle's generic per-row mapping
  * and its layers of promises: about 5 µs of CPU per read, some 8% of a REST run read.
  */
-import { Column, getTableColumns, is, Placeholder, type InferSelectModel, type Table } from 'drizzle-orm';
+import { Column, getTableColumns, getTableName, is, Placeholder, type InferSelectModel, type Table } from 'drizzle-orm';
 import { arrayRowsOf, type Db } from './client.js';
 
 /** A query builder of whole rows of one table (`db.select().from(table)...`), not prepared. */
@@ -17,16 +18,26 @@ interface WholeRowQuery {
 /** One parameter of the statement: a placeholder's name, or a value fixed in the query. */
 type Parameter = { name: string } | { value: unknown };
 
+type Read<R> = (db: Db, values: Record<string, unknown>) => Promise<R[]>;
+
 /**
  * Reads rows of `table` with the statement `build` makes; the returned function takes the
  * placeholders' values by name. Runs on a database opened by `openDatabase` (not in a
  * transaction: a prepared statement of the pool).
  */
-export function rowRead<T extends Table>(
-  table: T,
-  build: (db: Db) => WholeRowQuery,
-): (db: Db, values: Record<string, unknown>) => Promise<InferSelectModel<T>[]> {
-  const decode = rowDecoder<InferSelectModel<T>>(table);
+export function rowRead<T extends Table>(table: T, build: (db: Db) => WholeRowQuery): Read<InferSelectModel<T>> {
+  return reader(build, rowDecoder<InferSelectModel<T>>(table, false));
+}
+
+/**
+ * {@link rowRead} of a left-joined table: its columns are the statement's, and a row where
+ * the join found none (the table's primary key null) is null.
+ */
+export function joinedRowRead<T extends Table>(table: T, build: (db: Db) => WholeRowQuery): Read<InferSelectModel<T> | null> {
+  return reader(build, rowDecoder<InferSelectModel<T> | null>(table, true));
+}
+
+function reader<R>(build: (db: Db) => WholeRowQuery, decode: (row: unknown[]) => R): Read<R> {
   let statement: { text: string; parameters: Parameter[] } | undefined;
   return async (db, values) => {
     if (!statement) {
@@ -47,7 +58,7 @@ export function rowRead<T extends Table>(
  * (a loop assigning keys one by one cost more than the statement's own parsing), calling
  * a column's decoder only where it has one of its own (bigint seconds, JSON, dates).
  */
-function rowDecoder<R>(table: Table): (row: unknown[]) => R {
+function rowDecoder<R>(table: Table, joined: boolean): (row: unknown[]) => R {
   const columns = Object.entries(getTableColumns(table)) as [string, Column][];
   const identity = Column.prototype.mapFromDriverValue;
   const fields = columns.map(([key, column], i) => {
@@ -55,7 +66,10 @@ function rowDecoder<R>(table: Table): (row: unknown[]) => R {
     const decoded = column.mapFromDriverValue === identity ? value : `${value} === null ? null : c[${i}].mapFromDriverValue(${value})`;
     return `${JSON.stringify(key)}: ${decoded}`;
   });
+  const keys = columns.flatMap(([, column], i) => (column.primary ? [i] : []));
+  if (joined && !keys.length) throw new Error(`${getTableName(table)}: a joined row read needs the table's primary key`);
+  const none = joined ? `${keys.map((i) => `r[${i}] === null`).join(' && ')} ? null : ` : '';
   // Keys are the schema's own property names, quoted; values are positions: nothing from the database is code.
-  const make = new Function('c', `return (r) => ({ ${fields.join(', ')} })`) as (c: Column[]) => (row: unknown[]) => R;
+  const make = new Function('c', `return (r) => ${none}({ ${fields.join(', ')} })`) as (c: Column[]) => (row: unknown[]) => R;
   return make(columns.map(([, column]) => column));
 }

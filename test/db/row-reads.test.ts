@@ -3,11 +3,11 @@
  * what they answer must be what drizzle's select() answers, column for column, on both
  * drivers.
  */
-import { eq, sql } from 'drizzle-orm';
+import { eq, getTableColumns, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../src/db/client.js';
 import { migrate } from '../../src/db/migrate.js';
-import { rowRead } from '../../src/db/row-reads.js';
+import { joinedRowRead, rowRead } from '../../src/db/row-reads.js';
 import { assistants, runs, threads } from '../../src/db/schema.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/database.js';
 
@@ -24,6 +24,7 @@ beforeAll(async () => {
   await db.insert(threads).values([
     { id: 'thread_1', projectId: 'p', createdAt: 1, runCount: 1 },
     { id: 'thread_2', projectId: 'p', createdAt: 1, runCount: 1 },
+    { id: 'thread_empty', projectId: 'p', createdAt: 1, runCount: 0 },
   ]);
   const base = { projectId: 'p', threadId: 'thread_1', assistantId: 'asst_1', model: 'scripted', instructions: '' };
   await db.insert(runs).values([
@@ -93,4 +94,27 @@ describe('a row read', () => {
   it('refuses a database it cannot read raw rows from, rather than answering wrong rows', async () => {
     await expect(database.db.transaction((tx) => byId(tx, { id: 'run_bare' }))).rejects.toThrow(/outside any transaction/);
   });
+});
+
+/** Each thread's runs, the thread's row with no run where it has none (a left join). */
+const joinedRuns = (db: Database['db']) =>
+  db
+    .select({ run: getTableColumns(runs) })
+    .from(threads)
+    .leftJoin(runs, eq(runs.threadId, threads.id))
+    .where(eq(threads.id, sql.placeholder('threadId')));
+const runsOfThread = joinedRowRead(runs, joinedRuns);
+
+describe('a joined row read', () => {
+  it.each(['thread_1', 'thread_empty'])(
+    'answers the joined rows of %s as drizzle does, null where the join found none',
+    async (threadId) => {
+      const { db } = database;
+      const expected = (await joinedRuns(db).execute({ threadId })).map((row) => row.run);
+      const read = await runsOfThread(db, { threadId });
+      expect(read).toEqual(expected);
+      expect(read).toHaveLength(1);
+      expect(read[0] === null).toBe(threadId === 'thread_empty');
+    },
+  );
 });

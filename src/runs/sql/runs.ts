@@ -3,7 +3,7 @@
  */
 import { and, asc, desc, eq, inArray, sql, type Placeholder, type SQL } from 'drizzle-orm';
 import type { Db, Executor } from '../../db/client.js';
-import { rowRead } from '../../db/row-reads.js';
+import { joinedRowRead, rowRead } from '../../db/row-reads.js';
 import { planKeysetPage, type KeysetPlan, type Page, type PageArgs } from '../../db/keyset.js';
 import { preparedPer } from '../../db/prepared.js';
 import { messages, runs, threads, type MessageRow, type RunRow } from '../../db/schema.js';
@@ -66,11 +66,9 @@ function statusIn(statuses: readonly RunStatus[] | null | undefined): SQL | unde
   return statuses?.length ? inArray(runs.status, [...new Set(statuses)]) : undefined;
 }
 
-/** The first page of a thread, whichever order (what lists show): a prepared statement. */
+/** The first page of a thread, whichever order (what lists show): a row read, the thread's row with no run a null. */
 const firstRunsOfThread = (order: 'asc' | 'desc') =>
-  preparedPer((ex) =>
-    runsPageOfThread(ex, planKeysetPage({ order }, 'run'), undefined, sql.placeholder('limit')).prepare(`first_runs_of_thread_${order}`),
-  );
+  joinedRowRead(runs, (db) => runsPageOfThread(db, planKeysetPage({ order }, 'run'), undefined, sql.placeholder('limit')));
 
 const firstRunsOfThreadAscending = firstRunsOfThread('asc');
 
@@ -81,22 +79,20 @@ const firstRunsOfThreadDescending = firstRunsOfThread('desc');
  * statement either way.
  */
 export async function listRunsInProject(
-  ex: Executor,
+  db: Db,
   projectId: string,
   threadId: string,
   args: PageArgs,
   statuses?: readonly RunStatus[] | null,
 ): Promise<Page<RunRow> | undefined> {
   const plan = planKeysetPage(args, 'run');
+  const values = { threadId, projectId, limit: plan.limit };
   const firstPage = !statuses?.length && args.after == null && args.before == null && args.last == null;
-  const statement = !firstPage
-    ? runsPageOfThread(ex, plan, statuses, plan.limit)
-    : (args.order ?? 'desc') === 'asc'
-      ? firstRunsOfThreadAscending(ex)
-      : firstRunsOfThreadDescending(ex);
-  const rows = await statement.execute({ threadId, projectId, limit: plan.limit });
+  const rows = firstPage
+    ? await ((args.order ?? 'desc') === 'asc' ? firstRunsOfThreadAscending : firstRunsOfThreadDescending)(db, values)
+    : (await runsPageOfThread(db, plan, statuses, plan.limit).execute(values)).map((row) => row.run);
   if (rows.length === 0) return undefined;
-  return plan.page(rows.flatMap((row) => (row.run ? [row.run] : [])));
+  return plan.page(rows.filter((run) => run !== null));
 }
 
 const runsInProject = preparedPer((ex) =>

@@ -113,12 +113,14 @@ async function start(
   command: string[],
   env: Record<string, string>,
   nodeArgs: string[] = [],
+  cwd = process.cwd(),
 ): Promise<Server> {
   const port = await freePort();
   // Its log lines go to a file, as in production they go to a collector, not to a pipe
   // this process would have to keep reading.
   const out = openSync(join(tmpdir(), `${RUN_NAME}-${label}.log`), 'w');
   const child = spawn(process.execPath, [...nodeArgs, ...nodeCommand(command[0]!, true), ...command.slice(1)], {
+    cwd,
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', out, 'inherit'],
   });
@@ -147,9 +149,10 @@ async function start(
 
 /**
  * Runway as in production, gateway only (no worker: created runs stay queued), with an
- * API key and no rate limits. `env` says which database (DATABASE_URL or PGLITE_DIR).
+ * API key and no rate limits. `env` says which database (DATABASE_URL or PGLITE_DIR);
+ * `checkout`, which build (another checkout's, built there: BENCH_AGAINST).
  */
-export async function startRunway(name: string, label: string, env: Record<string, string>): Promise<Server> {
+export async function startRunway(name: string, label: string, env: Record<string, string>, checkout?: string): Promise<Server> {
   const server = await start(
     name,
     label,
@@ -164,6 +167,7 @@ export async function startRunway(name: string, label: string, env: Record<strin
       ...env,
     },
     profiling(),
+    checkout,
   );
   server.target.key = KEY;
   return server;

@@ -34,10 +34,15 @@
  *   BENCH_SOAK_MINUTES=10      (then: sustained run reads for that long, req/s per minute;
  *                               `npm run bench:soak` does only this)
  *   BENCH_DOCS=0               (print only: leave docs/performance.md as it is)
+ *   BENCH_AGAINST=/path/to/checkout   (the reads also measure that checkout's build, built
+ *                               there first, in the same interleaved rounds: a change's effect
+ *                               as a ratio taken side by side, not across runs of a noisy machine)
  *
  * Each table is also written into docs/performance.md (bench/results.ts): the main one as
  * bench:http, the REST reads as bench:rest, then bench:pglite, bench:growth and bench:soak, each when it was measured.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import postgres from 'postgres';
 import { measureCreate } from './create.js';
@@ -83,6 +88,7 @@ const SOAK_MINUTES = Number(process.env.BENCH_SOAK_MINUTES ?? 0);
 const PGLITE_THREADS = Number(process.env.BENCH_PGLITE_THREADS ?? THREADS);
 const CREATE_THREADS = Number(process.env.BENCH_CREATE_THREADS ?? 200_000);
 const GROWTH_ROWS = Number(process.env.BENCH_GROWTH_ROWS ?? 1_000_000);
+const AGAINST = process.env.BENCH_AGAINST;
 
 function scenarios(): Set<ScenarioName> {
   const asked = (process.env.BENCH_SCENARIOS ?? 'run,runs,nested,rest-run,rest-runs,create,growth').split(',').filter(Boolean);
@@ -113,6 +119,22 @@ async function soak(runway: Target, idsFile: string): Promise<string> {
 }
 
 /** A row of the main table: Runway against the baseline on one scenario. */
+/** A read's ratios to the baseline, this checkout's and BENCH_AGAINST's, from the same rounds. */
+function againstRow(scenario: string, samples: Record<string, Sample[]>): string {
+  const { runway: r, against: a, baseline: b } = samples as Record<'runway' | 'against' | 'baseline', Sample[]>;
+  const ratio = (x: Sample[]) =>
+    `${fmt(
+      medianRatio(x, b, (s) => s.rps),
+      3,
+    )}x`;
+  const cpu = (x: Sample[]) =>
+    fmt(
+      med(x, (s) => s.cpuMsPerRequest),
+      3,
+    );
+  return `| ${scenario} | ${ratio(r)} | ${ratio(a)} | ${cpu(r)} / ${cpu(a)} |`;
+}
+
 function compareRow(scenario: string, samples: Record<string, Sample[]>): string {
   const r = samples.runway!;
   const b = samples.baseline!;
@@ -145,12 +167,22 @@ async function onMainDataSet(chosen: Set<ScenarioName>, admin: postgres.Sql, def
   const baseline = await startBaseline('baseline', 'baseline', databaseUrl);
   defer(baseline.stop);
   const targets = [baseline.target, runway.target];
+  // The reads only: create would take threads from the list the other measures.
+  const readTargets = [...targets];
+  if (AGAINST) {
+    if (!existsSync(join(AGAINST, 'dist/src/main.js'))) throw new Error(`BENCH_AGAINST: build ${AGAINST} first (npm run build there)`);
+    const against = await startRunway('against', 'against', { DATABASE_URL: databaseUrl }, AGAINST);
+    defer(against.stop);
+    readTargets.push(against.target);
+  }
+  const againstRows: string[] = [];
 
   const reads = READS.filter((s) => chosen.has(s));
   // Same JSON from both, or the comparison means nothing.
   const [threadId, runId] = seeded.runs[123 % seeded.runs.length]!;
   for (const scenario of reads) {
-    const [a, b] = await Promise.all(targets.map((t) => post(t, scenario, { threadId, runId })));
+    const [a, b, c = b] = await Promise.all(readTargets.map((t) => post(t, scenario, { threadId, runId })));
+    if (!isDeepStrictEqual(b, c)) throw new Error(`${scenario}: BENCH_AGAINST's build answers otherwise`);
     if (!isDeepStrictEqual(a, b))
       throw new Error(`${scenario}: responses differ\nbaseline: ${JSON.stringify(a)}\nrunway:   ${JSON.stringify(b)}`);
   }
@@ -170,17 +202,29 @@ async function onMainDataSet(chosen: Set<ScenarioName>, admin: postgres.Sql, def
 
   const rows: string[] = [];
   for (const scenario of reads) {
-    const samples = await interleaved(targets, settings, scenario, (t, seconds) =>
+    const samples = await interleaved(readTargets, settings, scenario, (t, seconds) =>
       load(t, { scenario, idsFile }, seconds, settings.connections),
     );
     rows.push(compareRow(scenario, samples));
+    if (AGAINST) againstRows.push(againstRow(scenario, samples));
   }
   const restRows: string[] = [];
   for (const scenario of restReads) {
-    const samples = await interleaved(targets, settings, scenario, (t, seconds) =>
+    const samples = await interleaved(readTargets, settings, scenario, (t, seconds) =>
       load(t, { scenario, idsFile }, seconds, settings.connections),
     );
     restRows.push(compareRow(scenario, samples));
+    if (AGAINST) againstRows.push(againstRow(scenario, samples));
+  }
+  if (againstRows.length) {
+    console.log(
+      [
+        `\nThis checkout vs ${AGAINST}, each as a ratio of the baseline's req/s in the same rounds (medians of the per-round ratios)\n`,
+        '| scenario | this checkout | BENCH_AGAINST | CPU ms/req this / BENCH_AGAINST |',
+        '| --- | --- | --- | --- |',
+        ...againstRows,
+      ].join('\n'),
+    );
   }
   if (restRows.length) {
     printAndRecord(

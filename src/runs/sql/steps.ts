@@ -2,9 +2,10 @@
  * Run steps: opened, completed, read by run and paged.
  */
 import { and, asc, eq, getTableColumns, inArray, lte, sql } from 'drizzle-orm';
-import type { Executor } from '../../db/client.js';
+import type { Db, Executor } from '../../db/client.js';
 import { planKeysetPage, type Page, type PageArgs } from '../../db/keyset.js';
 import { preparedPer } from '../../db/prepared.js';
+import { rowRead } from '../../db/row-reads.js';
 import { runs, runSteps, type RunStepRow } from '../../db/schema.js';
 import type { StepDetails } from '../../domain/run.js';
 import { groupBy } from './runs.js';
@@ -51,10 +52,14 @@ export async function pageRunSteps(ex: Executor, runId: string, args: PageArgs):
   return plan.page(rows);
 }
 
-/** One statement whatever the number of runs: the ids travel as one array parameter. */
+/**
+ * One statement whatever the number of runs: the ids travel as one array parameter. A row
+ * read (db/row-reads.ts): the step's columns come first, in their order; the rank after
+ * them is only for the statement.
+ */
 const firstSteps = (order: 'asc' | 'desc') =>
-  preparedPer((ex) => {
-    const ranked = ex
+  rowRead(runSteps, (db) => {
+    const ranked = db
       .select({
         ...getTableColumns(runSteps),
         rank: sql<number>`row_number() over (partition by ${runSteps.runId} order by ${runSteps.id} ${sql.raw(order)})`.as('rank'),
@@ -62,12 +67,11 @@ const firstSteps = (order: 'asc' | 'desc') =>
       .from(runSteps)
       .where(sql`${runSteps.runId} = any(${sql.placeholder('runIds')}::text[])`)
       .as('ranked');
-    return ex
+    return db
       .select()
       .from(ranked)
       .where(lte(ranked.rank, sql.placeholder('limit')))
-      .orderBy(ranked.runId, ranked.rank)
-      .prepare(`first_steps_${order}`);
+      .orderBy(ranked.runId, ranked.rank);
   });
 
 const firstStepsAscending = firstSteps('asc');
@@ -79,15 +83,15 @@ const firstStepsDescending = firstSteps('desc');
  * runs' steps), so a page of runs with their steps costs one query, not one per run.
  */
 export async function firstStepsOfRuns(
-  ex: Executor,
+  db: Db,
   runIds: readonly string[],
   order: 'asc' | 'desc',
   limit: number,
 ): Promise<Map<string, RunStepRow[]>> {
-  const statement = order === 'asc' ? firstStepsAscending(ex) : firstStepsDescending(ex);
-  const rows = await statement.execute({ runIds: [...runIds], limit });
+  const read = order === 'asc' ? firstStepsAscending : firstStepsDescending;
+  const rows = await read(db, { runIds: [...runIds], limit });
   const byRun = new Map<string, RunStepRow[]>(runIds.map((id) => [id, []]));
-  for (const { rank: _rank, ...step } of rows) byRun.get(step.runId)?.push(step);
+  for (const step of rows) byRun.get(step.runId)?.push(step);
   return byRun;
 }
 

@@ -110,8 +110,23 @@ const handlers: Record<string, (v: Row) => Promise<unknown>> = {
         values (${id}, ${BENCH_PROJECT}, ${v.threadId}, ${seq}, ${v.assistantId}, ${now}, 'queued', ${now + RUN_EXPIRES_AFTER_SECONDS},
           ${assistant.model}, ${assistant.instructions ?? ''}, null, ${tx.json(assistant.tools)}, '{}', 1, 1, null,
           null, '{"type":"auto","lastMessages":null}', '{"mode":"auto"}', true, '{"type":"auto"}')`;
-      await tx`insert into run_events (run_id, version, thread_id, thread_seq, from_status, to_status, at)
-        values (${id}, 1, ${v.threadId}, ${seq}, null, 'queued', ${now})`;
+      // The run as the change left it, kept with its event (RunStatusEvent.run), as Runway keeps it.
+      const state = {
+        usage: null,
+        status: 'queued',
+        version: 1,
+        failedAt: null,
+        expiresAt: now + RUN_EXPIRES_AFTER_SECONDS,
+        lastError: null,
+        startedAt: null,
+        cancelledAt: null,
+        completedAt: null,
+        previousStatus: null,
+        requiredAction: null,
+        incompleteDetails: null,
+      };
+      await tx`insert into run_events (run_id, version, thread_id, thread_seq, from_status, to_status, at, run_state)
+        values (${id}, 1, ${v.threadId}, ${seq}, null, 'queued', ${now}, ${tx.json(state)})`;
       await tx`select pg_notify('runway_events', ${`${id} ${v.threadId} ${seq} 1 queued - ${now}`})`;
       return { id, status: 'QUEUED' };
     });

@@ -2,9 +2,10 @@
  * Threads and their messages. Adding a message takes a share lock on the thread, which
  * conflicts with createRun's update lock: a message can never slip in beside an active run.
  */
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, sql } from 'drizzle-orm';
 import type { Db, Executor, Tx } from '../db/client.js';
 import { preparedPer } from '../db/prepared.js';
+import { rowRead } from '../db/row-reads.js';
 import { planKeysetPage, readList, type ListArgs, type ListPage, type Page, type PageArgs } from '../db/keyset.js';
 import { messages, runItemEvents, runs, threads, type MessageRow, type ThreadRow } from '../db/schema.js';
 import { deletion, type Deletion } from '../domain/deletion.js';
@@ -96,6 +97,10 @@ export class ThreadService {
   /** A thread's messages, for a thread already known to be the caller's (newest first by default). */
   async listMessages(threadId: string, args: MessagePageArgs): Promise<Page<MessageRow>> {
     const plan = planKeysetPage(args, 'msg');
+    if (args.runId == null && args.after == null && args.before == null && args.last == null) {
+      const read = (args.order ?? 'desc') === 'asc' ? firstMessagesAscending : firstMessagesDescending;
+      return plan.page(await read(this.deps.db, { threadId, limit: plan.limit }));
+    }
     const rows = await this.deps.db
       .select()
       .from(messages)
@@ -225,6 +230,21 @@ export class ThreadService {
     return rows.map((row) => row.message);
   }
 }
+
+/** The first page of a thread's messages, in either order (what a chat reads): a row read (db/row-reads.ts). */
+const firstMessages = (order: 'asc' | 'desc') =>
+  rowRead(messages, (db) =>
+    db
+      .select()
+      .from(messages)
+      .where(eq(messages.threadId, sql.placeholder('threadId')))
+      .orderBy(order === 'asc' ? asc(messages.id) : desc(messages.id))
+      .limit(sql.placeholder('limit')),
+  );
+
+const firstMessagesAscending = firstMessages('asc');
+
+const firstMessagesDescending = firstMessages('desc');
 
 const threadInProject = preparedPer((ex) =>
   ex

@@ -18,7 +18,7 @@ import { BadUserInputError, NotFoundError } from '../domain/errors.js';
 import type { RunStatusEvent } from '../domain/run.js';
 import { comparePositions, positionOf, type EventPosition, type ItemEvent, type LiveEvent, type TextDelta } from '../domain/run-events.js';
 import { isTerminal } from '../domain/run-lifecycle.js';
-import type { EventScope } from '../runs/history.js';
+import type { EventScope, RunNow } from '../runs/history.js';
 import { guarded, patiently, sinkWrites, type Direct, type DirectSink, type Lagged, type StreamDeps } from './run-streams.js';
 import type { BusItem } from './event-bus.js';
 
@@ -71,11 +71,13 @@ export async function runContentStream(
   const live = deps.bus.subscribe(`run-content:${runId}`);
   try {
     const resume = after != null ? decodeContentCursor(after) : undefined;
-    const run = await deps.runs.getInProject(deps.projectId, runId);
+    // Without a cursor, the run as the stream starts from it (one statement) is the check too.
+    const now = resume ? undefined : await deps.history.runNow(deps.projectId, runId);
+    const run = now ? now.run : resume && (await deps.runs.getInProject(deps.projectId, runId));
     if (!run || run.threadId !== threadId) throw new NotFoundError('run', runId);
     if (resume) await deps.history.assertResumable({ threadId, runId }, resume.position);
     const stream = new ContentStream(deps, { runId }, live, true);
-    return guarded(stream.run(run, resume), live, () => ({ lastCursor: stream.cursor() }), directOf(deps, stream));
+    return guarded(stream.run(now, resume), live, () => ({ lastCursor: stream.cursor() }), directOf(deps, stream));
   } catch (error) {
     live.close();
     throw error;
@@ -95,8 +97,9 @@ export async function threadContentStream(
     if (!thread) throw new NotFoundError('thread', threadId);
     if (resume) await deps.history.assertResumable({ threadId }, resume.position);
     const latest = resume ? undefined : await deps.history.latestRun(threadId);
+    const now = latest && (await deps.history.runNow(deps.projectId, latest.id));
     const stream = new ContentStream(deps, { threadId }, live, false);
-    return guarded(stream.run(latest, resume), live, () => ({ lastCursor: stream.cursor() }), directOf(deps, stream));
+    return guarded(stream.run(now, resume), live, () => ({ lastCursor: stream.cursor() }), directOf(deps, stream));
   } catch (error) {
     live.close();
     throw error;
@@ -147,7 +150,7 @@ class ContentStream {
   ) {}
 
   async *run(
-    start: RunRow | undefined,
+    now: RunNow | undefined,
     resume: { position: EventPosition; offset: number | undefined } | undefined,
   ): AsyncGenerator<ContentDelivery> {
     if (resume) {
@@ -165,12 +168,11 @@ class ContentStream {
         this.follow(message.id, message.runId ?? '', message.threadId);
         if (this.writing?.messageId === message.id) yield* this.textFrom(message.content);
       }
-    } else if (!start) {
+    } else if (!now) {
       this.runEnded = true; // a thread without runs: its first event is its first run's QUEUED
     } else {
       // The run's current state first, then the text written so far.
-      const now = await this.deps.history.runNow(start);
-      start = now.run;
+      const start = now.run;
       this.position = now.position;
       this.runEnded = isTerminal(start.status);
       yield { event: now.event, run: start.version === now.event.version ? start : undefined };

@@ -10,6 +10,14 @@ import { comparePositions, positionOf, type EventPosition, type ItemEvent } from
 import type { RunCore } from './core.js';
 import * as store from './sql/index.js';
 
+/** A run as a live stream of it starts: see {@link RunHistory.runNow}. */
+export interface RunNow {
+  run: RunRow;
+  event: RunStatusEvent;
+  position: EventPosition;
+  writing: MessageRow | undefined;
+}
+
 /** Whose events: one run's, or every run's of a thread. */
 export type EventScope = { runId: string } | { threadId: string };
 
@@ -24,8 +32,7 @@ export class RunHistory {
 
   /** The event that left the run in its current state (made up from the run when its history was pruned). */
   async currentEvent(run: RunRow): Promise<RunStatusEvent> {
-    const ended = run.completedAt ?? run.failedAt ?? run.cancelledAt ?? run.createdAt;
-    return (await store.findRunEvent(this.core.deps.db, run.id, run.version)) ?? store.eventOf(run, ended);
+    return (await store.findRunEvent(this.core.deps.db, run.id, run.version)) ?? madeUpEvent(run);
   }
 
   /** Where the thread's event history ends now ({0, 0} before its first run; where it was pruned to, once all of it was). */
@@ -95,20 +102,19 @@ export class RunHistory {
 
   /**
    * Where a live stream of the run starts without a cursor: the run, the event that left it
-   * as it is, the last item event after that, and the message it is writing (if any).
+   * as it is, the last item event after that, and the message it is writing (if any); one
+   * statement. Undefined when the project has no such run.
    */
-  async runNow(start: RunRow): Promise<{ run: RunRow; event: RunStatusEvent; position: EventPosition; writing: MessageRow | undefined }> {
-    // One snapshot: a message opened or ended between separate reads would leave the
-    // position and the text disagreeing.
-    const [run, sub, writing] = await this.core.deps.db.transaction(
-      async (tx) => {
-        const [run = start] = await tx.select().from(runs).where(eq(runs.id, start.id));
-        return [run, await store.lastSubOf(tx, run.id, run.version), await store.inProgressMessage(tx, run.id)] as const;
-      },
-      { isolationLevel: 'repeatable read', accessMode: 'read only' },
-    );
-    const event = await this.currentEvent(run);
-    return { run, event, position: { threadSeq: run.threadSeq, version: run.version, sub }, writing };
+  async runNow(projectId: string, runId: string): Promise<RunNow | undefined> {
+    const now = await store.runNowOf(this.core.deps.db, projectId, runId);
+    if (!now) return undefined;
+    const { run, sub } = now;
+    return {
+      run,
+      event: now.event ?? madeUpEvent(run),
+      position: { threadSeq: run.threadSeq, version: run.version, sub },
+      writing: now.writing,
+    };
   }
 
   /** The thread's latest run, if it has any. */
@@ -135,10 +141,7 @@ export class RunHistory {
    * row that does not is read again, alone.
    */
   message(messageId: string, current?: (row: MessageRow) => boolean): Promise<MessageRow | undefined> {
-    return shared(this.messageReads, messageId, current, async () => {
-      const [row] = await this.core.deps.db.select().from(messages).where(eq(messages.id, messageId)).limit(1);
-      return row;
-    });
+    return shared(this.messageReads, messageId, current, () => store.findMessage(this.core.deps.db, messageId));
   }
 
   /** A step, for the events about it (reads shared as for messages). */
@@ -151,6 +154,11 @@ export class RunHistory {
 
   private readonly messageReads = new Map<string, Promise<MessageRow | undefined>>();
   private readonly stepReads = new Map<string, Promise<RunStepRow | undefined>>();
+}
+
+/** The event that left the run as it is, made up from the run (its record was pruned). */
+function madeUpEvent(run: RunRow): RunStatusEvent {
+  return store.eventOf(run, run.completedAt ?? run.failedAt ?? run.cancelledAt ?? run.createdAt);
 }
 
 /**

@@ -9,9 +9,10 @@
  * (it moved the run, or locks it), so positions follow the order of commits.
  */
 import { and, asc, eq, inArray, sql, type SQL } from 'drizzle-orm';
-import { rowsOf, type Executor } from '../../db/client.js';
+import { rowsOf, type Db, type Executor } from '../../db/client.js';
 import { jsonParam } from '../../db/json-param.js';
-import { messages, runItemEvents, runs, runSteps, type RunRow } from '../../db/schema.js';
+import { rowRead } from '../../db/row-reads.js';
+import { messages, runItemEvents, runs, runSteps, type MessageRow, type RunRow } from '../../db/schema.js';
 import type { EventPosition, ItemEvent, MessageChange, StepStatus } from '../../domain/run-events.js';
 import { openStepsEnd, type RunStatus } from '../../domain/run-lifecycle.js';
 import type { AnnounceEvents } from './changes.js';
@@ -112,23 +113,17 @@ export async function threadItemsAfter(ex: Executor, threadId: string, after: Ev
   return rows.map(itemEventOf);
 }
 
-/** The last item event of the run's current version (sub 0: none yet). */
-export async function lastSubOf(ex: Executor, runId: string, version: number): Promise<number> {
-  const [row] = await rowsOf<{ sub: number | null }>(
-    ex,
-    sql`select max(sub) as sub from run_item_events where run_id = ${runId} and version = ${version}`,
-  );
-  return row?.sub ?? 0;
-}
-
-/** The message the run is writing now, if any. */
-export async function inProgressMessage(ex: Executor, runId: string) {
-  const [row] = await ex
+const messageById = rowRead(messages, (db) =>
+  db
     .select()
     .from(messages)
-    .where(and(eq(messages.runId, runId), eq(messages.status, 'in_progress')))
-    .orderBy(asc(messages.id))
-    .limit(1);
+    .where(eq(messages.id, sql.placeholder('messageId')))
+    .limit(1),
+);
+
+/** A message, for the events about it (a row read: every subscriber of a run reads it as the message ends). */
+export async function findMessage(db: Db, messageId: string): Promise<MessageRow | undefined> {
+  const [row] = await messageById(db, { messageId });
   return row;
 }
 

@@ -99,10 +99,14 @@ export async function runStatusStream(
   let run: RunRow | undefined;
   let current: RunStatusEvent | undefined;
   try {
-    run = await deps.runs.getInProject(deps.projectId, runId);
+    if (afterVersion == null) {
+      // The run and the event that left it as it is, in one statement.
+      const now = await deps.history.runNow(deps.projectId, runId);
+      run = now?.run;
+      current = now?.event;
+    } else run = await deps.runs.getInProject(deps.projectId, runId);
     if (!run) throw new NotFoundError('run', runId);
-    if (afterVersion == null) current = await deps.history.currentEvent(run);
-    else
+    if (afterVersion != null)
       await deps.history.assertResumable(
         { threadId: run.threadId, runId },
         { threadSeq: run.threadSeq, version: afterVersion, sub: 0 },

@@ -30,11 +30,6 @@ export interface EventPage {
 export class RunHistory {
   constructor(private readonly core: RunCore) {}
 
-  /** The event that left the run in its current state (made up from the run when its history was pruned). */
-  async currentEvent(run: RunRow): Promise<RunStatusEvent> {
-    return (await store.findRunEvent(this.core.deps.db, run.id, run.version)) ?? madeUpEvent(run);
-  }
-
   /** Where the thread's event history ends now ({0, 0} before its first run; where it was pruned to, once all of it was). */
   async lastThreadPosition(threadId: string): Promise<{ threadSeq: number; version: number }> {
     const db = this.core.deps.db;

@@ -102,15 +102,6 @@ export async function runEventsAfter(ex: Executor, runId: string, afterVersion: 
   return rows.map(fromEventRow);
 }
 
-export async function findRunEvent(ex: Executor, runId: string, version: number): Promise<RunStatusEvent | undefined> {
-  const [row] = await ex
-    .select()
-    .from(runEvents)
-    .where(and(eq(runEvents.runId, runId), eq(runEvents.version, version)))
-    .limit(1);
-  return row && fromEventRow(row);
-}
-
 export async function lastThreadPosition(ex: Executor, threadId: string): Promise<{ threadSeq: number; version: number }> {
   const [row] = await ex
     .select({ threadSeq: runEvents.threadSeq, version: runEvents.version })

@@ -174,21 +174,27 @@ export class MessageWriter {
     const inStatement = 'inStatement' in text;
     const published: string[] = [];
     if (starts.length > 0) {
+      // A message's CREATED and its first text are announced together, in order, by the
+      // statement that opens it. Where that announcement is relayed later (the outbox, on
+      // its way to Redis), the writer publishes it at once as well, ahead of the deltas
+      // that follow: else those would reach subscribers before the message they belong to,
+      // and each subscriber would read history to place them. The relayed copy arrives
+      // after, and subscribers pass over what they had.
       const rows: MessageStart[] = starts.map(({ stream, text, line }) => ({
         runId: stream.run.id,
         leaseToken: stream.leaseToken,
         messageId: stream.messageId,
         stepId: stream.stepId,
         content: text,
-        line: inStatement ? line : null,
+        line,
       }));
-      const opened = await startMessages(db, this.core.deps.announcer, rows, this.core.deps.clock());
+      const { opened, lines } = await startMessages(db, this.core.deps.announcer, rows, this.core.deps.clock());
       this.core.deps.announcer.committed();
-      for (const { stream, text, line } of starts) {
+      if (!inStatement && lines) published.push(lines);
+      for (const { stream, text } of starts) {
         if (opened.has(stream.run.id)) {
           stream.phase = 'open';
           stream.written += text.length;
-          published.push(line);
         } else stream.phase = 'refused';
       }
     }

@@ -146,3 +146,39 @@ describe('an answer that is ready at once (no pace)', () => {
     }
   });
 });
+
+describe('a subscriber that follows a run from before its answer', () => {
+  it('gets the message, its text and its end from what is announced, in order: no read of history, whichever transport carries it', async () => {
+    const sent: string[] = [];
+    const counted = await startTestApp({ worker: true, onQuery: (sql) => sent.push(sql) });
+    try {
+      const assistantId = await createAssistant(counted);
+      const content = `sleep 300\npace 5\n${'a paced answer '.repeat(4)}`;
+      const data = await counted.ok<any>(
+        'mutation($m: String!) { createThread(input: { messages: [{ role: USER, content: $m }] }) { id } }',
+        {
+          m: content,
+        },
+      );
+      const threadId = data.createThread.id;
+      const run = await createRun(counted, threadId, { assistantId });
+      const sub = collect(counted.wsClient(), `subscription($t: ID!, $r: ID!) { runEvents(threadId: $t, runId: $r) { ${EVENT_FIELDS} } }`, {
+        t: threadId,
+        r: run.id,
+      });
+      // In progress (the model "thinks" 300 ms): the message opens after this, its CREATED
+      // and first text in one announcement, relayed or not.
+      await eventually(() => sub.events.some((e: any) => e.data.runEvents.status === 'IN_PROGRESS'), 10_000);
+      sent.length = 0;
+      await eventually(() => sub.events.some((e: any) => e.data.runEvents.status === 'COMPLETED'), 10_000);
+      sub.stop();
+      const events = sub.events.map((e: any) => e.data.runEvents);
+      expect(assemble(events)).toBe(`echo: ${content}`);
+      expect(events.filter((e) => e.__typename === 'MessageDeltaEvent').length).toBeGreaterThan(3);
+      // History is read where something announced is missing or out of order: never here.
+      expect(sent.filter((s) => /^select .* from "(run_events|run_item_events)"/s.test(s))).toEqual([]);
+    } finally {
+      await counted.close();
+    }
+  });
+});

@@ -1,9 +1,10 @@
 /**
  * Whole-row reads by a fixed statement, for the hottest reads (a run by its id, the first
- * pages of a thread's runs and messages, the first steps of a page of runs). Drizzle builds
- * the statement once (its SQL and placeholders, from the query builder); each call sends it
- * prepared, asks the driver for rows as arrays and decodes them by column position with
- * each column's own decoder. The row is the object drizzle's `select()` gives (a spec
+ * pages of a thread's runs and messages, the first steps of a page of runs, a message by
+ * its id as it ends under its run's subscribers). Drizzle builds the statement once (its
+ * SQL and placeholders, from the query builder); each call sends it prepared, asks the
+ * driver for rows as arrays and decodes them by column position with each column's own
+ * decoder. The row is the object drizzle's `select()` gives (a spec
  * compares them on both drivers), without drizzle's generic per-row mapping and its layers
  * of promises: 8 to 13 µs of CPU less per REST run read, and half of the runs list's, in
  * side-by-side benches (docs/performance.md).

@@ -124,11 +124,11 @@ export async function findRunAsOf(ex: Executor, runId: string, version: number):
 }
 
 /**
- * The run as it is (if it is the project's), the record of the event that left it so (if kept), the last item
- * event's `sub` of its version (0 without one) and the message it is writing (if any):
- * one statement, so one snapshot (a message opened or ended between separate reads would
- * leave the position and the text disagreeing), and one round trip where a transaction
- * of three reads took six, on every subscription that starts.
+ * The run as it is (if it is the project's), the record of the event that left it so (if
+ * kept), the last item event's `sub` of its version (0 without one) and the message it is
+ * writing (if any): one statement, so one snapshot (a message opened or ended between
+ * separate reads would leave the position and the text disagreeing), and one round trip
+ * where a transaction of three reads took six, on every subscription that starts.
  */
 export async function runNowOf(
   ex: Executor,

@@ -52,6 +52,7 @@ async function checkSameSql(url: string, threadId: string): Promise<void> {
     inStatement: () => sql`null`,
     inTransaction: async () => {},
     committed: () => {},
+    relayed: () => Promise.resolve(),
     text: { publish: () => {} },
   };
   try {

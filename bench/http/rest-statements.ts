@@ -24,6 +24,7 @@ const silent: Announcer = {
   inStatement: () => sql`null`,
   inTransaction: async () => {},
   committed: () => {},
+  relayed: () => Promise.resolve(),
   text: { publish: () => {} },
 };
 

@@ -87,6 +87,7 @@ export function postgresTransport(database: Database): EventTransport {
       if (events.length > 0) await notify(ex, EVENTS_CHANNEL, payloadOf(events));
     },
     committed() {},
+    relayed: () => Promise.resolve(),
     // In the statement that appended the text: a NOTIFY is as cheap as it gets there, and
     // arrives in commit order with the message's other events.
     text: { inStatement: (lines) => sql`runway_notify(${EVENTS_CHANNEL}, ${lines})` },
@@ -132,6 +133,7 @@ export function redisTransport(url: string, channel: string, database: Database,
       if (events.length > 0) await ex.execute(sql`select runway_outbox_append(${payloadOf(events)})`);
     },
     committed: () => relay.wake(),
+    relayed: () => relay.drained(),
     // Deltas go straight to Redis after their commit, not through the outbox: one lost
     // with a dying process is read from the message by whoever missed it.
     text: {

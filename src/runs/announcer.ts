@@ -39,6 +39,11 @@ export interface Announcer {
   /** A write that announced has committed: an announcer that relays may do so now. */
   committed(): void;
   /**
+   * Resolves once what this process committed so far has been announced: at once where a
+   * commit announces (NOTIFY), after a relay pass where announcements are relayed.
+   */
+  relayed(): Promise<void>;
+  /**
    * Text deltas: either announced by the statement that appends the text (`lines`, an
    * aggregate as above, as it commits), or published by the writer once it committed.
    */

@@ -175,11 +175,7 @@ export class MessageWriter {
     const published: string[] = [];
     if (starts.length > 0) {
       // A message's CREATED and its first text are announced together, in order, by the
-      // statement that opens it. Where that announcement is relayed later (the outbox, on
-      // its way to Redis), the writer publishes it at once as well, ahead of the deltas
-      // that follow: else those would reach subscribers before the message they belong to,
-      // and each subscriber would read history to place them. The relayed copy arrives
-      // after, and subscribers pass over what they had.
+      // statement that opens it.
       const rows: MessageStart[] = starts.map(({ stream, text, line }) => ({
         runId: stream.run.id,
         leaseToken: stream.leaseToken,
@@ -188,9 +184,13 @@ export class MessageWriter {
         content: text,
         line,
       }));
-      const { opened, lines } = await startMessages(db, this.core.deps.announcer, rows, this.core.deps.clock());
+      const opened = await startMessages(db, this.core.deps.announcer, rows, this.core.deps.clock());
       this.core.deps.announcer.committed();
-      if (!inStatement && lines) published.push(lines);
+      // Where that announcement is relayed (the outbox, on its way to Redis), the deltas
+      // this writer publishes itself wait for it to go out: else they would reach
+      // subscribers before the message they belong to, and each subscriber would read
+      // history to place them.
+      if (!inStatement) await this.core.deps.announcer.relayed();
       for (const { stream, text } of starts) {
         if (opened.has(stream.run.id)) {
           stream.phase = 'open';

@@ -143,15 +143,14 @@ export interface MessageStart {
  * Opens the assistant messages of runs that began to answer: each gets its message
  * (in_progress, holding the text so far), its MESSAGE_CREATION step (in_progress), and
  * their events, announced as the statement commits with the text's delta. Only runs still
- * in_progress under the caller's claim are opened; returns the ids of those that were,
- * and the lines announced (for a writer that also publishes them at once).
+ * in_progress under the caller's claim are opened; returns the ids of those that were.
  */
 export async function startMessages(
   ex: Executor,
   announce: AnnounceEvents,
   starts: readonly MessageStart[],
   at: number,
-): Promise<{ opened: Set<string>; lines: string | null }> {
+): Promise<Set<string>> {
   const input = jsonParam(
     starts.map((s) => ({
       run_id: s.runId,
@@ -178,7 +177,7 @@ export async function startMessages(
       union all
       select r.line, r.id, r.version, 2147483647 from r where r.line is not null
     ) l)`;
-  const rows = await rowsOf<{ id: string; lines: string | null }>(
+  const rows = await rowsOf<{ id: string }>(
     ex,
     sql`with d as (
         select * from jsonb_to_recordset(${input}::jsonb)
@@ -210,11 +209,10 @@ export async function startMessages(
           r.thread_id, r.thread_seq, v.kind, case when v.kind = 'step' then r.step_id else r.message_id end, v.change, ${at}::bigint
         from r cross join (values (1, 'step', 'in_progress'), (2, 'message', 'created')) as v(n, kind, change)
         returning *
-      ),
-      a as (select ${lines} as lines)
-      select r.id, (select ${announce.inStatement(sql`a.lines`)} from a) as announced, (select a.lines from a) as lines from r`,
+      )
+      select r.id, (select ${announce.inStatement(lines)}) as announced from r`,
   );
-  return { opened: new Set(rows.map((r) => r.id)), lines: rows[0]?.lines ?? null };
+  return new Set(rows.map((r) => r.id));
 }
 
 /** Text appended to an open message. */

@@ -74,18 +74,7 @@ export class RunHistory {
    * them stopped, so nothing is skipped).
    */
   async contentAfter(scope: EventScope, after: EventPosition, limit = 500): Promise<EventPage> {
-    // One snapshot: read apart, a commit landing between the two reads (a claim writes the
-    // run's IN_PROGRESS and its step's start together) could show a version's items without
-    // its status, and a stream delivering them would pass over that status for good.
-    const [statuses, items] = await this.core.deps.db.transaction(
-      (tx) =>
-        Promise.all(
-          'runId' in scope
-            ? [store.runEventsAfter(tx, scope.runId, after.version, limit), store.runItemsAfter(tx, scope.runId, after, limit)]
-            : [store.threadEventsAfter(tx, scope.threadId, after, limit), store.threadItemsAfter(tx, scope.threadId, after, limit)],
-        ),
-      { isolationLevel: 'repeatable read', accessMode: 'read only' },
-    );
+    const { statuses, items } = await store.eventsAfter(this.core.deps.db, scope, after, limit);
     let events: (RunStatusEvent | ItemEvent)[] = [...statuses, ...items].sort((a, b) => comparePositions(positionOf(a), positionOf(b)));
     // A full page may have more after it: nothing past the earliest such page's end is sure yet.
     const lists: (RunStatusEvent | ItemEvent)[][] = [statuses, items];

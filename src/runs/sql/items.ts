@@ -13,6 +13,7 @@ import { rowsOf, type Db, type Executor } from '../../db/client.js';
 import { jsonParam } from '../../db/json-param.js';
 import { rowRead } from '../../db/row-reads.js';
 import { messages, runItemEvents, runs, runSteps, type MessageRow, type RunRow } from '../../db/schema.js';
+import type { RunStatusEvent } from '../../domain/run.js';
 import type { EventPosition, ItemEvent, MessageChange, StepStatus } from '../../domain/run-events.js';
 import { openStepsEnd, type RunStatus } from '../../domain/run-lifecycle.js';
 import type { AnnounceEvents } from './changes.js';
@@ -86,31 +87,42 @@ export async function closeOpenItems(ex: Executor, moved: readonly RunRow[], run
   return events;
 }
 
-/** The run's item events after a position, in order, up to `limit`. */
-export async function runItemsAfter(ex: Executor, runId: string, after: EventPosition, limit = 1000): Promise<ItemEvent[]> {
-  const rows = await ex
-    .select()
-    .from(runItemEvents)
-    .where(and(eq(runItemEvents.runId, runId), sql`(${runItemEvents.version}, ${runItemEvents.sub}) > (${after.version}, ${after.sub})`))
-    .orderBy(asc(runItemEvents.version), asc(runItemEvents.sub))
-    .limit(limit);
-  return rows.map(itemEventOf);
-}
-
-/** The thread's item events after a position, in order, up to `limit`. */
-export async function threadItemsAfter(ex: Executor, threadId: string, after: EventPosition, limit = 1000): Promise<ItemEvent[]> {
-  const rows = await ex
-    .select()
-    .from(runItemEvents)
-    .where(
-      and(
-        eq(runItemEvents.threadId, threadId),
-        sql`(${runItemEvents.threadSeq}, ${runItemEvents.version}, ${runItemEvents.sub}) > (${after.threadSeq}, ${after.version}, ${after.sub})`,
-      ),
-    )
-    .orderBy(asc(runItemEvents.threadSeq), asc(runItemEvents.version), asc(runItemEvents.sub))
-    .limit(limit);
-  return rows.map(itemEventOf);
+/**
+ * Every durable event after a position, status events and item events, each list in order
+ * and at most `limit` long: one statement, so one snapshot (read apart, a commit landing
+ * between the reads, a claim writing a run's IN_PROGRESS and its step's start together,
+ * could show a version's items without its status), and one round trip.
+ */
+export async function eventsAfter(
+  ex: Executor,
+  scope: { runId: string } | { threadId: string },
+  after: EventPosition,
+  limit: number,
+): Promise<{ statuses: RunStatusEvent[]; items: ItemEvent[] }> {
+  const run = 'runId' in scope;
+  const statusesAfter = run
+    ? sql`run_id = ${scope.runId} and version > ${after.version}`
+    : sql`thread_id = ${scope.threadId} and (thread_seq, version) > (${after.threadSeq}, ${after.version})`;
+  const itemsAfter = run
+    ? sql`run_id = ${scope.runId} and (version, sub) > (${after.version}, ${after.sub})`
+    : sql`thread_id = ${scope.threadId} and (thread_seq, version, sub) > (${after.threadSeq}, ${after.version}, ${after.sub})`;
+  const statusOrder = run ? sql`version` : sql`thread_seq, version`;
+  const itemOrder = run ? sql`version, sub` : sql`thread_seq, version, sub`;
+  // As JSON text, parsed here: the same on both drivers, whatever their parsers.
+  const [row] = await rowsOf<{ statuses: string; items: string }>(
+    ex,
+    sql`select
+      (select coalesce(json_agg(json_build_object('runId', run_id, 'threadId', thread_id, 'threadSeq', thread_seq,
+          'version', version, 'previousStatus', from_status, 'status', to_status, 'at', at) order by ${statusOrder}), '[]')::text
+        from (select * from run_events where ${statusesAfter} order by ${statusOrder} limit ${limit}) e) as statuses,
+      (select coalesce(json_agg(json_build_object('runId', run_id, 'version', version, 'sub', sub, 'threadId', thread_id,
+          'threadSeq', thread_seq, 'kind', kind, 'itemId', item_id, 'change', change, 'at', at) order by ${itemOrder}), '[]')::text
+        from (select * from run_item_events where ${itemsAfter} order by ${itemOrder} limit ${limit}) i) as items`,
+  );
+  return {
+    statuses: row ? (JSON.parse(row.statuses) as RunStatusEvent[]) : [],
+    items: row ? (JSON.parse(row.items) as ItemRow[]).map(itemEventOf) : [],
+  };
 }
 
 const messageById = rowRead(messages, (db) =>

@@ -183,9 +183,15 @@ function objectWriter<S>(
       const read = shape.reads[name];
       if (!read) return undefined;
       const serialize = (named as GraphQLLeafType).serialize.bind(named);
+      // The subscribers of one run are written one after another with the same values (a
+      // delta's text and index): the last value's JSON is kept for the next.
+      let last: unknown;
+      let lastJson = '';
       writers.push((source) => {
         const value = read(source);
-        return prefix + (value == null ? 'null' : JSON.stringify(serialize(value)));
+        if (value === last && lastJson) return lastJson;
+        last = value;
+        return (lastJson = prefix + (value == null ? 'null' : JSON.stringify(serialize(value))));
       });
       continue;
     }

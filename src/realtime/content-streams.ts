@@ -45,8 +45,11 @@ const STATUS_CURSOR = /^e1:(\d{1,9}):(\d{1,9})$/;
 /** A durable event's cursor (`offset`: a delta's, with where its text ended). */
 export function encodeContentCursor(p: EventPosition, offset?: number): string {
   const text = `e2:${p.threadSeq}:${p.version}:${p.sub}${offset === undefined ? '' : `:${offset}`}`;
-  return Buffer.from(text).toString('base64url');
+  // A run's subscribers get the same delta one after another: the same cursor, encoded once.
+  if (text !== lastCursor.text) lastCursor = { text, encoded: Buffer.from(text).toString('base64url') };
+  return lastCursor.encoded;
 }
+let lastCursor = { text: '', encoded: '' };
 
 /** Any event's cursor: a status event's (of either subscription family), an item event's, a delta's. */
 export function decodeContentCursor(cursor: string): { position: EventPosition; offset: number | undefined } {

@@ -25,8 +25,8 @@ const THREAD_EVENTS = `subscription($threadId: ID!, $after: String) { threadEven
 const QUESTION = 'pace 5\nTell me: 👩‍👩‍👧‍👦 families, 🎉 parties, 日本語, 𝒳 and plain words.';
 const ANSWER = `echo: ${QUESTION}`;
 
-async function newThread(content: string) {
-  const data = await t.ok<any>('mutation($m: String!) { createThread(input: { messages: [{ role: USER, content: $m }] }) { id } }', {
+async function newThread(content: string, app: TestApp = t) {
+  const data = await app.ok<any>('mutation($m: String!) { createThread(input: { messages: [{ role: USER, content: $m }] }) { id } }', {
     m: content,
   });
   return data.createThread.id as string;
@@ -119,8 +119,7 @@ describe('an answer that is ready at once (no pace)', () => {
     const counted = await startTestApp({ worker: true, onQuery: (sql) => sent.push(sql) });
     try {
       const assistantId = await createAssistant(counted);
-      const data = await counted.ok<any>('mutation { createThread(input: { messages: [{ role: USER, content: "Hello 🎉" }] }) { id } }');
-      const threadId = data.createThread.id;
+      const threadId = await newThread('Hello 🎉', counted);
       const sub = collect(counted.wsClient(), THREAD_EVENTS, { threadId });
       await new Promise((r) => setTimeout(r, 100));
       sent.length = 0;
@@ -154,13 +153,7 @@ describe('a subscriber that follows a run from before its answer', () => {
     try {
       const assistantId = await createAssistant(counted);
       const content = `sleep 300\npace 5\n${'a paced answer '.repeat(4)}`;
-      const data = await counted.ok<any>(
-        'mutation($m: String!) { createThread(input: { messages: [{ role: USER, content: $m }] }) { id } }',
-        {
-          m: content,
-        },
-      );
-      const threadId = data.createThread.id;
+      const threadId = await newThread(content, counted);
       const run = await createRun(counted, threadId, { assistantId });
       const sub = collect(counted.wsClient(), `subscription($t: ID!, $r: ID!) { runEvents(threadId: $t, runId: $r) { ${EVENT_FIELDS} } }`, {
         t: threadId,

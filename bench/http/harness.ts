@@ -177,8 +177,15 @@ export function startBaseline(name: string, label: string, databaseUrl: string):
   return start(name, label, ['bench/http/baseline-server.ts'], { DATABASE_URL: databaseUrl }, profiling());
 }
 
-/** With BENCH_PROFILE, a process runs under `node --cpu-prof`: Runway's and the baseline's, to compare their profiles side by side. */
-const profiling = () => (process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []);
+/**
+ * With BENCH_PROFILE, a process runs under `node --cpu-prof`: Runway's and the baseline's, to
+ * compare their profiles side by side; BENCH_NODE_ARGS adds node flags to both.
+ */
+const profiling = () => [
+  ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
+  // e.g. --trace-gc-nvp: each scavenge's survivors and promotions, in the servers' log files.
+  ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+];
 
 export async function post(target: Target, scenario: Scenario, ids: Ids, first = 20): Promise<unknown> {
   const res = await fetch(target.url, {

@@ -31,6 +31,7 @@
  *   BENCH_CREATE_THREADS=200000
  *   BENCH_GROWTH_ROWS=1000000  (the large size; a multiple of 100 above 10,000)
  *   BENCH_PROFILE=/tmp/prof    (every server process, Runway and baseline, runs under node --cpu-prof, profiles written there)
+ *   BENCH_NODE_ARGS=--trace-gc-nvp   (node flags for every server process; their logs are in the temp directory)
  *   BENCH_SOAK_MINUTES=10      (then: sustained run reads for that long, req/s per minute;
  *                               `npm run bench:soak` does only this)
  *   BENCH_DOCS=0               (print only: leave docs/performance.md as it is)

@@ -65,8 +65,11 @@ export function postgresClient(url: string, options: postgres.Options<Record<str
 
 const queryLogger = ({ onQuery }: DatabaseOptions) => (onQuery ? { logQuery: (sql: string) => onQuery(sql) } : false);
 
-/** Sends a statement, prepared, and answers its rows as arrays of raw values (as drizzle's decoders take them). */
-export type ArrayRows = (text: string, params: unknown[]) => Promise<unknown[][]>;
+/**
+ * Sends a statement, prepared, and answers its rows, each an array of raw values (as
+ * drizzle's decoders take them) made into what `decode` makes of it.
+ */
+export type ArrayRows = <R>(text: string, params: unknown[], decode: (row: unknown[]) => R) => Promise<R[]>;
 
 const arrayRowReaders = new WeakMap<Db, ArrayRows>();
 
@@ -102,13 +105,13 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     // 1.2 MB of query objects and rows alive each (promoted, then left to full GCs) against
     // 0.5 MB awaited, under the same load of run reads; GC pauses fell by about a third
     // (docs/performance.md, "The REST reads"). Why V8 keeps them is not established.
-    arrayRowReaders.set(db, async (text, params) => {
+    arrayRowReaders.set(db, async (text, params, decode) => {
       options.onQuery?.(text);
       const end = observe(text);
       try {
         const rows = await send(text, params as postgres.ParameterOrJSON<never>[], { prepare: true }).values();
         end();
-        return rows;
+        return rows.map(decode);
       } catch (error) {
         end(error);
         throw error;
@@ -123,9 +126,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   const pool = options.pool ?? 'gateway';
   observePglite(client, pool);
   const db = drizzlePglite(client, { schema, logger: queryLogger(options) }) as unknown as Db;
-  arrayRowReaders.set(db, async (text, params) => {
+  arrayRowReaders.set(db, async (text, params, decode) => {
     options.onQuery?.(text);
-    return (await client.query<unknown[]>(text, params, PGLITE_ARRAY_ROWS)).rows;
+    return (await client.query<unknown[]>(text, params, PGLITE_ARRAY_ROWS)).rows.map(decode);
   });
   return { driver: 'pglite', db, client, close: () => client.close().finally(() => forgetPool(pool, 1)) };
 }

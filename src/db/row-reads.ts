@@ -41,7 +41,7 @@ export function joinedRowRead<T extends Table>(table: T, build: (db: Db) => Whol
 
 function reader<R>(build: (db: Db) => WholeRowQuery, decode: (row: unknown[]) => R): Read<R> {
   let statement: { text: string; parameters: Parameter[] } | undefined;
-  return async (db, values) => {
+  return (db, values) => {
     if (!statement) {
       // The SQL depends on the dialect only: the same for every database and driver.
       const { sql, params } = build(db).toSQL();
@@ -49,8 +49,7 @@ function reader<R>(build: (db: Db) => WholeRowQuery, decode: (row: unknown[]) =>
     }
     const { text, parameters } = statement;
     const params = parameters.map((p) => ('name' in p ? values[p.name] : p.value));
-    const rows = await arrayRowsOf(db)(text, params);
-    return rows.map(decode);
+    return arrayRowsOf(db)(text, params, decode);
   };
 }
 

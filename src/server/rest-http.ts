@@ -27,10 +27,10 @@ export function serveRestHttp({ api, authenticator: auth, log }: RestHttpOptions
     auth
       .authenticate(req.headers.authorization)
       .then(
-        async (caller) => {
+        (caller) => {
           if (!caller)
             return void sendRestError(res, new RestError('UNAUTHENTICATED', 'A valid API key is required: Authorization: Bearer <key>.'));
-          await api.serve(req, res, caller, path, await body);
+          return body ? body.then((text) => api.serve(req, res, caller, path, text)) : api.serve(req, res, caller, path, undefined);
         },
         (error: unknown) => {
           // Only a database lookup of the key can fail here.

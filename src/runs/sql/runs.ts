@@ -32,10 +32,10 @@ const runInProject = rowRead(runs, (db) =>
 );
 
 /** The run, if it exists in this project: another project's run is as absent as a missing one. */
-export async function findRunInProject(db: Db, projectId: string, runId: string): Promise<RunRow | undefined> {
-  const [run] = await runInProject(db, { runId, projectId });
-  return run;
+export function findRunInProject(db: Db, projectId: string, runId: string): Promise<RunRow | undefined> {
+  return runInProject(db, { runId, projectId }).then(first);
 }
+const first = <T>(rows: T[]): T | undefined => rows[0];
 
 /**
  * A page of the thread's runs, read from the thread's row in the project: the page is

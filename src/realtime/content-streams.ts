@@ -111,17 +111,17 @@ export async function threadContentStream(
 
 /**
  * A content stream's direct delivery: the sink takes the deliveries themselves, and a live
- * delta that continues the text exactly is written as the bus pushes it (the hot path of
- * a streamed answer); anything else wakes the generator.
+ * event that is the next in order and needs nothing read (a delta that continues the text
+ * exactly, a status, a step, a message's CREATED) is written as the bus pushes it (the hot
+ * path of a streamed answer); anything else wakes the generator.
  */
 function directOf(deps: StreamDeps, stream: ContentStream): Direct<ContentDelivery, ContentDelivery, LiveEvent> | undefined {
   const sink: DirectSink<ContentDelivery> | undefined = deps.direct;
-  return sink && { sink, written: itself, take: (item, s) => stream.take(item, s), ends: never };
+  return sink && { sink, written: itself, take: (item, s) => stream.take(item, s), ends: () => stream.ended };
 }
 const itself = (d: ContentDelivery) => d;
 /** A row read for a message's end must show it ended, with all its text. */
 const hasEnded = (row: MessageRow) => row.status !== 'in_progress';
-const never = () => false;
 
 /** The message the subscriber is receiving the text of, and how much of it it has. */
 interface Writing {
@@ -203,19 +203,47 @@ class ContentStream {
   }
 
   /**
-   * A live delta that continues exactly the text delivered so far, as its delivery, if the
-   * sink writes it: the text delivered then includes it. Anything else (a durable event, a
-   * delta that needs history or the row) is left to the generator: undefined, nothing moved.
+   * A live event that is the next in order and needs nothing read, as its delivery, if the
+   * sink writes it: the stream moves past it as `deliver` would. A delta must continue
+   * exactly the text delivered so far; a message's end (whose text is re-read) and anything
+   * out of order are left to the generator: undefined, nothing moved.
    */
   take(item: BusItem<LiveEvent>, sink: DirectSink<ContentDelivery>): ContentDelivery | undefined {
-    if (item.kind !== 'event' || !('kind' in item.event) || item.event.kind !== 'delta') return undefined;
-    const delta = item.event;
+    if (item.kind !== 'event') return undefined;
+    const event = item.event;
+    if ('kind' in event && event.kind === 'delta') return this.takeDelta(event, sink);
+    return this.takeEvent(event as RunStatusEvent | ItemEvent, sink);
+  }
+
+  /** Whether the stream has delivered its run's end (runEvents): it ends there. */
+  get ended(): boolean {
+    return this.done;
+  }
+
+  private takeDelta(delta: TextDelta, sink: DirectSink<ContentDelivery>): ContentDelivery | undefined {
     const writing = this.writing;
     if (writing?.messageId !== delta.messageId || delta.text === null) return undefined;
     if (delta.index > writing.delivered || delta.index + delta.length <= writing.delivered) return undefined;
     const delivery = this.piece(writing, delta.text.slice(writing.delivered - delta.index));
     if (!sinkWrites(sink, delivery)) return undefined;
     writing.delivered += delivery.delta.text.length;
+    return delivery;
+  }
+
+  private takeEvent(event: RunStatusEvent | ItemEvent, sink: DirectSink<ContentDelivery>): ContentDelivery | undefined {
+    if (this.done || ('kind' in event && event.kind === 'message' && event.change !== 'created')) return undefined;
+    const at = positionOf(event);
+    if (!this.isNext(at)) return undefined;
+    const delivery = { event } as ContentDelivery;
+    if (!sinkWrites(sink, delivery)) return undefined;
+    this.position = at;
+    if (!('kind' in event)) {
+      this.runEnded = isTerminal(event.status);
+      if (this.endsWithRun && this.runEnded) this.done = true;
+    } else if (event.kind === 'message') {
+      this.resumedText = undefined;
+      this.writing = { messageId: event.messageId, runId: event.runId, threadId: event.threadId, delivered: 0 };
+    }
     return delivery;
   }
 

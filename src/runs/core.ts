@@ -42,6 +42,9 @@ export type Moved = { run: RunRow; event: RunStatusEvent };
  */
 export const MAX_EVENTS_PER_COMMIT = 50;
 
+/** How many times a use case re-reads and retries when a concurrent change beat it. */
+export const MAX_ATTEMPTS = 5;
+
 /** Committed transitions, counted by status for the metrics (every write path comes through here). */
 function counted(moves: readonly Moved[]): void {
   for (const m of moves) runTransitions.labels(m.event.status).inc();

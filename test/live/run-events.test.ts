@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAssistant, createRun, createThread, newRun, WEATHER_TOOL } from '../support/fixtures.js';
 import { collect, eventually, startTestApp, type TestApp } from '../support/test-app.js';
 import type { RunRow } from '../../src/db/schema.js';
-import { encodeContentCursor, runContentStream } from '../../src/realtime/content-streams.js';
+import { encodeContentCursor, runContentStream, type ContentDelivery } from '../../src/realtime/content-streams.js';
+import type { DirectSink } from '../../src/realtime/run-streams.js';
 import type { RunHistory } from '../../src/runs/index.js';
 
 let t: TestApp;
@@ -283,6 +284,53 @@ describe('runEvents while the answer streams', () => {
     expect(incomplete.message).toMatchObject({ status: 'INCOMPLETE', text: 'Partial answ' });
     expect(assemble(events)).toBe('Partial answ');
     expect((await readMessages(threadId))[0]).toMatchObject({ status: 'INCOMPLETE', text: 'Partial answ' });
+  });
+});
+
+describe('runEvents written to a direct sink (the websocket)', () => {
+  it('sends each live event that needs nothing read as the bus pushes it; a message end, whose text is re-read, goes through the stream', async () => {
+    const { runId, threadId } = await newRun(t);
+    const sent: { what: string; live: boolean }[] = [];
+    const sink: DirectSink<ContentDelivery> = {
+      send(d, live) {
+        const what =
+          'delta' in d
+            ? 'delta'
+            : 'kind' in d.event
+              ? `${d.event.kind} ${'change' in d.event ? d.event.change : d.event.status}`
+              : d.event.status;
+        sent.push({ what, live });
+        return 'sent';
+      },
+      room: () => undefined,
+    };
+    const deliveries = await runContentStream({ ...t.app.services, projectId: 'default', direct: sink }, threadId, runId);
+    // With a direct sink the consumer's next() settles only when the stream ends.
+    const consumed = (async () => {
+      for await (const d of deliveries) throw new Error(`handed to the consumer: ${JSON.stringify(d)}`);
+    })();
+    await eventually(() => sent.length === 1);
+    const { run, leaseToken } = await claim(runId);
+    const stream = t.app.engine.streamMessage(run, leaseToken);
+    stream.push('Hello');
+    await eventually(() => sent.some((s) => s.what === 'delta'));
+    stream.push(' world');
+    await eventually(() => sent.filter((s) => s.what === 'delta').length === 2);
+    await finish(run, leaseToken, 'Hello world', stream);
+    await consumed;
+
+    const end = sent.findIndex((s) => s.what === 'message completed');
+    // The run as the stream starts from it comes from its first read: not live.
+    expect(sent[0]).toEqual({ what: 'queued', live: false });
+    expect(sent.slice(1, end)).toEqual([
+      { what: 'in_progress', live: true },
+      { what: 'step in_progress', live: true },
+      { what: 'message created', live: true },
+      { what: 'delta', live: true },
+      { what: 'delta', live: true },
+    ]);
+    expect(sent[end]).toEqual({ what: 'message completed', live: false });
+    expect(sent.slice(end + 1).map((s) => s.what)).toEqual(['step completed', 'completed']);
   });
 });
 

@@ -16,7 +16,15 @@
 import type { MessageRow, RunRow } from '../db/schema.js';
 import { BadUserInputError, NotFoundError } from '../domain/errors.js';
 import type { RunStatusEvent } from '../domain/run.js';
-import { comparePositions, positionOf, type EventPosition, type ItemEvent, type LiveEvent, type TextDelta } from '../domain/run-events.js';
+import {
+  comparePositions,
+  positionOf,
+  type EventPosition,
+  type ItemEvent,
+  type LiveEvent,
+  type MessageEvent,
+  type TextDelta,
+} from '../domain/run-events.js';
 import { isTerminal } from '../domain/run-lifecycle.js';
 import type { EventScope, RunNow } from '../runs/history.js';
 import { guarded, patiently, sinkWrites, type Direct, type DirectSink, type Lagged, type StreamDeps } from './run-streams.js';
@@ -122,6 +130,9 @@ function directOf(deps: StreamDeps, stream: ContentStream): Direct<ContentDelive
 const itself = (d: ContentDelivery) => d;
 /** A row read for a message's end must show it ended, with all its text. */
 const hasEnded = (row: MessageRow) => row.status !== 'in_progress';
+/** A message's COMPLETED or INCOMPLETE: delivered after its text is re-read. */
+const endsMessage = (event: RunStatusEvent | ItemEvent): event is MessageEvent & { change: 'completed' | 'incomplete' } =>
+  'kind' in event && event.kind === 'message' && event.change !== 'created';
 
 /** The message the subscriber is receiving the text of, and how much of it it has. */
 interface Writing {
@@ -231,12 +242,16 @@ class ContentStream {
   }
 
   private takeEvent(event: RunStatusEvent | ItemEvent, sink: DirectSink<ContentDelivery>): ContentDelivery | undefined {
-    if (this.done || ('kind' in event && event.kind === 'message' && event.change !== 'created')) return undefined;
-    const at = positionOf(event);
-    if (!this.isNext(at)) return undefined;
+    if (this.done || endsMessage(event) || !this.isNext(positionOf(event))) return undefined;
     const delivery = { event } as ContentDelivery;
     if (!sinkWrites(sink, delivery)) return undefined;
-    this.position = at;
+    this.advance(event);
+    return delivery;
+  }
+
+  /** Moves past a durable event that needs nothing read: a status, a step, a message's CREATED. */
+  private advance(event: RunStatusEvent | ItemEvent): void {
+    this.position = positionOf(event);
     if (!('kind' in event)) {
       this.runEnded = isTerminal(event.status);
       if (this.endsWithRun && this.runEnded) this.done = true;
@@ -244,7 +259,6 @@ class ContentStream {
       this.resumedText = undefined;
       this.writing = { messageId: event.messageId, runId: event.runId, threadId: event.threadId, delivered: 0 };
     }
-    return delivery;
   }
 
   /** Where a resume continues from now: the last durable event delivered, and the text delivered since. */
@@ -274,27 +288,13 @@ class ContentStream {
   }
 
   private async *deliver(event: RunStatusEvent | ItemEvent): AsyncGenerator<ContentDelivery> {
-    const ending = 'kind' in event && event.kind === 'message' && event.change !== 'created';
-    // A message's end moves the position only after the text sent before it (whose cursor
-    // must resume before the end, not past it).
-    if (!ending) this.position = positionOf(event);
-    if (!('kind' in event)) {
-      this.runEnded = isTerminal(event.status);
-      yield { event };
-      if (this.endsWithRun && this.runEnded) this.done = true;
+    if (!endsMessage(event)) {
+      this.advance(event);
+      yield { event } as ContentDelivery;
       return;
     }
-    if (event.kind === 'step') {
-      yield { event };
-      return;
-    }
-    if (event.change === 'created') {
-      this.resumedText = undefined;
-      this.writing = { messageId: event.messageId, runId: event.runId, threadId: event.threadId, delivered: 0 };
-      yield { event };
-      return;
-    }
-    // The message ended: whatever text the subscriber lacks comes first.
+    // The message ended: whatever text the subscriber lacks comes first, and the position
+    // moves past the end only after it (a cursor of that text resumes before the end).
     this.follow(event.messageId, event.runId, event.threadId);
     const message = await patiently(() => this.deps.history.message(event.messageId, hasEnded));
     if (message && this.writing?.messageId === event.messageId) yield* this.textFrom(message.content);

@@ -131,7 +131,7 @@ describe('standard output', () => {
   it(`gets the lines logged within ${LOG_BATCH_MS} ms in one write, in order`, async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'runway-log-')), 'out.log');
     const log = createLogger({ destination: stdoutDestination(openSync(file, 'w')) });
-    const writes = vi.spyOn(fs, 'write');
+    const writes = vi.spyOn(fs, 'writeSync');
     // The batch's clock is the test's: lines logged over several turns of the loop, then its time is up.
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     try {

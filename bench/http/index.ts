@@ -90,6 +90,9 @@ const PGLITE_THREADS = Number(process.env.BENCH_PGLITE_THREADS ?? THREADS);
 const CREATE_THREADS = Number(process.env.BENCH_CREATE_THREADS ?? 200_000);
 const GROWTH_ROWS = Number(process.env.BENCH_GROWTH_ROWS ?? 1_000_000);
 const AGAINST = process.env.BENCH_AGAINST;
+// Checked before seeding, which takes minutes.
+if (AGAINST && !existsSync(join(AGAINST, 'dist/src/main.js')))
+  throw new Error(`BENCH_AGAINST: build ${AGAINST} first (npm run build there)`);
 
 function scenarios(): Set<ScenarioName> {
   const asked = (process.env.BENCH_SCENARIOS ?? 'run,runs,nested,rest-run,rest-runs,create,growth').split(',').filter(Boolean);
@@ -171,7 +174,6 @@ async function onMainDataSet(chosen: Set<ScenarioName>, admin: postgres.Sql, def
   // The reads only: create would take threads from the list the other measures.
   const readTargets = [...targets];
   if (AGAINST) {
-    if (!existsSync(join(AGAINST, 'dist/src/main.js'))) throw new Error(`BENCH_AGAINST: build ${AGAINST} first (npm run build there)`);
     const against = await startRunway('against', 'against', { DATABASE_URL: databaseUrl }, AGAINST);
     defer(against.stop);
     readTargets.push(against.target);

@@ -23,7 +23,7 @@ import { idempotencyKeyHeader } from './bodies.js';
 import { fieldName, invalidUrl, RestError, sendRestError } from './errors.js';
 import { Router } from './router.js';
 import { RunEventStream } from './run-events-sse.js';
-import { routes, type RestServices } from './routes.js';
+import { routes, type RestRequest, type RestServices } from './routes.js';
 
 export const REST_PREFIX = '/v1/';
 
@@ -55,7 +55,11 @@ export function createRestApi(options: RestApiOptions): RestApi {
   const router = new Router(routes);
   const pollAfter = String(options.pollAfterMs);
 
-  async function answer(req: IncomingMessage, caller: Caller, path: string, text: string | undefined): Promise<unknown> {
+  /**
+   * The endpoint's answer (an object, or its promise). Not an async function: a GET goes
+   * from the router to its handler without a promise of its own.
+   */
+  function answer(req: IncomingMessage, caller: Caller, path: string, text: string | undefined): unknown {
     const match = router.match(req.method, path);
     if (!match) throw invalidUrl(req.method, path);
     noteRoute(req, match.route.pattern);
@@ -63,23 +67,24 @@ export function createRestApi(options: RestApiOptions): RestApi {
     if (typeof beta === 'string' && /assistants=/.test(beta) && !/assistants=v2\b/.test(beta)) {
       throw new RestError('BAD_USER_INPUT', 'Runway serves the Assistants API v2: send OpenAI-Beta: assistants=v2.', 'OpenAI-Beta');
     }
-    let body: unknown = {};
-    let idempotencyKey: string | undefined;
-    if (req.method !== 'GET') {
-      if (limitWrites) {
-        const refused = await limitWrites(caller.keyId);
-        if (refused) throw new RestError('RATE_LIMITED', refused.message, null, refused.retryAfterSeconds);
-      }
-      if (text) body = jsonBody(req.headers['content-type'], text);
-      const key = idempotencyKeyHeader.safeParse(req.headers['idempotency-key']);
-      if (!key.success)
-        throw new RestError('BAD_USER_INPUT', `Invalid Idempotency-Key: ${key.error.issues[0]?.message}`, 'Idempotency-Key');
-      idempotencyKey = key.data;
-    }
     const url = req.url ?? path;
     const q = url.indexOf('?');
     const query = q < 0 ? NO_QUERY : new URLSearchParams(url.slice(q + 1));
-    return match.route.handler({ caller, params: match.params, query, body, idempotencyKey, services });
+    const request: RestRequest = { caller, params: match.params, query, body: {}, idempotencyKey: undefined, services };
+    if (req.method === 'GET') return match.route.handler(request);
+    return write(req, request, text).then(match.route.handler);
+  }
+
+  /** A write's request: counted against the key's rate limit, its body and Idempotency-Key checked. */
+  async function write(req: IncomingMessage, request: RestRequest, text: string | undefined): Promise<RestRequest> {
+    if (limitWrites) {
+      const refused = await limitWrites(request.caller.keyId);
+      if (refused) throw new RestError('RATE_LIMITED', refused.message, null, refused.retryAfterSeconds);
+    }
+    const body = text ? jsonBody(req.headers['content-type'], text) : {};
+    const key = idempotencyKeyHeader.safeParse(req.headers['idempotency-key']);
+    if (!key.success) throw new RestError('BAD_USER_INPUT', `Invalid Idempotency-Key: ${key.error.issues[0]?.message}`, 'Idempotency-Key');
+    return { ...request, body, idempotencyKey: key.data };
   }
 
   return {

@@ -124,11 +124,12 @@ export const routes: Route<Handler>[] = [
     pageObject(await services.runs.listRuns(caller.projectId, p.thread_id, listArgs(query)), runObject),
   ),
   get('/v1/threads/{thread_id}/runs/{run_id}', async ({ caller, params: p, services }) =>
-    runObject(await requireRun(services, caller, p.thread_id, p.run_id)),
+    runObject((await services.runs.get(caller.projectId, p.thread_id, p.run_id)) ?? (await runMissing(services, caller, p))),
   ),
   post('/v1/threads/{thread_id}/runs/{run_id}', async ({ caller, params: p, body, services }) => {
     const { metadata } = parsed(modifyRunBody, body);
-    if (metadata === undefined) return runObject(await requireRun(services, caller, p.thread_id, p.run_id));
+    if (metadata === undefined)
+      return runObject((await services.runs.get(caller.projectId, p.thread_id, p.run_id)) ?? (await runMissing(services, caller, p)));
     return runObject(await services.runs.modify(caller.projectId, p.thread_id, p.run_id, metadata ?? {}));
   }),
   post('/v1/threads/{thread_id}/runs/{run_id}/cancel', async ({ caller, params: p, services }) =>
@@ -160,12 +161,13 @@ function found<T>(row: T | undefined, kind: ConstructorParameters<typeof NotFoun
   return row;
 }
 
-/** The run, or NOT_FOUND for the run, or for its thread when that is what is missing. */
-async function requireRun(services: RestServices, caller: Caller, threadId: string, runId: string) {
-  const run = await services.runs.get(caller.projectId, threadId, runId);
-  if (run) return run;
-  found(await services.threads.get(caller.projectId, threadId), 'thread', threadId);
-  throw new NotFoundError('run', runId);
+/**
+ * Why a run was not found: NOT_FOUND for its thread when that is what is missing, else for
+ * the run. (Asked only then: a run read found is answered without a second promise.)
+ */
+async function runMissing(services: RestServices, caller: Caller, p: { thread_id: string; run_id: string }): Promise<never> {
+  found(await services.threads.get(caller.projectId, p.thread_id), 'thread', p.thread_id);
+  throw new NotFoundError('run', p.run_id);
 }
 
 /** The API's words for a message refused beside an active run. */

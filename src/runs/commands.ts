@@ -62,7 +62,7 @@ export class RunCommands {
   }
 
   /** The run in that project, whatever its thread. */
-  async getInProject(projectId: string, runId: string): Promise<RunRow | undefined> {
+  getInProject(projectId: string, runId: string): Promise<RunRow | undefined> {
     return store.findRunInProject(this.core.deps.db, projectId, runId);
   }
 

@@ -91,9 +91,8 @@ export class RunCore {
     | undefined;
 
   /** The run, or undefined when it does not exist in that thread of that project. */
-  async get(projectId: string, threadId: string, runId: string): Promise<RunRow | undefined> {
-    const run = await store.findRunInProject(this.deps.db, projectId, runId);
-    return run && run.threadId === threadId ? run : undefined;
+  get(projectId: string, threadId: string, runId: string): Promise<RunRow | undefined> {
+    return store.findRunInThread(this.deps.db, projectId, threadId, runId);
   }
 
   /**

@@ -3,7 +3,7 @@ import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { eq } from 'drizzle-orm';
-import { createApiKey } from '../../src/auth/api-keys.js';
+import { createApiKey, hashApiKey } from '../../src/auth/api-keys.js';
 import { createAuthenticator } from '../../src/auth/authenticator.js';
 import { listenHost, loadConfig } from '../../src/config.js';
 import { apiKeys } from '../../src/db/schema.js';
@@ -91,6 +91,25 @@ describe('keys in the database (npm run key:create)', () => {
     const fresh = await createAuthenticator({ envKeys: new Map(), db: t.app.database.db });
     expect(await fresh.authenticate(`Bearer ${key}`)).toBeUndefined();
     fresh.close();
+  });
+
+  it('answers at once, without a promise, when no lookup is needed: a key of API_KEYS, a stored key once looked up, open mode', async () => {
+    const { key } = await createApiKey(t.app.database.db, 'projectE', 0);
+    const auth = await createAuthenticator({ envKeys: new Map([[KEY_A, 'projectA']]), db: t.app.database.db });
+    try {
+      expect(auth.authenticate(`Bearer ${KEY_A}`)).toEqual({ projectId: 'projectA', keyId: `env:${hashApiKey(KEY_A).slice(0, 12)}` });
+      const first = auth.authenticate(`Bearer ${key}`);
+      expect(first).toBeInstanceOf(Promise); // a database lookup
+      const caller = await first;
+      expect(caller).toMatchObject({ projectId: 'projectE' });
+      expect(auth.authenticate(`Bearer ${key}`)).toEqual(caller); // cached
+      expect(auth.authenticate('Bearer not-a-key-of-anyone-at-all')).toBeInstanceOf(Promise);
+    } finally {
+      auth.close();
+    }
+    const open = await createAuthenticator({ envKeys: new Map() });
+    expect(open.authenticate(undefined)).toEqual({ projectId: 'default', keyId: 'local' });
+    open.close();
   });
 
   it('requires keys as soon as one is stored, even when started in open local mode', async () => {

@@ -37,6 +37,11 @@ export function findRunInProject(db: Db, projectId: string, runId: string): Prom
 }
 const first = <T>(rows: T[]): T | undefined => rows[0];
 
+/** The run, if it exists in this thread of this project (the same read: a run never changes thread). */
+export function findRunInThread(db: Db, projectId: string, threadId: string, runId: string): Promise<RunRow | undefined> {
+  return runInProject(db, { runId, projectId }).then((rows) => (rows[0]?.threadId === threadId ? rows[0] : undefined));
+}
+
 /**
  * A page of the thread's runs, read from the thread's row in the project: the page is
  * joined to it (lateral), so one statement tells a thread with no runs (its row, with no

@@ -5,8 +5,8 @@
  * request is served by the REST face. Its answers, refusals included, are OpenAI's.
  *
  * A GET whose key needs no lookup reaches the API in the turn it arrived in: no promise
- * stands between the request and its read (each one costs a read of one run about 1% of
- * its throughput, docs/performance.md).
+ * stands between the request and its read (six fewer promises on the way to a run's one
+ * read raised its throughput by 9%, docs/performance.md).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Authenticator } from '../auth/authenticator.js';

@@ -144,6 +144,34 @@ describe('every read is one statement, its project check included', () => {
   });
 });
 
+it('where live streams start: the reads of one turn are one statement, each answered as its own; a later turn reads again', async () => {
+  const page = await t.ok(`query($t: ID!) { runs(threadId: $t, first: 2) { nodes { id } } }`, { t: threadId });
+  const [a, b] = (page.runs.nodes as { id: string }[]).map((n) => n.id) as [string, string];
+  const history = t.app.services.history;
+  const together = await counted(() =>
+    Promise.all([
+      ...Array.from({ length: 5 }, () => history.runNow('default', a)),
+      history.runNow('default', b),
+      history.runNow('another-project', a),
+      history.runNow('default', 'run_none'),
+    ]),
+  );
+  expect(together.count).toBe(1);
+  expect(together.result.map((now) => now?.run.id)).toEqual([a, a, a, a, a, b, undefined, undefined]);
+  expect(together.result[0]).toMatchObject({
+    event: { runId: a, status: 'cancelled' },
+    position: { version: together.result[0]!.run.version },
+  });
+
+  await t.ok(`mutation($t: ID!, $r: ID!) { modifyRun(threadId: $t, runId: $r, metadata: { turn: "later" }) { id } }`, {
+    t: threadId,
+    r: a,
+  });
+  const later = await counted(() => history.runNow('default', a));
+  expect(later.count).toBe(1);
+  expect(later.result?.run.metadata).toEqual({ turn: 'later' });
+});
+
 it('gives each run its own steps (the batch does not mix them up)', async () => {
   const { runs } = await countStatements(30);
   for (const run of runs) {

@@ -123,25 +123,35 @@ export async function findRunAsOf(ex: Executor, runId: string, version: number):
   return row && runAsOf(row.run, row.state);
 }
 
-/**
- * The run as it is (if it is the project's), the record of the event that left it so (if
- * kept), the last item event's `sub` of its version (0 without one) and the message it is
- * writing (if any): one statement, so one snapshot (a message opened or ended between
- * separate reads would leave the position and the text disagreeing), and one round trip
- * where a transaction of three reads took six, on every subscription that starts.
- */
-export async function runNowOf(
-  ex: Executor,
-  projectId: string,
-  runId: string,
-): Promise<{ run: RunRow; event: RunStatusEvent | undefined; sub: number; writing: MessageRow | undefined } | undefined> {
-  const [row] = await runNowStatement(ex).execute({ runId, projectId });
-  return row && { run: row.run, event: row.event ? fromEventRow(row.event) : undefined, sub: row.sub, writing: row.writing ?? undefined };
+/** A run as it is, the record of the event that left it so, and what it is writing: see {@link runsNowOf}. */
+export interface RunNowRow {
+  run: RunRow;
+  event: RunStatusEvent | undefined;
+  sub: number;
+  writing: MessageRow | undefined;
 }
 
-const runNowStatement = preparedPer((ex) =>
+/**
+ * Each of these runs as it is, the record of the event that left it so (if kept), the
+ * last item event's `sub` of its version (0 without one) and the message it is writing
+ * (if any), by id (absent: no such run). One statement for them all, so one snapshot of
+ * each run (a message opened or ended between separate reads would leave the position
+ * and the text disagreeing), and one round trip for every subscription that starts in
+ * the same turn (see RunHistory.runNow).
+ */
+export async function runsNowOf(ex: Executor, runIds: readonly string[]): Promise<Map<string, RunNowRow>> {
+  const rows = await runsNowStatement(ex).execute({ runIds: [...new Set(runIds)] });
+  return new Map(
+    rows.map((row) => [
+      row.run.id,
+      { run: row.run, event: row.event ? fromEventRow(row.event) : undefined, sub: row.sub, writing: row.writing ?? undefined },
+    ]),
+  );
+}
+
+const runsNowStatement = preparedPer((ex) =>
   ex
-    .select({
+    .selectDistinctOn([runs.id], {
       run: runs,
       event: runEvents,
       sub: sql<number>`coalesce((select max(i.sub) from run_item_events i where i.run_id = ${runs.id} and i.version = ${runs.version}), 0)`.mapWith(
@@ -152,8 +162,8 @@ const runNowStatement = preparedPer((ex) =>
     .from(runs)
     .leftJoin(runEvents, and(eq(runEvents.runId, runs.id), eq(runEvents.version, runs.version)))
     .leftJoin(messages, and(eq(messages.runId, runs.id), eq(messages.status, 'in_progress')))
-    .where(and(eq(runs.id, sql.placeholder('runId')), eq(runs.projectId, sql.placeholder('projectId'))))
-    .orderBy(asc(messages.id))
-    .limit(1)
-    .prepare('run_now'),
+    .where(sql`${runs.id} = any(${sql.placeholder('runIds')}::text[])`)
+    // The first message it is writing, as the engine writes one at a time.
+    .orderBy(asc(runs.id), asc(messages.id))
+    .prepare('runs_now'),
 );

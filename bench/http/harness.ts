@@ -126,6 +126,9 @@ async function start(
   });
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
+      // What the process's memory came to (the young generation's size is a node flag: see nodeCommand).
+      const peak = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1];
+      if (peak) log(`${label}: peak RSS ${Math.round(Number(peak) / 1024)} MB`);
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
       await exited;

@@ -3,17 +3,27 @@
  * servers of this repository started the same way (the benches' baselines).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
 /**
+ * The node flags of production's command (`npm run start:prod`, package.json), read from
+ * there: compiled processes run as production runs, the benches' baselines included, so
+ * that both sides of a comparison run on the same runtime.
+ */
+export const PRODUCTION_NODE_FLAGS: readonly string[] = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> }
+).scripts['start:prod']!.split(/\s+/).filter((word) => word.startsWith('--'));
+
+/**
  * How node runs one of this repository's scripts: the TypeScript through tsx, or with
  * `compiled` its JavaScript in dist/ (what `npm run build` writes, and how production
- * runs Runway: tsx names every function it creates, which costs a property store per
- * closure, per request and per subscription).
+ * runs Runway, with its flags: tsx names every function it creates, which costs a
+ * property store per closure, per request and per subscription).
  */
 export function nodeCommand(script: string, compiled = false): string[] {
-  return compiled ? ['--enable-source-maps', join('dist', script.replace(/\.ts$/, '.js'))] : ['--import', 'tsx', script];
+  return compiled ? [...PRODUCTION_NODE_FLAGS, join('dist', script.replace(/\.ts$/, '.js'))] : ['--import', 'tsx', script];
 }
 
 /** `npm run build`, for the benches: they measure Runway as production runs it. */

@@ -117,7 +117,8 @@ export class RunHistory {
       const rows = await store.runsNowOf(this.core.deps.db, runIds);
       return runIds.map((id) => rows.get(id));
     },
-    { cache: false, batchScheduleFn: (dispatch) => setImmediate(dispatch) },
+    // A reconnecting crowd (every socket of a restarted gateway) is read 500 runs a statement.
+    { cache: false, batchScheduleFn: (dispatch) => setImmediate(dispatch), maxBatchSize: 500 },
   );
 
   /** The thread's latest run, if it has any. */

@@ -1,15 +1,28 @@
 /** Expiry and cancellation with the worker running, end to end. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAssistant, createRun, createThread } from '../support/fixtures.js';
+import { unixNow } from '../../src/app.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 
 let t: TestApp;
 let expiring: TestApp;
 let patient: TestApp;
+/**
+ * The expiring app's clock, moved on by the specs: a run expires when the clock passes its
+ * expiresAt, never because a busy machine was slow to reach the state a spec expires.
+ */
+let clockOffset = 0;
+const EXPIRES_AFTER = 60;
+const passExpiry = () => (clockOffset += EXPIRES_AFTER + 1);
 beforeAll(async () => {
   // One run at a time, so a second run stays queued while the first works.
   [expiring, patient] = await Promise.all([
-    startTestApp({ worker: true, runExpiresAfterSeconds: 1, workerConcurrency: 1 }),
+    startTestApp({
+      worker: true,
+      runExpiresAfterSeconds: EXPIRES_AFTER,
+      workerConcurrency: 1,
+      clock: () => unixNow() + clockOffset,
+    }),
     startTestApp({ worker: true, workerConcurrency: 1 }),
   ]);
 });
@@ -17,7 +30,7 @@ afterAll(async () => {
   await Promise.all([expiring?.close(), patient?.close()]);
 });
 
-const RUN = `query($t: ID!, $r: ID!) { run(threadId: $t, runId: $r) { status expiresAt cancelledAt
+const RUN = `query($t: ID!, $r: ID!) { run(threadId: $t, runId: $r) { status createdAt expiresAt cancelledAt
   steps { nodes { type status } } } }`;
 
 async function start(message: string) {
@@ -43,13 +56,16 @@ async function start(message: string) {
 const cancel = (threadId: string, runId: string) =>
   t.ok(`mutation($t: ID!, $r: ID!) { cancelRun(threadId: $t, runId: $r) { status } }`, { t: threadId, r: runId });
 
-describe('expiry (runs expire one second after creation)', () => {
+describe('expiry (a run expires when the clock passes its expiresAt)', () => {
   beforeAll(() => {
     t = expiring;
   });
 
   it('expires a run left waiting for tool outputs, and its open step', async () => {
     const run = await start('call get_weather {}');
+    const waiting = await run.waitFor('REQUIRES_ACTION');
+    expect(waiting.expiresAt - waiting.createdAt).toBe(EXPIRES_AFTER);
+    passExpiry();
     const expired = await run.waitFor('EXPIRED');
     expect(await run.history()).toEqual(['queued', 'in_progress', 'requires_action', 'expired']);
     expect(expired.expiresAt).toBeNull();
@@ -58,6 +74,7 @@ describe('expiry (runs expire one second after creation)', () => {
 
   it('still sweeps while other runs keep the worker busy', async () => {
     const waiting = await start('call get_weather {}');
+    await waiting.waitFor('REQUIRES_ACTION');
     // Runs finishing every 50 ms wake the worker again and again meanwhile.
     let busy = true;
     const traffic = (async () => {
@@ -67,6 +84,7 @@ describe('expiry (runs expire one second after creation)', () => {
       }
     })();
     try {
+      passExpiry();
       await waiting.waitFor('EXPIRED');
     } finally {
       busy = false;
@@ -78,6 +96,7 @@ describe('expiry (runs expire one second after creation)', () => {
   it('expires a run that runs too long, aborting its model call', async () => {
     const run = await start('sleep 30000');
     await run.waitFor('IN_PROGRESS');
+    passExpiry();
     await run.waitFor('EXPIRED');
     // The worker let go at once: the next run is picked up without waiting 30 s.
     const next = await start('hi');

@@ -4,6 +4,7 @@
  */
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ACTIVE_STATUS_LIST } from '../../src/db/schema.js';
 import { RUN_STATUSES } from '../../src/domain/run-lifecycle.js';
 import { createAssistant, createRun, createThread, WEATHER_TOOL } from '../support/fixtures.js';
 import { startTestApp, type GraphQLResponse, type TestApp } from '../support/test-app.js';
@@ -136,6 +137,8 @@ describe('a NUL (U+0000) in a stored string', () => {
       const runId = (await createRun(t, threadId, { assistantId })).id as string;
       const waiting = await waitingRun();
       const ids = { threadId, idleThreadId: await createThread(t), runId, waiting };
+      // Counted once every other run has finished writing (its answer is a message).
+      await othersSettled(waiting.runId);
       const counts = await rowCounts();
       for (const [field, query, variables] of nulCases(ids)) {
         const answer = await send(query, variables as Record<string, unknown>);
@@ -150,6 +153,17 @@ describe('a NUL (U+0000) in a stored string', () => {
     }, 30_000);
   }
 });
+
+/** Waits until no run but `except` is active: a busy machine finishes runs late. */
+async function othersSettled(except: string) {
+  for (const deadline = Date.now() + 20_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+    const [row] = await t.app.database.db
+      .execute(sql`select count(*)::int as busy from runs where id <> ${except} and status in (${sql.raw(ACTIVE_STATUS_LIST)})`)
+      .then((r: any) => r.rows ?? r);
+    if (row.busy === 0) return;
+  }
+  throw new Error('runs still working after 20 s');
+}
 
 async function rowCounts() {
   const [row] = await t.app.database.db

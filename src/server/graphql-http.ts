@@ -10,8 +10,8 @@ import type { Logger } from '../log.js';
 import { createFastPath } from './fast-path.js';
 import type { PersistedDocuments } from './persisted-documents.js';
 import { sendError } from './http-answers.js';
-import { sendUnauthenticated, sendUnavailable, wantsPage } from './http-auth.js';
-import { ClientGoneError, readBody, sendThroughYoga } from './yoga-bridge.js';
+import { sendUnauthenticated, sendUnavailable, serveAuthenticated, wantsPage, type FailureAnswers } from './http-auth.js';
+import { readBody, sendThroughYoga } from './yoga-bridge.js';
 import { NO_CALLER, type RunwayYoga } from './yoga-context.js';
 
 export interface GraphqlHttpOptions {
@@ -24,6 +24,11 @@ export interface GraphqlHttpOptions {
   persisted?: PersistedDocuments | undefined;
   log: Logger;
 }
+
+const GRAPHQL_FAILURES: FailureAnswers = {
+  unavailable: sendUnavailable,
+  internal: (res) => sendError(res, 'INTERNAL_SERVER_ERROR', 'Unexpected error.'),
+};
 
 export function serveGraphqlHttp({ yoga, services, authenticator: auth, maxTokens, persisted, log }: GraphqlHttpOptions) {
   const fastPath = createFastPath(yoga, services, maxTokens, persisted);
@@ -45,30 +50,6 @@ export function serveGraphqlHttp({ yoga, services, authenticator: auth, maxToken
     // A client may hang up mid-body while the key is being checked (or after a 401, when
     // nobody reads the body): that rejection must not go unhandled and end the process.
     body?.catch(() => undefined);
-    const failed = (error: unknown) => {
-      const requestId = req.headers['x-request-id'];
-      // A bug in the serving itself (resolver errors never get here: they are results).
-      if (error instanceof ClientGoneError) return void log.debug({ requestId }, 'client hung up mid-body');
-      log.error({ err: error, requestId }, 'request failed');
-      if (!res.headersSent) sendError(res, 'INTERNAL_SERVER_ERROR', 'Unexpected error.');
-      else res.destroy();
-    };
-    try {
-      const caller = auth.authenticate(req.headers.authorization);
-      // Known without a lookup (see Authenticator): no promise before the answer's own.
-      if (!(caller instanceof Promise)) return void answer(req, res, caller, body).catch(failed);
-      caller
-        .then(
-          (known) => answer(req, res, known, body),
-          (error: unknown) => {
-            // Only a database lookup of the key can fail here.
-            log.error({ err: error, requestId: req.headers['x-request-id'] }, 'authentication failed');
-            sendUnavailable(res);
-          },
-        )
-        .catch(failed);
-    } catch (error) {
-      failed(error);
-    }
+    serveAuthenticated(auth, log, req, res, GRAPHQL_FAILURES, (caller) => answer(req, res, caller, body));
   };
 }

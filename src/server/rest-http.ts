@@ -15,7 +15,8 @@ import { ServiceUnavailableError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
 import type { RestApi } from '../rest/api.js';
 import { RestError, sendRestError } from '../rest/errors.js';
-import { ClientGoneError, readBody } from './yoga-bridge.js';
+import { serveAuthenticated, type FailureAnswers } from './http-auth.js';
+import { readBody } from './yoga-bridge.js';
 
 export interface RestHttpOptions {
   api: RestApi;
@@ -23,24 +24,18 @@ export interface RestHttpOptions {
   log: Logger;
 }
 
+const REST_FAILURES: FailureAnswers = {
+  unavailable: (res) => sendRestError(res, new ServiceUnavailableError()),
+  internal: sendRestError,
+};
+
 export function serveRestHttp({ api, authenticator: auth, log }: RestHttpOptions) {
   /** Serves an authenticated caller's request; `api.serve` never rejects. */
   function proceed(req: IncomingMessage, res: ServerResponse, path: string, caller: Caller | undefined, body: Promise<string> | undefined) {
     if (!caller)
       return void sendRestError(res, new RestError('UNAUTHENTICATED', 'A valid API key is required: Authorization: Bearer <key>.'));
     if (!body) return void api.serve(req, res, caller, path, undefined);
-    body.then(
-      (text) => api.serve(req, res, caller, path, text),
-      (error: unknown) => failed(req, res, error),
-    );
-  }
-
-  function failed(req: IncomingMessage, res: ServerResponse, error: unknown) {
-    const requestId = req.headers['x-request-id'];
-    if (error instanceof ClientGoneError) return void log.debug({ requestId }, 'client hung up mid-body');
-    log.error({ err: error, requestId }, 'request failed');
-    if (!res.headersSent) sendRestError(res, error);
-    else res.destroy();
+    return body.then((text) => api.serve(req, res, caller, path, text));
   }
 
   return function serve(req: IncomingMessage, res: ServerResponse, path: string): void {
@@ -48,21 +43,6 @@ export function serveRestHttp({ api, authenticator: auth, log }: RestHttpOptions
     // A client may hang up mid-body while the key is being checked (or after a 401, when
     // nobody reads the body): that rejection must not go unhandled and end the process.
     body?.catch(() => undefined);
-    try {
-      const caller = auth.authenticate(req.headers.authorization);
-      if (!(caller instanceof Promise)) return proceed(req, res, path, caller, body);
-      caller
-        .then(
-          (known) => proceed(req, res, path, known, body),
-          (error: unknown) => {
-            // Only a database lookup of the key can fail here.
-            log.error({ err: error, requestId: req.headers['x-request-id'] }, 'authentication failed');
-            sendRestError(res, new ServiceUnavailableError());
-          },
-        )
-        .catch((error: unknown) => failed(req, res, error));
-    } catch (error) {
-      failed(req, res, error);
-    }
+    serveAuthenticated(auth, log, req, res, REST_FAILURES, (caller) => proceed(req, res, path, caller, body));
   };
 }

@@ -220,6 +220,30 @@ describe('a runEvents or threadEvents operation', () => {
     expect([...written].sort()).toEqual([...projectedTypes].sort());
   });
 
+  it.each(contentOperations)(
+    'writes each subscriber of a delivery the same JSON, and the next delivery its own (one value changed, or none): %s',
+    async (query) => {
+      const document = parse(query);
+      const project = contentProjection(schema, document, undefined)!;
+      const executedJson = async (delivery: ContentDelivery) =>
+        JSON.stringify(
+          await execute({ schema, document, rootValue: delivery, contextValue: {}, variableValues: { t: 'thread_01', r: 'run_01' } }),
+        );
+      // Five subscribers each, then deltas that differ by their index alone, their text alone, neither.
+      const sequence = [
+        ...deliveries.flatMap((d) => [d, d, d, d, d]),
+        delta(3, 'same'),
+        delta(4, 'same'),
+        delta(4, 'other'),
+        delta(4, 'other'),
+        ...[...deliveries].reverse(),
+      ];
+      for (const delivery of sequence) {
+        if (project.writes(delivery)) expect(project(delivery)).toBe(await executedJson(delivery));
+      }
+    },
+  );
+
   it("reads a delta's time from the delivery, as its resolver does (not from the clock at writing)", async () => {
     const document = parse(runEvents('at'));
     const late = delta(0, 'x');

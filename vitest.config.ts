@@ -28,6 +28,7 @@ const FAN_OUT = [
   'test/live/streaming-runs.test.ts',
   'test/live/cross-process.pg.test.ts',
   'test/live/direct-content.test.ts',
+  'test/live/announced-ahead.pg.test.ts',
   'test/graphql/create-thread-and-run.test.ts',
   'test/realtime/multi-process.pg.test.ts',
   'test/graphql/subscriptions.test.ts',

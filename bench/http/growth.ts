@@ -53,7 +53,7 @@ async function checkSameSql(url: string, threadId: string): Promise<void> {
     inTransaction: async () => {},
     committed: () => {},
     relayed: () => Promise.resolve(),
-    text: { publish: () => {} },
+    text: { publish: async () => {} },
   };
   try {
     const runs = runFaces({ db: database.db, announcer, clock: () => 0, runExpiresAfterSeconds: 600 }).commands;

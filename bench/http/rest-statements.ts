@@ -25,7 +25,7 @@ const silent: Announcer = {
   inTransaction: async () => {},
   committed: () => {},
   relayed: () => Promise.resolve(),
-  text: { publish: () => {} },
+  text: { publish: async () => {} },
 };
 
 /** Throws unless Runway's handler for each read sends the baseline's statements for `ids` (a run that exists). */

@@ -124,7 +124,8 @@ export class RunExecution {
       await untilServed(() => runs.transition(run.id, 'failed', { lastError, usage: earlierUsage }, guard));
       return;
     }
-    const message = await stream.close();
+    // The finish writes the whole answer; tool calls end the message with the text it has.
+    const message = await stream.close(result.type === 'message');
     if (result.type === 'message') result = { ...result, text: storableText(result.text) };
 
     // The model answered: from here on only the database stands between the answer and the run.

@@ -8,8 +8,8 @@
  * stream keeps the last one it delivered and fills any gap from history, as the status
  * streams do. Text has no position of its own: the stream keeps how much of the message
  * being written it has delivered, and a delta that does not continue exactly there (one
- * was missed, or it was too long to carry) is completed from the message row, which holds
- * at least the text of every delta announced. Before a message's COMPLETED (or
+ * was missed, or it was too long to carry) is completed from the message row, once the
+ * row holds its text (deltas are announced ahead of their write). Before a message's COMPLETED (or
  * INCOMPLETE) event, whatever text the subscriber has not had yet comes as a last delta,
  * so the deltas always add up to the final text.
  */
@@ -128,6 +128,8 @@ function directOf(deps: StreamDeps, stream: ContentStream): Direct<ContentDelive
   return sink && { sink, written: itself, take: (item, s) => stream.take(item, s), ends: () => stream.ended };
 }
 const itself = (d: ContentDelivery) => d;
+/** How long a reader waits for a message row to reach the text announced of it. */
+const ROW_WAIT_MS = 5000;
 /** A row read for a message's end must show it ended, with all its text. */
 const hasEnded = (row: MessageRow) => row.status !== 'in_progress';
 /** A message's COMPLETED or INCOMPLETE: delivered after its text is re-read. */
@@ -331,8 +333,23 @@ class ContentStream {
   private async *refill(length = 0): AsyncGenerator<ContentDelivery> {
     const writing = this.writing;
     if (!writing) return;
-    const message = await patiently(() => this.deps.history.message(writing.messageId, (row) => row.content.length >= length));
+    const message = await this.messageWith(writing.messageId, length);
     if (message && this.writing === writing) yield* this.textFrom(message.content);
+  }
+
+  /**
+   * The message as read once it holds `length` characters or has ended: a delta is
+   * announced ahead of the write that stores its text, so the row can be a write behind
+   * what was heard. After {@link ROW_WAIT_MS}, the row as it is (its text was lost with
+   * its worker: the message will end incomplete with what the row holds).
+   */
+  private async messageWith(messageId: string, length: number): Promise<MessageRow | undefined> {
+    const holds = (row: MessageRow) => row.content.length >= length || row.status !== 'in_progress';
+    for (let delay = 5, waited = 0; ; waited += delay, delay = Math.min(delay * 2, 250)) {
+      const row = await patiently(() => this.deps.history.message(messageId, holds));
+      if (!row || holds(row) || waited >= ROW_WAIT_MS) return row;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
   }
 
   /** What the subscriber lacks of `content`, the message's text as read. */

@@ -88,9 +88,16 @@ export function postgresTransport(database: Database): EventTransport {
     },
     committed() {},
     relayed: () => Promise.resolve(),
-    // In the statement that appended the text: a NOTIFY is as cheap as it gets there, and
-    // arrives in commit order with the message's other events.
-    text: { inStatement: (lines) => sql`runway_notify(${EVENTS_CHANNEL}, ${lines})` },
+    // A statement of its own, not waiting for its commit record to reach the disk: it
+    // stores nothing (the text's write follows), and the notification goes out at commit
+    // either way. runway_notify cuts the lines into notifications under the 8,000 bytes.
+    text: {
+      async publish(lines) {
+        await database.db.execute(
+          sql`select set_config('synchronous_commit', 'off', true), runway_notify(${EVENTS_CHANNEL}, ${lines.join('\n')})`,
+        );
+      },
+    },
     subscribe(onEvents, onResync) {
       return listen(
         database,
@@ -134,11 +141,13 @@ export function redisTransport(url: string, channel: string, database: Database,
     },
     committed: () => relay.wake(),
     relayed: () => relay.drained(),
-    // Deltas go straight to Redis after their commit, not through the outbox: one lost
-    // with a dying process is read from the message by whoever missed it.
+    // Deltas go straight to Redis, not through the outbox: one lost with a dying process
+    // is read from the message by whoever missed it.
     text: {
-      publish(payload) {
-        publisher.publish(channel, payload).catch((error: unknown) => log.debug({ err: error }, 'publishing text to Redis failed'));
+      async publish(lines) {
+        await publisher
+          .publish(channel, lines.join('\n'))
+          .catch((error: unknown) => log.debug({ err: error }, 'publishing text to Redis failed'));
       },
     },
     async subscribe(onEvents, onResync) {

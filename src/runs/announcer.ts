@@ -7,8 +7,9 @@
  * between the commit and the announcement loses nothing.
  *
  * Text deltas are the exception: they are not durable events (the message row holds the
- * text), so they are announced as their statement commits where that is cheap (NOTIFY),
- * or published after it (Redis); a reader that misses one reads the text from the row.
+ * text), so they are announced as soon as the model wrote them, ahead of the write that
+ * stores them (runs/message-streams.ts); a reader that misses one reads the text from the
+ * row once the row has it.
  */
 import type { SQL, SQLWrapper } from 'drizzle-orm';
 import type { Executor } from '../db/client.js';
@@ -44,8 +45,8 @@ export interface Announcer {
    */
   relayed(): Promise<void>;
   /**
-   * Text deltas: either announced by the statement that appends the text (`lines`, an
-   * aggregate as above, as it commits), or published by the writer once it committed.
+   * Text deltas, announced at once, outside any write: these delta lines, in order, in as
+   * few announcements as they fit. Resolves once they are on their way.
    */
-  text: { inStatement(lines: SQL): SQL } | { publish(payload: string): void };
+  text: { publish(lines: readonly string[]): Promise<void> };
 }

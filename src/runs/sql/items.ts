@@ -8,7 +8,7 @@
  * next free one of that version. Every statement that writes one holds the run's row lock
  * (it moved the run, or locks it), so positions follow the order of commits.
  */
-import { and, asc, eq, inArray, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import { rowsOf, type Db, type Executor } from '../../db/client.js';
 import { jsonParam } from '../../db/json-param.js';
 import { rowRead } from '../../db/row-reads.js';
@@ -233,37 +233,23 @@ export interface TextAppend {
   leaseToken: string;
   messageId: string;
   text: string;
-  /** Its delta line. */
-  line: string;
 }
 
 /**
  * Appends each piece to its message, while the message is in_progress and its run under
- * the caller's claim, and announces the deltas of those appended as the statement
- * commits (`announceText`), or leaves that to the caller (undefined). Returns the
- * messages appended to.
+ * the caller's claim (its deltas were announced already). Returns the messages appended to.
  */
-export async function appendText(
-  ex: Executor,
-  announceText: ((lines: SQL) => SQL) | undefined,
-  appends: readonly TextAppend[],
-): Promise<Set<string>> {
-  const input = jsonParam(
-    appends.map((a) => ({ message_id: a.messageId, run_id: a.runId, lease_token: a.leaseToken, text: a.text, line: a.line })),
-  );
-  const announcement = announceText?.(sql`(select string_agg(u.line, E'\\n') from u)`);
+export async function appendText(ex: Executor, appends: readonly TextAppend[]): Promise<Set<string>> {
+  const input = jsonParam(appends.map((a) => ({ message_id: a.messageId, run_id: a.runId, lease_token: a.leaseToken, text: a.text })));
   const rows = await rowsOf<{ id: string }>(
     ex,
     sql`with d as (
-        select * from jsonb_to_recordset(${input}::jsonb) as d(message_id text, run_id text, lease_token uuid, text text, line text)
-      ),
-      u as (
-        update messages m set content = m.content || d.text
-        from d join runs r on r.id = d.run_id and r.lease_token = d.lease_token
-        where m.id = d.message_id and m.status = 'in_progress'
-        returning m.id, d.line
+        select * from jsonb_to_recordset(${input}::jsonb) as d(message_id text, run_id text, lease_token uuid, text text)
       )
-      select u.id${announcement ? sql`, (select ${announcement}) as announced` : sql``} from u`,
+      update messages m set content = m.content || d.text
+      from d join runs r on r.id = d.run_id and r.lease_token = d.lease_token
+      where m.id = d.message_id and m.status = 'in_progress'
+      returning m.id`,
   );
   return new Set(rows.map((r) => r.id));
 }

@@ -24,7 +24,7 @@
  * Latency: every chunk's content is its send time (`⟨123456.7⟩`: ms on the clock every
  * process of this machine shares, modulo 1,000 s, so that a token is not six times as
  * long as a real one); the subscriber parses every one out of each
- * delta (a delta carries whatever the worker's group commit took: one token or several)
+ * delta (a delta carries whatever one announcement of the worker took: one token or several)
  * and takes its arrival time minus the send time. On loopback, the stand-in's write is
  * read by the worker within a fraction of a millisecond (unless the worker's event loop
  * is busy: that wait is part of what is measured), so this is "token received by the

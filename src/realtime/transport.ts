@@ -196,10 +196,13 @@ const SWEEP_MS = 1000;
  * publish that fails leaves its rows for the next pass. Rows another relay is publishing
  * are skipped (SKIP LOCKED), so every process may relay at once.
  */
-class OutboxRelay {
+export class OutboxRelay {
   private running: Promise<void> | undefined;
   private again = false;
   private sweep: NodeJS.Timeout | undefined;
+  /** Passes started and ended so far: a pass that starts reads everything committed before it. */
+  private started = 0;
+  private ended = 0;
 
   constructor(
     private readonly db: Db,
@@ -224,7 +227,9 @@ class OutboxRelay {
       this.again = true;
       return;
     }
+    const pass = ++this.started;
     this.running = this.relay().finally(() => {
+      this.ended = pass;
       this.running = undefined;
       if (this.again) {
         this.again = false;
@@ -233,10 +238,14 @@ class OutboxRelay {
     });
   }
 
-  /** Resolves once a pass that started after this call has ended. */
+  /**
+   * Resolves once a pass that started after this call has ended: the next one, not the
+   * last (while writes keep waking the relay, there is always another).
+   */
   async drained(): Promise<void> {
+    const needed = this.started + 1;
     this.wake();
-    while (this.running) await this.running;
+    while (this.ended < needed && this.running) await this.running;
   }
 
   private async relay(): Promise<void> {

@@ -1,12 +1,15 @@
 /**
  * Fan-out through Redis loses nothing when a writer dies between its commit and its
  * PUBLISH: the announcement waits in the outbox, in the writer's transaction, and
- * another process's relay publishes it.
+ * another process's relay publishes it. A writer that waits for its announcements to go
+ * out waits for one pass of the relay, however busy other writes keep it.
  */
 import { count, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventOutbox } from '../../src/db/schema.js';
+import { createLogger } from '../../src/log.js';
 import { encodeEvents } from '../../src/realtime/event-codec.js';
+import { OutboxRelay } from '../../src/realtime/transport.js';
 import * as store from '../../src/runs/sql/index.js';
 import { newRun } from '../support/fixtures.js';
 import { collect, eventually, startTestApp, type TestApp } from '../support/test-app.js';
@@ -49,5 +52,29 @@ describe('the outbox (REDIS_URL)', () => {
       if (left !== 0) await new Promise((r) => setTimeout(r, 20));
     }
     expect(left).toBe(0);
+  });
+
+  it('is relayed, for a writer that waits, once a pass that began after it asked has ended, while other writes keep the relay busy', async () => {
+    const db = t.app.database.db;
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    // Each pass takes 50 ms or more; writes come every few ms for 3 s, each waking the relay.
+    const relay = new OutboxRelay(db, () => sleep(50), createLogger({ level: 'silent' }));
+    relay.start();
+    const until = Date.now() + 3000;
+    const writes = (async () => {
+      while (Date.now() < until) {
+        // A payload every process's subscriber skips (a barrier it did not send).
+        await db.execute(sql`select runway_outbox_append('#barrier spec')`);
+        relay.wake();
+        await sleep(2);
+      }
+    })();
+    await sleep(200);
+    const asked = Date.now();
+    await relay.drained();
+    const waited = Date.now() - asked;
+    await writes;
+    await relay.stop();
+    expect(waited).toBeLessThan(1000);
   });
 });

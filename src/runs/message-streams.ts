@@ -55,11 +55,12 @@ export interface StreamedMessage {
 }
 
 /**
- * new: nothing written yet; open: the message is in the database, in_progress; refused:
- * the run was no longer executing under this claim when it was to open; ended: open, then
- * ended by someone else (the run's end); closed: the engine is done with it.
+ * new: nothing written yet; opening: the message is in the database, its announcement
+ * not yet out (relayed); open: in the database, in_progress, announced; refused: the run
+ * was no longer executing under this claim when it was to open; ended: open, then ended
+ * by someone else (the run's end); closed: the engine is done with it.
  */
-type Phase = 'new' | 'open' | 'refused' | 'ended' | 'closed';
+type Phase = 'new' | 'opening' | 'open' | 'refused' | 'ended' | 'closed';
 
 export class MessageStream {
   readonly messageId = newId('msg');
@@ -85,7 +86,7 @@ export class MessageStream {
 
   /** A piece of the answer. */
   push(piece: string): void {
-    if (this.closing || (this.phase !== 'new' && this.phase !== 'open') || piece.length === 0) return;
+    if (this.closing || !(this.phase === 'new' || this.phase === 'opening' || this.phase === 'open') || piece.length === 0) return;
     let text = this.half + piece;
     this.half = '';
     if (endsInHalfPair(text)) {
@@ -118,7 +119,7 @@ export class MessageStream {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     this.writer.forget(this);
-    const started = this.phase === 'open' || this.phase === 'ended';
+    const started = this.phase === 'opening' || this.phase === 'open' || this.phase === 'ended';
     this.phase = 'closed';
     this.pending = '';
     return { messageId: this.messageId, stepId: this.stepId, started };
@@ -298,19 +299,19 @@ export class MessageWriter {
       }));
       const opened = await startMessages(db, announcer, rows, clock());
       announcer.committed();
+      for (const { stream } of starts) stream.phase = opened.has(stream.run.id) ? 'opening' : 'refused';
       // Where that announcement is relayed (the outbox, on its way to Redis), the deltas
       // that follow wait for it to go out: else they would reach subscribers before the
       // message they belong to, and each subscriber would read history to place them.
-      await announcer.relayed();
-      for (const { stream, text } of starts) {
-        if (!opened.has(stream.run.id)) {
-          stream.phase = 'refused';
-          continue;
+      // The writes go on meanwhile (a relay pass takes several round trips).
+      void announcer.relayed().then(() => {
+        for (const { stream, text } of starts) {
+          if (stream.phase !== 'opening') continue; // closed meanwhile
+          stream.phase = 'open';
+          stream.announced = text.length;
+          if (stream.pending.length > 0) this.announceSoon(stream); // what came while it opened
         }
-        stream.phase = 'open';
-        stream.announced = text.length;
-        if (stream.pending.length > 0) this.announceSoon(stream); // what came while it opened
-      }
+      });
     }
     if (appends.length > 0) {
       const rows: TextAppend[] = appends.map(({ stream, text }) => ({

@@ -514,6 +514,7 @@ async function followResuming(
   let messageDone = false;
   let events = 0;
   let statusEvents = 0;
+  const lastEvents: string[] = [];
   const deadline = performance.now() + RUN_TIMEOUT_MS;
   for (;;) {
     const socket = await GraphqlSocket.open(url).catch((error: unknown) => (tally.error(error), undefined));
@@ -534,7 +535,17 @@ async function followResuming(
         if (text.length > 0 && !messageDone) count.midMessage++;
         finish('drop');
       };
-      const deadlineTimer = setTimeout(() => (tally.stuck++, finish('failed')), Math.max(0, deadline - performance.now()));
+      const deadlineTimer = setTimeout(
+        () => {
+          tally.stuck++;
+          const at = cursor && Buffer.from(cursor, 'base64url').toString();
+          tally.explain(
+            `resuming: ${runId}: no end in ${RUN_TIMEOUT_MS / 1000} s, ${text.length} characters, cursor ${at}; last: ${lastEvents.join('; ')}`,
+          );
+          finish('failed');
+        },
+        Math.max(0, deadline - performance.now()),
+      );
       socket.subscribe(
         RESUMING,
         { t: threadId, r: runId, after: cursor ?? null },
@@ -547,6 +558,11 @@ async function followResuming(
             }
             dropTimer ??= setTimeout(drop, 300 + Math.random() * 2200);
             const e = payload.data.runEvents;
+            // The last few events, to say where a resumer that never ends stood.
+            lastEvents.push(
+              `${e.__typename} ${e.kind ?? ''}${e.index ?? ''}+${e.text?.length ?? ''} at ${performance.now().toFixed(0)} ms`,
+            );
+            if (lastEvents.length > 6) lastEvents.shift();
             cursor = e.cursor;
             events++;
             if (e.__typename === 'RunStatusEvent') statusEvents++;
@@ -938,7 +954,7 @@ function printResults(all: TransportResult[], load: { before: number; after: num
       const c = resume.count;
       const errors = [...resume.tally.errors].map(([k, n]) => `${n} ${k}`).join(', ');
       results.print(
-        `| ${TRANSPORT_NAMES[transport]} | ${c.drops} | ${c.midMessage} | ${c.checked}${c.late ? ` (+${c.late} subscribed after their run ended)` : ''} | **${c.differing}**${errors ? ` (errors: ${errors})` : ''}; the other subscribers: ${resume.tally.differing} of ${resume.tally.checked} | ${resume.seconds.toFixed(0)} |`,
+        `| ${TRANSPORT_NAMES[transport]} | ${c.drops} | ${c.midMessage} | ${c.checked}${c.late ? ` (+${c.late} subscribed after their run ended)` : ''} | **${c.differing}**${resume.tally.stuck ? ` (${resume.tally.stuck} without an end in ${RUN_TIMEOUT_MS / 1000} s)` : ''}${errors ? ` (errors: ${errors})` : ''}; the other subscribers: ${resume.tally.differing} of ${resume.tally.checked} | ${resume.seconds.toFixed(0)} |`,
       );
     }
   }

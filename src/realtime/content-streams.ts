@@ -345,9 +345,10 @@ class ContentStream {
    */
   private async messageWith(messageId: string, length: number): Promise<MessageRow | undefined> {
     const holds = (row: MessageRow) => row.content.length >= length || row.status !== 'in_progress';
-    for (let delay = 5, waited = 0; ; waited += delay, delay = Math.min(delay * 2, 250)) {
+    const deadline = Date.now() + ROW_WAIT_MS;
+    for (let delay = 5; ; delay = Math.min(delay * 2, 250)) {
       const row = await patiently(() => this.deps.history.message(messageId, holds));
-      if (!row || holds(row) || waited >= ROW_WAIT_MS) return row;
+      if (!row || holds(row) || Date.now() >= deadline) return row;
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
   }

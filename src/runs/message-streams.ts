@@ -145,6 +145,8 @@ interface Taken {
   text: string;
   /** Its delta line (an opening's first text), carried by the statement. */
   line: string;
+  /** Its statement committed (a write's later statement may still fail). */
+  committed?: boolean;
 }
 
 /** One process's writer of message streams. */
@@ -273,8 +275,8 @@ export class MessageWriter {
       // whole answer anyway). Anything else is this write's data: those pieces are lost
       // to the row, and the finish still records the answer.
       if (!isTransientDatabaseError(error)) this.onError(error);
-      for (const { stream, text } of all) {
-        if (!isTransientDatabaseError(error) || stream.phase === 'closed') continue;
+      for (const { stream, text, committed } of all) {
+        if (committed || !isTransientDatabaseError(error) || stream.phase === 'closed') continue;
         stream.giveBack(text);
         setTimeout(() => stream.phase !== 'closed' && this.dirty(stream), RETRY_MS).unref();
       }
@@ -298,6 +300,7 @@ export class MessageWriter {
         line,
       }));
       const opened = await startMessages(db, announcer, rows, clock());
+      for (const start of starts) start.committed = true; // not to be written again if the appends fail
       announcer.committed();
       for (const { stream } of starts) stream.phase = opened.has(stream.run.id) ? 'opening' : 'refused';
       // Where that announcement is relayed (the outbox, on its way to Redis), the deltas

@@ -8,7 +8,9 @@
  */
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assemble } from '../support/deltas.js';
 import { newRun } from '../support/fixtures.js';
+import { holdRows } from '../support/row-locks.js';
 import { collect, eventually, startTestApp, type TestApp } from '../support/test-app.js';
 
 let t: TestApp;
@@ -27,16 +29,6 @@ const RUN_EVENTS = `subscription($threadId: ID!, $runId: ID!, $after: String) { 
 
 const eventsOf = (sub: { events: any[] }) => sub.events.map((r) => r.data.runEvents);
 
-/** The deltas' texts put at their indexes, each continuing exactly where the last one ended. */
-function assemble(events: any[], start = ''): string {
-  let text = start;
-  for (const e of events.filter((e) => e.__typename === 'MessageDeltaEvent')) {
-    expect(e.index).toBe(text.length);
-    text += e.text;
-  }
-  return text;
-}
-
 /** The message's row as stored, read on a connection of its own. */
 async function storedText(url: string, messageId: string): Promise<string> {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
@@ -46,28 +38,6 @@ async function storedText(url: string, messageId: string): Promise<string> {
   } finally {
     await sql.end();
   }
-}
-
-/** A transaction on a connection of its own that locks the message's row until released: its writes wait. */
-async function holdMessage(url: string, messageId: string) {
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
-  let release!: () => void;
-  const released = new Promise<void>((r) => (release = r));
-  let locked!: () => void;
-  const holding = new Promise<void>((r) => (locked = r));
-  const transaction = sql.begin(async (tx) => {
-    await tx`select id from messages where id = ${messageId} for update`;
-    locked();
-    await released;
-  });
-  await Promise.race([holding, transaction]);
-  return {
-    async release() {
-      release();
-      await transaction;
-      await sql.end();
-    },
-  };
 }
 
 describe('text announced ahead of its write', () => {
@@ -84,7 +54,7 @@ describe('text announced ahead of its write', () => {
     await eventually(() => assemble(eventsOf(first)) === 'Hello');
 
     // The database is slow to store the rest: its row stays locked.
-    const lock = await holdMessage(database.url, stream.messageId);
+    const lock = await holdRows(database.url, 'select id from messages where id = any($1) for update', [stream.messageId]);
     stream.push(' wor'); // its write waits for the lock
     await eventually(() => assemble(eventsOf(first)) === 'Hello wor');
     stream.push('ld 👋'); // its write waits for that one

@@ -14,6 +14,7 @@ import type { RunRow } from '../../src/db/schema.js';
 import { contentProjection } from '../../src/graphql/event-projection.js';
 import { schema } from '../../src/graphql/schema.js';
 import type { MessageStream } from '../../src/runs/message-streams.js';
+import { assemble } from '../support/deltas.js';
 import { newRun } from '../support/fixtures.js';
 import { collect, eventually, startTestApp, type TestApp } from '../support/test-app.js';
 
@@ -92,16 +93,6 @@ async function finish(app: TestApp, run: RunRow, leaseToken: string, text: strin
 async function written(stream: MessageStream): Promise<void> {
   do await (stream.writing ?? new Promise((r) => setImmediate(r)));
   while (stream.pending || stream.writing);
-}
-
-/** The deltas' texts put at their indexes, checking that each continues exactly where the last one ended. */
-function assemble(events: any[], start = ''): string {
-  let text = start;
-  for (const e of events.filter((e) => e.__typename === 'MessageDeltaEvent')) {
-    expect(e.index).toBe(text.length);
-    text += e.text;
-  }
-  return text;
 }
 
 const deltaCount = (c: RawClient) => c.nexts().filter((f) => f.includes('"MessageDeltaEvent"')).length;

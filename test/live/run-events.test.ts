@@ -4,6 +4,7 @@
  * is driven by hand here (claim, stream pieces, finish), so every interleaving is chosen.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assemble } from '../support/deltas.js';
 import { createAssistant, createRun, createThread, newRun, WEATHER_TOOL } from '../support/fixtures.js';
 import { collect, eventually, startTestApp, type TestApp } from '../support/test-app.js';
 import type { RunRow } from '../../src/db/schema.js';
@@ -44,16 +45,6 @@ function shape(e: any): string {
 }
 
 const eventsOf = (sub: { events: any[] }, field = 'runEvents') => sub.events.map((r) => r.data[field]);
-
-/** The deltas' texts put at their indexes, checking that each continues exactly where the last one ended. */
-function assemble(events: any[], start = ''): string {
-  let text = start;
-  for (const e of events.filter((e) => e.__typename === 'MessageDeltaEvent')) {
-    expect(e.index).toBe(text.length);
-    text += e.text;
-  }
-  return text;
-}
 
 /** Polls an async condition until it holds (or fails after 5 s). */
 async function until(predicate: () => Promise<boolean>): Promise<void> {

@@ -4,6 +4,7 @@
  * the message, however and wherever it resumes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assemble } from '../support/deltas.js';
 import { createAssistant, createRun } from '../support/fixtures.js';
 import { collect, eventually, startTestApp, type TestApp } from '../support/test-app.js';
 import { countTokens } from '../../src/engine/tokens.js';
@@ -30,16 +31,6 @@ async function newThread(content: string, app: TestApp = t) {
     m: content,
   });
   return data.createThread.id as string;
-}
-
-/** The deltas' texts put at their indexes, each continuing where the last ended. */
-function assemble(events: any[], start = ''): string {
-  let text = start;
-  for (const e of events.filter((e) => e.__typename === 'MessageDeltaEvent')) {
-    if (e.index !== text.length) throw new Error(`a delta at ${e.index} after ${text.length} characters`);
-    text += e.text;
-  }
-  return text;
 }
 
 describe('a scripted run with a pace', () => {

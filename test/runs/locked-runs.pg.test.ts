@@ -10,6 +10,7 @@ import { ResourceBusyError } from '../../src/domain/errors.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/database.js';
 import { startClients, type TimedAnswer } from '../support/http-clients.js';
 import { startRunwayProcess, type RunwayProcess } from '../support/processes.js';
+import { holdRows } from '../support/row-locks.js';
 import { createAssistant, createRun, createThread } from '../support/fixtures.js';
 import { startTestApp, type GraphQLResponse, type TestApp } from '../support/test-app.js';
 
@@ -24,28 +25,6 @@ const READS = [
 const STORM_MS = 3000;
 /** How long a request of the test may take before it counts as hung. */
 const HUNG_MS = 5000;
-
-/** A transaction on a connection of its own that takes row locks and holds them until released. */
-async function holdRows(url: string, lockingQuery: string, ids: string[]) {
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
-  let release!: () => void;
-  const released = new Promise<void>((r) => (release = r));
-  let locked!: () => void;
-  const holding = new Promise<void>((r) => (locked = r));
-  const transaction = sql.begin(async (tx) => {
-    await tx.unsafe(lockingQuery, [ids]);
-    locked();
-    await released;
-  });
-  await Promise.race([holding, transaction]);
-  return {
-    async release() {
-      release();
-      await transaction;
-      await sql.end();
-    },
-  };
-}
 
 /** Sessions of this database waiting for a lock, sampled until stopped: the most seen at once. */
 function sampleLockWaits(url: string) {

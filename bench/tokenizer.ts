@@ -9,7 +9,7 @@
  * Bounded: a fixed list of strings.
  */
 import { countTokens as libraryCount } from 'gpt-tokenizer';
-import { countTokensNow } from '../src/engine/tokens.js';
+import { countTokensNow } from '../src/engine/token-counting.js';
 
 const LIBRARY_CHARS = Number(process.env.BENCH_TOKENIZER_CHARS ?? 16_000);
 const BOUNDED_CHARS = [LIBRARY_CHARS, 256_000];

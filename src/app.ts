@@ -15,6 +15,7 @@ import { createLogger, type Logger } from './log.js';
 import type { ModelProvider } from './engine/providers/provider.js';
 import { scriptedProvider } from './engine/providers/scripted.js';
 import { allRoutes, routeFor } from './engine/providers/routes.js';
+import { loadTokenCounting } from './engine/tokens.js';
 import { Worker, type WorkerOptions } from './engine/worker.js';
 import { createInProcessEventBus } from './realtime/event-bus.js';
 import { isStatusEvent } from './domain/run-events.js';
@@ -165,6 +166,9 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   const runs = runsOn(database);
   let worker: Worker | undefined;
   if (options.worker !== false) {
+    // A worker counts tokens from its first run: the tokenizer loads now (about half a
+    // second), not in the middle of a run. A gateway-only process never loads it.
+    await loadTokenCounting();
     const keysBefore = () => clock() - (config.idempotencyKeyHours ?? DEFAULTS.idempotencyKeyHours) * 3600;
     const engineRuns = engineDatabase === database ? runs.engine : runsOn(engineDatabase).engine;
     worker = new Worker({

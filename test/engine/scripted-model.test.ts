@@ -8,7 +8,8 @@ import { decode, encode } from 'gpt-tokenizer';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ModelRequest, ModelResult } from '../../src/engine/providers/provider.js';
 import { scriptedProvider } from '../../src/engine/providers/scripted.js';
-import { closeTokenPool, countTokensNow, cutAtTokensNow } from '../../src/engine/tokens.js';
+import { countTokensNow, cutAtTokensNow } from '../../src/engine/token-counting.js';
+import { closeTokenPool } from '../../src/engine/tokens.js';
 
 afterAll(async () => {
   await closeTokenPool();

@@ -6,18 +6,8 @@ import { createHook } from 'node:async_hooks';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { countTokens as libraryCount, decode, encode } from 'gpt-tokenizer';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  closeTokenPool,
-  countTokens,
-  countTokensNow,
-  cutAtTokens,
-  cutAtTokensNow,
-  INLINE_CHARS,
-  promptTokens,
-  tokenPieces,
-  tokenPiecesNow,
-  type TokenPieces,
-} from '../../src/engine/tokens.js';
+import { countTokensNow, cutAtTokensNow, tokenPiecesNow, type TokenPieces } from '../../src/engine/token-counting.js';
+import { closeTokenPool, countTokens, cutAtTokens, INLINE_CHARS, promptTokens, tokenPieces } from '../../src/engine/tokens.js';
 
 afterAll(async () => {
   await closeTokenPool();

@@ -88,12 +88,20 @@ export async function runContentStream(
     if (!run || run.threadId !== threadId) throw new NotFoundError('run', runId);
     if (resume) await deps.history.assertResumable({ threadId, runId }, resume.position);
     const stream = new ContentStream(deps, { runId }, live, true);
-    return guarded(stream.run(now, resume), live, () => ({ lastCursor: stream.cursor() }), directOf(deps, stream));
+    // Resumed from the run's terminal status (a client that lost its connection between the
+    // last event and the subscription's end): nothing will ever come, it completes at once.
+    const finished = resume && isTerminal(run.status) && comparePositions(resume.position, endOf(run)) >= 0;
+    return guarded(finished ? nothing() : stream.run(now, resume), live, () => ({ lastCursor: stream.cursor() }), directOf(deps, stream));
   } catch (error) {
     live.close();
     throw error;
   }
 }
+
+/** Where a run's terminal status stands: its last event. */
+const endOf = (run: RunRow): EventPosition => ({ threadSeq: run.threadSeq, version: run.version, sub: 0 });
+
+async function* nothing(): AsyncGenerator<never> {}
 
 /** threadEvents: the content of every run of the thread; never completes by itself. */
 export async function threadContentStream(

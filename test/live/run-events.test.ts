@@ -180,6 +180,28 @@ describe('runEvents while the answer streams', () => {
     ).toEqual(['message COMPLETED', 'step MESSAGE_CREATION COMPLETED', 'COMPLETED']);
   });
 
+  it("resumed from the run's last event, its terminal status: completes at once, with nothing more", async () => {
+    const { runId, threadId } = await newRun(t);
+    const first = collect(t.wsClient(), RUN_EVENTS, { threadId, runId });
+    await eventually(() => first.events.length === 1);
+    const { run, leaseToken } = await claim(runId);
+    const stream = t.app.engine.streamMessage(run, leaseToken);
+    stream.push('The end.');
+    await finish(run, leaseToken, 'The end.', stream);
+    await first.done;
+    const last = eventsOf(first).at(-1);
+    expect(last).toMatchObject({ __typename: 'RunStatusEvent', status: 'COMPLETED' });
+    // A client whose connection dropped between that event and the subscription's end resumes from it.
+    const resumed = collect(t.wsClient(), RUN_EVENTS, { threadId, runId, after: last.cursor });
+    const outcome = await Promise.race([
+      resumed.done.then(() => 'completed'),
+      new Promise((resolve) => setTimeout(() => resolve('still open after 2 s'), 2000)),
+    ]);
+    resumed.stop();
+    expect(outcome).toBe('completed');
+    expect(resumed.events).toEqual([]);
+  });
+
   it('resumes from the CREATED event with all the text so far, from index 0', async () => {
     const { runId, threadId } = await newRun(t);
     const first = collect(t.wsClient(), RUN_EVENTS, { threadId, runId });

@@ -7,8 +7,9 @@
  * longer than LONG_PIECE (256, token-counting.ts) is encoded in chunks of that length:
  * the cost of any text is then linear in its length (a few µs per character at worst:
  * random CJK, new to gpt-tokenizer's cache), the count exact for every text without such
- * a piece, and close (a few per thousand above) for the rest. Texts and prompts over {@link INLINE_CHARS}
- * are counted on a pool of worker threads, so that the event loop never waits on one.
+ * a piece, and close (a few per thousand above) for the rest. Texts and prompts over
+ * {@link INLINE_CHARS} are counted on a pool of worker threads, so that the event loop
+ * never waits on one.
  *
  * Text that looks like a special token (`<|endoftext|>`) counts as the plain text it is,
  * as in a model's input.

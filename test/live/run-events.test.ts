@@ -63,6 +63,16 @@ async function claim(runId: string): Promise<{ run: RunRow; leaseToken: string }
   return { run, leaseToken: run.leaseToken };
 }
 
+/** A new run followed by a runEvents subscriber (its first event received), then claimed with its message stream open. */
+async function followedStreamingRun() {
+  const { runId, threadId } = await newRun(t);
+  const sub = collect(t.wsClient(), RUN_EVENTS, { threadId, runId });
+  await eventually(() => sub.events.length === 1);
+  const { run, leaseToken } = await claim(runId);
+  const stream = t.app.engine.streamMessage(run, leaseToken);
+  return { runId, threadId, sub, run, leaseToken, stream };
+}
+
 async function finish(run: RunRow, leaseToken: string, text: string, stream: ReturnType<TestApp['app']['engine']['streamMessage']>) {
   const message = await stream.close();
   return t.app.engine.finishWithMessage(run, leaseToken, { text, usage: USAGE, truncated: false }, USAGE, message);
@@ -77,11 +87,7 @@ async function readMessages(threadId: string) {
 
 describe('runEvents while the answer streams', () => {
   it('delivers the run, its step and message events and the text in order; the deltas make the final text', async () => {
-    const { runId, threadId } = await newRun(t);
-    const sub = collect(t.wsClient(), RUN_EVENTS, { threadId, runId });
-    await eventually(() => sub.events.length === 1);
-    const { run, leaseToken } = await claim(runId);
-    const stream = t.app.engine.streamMessage(run, leaseToken);
+    const { threadId, sub, run, leaseToken, stream } = await followedStreamingRun();
     const pieces = ['Hello', ', ', 'world ', '👩‍👩‍👧‍👦', ' 🎉', ' 日本語 ', '𝒳'];
     for (const piece of pieces) {
       stream.push(piece);
@@ -116,11 +122,7 @@ describe('runEvents while the answer streams', () => {
   });
 
   it('keeps a surrogate pair whole when it arrives in two pieces', async () => {
-    const { runId, threadId } = await newRun(t);
-    const sub = collect(t.wsClient(), RUN_EVENTS, { threadId, runId });
-    await eventually(() => sub.events.length === 1);
-    const { run, leaseToken } = await claim(runId);
-    const stream = t.app.engine.streamMessage(run, leaseToken);
+    const { sub, run, leaseToken, stream } = await followedStreamingRun();
     stream.push('a\ud83c');
     await new Promise((r) => setTimeout(r, 30));
     stream.push('\udf89b');
@@ -152,11 +154,7 @@ describe('runEvents while the answer streams', () => {
   });
 
   it('resumes from a delta cursor mid-message with the rest of the text: no gap, no character twice', async () => {
-    const { runId, threadId } = await newRun(t);
-    const first = collect(t.wsClient(), RUN_EVENTS, { threadId, runId });
-    await eventually(() => first.events.length === 1);
-    const { run, leaseToken } = await claim(runId);
-    const stream = t.app.engine.streamMessage(run, leaseToken);
+    const { runId, threadId, sub: first, run, leaseToken, stream } = await followedStreamingRun();
     stream.push('one ');
     await eventually(() => eventsOf(first).some((e) => e.__typename === 'MessageDeltaEvent'));
     first.stop();
@@ -181,11 +179,7 @@ describe('runEvents while the answer streams', () => {
   });
 
   it("resumed from the run's last event, its terminal status: completes at once, with nothing more", async () => {
-    const { runId, threadId } = await newRun(t);
-    const first = collect(t.wsClient(), RUN_EVENTS, { threadId, runId });
-    await eventually(() => first.events.length === 1);
-    const { run, leaseToken } = await claim(runId);
-    const stream = t.app.engine.streamMessage(run, leaseToken);
+    const { runId, threadId, sub: first, run, leaseToken, stream } = await followedStreamingRun();
     stream.push('The end.');
     await finish(run, leaseToken, 'The end.', stream);
     await first.done;
@@ -203,11 +197,7 @@ describe('runEvents while the answer streams', () => {
   });
 
   it('resumes from the CREATED event with all the text so far, from index 0', async () => {
-    const { runId, threadId } = await newRun(t);
-    const first = collect(t.wsClient(), RUN_EVENTS, { threadId, runId });
-    await eventually(() => first.events.length === 1);
-    const { run, leaseToken } = await claim(runId);
-    const stream = t.app.engine.streamMessage(run, leaseToken);
+    const { runId, threadId, sub: first, run, leaseToken, stream } = await followedStreamingRun();
     stream.push('alpha ');
     await eventually(() => eventsOf(first).some((e) => e.kind === 'CREATED'));
     first.stop();
@@ -270,11 +260,7 @@ describe('runEvents while the answer streams', () => {
   });
 
   it('a cancel mid-stream leaves the message INCOMPLETE with the text so far, then the run CANCELLED', async () => {
-    const { runId, threadId } = await newRun(t);
-    const sub = collect(t.wsClient(), RUN_EVENTS, { threadId, runId });
-    await eventually(() => sub.events.length === 1);
-    const { run, leaseToken } = await claim(runId);
-    const stream = t.app.engine.streamMessage(run, leaseToken);
+    const { runId, threadId, sub, leaseToken, stream } = await followedStreamingRun();
     stream.push('Partial answ');
     await until(async () => (await readMessages(threadId))[0]?.text === 'Partial answ');
     await t.ok(`mutation($t: ID!, $r: ID!) { cancelRun(threadId: $t, runId: $r) { status } }`, { t: threadId, r: runId });

@@ -78,27 +78,24 @@ new Gauge({
   },
 });
 
-new Gauge({
-  name: 'runway_websockets_open',
-  help: 'graphql-ws websockets open on this process.',
-  registers,
-  collect() {
-    let n = 0;
-    for (const s of sources) n += s.websocketsOpen();
-    this.set(n);
-  },
-});
+/** A gauge of what the process's apps hold now, summed over them at scrape time. */
+function summedGauge(name: string, help: string, count: (source: ScrapeSource) => number): void {
+  new Gauge({
+    name,
+    help,
+    registers,
+    collect() {
+      let n = 0;
+      for (const s of sources) n += count(s);
+      this.set(n);
+    },
+  });
+}
 
-new Gauge({
-  name: 'runway_subscriptions_open',
-  help: "Subscriptions (GraphQL and REST streams) reading this process's event bus.",
-  registers,
-  collect() {
-    let n = 0;
-    for (const s of sources) n += s.subscriptionsOpen();
-    this.set(n);
-  },
-});
+summedGauge('runway_websockets_open', 'graphql-ws websockets open on this process.', (s) => s.websocketsOpen());
+summedGauge('runway_subscriptions_open', "Subscriptions (GraphQL and REST streams) reading this process's event bus.", (s) =>
+  s.subscriptionsOpen(),
+);
 
 /** Plain counts bumped on the hottest paths (every event to every subscriber), read at scrape time. */
 export const hot = { eventsDelivered: 0, subscriptionsLagged: 0 };

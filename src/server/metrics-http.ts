@@ -10,9 +10,9 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
 import { sendError } from './http-answers.js';
+import { listen } from './listen.js';
 import { registry } from '../observability/metrics.js';
 
 export const METRICS_PATH = '/metrics';
@@ -84,15 +84,7 @@ export function adminServer(access: MetricsAccess, log: Logger): AdminServer {
     sendError(res, 'NOT_FOUND', `Only ${METRICS_PATH} and /health are served on the metrics port.`);
   });
   return {
-    start(port, host) {
-      return new Promise((resolve, reject) => {
-        http.once('error', reject);
-        http.listen(port, host, () => {
-          http.off('error', reject);
-          resolve((http.address() as AddressInfo).port);
-        });
-      });
-    },
+    start: (port, host) => listen(http, port, host),
     stop() {
       if (!http.listening) return Promise.resolve();
       return new Promise<void>((resolve) => {

@@ -7,7 +7,6 @@
  * health, body limits, authentication, the fast path) is a named step each, in its own file.
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createYoga, type Plugin } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import { DEFAULTS, type QueryLimits, type RateLimits, type WebsocketLimits } from '../config.js';
@@ -26,6 +25,7 @@ import { createGraphiql } from './graphiql.js';
 import { GRAPHIQL_TABS } from './graphiql-tabs.js';
 import { serveGraphqlHttp } from './graphql-http.js';
 import { sendError } from './http-answers.js';
+import { listen } from './listen.js';
 import { graphqlWsHandlers } from './graphql-ws.js';
 import { usePersistedDocuments, type PersistedDocuments } from './persisted-documents.js';
 import { protectionPlugins } from './protection.js';
@@ -208,15 +208,7 @@ export function buildServer(options: ServerOptions): RunwayServer {
   return {
     http,
     websocketsOpen: () => wss.clients.size,
-    start(port, host) {
-      return new Promise((resolve, reject) => {
-        http.once('error', reject);
-        http.listen(port, host, () => {
-          http.off('error', reject);
-          resolve((http.address() as AddressInfo).port);
-        });
-      });
-    },
+    start: (port, host) => listen(http, port, host),
     drain: readiness.drain,
     stopAccepting,
     async stop() {
